@@ -1,0 +1,485 @@
+"""``@llm_cached`` and the ``fn.cache`` handle.
+
+The decorator is a :class:`wrapt.FunctionWrapper` subclass, so the cached function keeps its
+signature, ``__wrapped__``, ``__name__``, docstring, ``inspect.iscoroutinefunction`` answer and
+method binding. The driver (plain, coroutine, generator or async generator) is chosen once,
+here, from the underlying function; per call, wrapt hands the driver the bound instance and the
+arguments.
+
+``fn.cache`` is a :class:`CacheHandle` for managing the function's entries without calling it;
+on a bound method (``obj.ask.cache``) the handle includes the instance in keys.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+
+import wrapt
+
+from . import _drivers
+from ._memo import Memo, is_async_backend
+from ._policy import Freshness, freshness
+from .backends import MISSING
+from .controls import UNSET, Directives, Unset
+from .errors import CodecError, ConfigurationError
+from .events import CacheStats
+from .keys import function_prefix
+
+__all__ = ["CacheHandle", "CachedFunction", "Call", "Difference", "Explanation", "call", "llm_cached"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+_OPTIONS = ("strict", "lock", "allow_pickle")
+
+
+# -- explain() -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call(Generic[P]):
+    """The arguments of one call, for :meth:`CacheHandle.explain`; build it with :func:`call`."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+def call(*args: Any, **kwargs: Any) -> Call[Any]:
+    """Capture a call's arguments, for ``fn.cache.explain(call(...), call(...))``.
+
+    .. versionadded:: 0.1.0
+    """
+    return Call(args, kwargs)
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One place where two calls' canonical requests differ."""
+
+    path: str
+    a: Any
+    b: Any
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.a!r} != {self.b!r}"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why two calls do (not) share a cache key.
+
+    Attributes:
+        key_a, key_b: the two keys.
+        differences: every differing part of the canonical requests (empty when only the
+            namespace differs, or nothing does).
+        namespace_a, namespace_b: the namespaces the keys were computed in.
+
+    .. versionadded:: 0.1.0
+    """
+
+    key_a: str
+    key_b: str
+    differences: tuple[Difference, ...]
+
+    @property
+    def same(self) -> bool:
+        """Whether both calls have the same key (the second would hit the first's entry)."""
+        return self.key_a == self.key_b
+
+    def __str__(self) -> str:
+        if self.same:
+            return f"same key {self.key_a}: the second call hits the first call's entry"
+        lines = [f"different keys:\n  a: {self.key_a}\n  b: {self.key_b}"]
+        lines += [f"  {d}" for d in self.differences] or ["  (the function or namespace differ)"]
+        return "\n".join(lines)
+
+
+def _diff(a: Any, b: Any, path: str, out: list[Difference]) -> None:
+    if type(a) is dict and type(b) is dict:
+        for k in sorted(set(a) | set(b), key=str):
+            sub = f"{path}.{k}" if path else str(k)
+            _diff(a.get(k, ABSENT), b.get(k, ABSENT), sub, out)
+    elif type(a) is list and type(b) is list and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            _diff(x, y, f"{path}[{i}]", out)
+    elif type(a) is not type(b) or a != b:
+        if type(a) is list and type(b) is list:
+            out.append(Difference(f"{path} (length)", len(a), len(b)))
+            for i, (x, y) in enumerate(zip(a, b)):
+                _diff(x, y, f"{path}[{i}]", out)
+        else:
+            out.append(Difference(path, a, b))
+
+
+def _as_call(c: Any) -> Call[Any]:
+    if isinstance(c, Call):
+        return c
+    if isinstance(c, dict):
+        return Call((), dict(c))
+    if isinstance(c, tuple) and len(c) == 2 and isinstance(c[1], dict):
+        return Call(tuple(c[0]), dict(c[1]))
+    raise TypeError("explain() takes llm_memo.call(...) objects, kwargs dicts or (args, kwargs)")
+
+
+# -- the handle --------------------------------------------------------------------------------
+
+
+class CacheHandle:
+    """Manage one cached function's entries without calling it: ``fn.cache``.
+
+    Every method follows the active ``cache_controls`` block's backend and namespace (and the
+    ``llm_cache`` test fixture's backend). None of them emits hit/miss events. Backend failures
+    raise :class:`~llm_memo.errors.BackendError` here: these are explicit management calls.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("_instance", "_memo")
+
+    def __init__(self, memo: Memo, instance: Any = None) -> None:
+        self._memo = memo
+        self._instance = instance
+
+    def __repr__(self) -> str:
+        return f"<CacheHandle {self._memo.function_id}>"
+
+    @property
+    def function_id(self) -> str:
+        """The function identity used in keys."""
+        return self._memo.function_id
+
+    def key(self, *args: Any, **kwargs: Any) -> str:
+        """The key the call ``fn(*args, **kwargs)`` would use now.
+
+        Raises:
+            UnkeyableArgumentError: an argument has no canonical form.
+        """
+        policy, _ = self._memo.policy()
+        return self._memo.key(self._instance, args, kwargs, policy.namespace)
+
+    def _sync_backend(self, asynchronous: bool = False) -> tuple[Any, Any]:
+        policy, _ = self._memo.policy()
+        backend = self._memo.backend(policy, asynchronous)
+        return policy, backend
+
+    def _lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any], entry: Any) -> Any:
+        memo = self._memo
+        if entry is MISSING:
+            return MISSING
+        policy, _ = memo.policy()
+        if freshness(entry, memo.now(), policy) is not Freshness.FRESH:
+            return MISSING
+        key = memo.key(self._instance, args, kwargs, policy.namespace)
+        try:
+            value = memo.decode(key, entry)
+        except CodecError:
+            return MISSING
+        return _drivers._as_returned(entry, value)
+
+    def get(self, *args: Any, default: Any = None, **kwargs: Any) -> Any:
+        """The stored, fresh value for the call, or ``default``; never calls the function.
+
+        Use :meth:`contains` to tell a cached ``None`` from a miss.
+        """
+        policy, backend = self._sync_backend()
+        self._require_sync(backend, "aget")
+        key = self._memo.key(self._instance, args, kwargs, policy.namespace)
+        value = self._lookup(args, kwargs, backend.get(key))
+        return default if value is MISSING else value
+
+    def contains(self, *args: Any, **kwargs: Any) -> bool:
+        """Whether a fresh, readable entry exists for the call."""
+        policy, backend = self._sync_backend()
+        self._require_sync(backend, "acontains")
+        key = self._memo.key(self._instance, args, kwargs, policy.namespace)
+        return self._lookup(args, kwargs, backend.get(key)) is not MISSING
+
+    def delete(self, *args: Any, **kwargs: Any) -> bool:
+        """Remove the call's entry; return whether there was one."""
+        policy, backend = self._sync_backend()
+        self._require_sync(backend, "adelete")
+        return bool(backend.delete(self._memo.key(self._instance, args, kwargs, policy.namespace)))
+
+    def clear(self) -> int:
+        """Remove this function's entries in the current namespace; return how many."""
+        policy, backend = self._sync_backend()
+        self._require_sync(backend, "aclear")
+        return int(backend.clear(function_prefix(policy.namespace, self._memo.function_id)))
+
+    async def aget(self, *args: Any, default: Any = None, **kwargs: Any) -> Any:
+        """Async :meth:`get`."""
+        policy, backend = self._sync_backend(asynchronous=True)
+        key = self._memo.key(self._instance, args, kwargs, policy.namespace)
+        entry = (await backend.get(key)) if is_async_backend(backend) else backend.get(key)
+        value = self._lookup(args, kwargs, entry)
+        return default if value is MISSING else value
+
+    async def acontains(self, *args: Any, **kwargs: Any) -> bool:
+        """Async :meth:`contains`."""
+        policy, backend = self._sync_backend(asynchronous=True)
+        key = self._memo.key(self._instance, args, kwargs, policy.namespace)
+        entry = (await backend.get(key)) if is_async_backend(backend) else backend.get(key)
+        return self._lookup(args, kwargs, entry) is not MISSING
+
+    async def adelete(self, *args: Any, **kwargs: Any) -> bool:
+        """Async :meth:`delete`."""
+        policy, backend = self._sync_backend(asynchronous=True)
+        key = self._memo.key(self._instance, args, kwargs, policy.namespace)
+        result = (await backend.delete(key)) if is_async_backend(backend) else backend.delete(key)
+        return bool(result)
+
+    async def aclear(self) -> int:
+        """Async :meth:`clear`."""
+        policy, backend = self._sync_backend(asynchronous=True)
+        prefix = function_prefix(policy.namespace, self._memo.function_id)
+        result = (await backend.clear(prefix)) if is_async_backend(backend) else backend.clear(prefix)
+        return int(result)
+
+    def stats(self) -> CacheStats:
+        """The function's counters since decoration (or the last :meth:`reset_stats`)."""
+        return self._memo.stats.snapshot()
+
+    def reset_stats(self) -> None:
+        """Zero the function's counters."""
+        self._memo.stats.reset()
+
+    def explain(self, call_a: Any, call_b: Any) -> Explanation:
+        """Say why two calls have different keys (or confirm they share one).
+
+        Args:
+            call_a, call_b: :func:`llm_memo.call` objects (``call("gpt-4o", msgs)``), keyword
+                dicts, or ``(args, kwargs)`` pairs.
+
+        Example::
+
+            print(ask.cache.explain(call("gpt-4o", msgs), call("gpt-4o", msgs, temperature=1)))
+            # different keys: ... temperature: 0 != 1
+
+        .. versionadded:: 0.1.0
+        """
+        a, b = _as_call(call_a), _as_call(call_b)
+        memo = self._memo
+        policy, _ = memo.policy()
+        key_a = memo.key(self._instance, a.args, a.kwargs, policy.namespace)
+        key_b = memo.key(self._instance, b.args, b.kwargs, policy.namespace)
+        view_a = memo.keys.canonical_view(*self._with_instance(a))
+        view_b = memo.keys.canonical_view(*self._with_instance(b))
+        out: list[Difference] = []
+        _diff(view_a, view_b, "", out)
+        return Explanation(key_a, key_b, tuple(out))
+
+    def _with_instance(self, c: Call[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if self._instance is not None and self._memo.binds_instance:
+            return (self._instance, *c.args), c.kwargs
+        return c.args, c.kwargs
+
+    def _require_sync(self, backend: Any, twin: str) -> None:
+        if is_async_backend(backend):
+            raise ConfigurationError(
+                f"{type(backend).__name__} is async: use `await fn.cache.{twin}(...)`"
+            )
+
+
+# -- the wrapper ---------------------------------------------------------------------------------
+
+
+class _BoundCachedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[misc]
+    @property
+    def cache(self) -> CacheHandle:
+        memo: Memo = self._self_parent._self_memo
+        instance = self._self_instance
+        return CacheHandle(memo, instance)
+
+
+class CachedFunction(wrapt.FunctionWrapper):  # type: ignore[misc]
+    """A cached function: call it as the original; manage its entries through ``.cache``.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __bound_function_wrapper__ = _BoundCachedFunction
+
+    def __init__(self, wrapped: Callable[..., Any], memo: Memo, driver: Callable[..., Any]):
+        super().__init__(wrapped, functools.partial(driver, memo))
+        self._self_memo = memo
+        self._self_handle = CacheHandle(memo)
+
+    @property
+    def cache(self) -> CacheHandle:
+        """The :class:`CacheHandle` of this function."""
+        return self._self_handle  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<cached {self._self_memo.function_id}>"
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("a cached function cannot be pickled; pickle the original instead")
+
+
+class Cached(Protocol[P, R_co]):
+    """The static type of a cached function: the original's signature plus ``.cache``."""
+
+    @property
+    def cache(self) -> CacheHandle: ...
+
+    @property
+    def __wrapped__(self) -> Callable[P, R_co]: ...
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+
+def _driver_for(fn: Any) -> Callable[..., Any]:
+    target = fn
+    for _ in range(100):
+        inner = getattr(target, "__func__", None) or getattr(target, "__wrapped__", None)
+        if inner is None:
+            break
+        target = inner
+    if not (inspect.isfunction(target) or inspect.ismethod(target)) and callable(target):
+        call_method = getattr(type(target), "__call__", None)
+        if call_method is not None and not inspect.isbuiltin(target):
+            target = call_method
+    if inspect.isasyncgenfunction(target):
+        return _drivers.run_async_generator
+    if inspect.iscoroutinefunction(target):
+        return _drivers.run_async
+    if inspect.isgeneratorfunction(target):
+        return _drivers.run_generator
+    return _drivers.run_sync
+
+
+def _decorate(
+    fn: Callable[..., Any],
+    *,
+    directives: Directives,
+    name: str | None,
+    ignore: Iterable[str],
+    key: Callable[..., Any] | None,
+    cache_if: Callable[[Any], bool] | None,
+    options: dict[str, Any],
+) -> CachedFunction:
+    if isinstance(fn, CachedFunction):
+        raise ConfigurationError("this function is already cached; decorate it once")
+    if not callable(fn) and not isinstance(fn, (classmethod, staticmethod)):
+        raise ConfigurationError(f"llm_cached() needs a callable, got {fn!r}")
+    memo = Memo(
+        fn,
+        directives=directives,
+        name=name,
+        ignore=ignore,
+        key=key,
+        cache_if=cache_if,
+        strict=options.get("strict", UNSET),
+        lock=options.get("lock", UNSET),
+        allow_pickle=options.get("allow_pickle", UNSET),
+    )
+    return CachedFunction(fn, memo, _driver_for(fn))
+
+
+@overload
+def llm_cached(fn: Callable[P, R], /) -> Cached[P, R]: ...
+
+
+@overload
+def llm_cached(
+    fn: None = None,
+    /,
+    *,
+    backend: Any = ...,
+    ttl: Any = ...,
+    key: Callable[..., Any] | None = ...,
+    ignore: Iterable[str] = ...,
+    namespace: str | Unset = ...,
+    name: str | None = ...,
+    cache_if: Callable[[Any], bool] | None = ...,
+    **policy: Any,
+) -> Callable[[Callable[P, R]], Cached[P, R]]: ...
+
+
+def llm_cached(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    backend: Any = UNSET,
+    ttl: Any = UNSET,
+    key: Callable[..., Any] | None = None,
+    ignore: Iterable[str] = (),
+    namespace: str | Unset = UNSET,
+    name: str | None = None,
+    cache_if: Callable[[Any], bool] | None = None,
+    **policy: Any,
+) -> Any:
+    """Cache a function that calls a model: same request, same answer, no second call.
+
+    Works on plain functions, ``async def``, generator and async generator functions (streams
+    are recorded and replayed chunk by chunk), methods, and callables you do not own::
+
+        @llm_cached(ttl=3600)
+        def ask(model: str, messages: list[dict], temperature: float = 0.0) -> ChatCompletion:
+            return client.chat.completions.create(model=model, messages=messages,
+                                                  temperature=temperature)
+
+        create = llm_cached(ttl=60)(client.chat.completions.create)
+
+    Args:
+        fn: the function, when used bare (``@llm_cached``).
+        backend: a URL (``"memory://"``, ``"redis://host/0"``, ``"s3://bucket/prefix"``), a
+            filesystem path (disk backend) or a backend object. Default: ``configure()``'s, else
+            a disk cache in the user's cache directory.
+        ttl: seconds (or timedelta) an entry stays fresh; ``None`` = forever.
+        key: ``key(*args, **kwargs)`` returning the value to key on, replacing the bound
+            arguments (function identity and namespace still apply).
+        ignore: parameter names to leave out of the key, added to
+            :data:`llm_memo.keys.DEFAULT_IGNORE` (credentials, timeouts, headers...).
+        namespace: partition of the key space (versions, tenants).
+        name: function identity in keys instead of ``module.qualname`` (keeps entries valid
+            across a rename or move).
+        cache_if: ``cache_if(result) -> bool``; results it refuses are returned, not stored.
+        **policy: more directives (``no_cache``, ``no_store``, ``max_age``,
+            ``stale_if_error``, ``only_if_cached``, ``enabled``, ``threshold``) and options
+            (``strict``, ``lock``, ``allow_pickle``).
+
+    Raises:
+        ConfigurationError: an unknown option or an invalid value (at decoration time).
+
+    .. versionadded:: 0.1.0
+    """
+    if isinstance(ignore, str):
+        raise ConfigurationError(f"ignore= takes a tuple of names, e.g. ignore=({ignore!r},)")
+    options = {k: policy.pop(k) for k in _OPTIONS if k in policy}
+    for opt in ("strict", "lock", "allow_pickle"):
+        if opt in options and not isinstance(options[opt], bool):
+            raise ConfigurationError(f"{opt} must be True or False")
+    directives = Directives.build(backend=backend, ttl=ttl, namespace=namespace, **policy)
+    if key is not None and not callable(key):
+        raise ConfigurationError("key= must be a function of the cached function's arguments")
+    if cache_if is not None and not callable(cache_if):
+        raise ConfigurationError("cache_if= must be a function of the result returning a bool")
+
+    def decorate(f: Callable[..., Any]) -> Any:
+        return _decorate(
+            f,
+            directives=directives,
+            name=name,
+            ignore=tuple(ignore),
+            key=key,
+            cache_if=cache_if,
+            options=options,
+        )
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate

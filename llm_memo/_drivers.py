@@ -1,0 +1,692 @@
+"""The four runners: plain function, coroutine function, generator, async generator.
+
+Each driver does the same five things in order: resolve the policy, build the key, look the
+key up, call the function on a miss (joined with identical calls in flight), then store the
+result and emit the call's event. Every *decision* is made by ``_policy.py``; every piece of
+per-function machinery lives in ``_memo.py``; a driver only sequences them.
+
+The four bodies are deliberately written out side by side instead of being generated from one
+template: the differences (``await``, ``yield``, where a stream is recorded) are exactly the
+parts a reader needs to see, and a shared abstraction over sync and async control flow would
+cost a frame per call on the hit path. Keep them in step when changing one (the test suite
+runs every behaviour through every driver).
+
+A plain or coroutine function may also *return* a stream (``stream=True`` on an SDK call): that
+is decided per call from the result, which is then recorded chunk by chunk by
+:class:`RecordingStream` / :class:`AsyncRecordingStream` and stored only when it completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from ._flight import ASYNC_FLIGHTS, SYNC_FLIGHTS, Flight, Landing
+from ._memo import Memo, is_async_backend, logger
+from ._policy import Freshness, Policy, freshness
+from .backends import MISSING
+from .controls import CacheScope
+from .entry import Entry
+from .errors import BackendError, BackendUnavailableError, CacheMiss, CodecError
+from .events import Outcome
+
+__all__ = [
+    "AsyncRecordingStream",
+    "AsyncReplayStream",
+    "RecordingStream",
+    "ReplayStream",
+    "run_async",
+    "run_async_generator",
+    "run_generator",
+    "run_sync",
+]
+
+_perf = time.perf_counter
+_HIT = Outcome.HIT
+_FRESH = Freshness.FRESH
+_STALE = Freshness.STALE
+_NOT_STREAMS = (str, bytes, bytearray, memoryview, Mapping, Sequence)
+
+
+def is_stream(value: Any) -> bool:
+    """Whether a returned value is a stream to record (an iterator that is not a value)."""
+    return hasattr(value, "__next__") and not isinstance(value, _NOT_STREAMS)
+
+
+def is_async_stream(value: Any) -> bool:
+    """Whether a returned value is an async iterator to record."""
+    return hasattr(value, "__anext__")
+
+
+def _cache_miss(memo: Memo, key: str, cause: BaseException | None = None) -> CacheMiss:
+    why = "the cache backend failed" if cause is not None else "nothing usable is cached"
+    return CacheMiss(
+        f"only_if_cached: {why} for {memo.function_id} (key {key}); run once without "
+        "only_if_cached (or with the recording mode on) to store it",
+        key,
+    )
+
+
+def _read_failed(memo: Memo, backend: Any, key: str, policy: Policy, exc: BackendError) -> None:
+    """Raise what a failed read should raise, if anything (else fall through, logged)."""
+    if policy.only_if_cached:
+        raise _cache_miss(memo, key, exc) from exc
+    if memo.strict:
+        raise BackendUnavailableError(f"cache read failed for {memo.function_id}: {exc}") from exc
+    memo.backend_failed(backend, exc, "get")
+
+
+def _as_returned(entry: Entry, value: Any) -> Any:
+    # A plain or coroutine function that returned a stream gets a stream back on a hit.
+    tag = entry.type_tag
+    if tag == "stream":
+        return ReplayStream(value)
+    if tag == "astream":
+        return AsyncReplayStream(value)
+    return value
+
+
+def _judge(
+    memo: Memo, key: str, entry: Entry, policy: Policy, returns: bool = True
+) -> tuple[Any, Entry | None]:
+    """Return ``(value, None)`` for a fresh decodable hit, ``(MISSING, stale_or_None)`` else.
+
+    ``returns``: the value is returned to the caller (plain and coroutine functions), so a
+    recorded stream comes back as a replay stream; generators iterate the chunk list.
+    """
+    verdict = freshness(entry, memo.now(), policy)
+    if verdict is _FRESH:
+        try:
+            value = memo.decode(key, entry)
+        except CodecError as exc:
+            logger.debug("llm_memo: unusable entry %s treated as a miss: %s", key, exc)
+            return MISSING, None
+        return (_as_returned(entry, value) if returns else value), None
+    return MISSING, entry if verdict is _STALE else None
+
+
+def _serve_stale(memo: Memo, key: str, stale: Entry | None, returns: bool = True) -> Any:
+    if stale is None:
+        return MISSING
+    try:
+        value = memo.decode(key, stale)
+    except CodecError:
+        return MISSING
+    return _as_returned(stale, value) if returns else value
+
+
+# -- plain functions ---------------------------------------------------------------------------
+
+
+def run_sync(
+    memo: Memo,
+    wrapped: Callable[..., Any],
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run a cached call of a plain function."""
+    start = _perf()
+    policy, scopes = memo.policy()
+    if not policy.enabled:
+        result = wrapped(*args, **kwargs)
+        memo.emit(Outcome.BYPASS, "", start, policy, scopes)
+        return result
+    key = memo.key(instance, args, kwargs, policy.namespace)
+    backend = memo.backend(policy, False)
+    failure: BackendError | None = None
+    stale: Entry | None = None
+    if policy.reads:
+        try:
+            entry = backend.get(key)
+        except BackendError as exc:
+            _read_failed(memo, backend, key, policy, exc)
+            failure = exc
+        else:
+            if entry is not MISSING:
+                value, stale = _judge(memo, key, entry, policy)
+                if value is not MISSING:
+                    memo.emit(_HIT, key, start, policy, scopes, entry=entry)
+                    return value
+    if policy.only_if_cached:
+        memo.emit(Outcome.MISS, key, start, policy, scopes)
+        raise _cache_miss(memo, key)
+
+    flight: Flight | None = None
+    if policy.reads:
+        while True:
+            flight, leader = SYNC_FLIGHTS.join(key)
+            if leader:
+                break
+            if not SYNC_FLIGHTS.wait(flight, memo.settings.wait_timeout):
+                flight = None  # the leader is taking too long: call without leading
+                break
+            if flight.landing is Landing.VALUE:
+                value = memo.copy_for_waiter(flight.value, flight.payload)
+                memo.emit(_HIT, key, start, policy, scopes)
+                return value
+            if flight.landing is Landing.ERROR:
+                value = _serve_stale(memo, key, stale)
+                if value is not MISSING:
+                    memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale)
+                    return value
+                assert flight.error is not None
+                raise flight.error
+            # abandoned (leader cancelled, or its result was a stream): try to lead
+    try:
+        try:
+            result = wrapped(*args, **kwargs)
+        except Exception as exc:
+            value = _serve_stale(memo, key, stale)
+            if value is not MISSING:
+                memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
+                if flight is not None:
+                    flight.land_error(exc)
+                return value
+            if flight is not None:
+                flight.land_error(exc)
+            raise
+        outcome = Outcome.ERROR if failure else (
+            Outcome.REFRESH if policy.no_cache else Outcome.MISS
+        )
+        if is_stream(result):
+            memo.emit(outcome, key, start, policy, scopes, error=failure)
+            return RecordingStream(result, memo, backend, key, policy)
+        encoded = None
+        now = memo.now()
+        plan = memo.plan(policy, now)
+        if plan is not None and memo.should_store(result):
+            encoded = memo.encode(result)
+            if encoded is not None:
+                try:
+                    backend.set(key, memo.entry_for(key, encoded, plan, now, result), plan.retention)
+                except BackendError as exc:
+                    memo.backend_failed(backend, exc, "set")
+                    outcome, failure = Outcome.ERROR, exc
+        if flight is not None:
+            flight.land_value(result, encoded)
+        memo.emit(outcome, key, start, policy, scopes, error=failure)
+        return result
+    finally:
+        if flight is not None:
+            SYNC_FLIGHTS.land(key, flight)
+
+
+# -- coroutine functions ------------------------------------------------------------------------
+
+
+async def run_async(
+    memo: Memo,
+    wrapped: Callable[..., Any],
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run a cached call of a coroutine function."""
+    start = _perf()
+    policy, scopes = memo.policy()
+    if not policy.enabled:
+        result = await wrapped(*args, **kwargs)
+        memo.emit(Outcome.BYPASS, "", start, policy, scopes)
+        return result
+    key = memo.key(instance, args, kwargs, policy.namespace)
+    backend = memo.backend(policy, True)
+    aio = is_async_backend(backend)
+    failure: BackendError | None = None
+    stale: Entry | None = None
+    if policy.reads:
+        try:
+            entry = (await backend.get(key)) if aio else backend.get(key)
+        except BackendError as exc:
+            _read_failed(memo, backend, key, policy, exc)
+            failure = exc
+        else:
+            if entry is not MISSING:
+                value, stale = _judge(memo, key, entry, policy)
+                if value is not MISSING:
+                    memo.emit(_HIT, key, start, policy, scopes, entry=entry)
+                    return value
+    if policy.only_if_cached:
+        memo.emit(Outcome.MISS, key, start, policy, scopes)
+        raise _cache_miss(memo, key)
+
+    flight: Flight | None = None
+    if policy.reads:
+        while True:
+            flight, leader = ASYNC_FLIGHTS.join(key)
+            if leader:
+                break
+            if not await ASYNC_FLIGHTS.wait(flight, memo.settings.wait_timeout):
+                flight = None
+                break
+            if flight.landing is Landing.VALUE:
+                value = memo.copy_for_waiter(flight.value, flight.payload)
+                memo.emit(_HIT, key, start, policy, scopes)
+                return value
+            if flight.landing is Landing.ERROR:
+                value = _serve_stale(memo, key, stale)
+                if value is not MISSING:
+                    memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale)
+                    return value
+                assert flight.error is not None
+                raise flight.error
+    try:
+        try:
+            result = await wrapped(*args, **kwargs)
+        except Exception as exc:
+            value = _serve_stale(memo, key, stale)
+            if value is not MISSING:
+                memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
+                if flight is not None:
+                    flight.land_error(exc)
+                return value
+            if flight is not None:
+                flight.land_error(exc)
+            raise
+        outcome = Outcome.ERROR if failure else (
+            Outcome.REFRESH if policy.no_cache else Outcome.MISS
+        )
+        if is_async_stream(result):
+            memo.emit(outcome, key, start, policy, scopes, error=failure)
+            return AsyncRecordingStream(result, memo, backend, key, policy)
+        if is_stream(result):
+            memo.emit(outcome, key, start, policy, scopes, error=failure)
+            return RecordingStream(result, memo, backend, key, policy)
+        encoded = None
+        now = memo.now()
+        plan = memo.plan(policy, now)
+        if plan is not None and memo.should_store(result):
+            encoded = memo.encode(result)
+            if encoded is not None:
+                entry = memo.entry_for(key, encoded, plan, now, result)
+                try:
+                    if aio:
+                        await backend.set(key, entry, plan.retention)
+                    else:
+                        backend.set(key, entry, plan.retention)
+                except BackendError as exc:
+                    memo.backend_failed(backend, exc, "set")
+                    outcome, failure = Outcome.ERROR, exc
+        if flight is not None:
+            flight.land_value(result, encoded)
+        memo.emit(outcome, key, start, policy, scopes, error=failure)
+        return result
+    finally:
+        if flight is not None:
+            ASYNC_FLIGHTS.land(key, flight)
+
+
+# -- generator functions ------------------------------------------------------------------------
+
+
+def run_generator(
+    memo: Memo,
+    wrapped: Callable[..., Any],
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Iterator[Any]:
+    """Start a cached call of a generator function.
+
+    The policy and key are taken now (so an unkeyable argument raises at the call and the
+    directives of the block around the call apply); the lookup happens on first iteration.
+    """
+    start = _perf()
+    policy, scopes = memo.policy()
+    if not policy.enabled:
+        memo.emit(Outcome.BYPASS, "", start, policy, scopes)
+        return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
+    key = memo.key(instance, args, kwargs, policy.namespace)
+    return _generate(memo, wrapped, args, kwargs, key, policy, scopes, start)
+
+
+def _generate(
+    memo: Memo,
+    wrapped: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    key: str,
+    policy: Policy,
+    scopes: tuple[CacheScope, ...],
+    start: float,
+) -> Iterator[Any]:
+    backend = memo.backend(policy, False)
+    failure: BackendError | None = None
+    stale: Entry | None = None
+    if policy.reads:
+        try:
+            entry = backend.get(key)
+        except BackendError as exc:
+            _read_failed(memo, backend, key, policy, exc)
+            failure = exc
+        else:
+            if entry is not MISSING:
+                chunks, stale = _judge(memo, key, entry, policy, returns=False)
+                if chunks is not MISSING:
+                    memo.emit(_HIT, key, start, policy, scopes, entry=entry)
+                    yield from chunks
+                    return
+    if policy.only_if_cached:
+        memo.emit(Outcome.MISS, key, start, policy, scopes)
+        raise _cache_miss(memo, key)
+    recorder = RecordingStream(wrapped(*args, **kwargs), memo, backend, key, policy)
+    outcome = Outcome.ERROR if failure else (Outcome.REFRESH if policy.no_cache else Outcome.MISS)
+    with recorder:
+        try:
+            first = next(recorder)
+        except StopIteration:
+            memo.emit(outcome, key, start, policy, scopes, error=failure)
+            return
+        except Exception:
+            chunks = _serve_stale(memo, key, stale, returns=False)
+            if chunks is MISSING:
+                raise
+            memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
+            yield from chunks
+            return
+        memo.emit(outcome, key, start, policy, scopes, error=failure)
+        yield first
+        yield from recorder
+
+
+def run_async_generator(
+    memo: Memo,
+    wrapped: Callable[..., Any],
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> AsyncIterator[Any]:
+    """Start a cached call of an async generator function (lookup on first iteration)."""
+    start = _perf()
+    policy, scopes = memo.policy()
+    if not policy.enabled:
+        memo.emit(Outcome.BYPASS, "", start, policy, scopes)
+        return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
+    key = memo.key(instance, args, kwargs, policy.namespace)
+    return _agenerate(memo, wrapped, args, kwargs, key, policy, scopes, start)
+
+
+async def _agenerate(
+    memo: Memo,
+    wrapped: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    key: str,
+    policy: Policy,
+    scopes: tuple[CacheScope, ...],
+    start: float,
+) -> AsyncIterator[Any]:
+    backend = memo.backend(policy, True)
+    aio = is_async_backend(backend)
+    failure: BackendError | None = None
+    stale: Entry | None = None
+    if policy.reads:
+        try:
+            entry = (await backend.get(key)) if aio else backend.get(key)
+        except BackendError as exc:
+            _read_failed(memo, backend, key, policy, exc)
+            failure = exc
+        else:
+            if entry is not MISSING:
+                chunks, stale = _judge(memo, key, entry, policy, returns=False)
+                if chunks is not MISSING:
+                    memo.emit(_HIT, key, start, policy, scopes, entry=entry)
+                    for chunk in chunks:
+                        yield chunk
+                    return
+    if policy.only_if_cached:
+        memo.emit(Outcome.MISS, key, start, policy, scopes)
+        raise _cache_miss(memo, key)
+    recorder = AsyncRecordingStream(wrapped(*args, **kwargs), memo, backend, key, policy)
+    outcome = Outcome.ERROR if failure else (Outcome.REFRESH if policy.no_cache else Outcome.MISS)
+    async with recorder:
+        try:
+            first = await recorder.__anext__()
+        except StopAsyncIteration:
+            memo.emit(outcome, key, start, policy, scopes, error=failure)
+            return
+        except Exception:
+            chunks = _serve_stale(memo, key, stale, returns=False)
+            if chunks is MISSING:
+                raise
+            memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
+            for chunk in chunks:
+                yield chunk
+            return
+        memo.emit(outcome, key, start, policy, scopes, error=failure)
+        yield first
+        async for chunk in recorder:
+            yield chunk
+
+
+# -- recording and replaying streams ------------------------------------------------------------
+
+
+class _Recording:
+    """State shared by the sync and async recorders: chunks so far, and the store at the end."""
+
+    __slots__ = ("_backend", "_chunks", "_finished", "_key", "_memo", "_policy", "_source")
+
+    def __init__(self, source: Any, memo: Memo, backend: Any, key: str, policy: Policy) -> None:
+        self._source = source
+        self._memo = memo
+        self._backend = backend
+        self._key = key
+        self._policy = policy
+        self._chunks: list[Any] = []
+        self._finished = False
+
+    _tag = "stream"
+
+    def _entry(self) -> tuple[Entry, float | None] | None:
+        # The stream completed normally: build its entry if it is to be stored at all.
+        memo, chunks = self._memo, self._chunks
+        now = memo.now()
+        plan = memo.plan(self._policy, now)
+        if plan is None or not memo.should_store(chunks):
+            return None
+        encoded = memo.encode_chunks(chunks, self._tag)
+        if encoded is None:
+            return None
+        return memo.entry_for(self._key, encoded, plan, now, chunks), plan.retention
+
+    def _write_failed(self, exc: BackendError) -> None:
+        self._memo.backend_failed(self._backend, exc, "set")
+        self._memo.count_error()
+
+
+class RecordingStream(_Recording):
+    """Iterates a source stream, recording each chunk; stores the chunks if it completes.
+
+    A stream abandoned (closed early) or failing midway stores nothing. It is an iterator and a
+    context manager (like openai's ``Stream``); other attributes of the source are not proxied.
+    """
+
+    __slots__ = ()
+
+    def __iter__(self) -> RecordingStream:
+        return self
+
+    def __next__(self) -> Any:
+        if self._finished:
+            raise StopIteration
+        try:
+            chunk = next(self._source)
+        except StopIteration:
+            self._complete()
+            raise
+        except BaseException:
+            self._finished = True
+            raise
+        self._chunks.append(chunk)
+        return chunk
+
+    def _complete(self) -> None:
+        self._finished = True
+        built = self._entry()
+        if built is None:
+            return
+        entry, retention = built
+        backend = self._backend
+        try:
+            if is_async_backend(backend):  # a sync stream returned by an async function
+                _background(backend.set(self._key, entry, retention), self._write_failed)
+            else:
+                backend.set(self._key, entry, retention)
+        except BackendError as exc:
+            self._write_failed(exc)
+
+    def close(self) -> None:
+        """Stop early: nothing is stored; the source is closed."""
+        if not self._finished:
+            self._finished = True
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> RecordingStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _background(coro: Any, on_error: Callable[[BackendError], None]) -> None:
+    async def run() -> None:
+        try:
+            await coro
+        except BackendError as exc:
+            on_error(exc)
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        coro.close()
+        return
+    task = loop.create_task(run())
+    _PENDING.add(task)
+    task.add_done_callback(_PENDING.discard)
+
+
+_PENDING: set[asyncio.Task[None]] = set()
+
+
+class AsyncRecordingStream(_Recording):
+    """The async twin of :class:`RecordingStream`: an async iterator and context manager."""
+
+    __slots__ = ()
+    _tag = "astream"
+
+    def __aiter__(self) -> AsyncRecordingStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._finished:
+            raise StopAsyncIteration
+        try:
+            chunk = await self._source.__anext__()
+        except StopAsyncIteration:
+            await self._complete()
+            raise
+        except BaseException:
+            self._finished = True
+            raise
+        self._chunks.append(chunk)
+        return chunk
+
+    async def _complete(self) -> None:
+        self._finished = True
+        built = self._entry()
+        if built is None:
+            return
+        entry, retention = built
+        backend = self._backend
+        try:
+            if is_async_backend(backend):
+                await backend.set(self._key, entry, retention)
+            else:
+                backend.set(self._key, entry, retention)
+        except BackendError as exc:
+            self._write_failed(exc)
+
+    async def aclose(self) -> None:
+        """Stop early: nothing is stored; the source is closed."""
+        if not self._finished:
+            self._finished = True
+            close = getattr(self._source, "aclose", None) or getattr(self._source, "close", None)
+            if close is not None:
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+
+    async def __aenter__(self) -> AsyncRecordingStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class ReplayStream:
+    """A cached stream replayed: an iterator (and context manager) over fresh chunk copies."""
+
+    __slots__ = ("_chunks",)
+
+    def __init__(self, chunks: list[Any]) -> None:
+        self._chunks = iter(chunks)
+
+    def __iter__(self) -> ReplayStream:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop early."""
+        self._chunks = iter(())
+
+    def __enter__(self) -> ReplayStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncReplayStream:
+    """A cached stream replayed to async code: an async iterator and async context manager."""
+
+    __slots__ = ("_chunks",)
+
+    def __init__(self, chunks: list[Any]) -> None:
+        self._chunks = iter(chunks)
+
+    def __aiter__(self) -> AsyncReplayStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        """Stop early."""
+        self._chunks = iter(())
+
+    async def __aenter__(self) -> AsyncReplayStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

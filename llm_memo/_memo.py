@@ -1,0 +1,324 @@
+"""``Memo``: what every driver needs for one decorated function, set up once at decoration.
+
+A :class:`Memo` owns the function's key builder, codec, counters and decorator-level options,
+and answers the per-call questions cheaply: the effective :class:`~llm_memo._policy.Policy`
+(cached until ``configure()`` or the active ``cache_controls`` state changes), the key, the
+backend, how to decode a hit and how to store a result, and where events go.
+
+The drivers (``_drivers.py``) are the only callers; the wrapper and the ``fn.cache`` handle live
+in ``_decorator.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import config, controls
+from ._policy import Policy, WritePlan, resolve, write_plan
+from .backends import AsyncBackend
+from .codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
+from .controls import UNSET, CacheScope, Directives, Unset
+from .entry import Entry
+from .errors import BackendError, CodecError, ConfigurationError
+from .events import Event, Outcome, Stats
+from .keys import KeyBuilder
+
+__all__ = ["Memo", "logger"]
+
+logger = logging.getLogger("llm_memo")
+
+_DEBUG = logging.DEBUG
+_async_backend_types: dict[type, bool] = {}
+# Backend failures are logged at most once per this many seconds per backend ("per burst");
+# every one is still counted.
+_ERROR_LOG_INTERVAL = 30.0
+
+
+def is_async_backend(backend: Any) -> bool:
+    """Whether ``backend``'s methods are coroutines (decided once per backend type)."""
+    cls = type(backend)
+    known = _async_backend_types.get(cls)
+    if known is None:
+        known = inspect.iscoroutinefunction(getattr(cls, "get", None))
+        _async_backend_types[cls] = known
+    return known
+
+
+def function_identity(fn: Any) -> str:
+    """``module.qualname`` of the underlying function (through classmethod/staticmethod)."""
+    target = getattr(fn, "__func__", fn)
+    module = getattr(target, "__module__", None) or "__unknown__"
+    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    if qualname is None:
+        qualname = type(target).__qualname__
+    return f"{module}.{qualname}"
+
+
+class Memo:
+    """Per-function machinery shared by the four drivers.
+
+    Args:
+        fn: the decorated callable (function, method, classmethod, bound method, ...).
+        directives: the decorator's directive defaults.
+        name: function identity override.
+        ignore: parameter names to leave out of keys.
+        key: optional key function.
+        cache_if: optional predicate on results; ``False`` means do not store.
+        strict / lock / allow_pickle: decorator-level options, UNSET to inherit.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        directives: Directives,
+        name: str | None,
+        ignore: Iterable[str],
+        key: Callable[..., Any] | None,
+        cache_if: Callable[[Any], bool] | None,
+        strict: bool | Unset,
+        lock: bool | Unset,
+        allow_pickle: bool | Unset,
+    ) -> None:
+        self.function_id = name or function_identity(fn)
+        self.keys = KeyBuilder(fn, self.function_id, ignore=ignore, key=key)
+        self.codec = Codec(AllowList(fn))
+        self.stats = Stats()
+        self.directives = directives
+        self.cache_if = cache_if
+        self._strict = strict
+        self._lock_opt = lock
+        self._allow_pickle = allow_pickle
+        # A method's instance is an argument like any other (SPEC §4); it is bound in front of
+        # the call's arguments unless fn is already bound or a staticmethod.
+        self.binds_instance = not (inspect.ismethod(fn) or isinstance(fn, staticmethod))
+        self.is_classmethod = isinstance(fn, classmethod)
+        self._generation = -1
+        self._base: Policy = Policy()
+        self._settings: config.Settings = config.settings()
+        self._last: tuple[Any, Policy] | None = None
+        self._warned_unstorable = False
+        self._error_log = _ErrorLog()
+        self.strict = False
+        self.lock = False
+        self.allow_pickle = False
+
+    # -- per-call resolution ---------------------------------------------------------------
+
+    def _refresh(self, s: config.Settings) -> None:
+        merged = self.directives.over(s.directives)
+        base = resolve(merged)
+        if s.override_backend is not None:
+            base = dataclasses.replace(base, backend=s.override_backend)
+        self._base = base
+        self._settings = s
+        self.strict = s.strict if self._strict is UNSET else bool(self._strict)
+        self.lock = s.lock if self._lock_opt is UNSET else bool(self._lock_opt)
+        self.allow_pickle = (
+            s.allow_pickle if self._allow_pickle is UNSET else bool(self._allow_pickle)
+        )
+        self._last = None
+        self._generation = s.generation
+
+    def policy(self) -> tuple[Policy, tuple[CacheScope, ...]]:
+        """The policy for a call now, and the scopes that record it."""
+        s = config.settings()
+        if s.generation != self._generation:
+            self._refresh(s)
+        state = controls.current()
+        if state is None:
+            return self._base, ()
+        last = self._last
+        if last is not None and last[0] is state:
+            return last[1], state.scopes
+        block = state.directives
+        merged = block.over(self.directives.over(s.directives))
+        if block.backend is UNSET and s.override_backend is not None:
+            merged = dataclasses.replace(merged, backend=s.override_backend)
+        policy = resolve(merged)
+        self._last = (state, policy)
+        return policy, state.scopes
+
+    @property
+    def settings(self) -> config.Settings:
+        return self._settings
+
+    def key(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ns: str) -> str:
+        """The key of a call (``instance`` is prepended for methods)."""
+        if instance is not None and self.binds_instance:
+            if self.is_classmethod and not isinstance(instance, type):
+                instance = type(instance)
+            args = (instance, *args)
+        return self.keys.key(args, kwargs, ns)
+
+    def backend(self, policy: Policy, asynchronous: bool) -> Any:
+        """The backend object for ``policy`` (built from its URL on first use)."""
+        backend = config.backend_from_spec(policy.backend, asynchronous)
+        if not asynchronous and is_async_backend(backend):
+            raise ConfigurationError(
+                f"{type(backend).__name__} is an async backend and cannot serve the sync "
+                f"function {self.function_id}; use its sync twin or a URL"
+            )
+        return backend
+
+    def now(self) -> float:
+        return self._settings.clock()
+
+    # -- values --------------------------------------------------------------------------
+
+    def decode(self, key: str, entry: Entry) -> Any:
+        """Verify and decode a hit.
+
+        Raises:
+            CodecError: tampered, corrupt or not allowed; the caller treats it as a miss.
+        """
+        payload = unseal(key, entry, self._settings.signing_keys)
+        return self.codec.decode(entry.type_tag, payload, allow_pickle=self.allow_pickle)
+
+    def encode(self, value: Any) -> tuple[str, bytes] | None:
+        """Encode a result, or ``None`` (logged once per function) when it cannot be stored."""
+        try:
+            return self.codec.encode(value, allow_pickle=self.allow_pickle)
+        except UnencodableValueError as exc:
+            self._unstorable(exc)
+            return None
+
+    def encode_chunks(self, chunks: list[Any], tag: str) -> tuple[str, bytes] | None:
+        """Encode a completed stream under ``tag`` (``stream`` or ``astream``), or ``None``
+        when a chunk cannot be stored."""
+        try:
+            return tag, self.codec.encode_chunks(chunks, allow_pickle=self.allow_pickle)
+        except UnencodableValueError as exc:
+            self._unstorable(exc)
+            return None
+
+    def _unstorable(self, exc: UnencodableValueError) -> None:
+        if not self._warned_unstorable:
+            self._warned_unstorable = True
+            logger.warning("llm_memo: not caching results of %s: %s", self.function_id, exc)
+
+    def copy_for_waiter(self, value: Any, payload: tuple[str, bytes] | None) -> Any:
+        """A waiter's own copy of the leader's result."""
+        if payload is not None:
+            try:
+                tag, data = payload
+                return self.codec.decode(tag, data, allow_pickle=self.allow_pickle)
+            except CodecError:
+                pass
+        try:
+            return copy.deepcopy(value)
+        except (TypeError, copy.Error, RecursionError):
+            return value
+
+    def should_store(self, value: Any) -> bool:
+        return self.cache_if is None or bool(self.cache_if(value))
+
+    def entry_for(
+        self, key: str, encoded: tuple[str, bytes], plan: WritePlan, now: float, value: Any
+    ) -> Entry:
+        tag, payload = encoded
+        s = self._settings
+        return seal(
+            key,
+            tag,
+            payload,
+            created_at=now,
+            expires_at=plan.expires_at,
+            stale_window=plan.stale_window,
+            tokens=usage_tokens(value),
+            signing_keys=s.signing_keys,
+            compress_threshold=s.compress_threshold,
+        )
+
+    def plan(self, policy: Policy, now: float) -> WritePlan | None:
+        return write_plan(policy, now)
+
+    # -- events --------------------------------------------------------------------------
+
+    def emit(
+        self,
+        outcome: Outcome,
+        key: str,
+        start: float,
+        policy: Policy,
+        scopes: tuple[CacheScope, ...],
+        *,
+        entry: Entry | None = None,
+        error: BaseException | None = None,
+        similarity: float | None = None,
+    ) -> None:
+        """Count one call and tell whoever listens."""
+        tokens = entry.tokens if entry is not None else 0
+        saved = tokens if outcome is Outcome.HIT or outcome is Outcome.STALE else 0
+        self.stats.record(outcome, saved)
+        s = self._settings
+        debug = logger.isEnabledFor(_DEBUG)
+        if not (scopes or s.on_event or s.observers or debug):
+            return
+        now = s.clock()
+        event = Event(
+            outcome=outcome,
+            key=key,
+            latency=time.perf_counter() - start,
+            age=None if entry is None else max(0.0, now - entry.created_at),
+            function=self.function_id,
+            namespace=policy.namespace,
+            similarity=similarity,
+            tokens=tokens,
+            error=error,
+        )
+        for scope in scopes:
+            scope.record(event)
+        for callback in (*s.observers, *s.on_event):
+            try:
+                callback(event)
+            except Exception:  # a listener's bug must not lose a paid result; it is logged
+                logger.exception("llm_memo: on_event callback %r failed", callback)
+        if debug:
+            logger.debug(
+                "%s %s %s (%.1f us)", outcome.value, self.function_id, key, event.latency * 1e6
+            )
+
+    def backend_failed(self, backend: Any, exc: BackendError, during: str) -> None:
+        """Log a backend failure (once per burst per backend); the caller counts it."""
+        self._error_log.log(self.function_id, backend, exc, during)
+
+    def count_error(self) -> None:
+        """Count a backend failure that happened after the call's event (a stream's write)."""
+        self.stats.count_error()
+
+
+class _ErrorLog:
+    """Rate-limited warning for backend failures: one line per burst, with a count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[int, float] = {}
+        self._suppressed: dict[int, int] = {}
+
+    def log(self, function_id: str, backend: Any, exc: BaseException, during: str) -> None:
+        ident = id(backend)
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(ident)
+            if last is not None and now - last < _ERROR_LOG_INTERVAL:
+                self._suppressed[ident] = self._suppressed.get(ident, 0) + 1
+                return
+            self._last[ident] = now
+            suppressed = self._suppressed.pop(ident, 0)
+        more = f" ({suppressed} more since the last report)" if suppressed else ""
+        logger.warning(
+            "llm_memo: %r failed during %s for %s; calling through: %s%s",
+            backend,
+            during,
+            function_id,
+            exc,
+            more,
+        )

@@ -1,0 +1,122 @@
+"""Pure decisions: resolved directives + an entry's metadata + now -> what a call does.
+
+No I/O and no event loop here, so every rule is tested directly. The drivers (``_drivers.py``)
+ask three questions and act on the answers:
+
+* :func:`resolve`: which directives apply, every level merged and UNSET replaced by the
+  built-in default.
+* :func:`freshness`: may this entry answer the call now (``FRESH``), only if the call fails
+  (``STALE``), or not at all (``UNUSABLE``)?
+* :func:`write_plan`: should the result be stored, and with which expiry, stale window and
+  retention?
+
+The meanings follow HTTP caching:
+
+* ``no_cache`` (RFC 9111 §5.2.1.4): do not answer from the cache; call, then store.
+* ``no_store`` (RFC 9111 §5.2.1.5): never write; reading is still allowed.
+* ``max_age`` (RFC 9111 §5.2.1.1, ``s_maxage`` §5.2.2.10): the caller accepts an entry at most
+  this old, whatever its own ``ttl`` says: effective lifetime = min(ttl, max_age).
+* ``ttl``: the entry's freshness lifetime, fixed when it is written (RFC 9111 §4.2.1, as an
+  ``Expires`` would be).
+* ``stale_if_error`` (RFC 5861 §4): when the call fails, an entry stale by at most this many
+  seconds may answer instead. Entries written under it are retained that much longer.
+* ``only_if_cached`` (RFC 9111 §5.2.1.7): never call; no usable entry is an error (here
+  :class:`~llm_memo.errors.CacheMiss`, the analogue of a 504).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from .controls import UNSET, Directives
+from .entry import Entry
+
+__all__ = ["Freshness", "Policy", "WritePlan", "freshness", "resolve", "write_plan"]
+
+#: Namespace of calls that name none.
+DEFAULT_NAMESPACE = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Directives with every level merged and defaults filled in: what one call obeys."""
+
+    enabled: bool = True
+    no_cache: bool = False
+    no_store: bool = False
+    ttl: float | None = None
+    max_age: float | None = None
+    stale_if_error: float | None = None
+    only_if_cached: bool = False
+    namespace: str = DEFAULT_NAMESPACE
+    backend: Any = UNSET
+    threshold: float | None = None
+
+    @property
+    def reads(self) -> bool:
+        """Whether the cache may answer this call (not bypassed, not a refresh)."""
+        return self.enabled and not self.no_cache
+
+    @property
+    def writes(self) -> bool:
+        """Whether the result may be stored."""
+        return self.enabled and not self.no_store
+
+
+def resolve(directives: Directives) -> Policy:
+    """Fill the UNSET fields of fully merged ``directives`` with the built-in defaults."""
+    given = directives.given()
+    return Policy(**given) if given else Policy()
+
+
+class Freshness(enum.Enum):
+    """Whether an entry may answer a call."""
+
+    FRESH = "fresh"
+    #: Past its lifetime but within ``stale_if_error``: usable only if the call fails.
+    STALE = "stale"
+    UNUSABLE = "unusable"
+
+
+def freshness(entry: Entry, now: float, policy: Policy) -> Freshness:
+    """Judge ``entry`` at time ``now`` under ``policy``."""
+    expires = entry.expires_at
+    if policy.max_age is not None:
+        limit = entry.created_at + policy.max_age
+        expires = limit if expires is None or limit < expires else expires
+    if expires is None or now < expires:
+        return Freshness.FRESH
+    grace = policy.stale_if_error
+    if grace is not None and now - expires <= grace:
+        return Freshness.STALE
+    return Freshness.UNUSABLE
+
+
+@dataclass(frozen=True, slots=True)
+class WritePlan:
+    """How to store a fresh result."""
+
+    expires_at: float | None
+    stale_window: float
+    #: Seconds the backend keeps the entry (lifetime + stale window); ``None`` = no limit.
+    retention: float | None
+
+
+def write_plan(policy: Policy, now: float) -> WritePlan | None:
+    """The expiry of a result produced at ``now``, or ``None`` when it must not be stored.
+
+    An entry with ``ttl=0`` is stale on arrival; it is kept only when a ``stale_if_error``
+    window gives it a use.
+    """
+    if not policy.writes:
+        return None
+    ttl = policy.ttl
+    if ttl is None:
+        return WritePlan(None, float(policy.stale_if_error or 0.0), None)
+    window = float(policy.stale_if_error or 0.0)
+    retention = ttl + window
+    if retention <= 0:
+        return None
+    return WritePlan(now + ttl, window, retention)

@@ -1,0 +1,112 @@
+"""The backend seam: two small protocols, the miss sentinel, and URL resolution.
+
+A backend stores :class:`~llm_memo.entry.Entry` records under string keys. It sees bytes and
+metadata only: encoding values, signing and every caching decision happen above it. Five
+methods make a backend; :class:`AsyncBackend` has the same names as coroutines, so an async
+implementation and its generated sync twin differ only by ``async``/``await``.
+
+Extra abilities (listing keys, cross-process locks, similarity search) are their own small
+runtime-checkable protocols in the modules that need them, checked once when a backend is set
+up, never ``NotImplementedError`` stubs.
+
+Every backend raises :class:`~llm_memo.errors.BackendError` (wrapping its driver's exception)
+when the store fails, and nothing else; the decorator's fail-open path relies on that.
+
+Not here: the concrete backends (``memory.py``, ``disk.py``, ...) and the scheme table
+(``_registry.py``), which imports them only when a URL asks for one.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
+
+from ._registry import from_url, register_backend
+
+if TYPE_CHECKING:
+    from ..entry import Entry
+
+__all__ = [
+    "MISSING",
+    "AsyncBackend",
+    "Backend",
+    "Missing",
+    "from_url",
+    "register_backend",
+]
+
+
+class Missing(enum.Enum):
+    """Type of the :data:`MISSING` sentinel, so ``None`` stays a valid cached value."""
+
+    MISSING = "MISSING"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: What :meth:`Backend.get` returns when there is no live entry under the key.
+MISSING: Final = Missing.MISSING
+
+@runtime_checkable
+class Backend(Protocol):
+    """A synchronous store of entries.
+
+    ``ttl`` on :meth:`set` is how long the store should keep the entry (seconds, ``None`` for no
+    limit). It already includes any ``stale_if_error`` window; freshness itself is judged above
+    the backend from the entry's own timestamps, so a backend may return an entry whose
+    ``expires_at`` has passed but must not return one older than the ``ttl`` it was given.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def get(self, key: str) -> Entry | Literal[Missing.MISSING]:
+        """Return the entry stored under ``key``, or :data:`MISSING`."""
+        ...
+
+    def set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        """Store ``entry`` under ``key`` (replacing any), to be kept ``ttl`` seconds."""
+        ...
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; return whether it was there."""
+        ...
+
+    def clear(self, prefix: str = "") -> int:
+        """Remove every key that starts with ``prefix``; return how many were removed.
+
+        Keys are built so that a namespace, or one function in a namespace, is a prefix.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections and files. The backend is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class AsyncBackend(Protocol):
+    """The asynchronous twin of :class:`Backend`: same method names and meanings, awaited.
+
+    .. versionadded:: 0.1.0
+    """
+
+    async def get(self, key: str) -> Entry | Literal[Missing.MISSING]:
+        """Return the entry stored under ``key``, or :data:`MISSING`."""
+        ...
+
+    async def set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        """Store ``entry`` under ``key`` (replacing any), to be kept ``ttl`` seconds."""
+        ...
+
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; return whether it was there."""
+        ...
+
+    async def clear(self, prefix: str = "") -> int:
+        """Remove every key that starts with ``prefix``; return how many were removed."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and files."""
+        ...

@@ -1,0 +1,525 @@
+"""Values as data: encode results to bytes and restore them as the same types, from an allow-list.
+
+A stored value is ``(type_tag, payload)``:
+
+=====================  ================================================================
+``json``               JSON-native values (dict with str keys, list, str, int, float, bool,
+                       None), checked exactly on write; orjson both ways
+``model:<mod>:<qual>`` a pydantic model; payload is its JSON (``exclude_unset``, aliases), so
+                       a re-dump matches the original, and ``model_validate_json`` restores it
+``dataclass:<...>``    a dataclass; pydantic's TypeAdapter restores nested types when present
+``adapter:<hash>``     any other value matching the function's return annotation
+                       (``list[Answer]``, ``tuple[str, int]``), through a TypeAdapter of it
+``stream``/``astream`` the chunks of a recorded (async) stream, each tagged as above
+``pickle``             only with ``allow_pickle=True``, on write and on read
+=====================  ================================================================
+
+**The allow-list.** A tag names a type, but the reader never imports or looks up arbitrary
+names: a class is restored only if it is registered (:func:`register_type`), appears in the
+function's return annotation (``-> ChatCompletion``, ``-> Iterator[ChatCompletionChunk]``), or
+is a pydantic model of the openai, anthropic or litellm SDK *whose module is already imported*.
+A shared cache therefore cannot make a reader import or execute code. Values of other types
+are returned to the caller but not stored, and one log line per function names the fix.
+
+Entries are sealed here too (:func:`seal` / :func:`unseal`): large payloads are compressed,
+and with signing keys configured an HMAC-SHA256 over the key, the metadata and the value is
+checked before anything is decoded. Every failure is a :class:`~llm_memo.errors.CodecError`,
+which the decorator turns into a miss.
+
+Not here: the entry's byte layout (``entry.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import functools
+import hmac
+import inspect
+import math
+import pickle
+import sys
+import typing
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+import xxhash
+
+from .entry import FLAG_COMPRESSED, Entry
+from .errors import CodecError
+
+__all__ = [
+    "AllowList",
+    "Codec",
+    "UnencodableValueError",
+    "register_type",
+    "registered_types",
+    "seal",
+    "type_name",
+    "unseal",
+    "usage_tokens",
+]
+
+T = TypeVar("T", bound=type)
+
+_REGISTRY: dict[str, type] = {}
+_SDK_PACKAGES = frozenset({"openai", "anthropic", "litellm"})
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+class UnencodableValueError(CodecError):
+    """A result is neither JSON-native nor of an allow-listed type; it is not stored."""
+
+
+def type_name(cls: type) -> str:
+    """The name a type tag uses for ``cls``: ``"module:QualName"``.
+
+    .. versionadded:: 0.1.0
+    """
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def register_type(cls: T) -> T:
+    """Allow values of ``cls`` (a pydantic model or a dataclass) to be stored and restored.
+
+    Needed only for types that are neither in the cached function's return annotation nor an
+    SDK response type. Usable as a class decorator.
+
+    Raises:
+        TypeError: ``cls`` is not a pydantic model class or a dataclass.
+
+    Example::
+
+        @register_type
+        class Verdict(BaseModel):
+            label: str
+            score: float
+
+    .. versionadded:: 0.1.0
+    """
+    if not isinstance(cls, type) or not (_is_model_class(cls) or dataclasses.is_dataclass(cls)):
+        raise TypeError(f"register_type() takes a pydantic model class or a dataclass, not {cls!r}")
+    _REGISTRY[type_name(cls)] = cls
+    return cls
+
+
+def registered_types() -> dict[str, type]:
+    """The registered types by tag name (a copy).
+
+    .. versionadded:: 0.1.0
+    """
+    return dict(_REGISTRY)
+
+
+def _is_model_class(cls: type) -> bool:
+    return hasattr(cls, "__pydantic_serializer__") and hasattr(cls, "model_validate_json")
+
+
+def _sdk_type(name: str) -> type | None:
+    # Resolve only classes of the known SDKs, only from modules already imported by the
+    # program: never import on behalf of a stored tag.
+    module_name, _, qualname = name.partition(":")
+    if module_name.partition(".")[0] not in _SDK_PACKAGES:
+        return None
+    obj: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        if obj is None or part.startswith("<"):
+            return None
+        obj = getattr(obj, part, None)
+    if isinstance(obj, type) and _is_model_class(obj) and type_name(obj) == name:
+        return obj
+    return None
+
+
+_STREAM_ORIGINS = {
+    "Iterator",
+    "Iterable",
+    "Generator",
+    "AsyncIterator",
+    "AsyncIterable",
+    "AsyncGenerator",
+    "Stream",
+    "AsyncStream",
+}
+
+
+def _return_annotation(fn: Callable[..., Any]) -> Any:
+    target: Any = fn
+    for attr in ("__func__", "__wrapped__"):
+        while hasattr(target, attr):
+            target = getattr(target, attr)
+    try:
+        hints = typing.get_type_hints(target)
+    except (NameError, TypeError, AttributeError):  # unresolvable forward references
+        try:
+            hints = inspect.get_annotations(target)
+        except TypeError:
+            return None
+    ann = hints.get("return", inspect.Signature.empty)
+    if ann is inspect.Signature.empty or ann is None or ann is Any or ann is object:
+        return None
+    return ann
+
+
+def _collect(tp: Any, out: dict[str, type], depth: int = 0) -> None:
+    if depth > 8:
+        return
+    if isinstance(tp, type) and (_is_model_class(tp) or dataclasses.is_dataclass(tp)):
+        out[type_name(tp)] = tp
+    for arg in typing.get_args(tp):
+        _collect(arg, out, depth + 1)
+
+
+def _is_plain(tp: Any) -> bool:
+    return isinstance(tp, type) and typing.get_origin(tp) is None
+
+
+def _chunk_annotation(tp: Any) -> Any:
+    origin = typing.get_origin(tp) or tp
+    if getattr(origin, "__name__", "") in _STREAM_ORIGINS:
+        args = typing.get_args(tp)
+        return args[0] if args else None
+    return None
+
+
+class _Adapter:
+    """A pydantic TypeAdapter for a non-class annotation, with a tag naming the annotation."""
+
+    def __init__(self, annotation: Any) -> None:
+        from pydantic import TypeAdapter
+
+        self.adapter: Any = TypeAdapter(annotation)
+        self.tag = "adapter:" + xxhash.xxh64_hexdigest(repr(annotation))
+
+
+class AllowList:
+    """The types one function's values may be restored as (see the module docstring).
+
+    Args:
+        fn: the cached function; its return annotation is read lazily, on first use.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, fn: Callable[..., Any] | None = None) -> None:
+        self._fn = fn
+        self._ready = False
+        self._local: dict[str, type] = {}
+        self._adapter: _Adapter | None = None
+        self._chunk_adapter: _Adapter | None = None
+
+    def _load(self) -> None:
+        if self._ready:
+            return
+        ann = _return_annotation(self._fn) if self._fn is not None else None
+        if ann is not None:
+            _collect(ann, self._local)
+            chunk = _chunk_annotation(ann)
+            self._adapter = self._make_adapter(ann if chunk is None else None)
+            self._chunk_adapter = self._make_adapter(chunk)
+        self._ready = True
+
+    @staticmethod
+    def _make_adapter(ann: Any) -> _Adapter | None:
+        if ann is None or _is_plain(ann) or ann is Any:
+            return None
+        try:
+            return _Adapter(ann)
+        except (ImportError, TypeError, ValueError, NameError):  # pydantic absent or cannot adapt
+            return None
+
+    def resolve(self, name: str) -> type | None:
+        """The allowed class named ``name``, or ``None``."""
+        self._load()
+        return self._local.get(name) or _REGISTRY.get(name) or _sdk_type(name)
+
+    def allows(self, cls: type) -> bool:
+        """Whether values of exactly ``cls`` may be stored (a reader could restore them)."""
+        return self.resolve(type_name(cls)) is cls
+
+    def adapter(self, chunk: bool) -> _Adapter | None:
+        """The TypeAdapter for the return annotation (or for stream chunks), if any."""
+        self._load()
+        return self._chunk_adapter if chunk else self._adapter
+
+
+def _json_native(value: Any, depth: int = 0) -> bool:
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return True
+    if t is int:
+        return -(2**63) <= value < 2**64
+    if t is float:
+        return math.isfinite(value)
+    if depth > 200:
+        return False
+    if t is dict:
+        return all(type(k) is str and _json_native(v, depth + 1) for k, v in value.items())
+    if t is list:
+        return all(_json_native(v, depth + 1) for v in value)
+    return False
+
+
+@functools.lru_cache(maxsize=256)
+def _dataclass_adapter(cls: type) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(cls)
+
+
+class Codec:
+    """Encodes and decodes one function's values against its :class:`AllowList`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("allow",)
+
+    def __init__(self, allow: AllowList) -> None:
+        self.allow = allow
+
+    # -- single values -----------------------------------------------------------------------
+
+    def encode(self, value: Any, *, allow_pickle: bool = False, chunk: bool = False) -> tuple[
+        str, bytes
+    ]:
+        """Encode ``value`` to ``(type_tag, payload)``.
+
+        Raises:
+            UnencodableValueError: the value is not JSON-native and its type is not allowed;
+                the message names the fix.
+        """
+        if _json_native(value):
+            return "json", orjson.dumps(value)
+        cls = type(value)
+        if _is_model_class(cls) and self.allow.allows(cls):
+            return "model:" + type_name(cls), value.model_dump_json(
+                by_alias=True, exclude_unset=True, round_trip=True, warnings=False
+            ).encode()
+        if dataclasses.is_dataclass(cls) and self.allow.allows(cls):
+            try:
+                data = _dataclass_adapter(cls).dump_json(value, warnings=False)
+            except ImportError:
+                data = orjson.dumps(value)
+            return "dataclass:" + type_name(cls), data
+        adapter = self.allow.adapter(chunk)
+        if adapter is not None:
+            try:
+                return adapter.tag, adapter.adapter.dump_json(value, warnings=False)
+            except (ValueError, TypeError) as exc:  # PydanticSerializationError is a ValueError
+                raise UnencodableValueError(
+                    f"a {type_name(cls)} does not match the return annotation: {exc}"
+                ) from exc
+        if allow_pickle:
+            return "pickle", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        raise UnencodableValueError(
+            f"a {type_name(cls)} result is not JSON-native and its type is not allow-listed; "
+            "to cache it, annotate the function's return type, or call "
+            f"llm_memo.register_type({cls.__qualname__}) (pydantic models and dataclasses)"
+        )
+
+    def decode(self, tag: str, payload: bytes, *, allow_pickle: bool = False) -> Any:
+        """Restore a value from ``(type_tag, payload)`` as a fresh object.
+
+        Raises:
+            CodecError: unknown or disallowed tag, or a payload that does not decode.
+        """
+        try:
+            if tag == "json":
+                return orjson.loads(payload)
+            kind, _, name = tag.partition(":")
+            if kind == "model":
+                cls = self._class(name)
+                try:
+                    return cls.model_validate_json(payload)  # type: ignore[attr-defined]
+                except ValueError:
+                    return self._construct(cls, orjson.loads(payload))
+            if kind == "dataclass":
+                cls = self._class(name)
+                try:
+                    return _dataclass_adapter(cls).validate_json(payload)
+                except ImportError:
+                    return cls(**orjson.loads(payload))
+            if kind == "adapter":
+                adapter = self.allow.adapter(chunk=False)
+                if adapter is None or adapter.tag != tag:
+                    raise CodecError("entry was written for another return annotation")
+                return adapter.adapter.validate_json(payload)
+            if tag == "stream" or tag == "astream":
+                return self.decode_chunks(payload, allow_pickle=allow_pickle)
+            if tag == "pickle" and allow_pickle:
+                return pickle.loads(payload)  # noqa: S301 - explicit opt-in, documented
+        except CodecError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, pickle.UnpicklingError) as exc:
+            raise CodecError(f"cannot decode a {tag!r} entry: {exc}") from exc
+        raise CodecError(f"entry type {tag!r} is not allowed here")
+
+    def _class(self, name: str) -> type:
+        cls = self.allow.resolve(name)
+        if cls is None:
+            raise CodecError(
+                f"entry type {name!r} is not allow-listed here (register_type() or annotate)"
+            )
+        return cls
+
+    @staticmethod
+    def _construct(cls: type, data: Any) -> Any:
+        # openai / anthropic build responses without validation (``construct``); a stored
+        # response that the strict validator rejects (a new enum value, say) is rebuilt the
+        # same lenient way the SDK built it in the first place.
+        if cls.__module__.partition(".")[0] in _SDK_PACKAGES and isinstance(data, dict):
+            return cls.construct(**data)  # type: ignore[attr-defined]
+        raise CodecError(f"stored {type_name(cls)} no longer validates")
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def encode_chunks(self, chunks: Sequence[Any], *, allow_pickle: bool = False) -> bytes:
+        """Encode a recorded stream's chunks (each tagged) as one payload.
+
+        Raises:
+            UnencodableValueError: a chunk cannot be encoded.
+        """
+        items: list[Any] = []
+        for chunk in chunks:
+            tag, payload = self.encode(chunk, allow_pickle=allow_pickle, chunk=True)
+            if tag == "pickle":
+                items.append([tag, base64.b64encode(payload).decode()])
+            else:
+                items.append([tag, orjson.Fragment(payload)])
+        return orjson.dumps(items)
+
+    def decode_chunks(self, payload: bytes, *, allow_pickle: bool = False) -> list[Any]:
+        """Restore a stream's chunks, in order, as fresh objects.
+
+        Raises:
+            CodecError: as :meth:`decode`.
+        """
+        items = orjson.loads(payload)
+        if type(items) is not list:
+            raise CodecError("stream entry is not a list")
+        out = []
+        adapter = None
+        for item in items:
+            tag, obj = item
+            if tag == "json":
+                out.append(obj)
+                continue
+            kind, _, name = tag.partition(":")
+            if kind == "model":
+                cls = self._class(name)
+                try:
+                    out.append(cls.model_validate(obj))  # type: ignore[attr-defined]
+                except ValueError:
+                    out.append(self._construct(cls, obj))
+            elif kind == "dataclass":
+                cls = self._class(name)
+                try:
+                    out.append(_dataclass_adapter(cls).validate_python(obj))
+                except ImportError:
+                    out.append(cls(**obj))
+            elif kind == "adapter":
+                adapter = adapter or self.allow.adapter(chunk=True)
+                if adapter is None or adapter.tag != tag:
+                    raise CodecError("stream was written for another chunk annotation")
+                out.append(adapter.adapter.validate_python(obj))
+            elif tag == "pickle" and allow_pickle:
+                out.append(pickle.loads(base64.b64decode(obj)))  # noqa: S301 - opt-in
+            else:
+                raise CodecError(f"stream chunk type {tag!r} is not allowed here")
+        return out
+
+
+# -- sealing: compression and signatures --------------------------------------------------------
+
+
+def _sign(signing_key: bytes, key: str, entry: Entry) -> bytes:
+    return hmac.digest(signing_key, entry.signed_view(key), "sha256")
+
+
+def seal(
+    key: str,
+    tag: str,
+    payload: bytes,
+    *,
+    created_at: float,
+    expires_at: float | None,
+    stale_window: float,
+    tokens: int,
+    signing_keys: Sequence[bytes] = (),
+    compress_threshold: int | None = None,
+) -> Entry:
+    """Build the :class:`Entry` for an encoded value: compress if large, sign if keys are set.
+
+    .. versionadded:: 0.1.0
+    """
+    flags = 0
+    if compress_threshold is not None and len(payload) > compress_threshold:
+        packed = zlib.compress(payload, 1)
+        if len(packed) < len(payload) * 0.9:
+            payload, flags = packed, FLAG_COMPRESSED
+    entry = Entry(payload, tag, created_at, expires_at, stale_window, tokens, flags)
+    if signing_keys:
+        entry = dataclasses.replace(entry, signature=_sign(signing_keys[0], key, entry))
+    return entry
+
+
+def unseal(key: str, entry: Entry, signing_keys: Sequence[bytes] = ()) -> bytes:
+    """Verify ``entry`` (when signing keys are set) and return its decompressed payload.
+
+    Raises:
+        CodecError: unsigned or tampered entry (with keys set), or corrupt compressed data.
+
+    .. versionadded:: 0.1.0
+    """
+    if signing_keys:
+        if not entry.signature:
+            raise CodecError("entry is not signed")
+        view = entry.signed_view(key)
+        if not any(
+            hmac.compare_digest(entry.signature, hmac.digest(k, view, "sha256"))
+            for k in signing_keys
+        ):
+            raise CodecError("entry signature does not match (tampered, or signed by another key)")
+    if entry.flags & FLAG_COMPRESSED:
+        try:
+            return zlib.decompress(entry.value)
+        except zlib.error as exc:
+            raise CodecError("compressed entry is corrupt") from exc
+    return entry.value
+
+
+# -- token accounting ---------------------------------------------------------------------------
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def usage_tokens(value: Any) -> int:
+    """Tokens a response reports in its ``usage`` (OpenAI, Anthropic and litellm shapes); 0
+    when it has none. For a list of stream chunks, the last chunk that reports usage.
+
+    .. versionadded:: 0.1.0
+    """
+    if isinstance(value, list):
+        for chunk in reversed(value):
+            if tokens := usage_tokens(chunk):
+                return tokens
+        return 0
+    try:
+        usage = _field(value, "usage")
+        if usage is None:
+            return 0
+        total = _field(usage, "total_tokens")
+        if isinstance(total, int) and not isinstance(total, bool):
+            return total
+        parts: Iterable[Any] = (
+            _field(usage, name)
+            for name in ("input_tokens", "output_tokens", "prompt_tokens", "completion_tokens")
+        )
+        return sum(p for p in parts if isinstance(p, int) and not isinstance(p, bool))
+    except (AttributeError, TypeError):
+        return 0

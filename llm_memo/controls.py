@@ -1,0 +1,332 @@
+"""Directives and the ``cache_controls`` block that applies them to a thread's or task's calls.
+
+:class:`Directives` is one frozen record of every directive, each either a value or
+:data:`UNSET`. Levels merge per field, strongest first: innermost ``cache_controls`` block,
+outer blocks, the decorator, ``configure()``, the built-in defaults. ``UNSET`` (not ``None``)
+marks "not given here": ``ttl=None`` given explicitly means "no expiry" and wins.
+
+The state of the active blocks is one :class:`contextvars.ContextVar` holding the merged
+directives of all open blocks plus the scopes that record events, so a call reads it with one
+``get()``. Each thread and each asyncio task sees its own value; ``propagate(fn)`` (or
+``contextvars.copy_context().run``) carries it into a thread pool.
+
+Inputs are converted once, here: ``ttl`` / ``max_age`` / ``stale_if_error`` accept int, float or
+:class:`datetime.timedelta` and become float seconds.
+
+Not here: what the directives make a call do (``_policy.py``).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import datetime as _dt
+import enum
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .events import Event
+
+__all__ = [
+    "UNSET",
+    "CacheScope",
+    "Directives",
+    "Unset",
+    "cache_controls",
+    "current_scopes",
+    "propagate",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Unset(enum.Enum):
+    """Type of :data:`UNSET`: "not given at this level, inherit from the one below"."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Final = Unset.UNSET
+
+#: Names of the directives, as accepted by ``cache_controls``, the decorator and ``configure``.
+DIRECTIVE_NAMES = (
+    "enabled",
+    "no_cache",
+    "no_store",
+    "ttl",
+    "max_age",
+    "stale_if_error",
+    "only_if_cached",
+    "namespace",
+    "backend",
+    "threshold",
+)
+
+
+def seconds(name: str, value: Any, *, allow_none: bool = True) -> float | None:
+    """Convert a duration given as int, float or timedelta to float seconds.
+
+    Raises:
+        ConfigurationError: negative, not a number, or ``None`` where not allowed.
+    """
+    if value is None:
+        if allow_none:
+            return None
+        raise ConfigurationError(f"{name} must be a number of seconds, not None")
+    if isinstance(value, _dt.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(
+            f"{name} must be seconds (int, float or datetime.timedelta), got {value!r}"
+        )
+    if value < 0 or value != value:
+        raise ConfigurationError(f"{name} must be >= 0 seconds, got {value!r}")
+    return float(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Directives:
+    """Every cache directive at one level; :data:`UNSET` fields inherit from the level below.
+
+    Build it with :meth:`build` (which validates and converts) rather than directly.
+
+    .. versionadded:: 0.1.0
+    """
+
+    enabled: bool | Unset = UNSET
+    no_cache: bool | Unset = UNSET
+    no_store: bool | Unset = UNSET
+    ttl: float | None | Unset = UNSET
+    max_age: float | None | Unset = UNSET
+    stale_if_error: float | None | Unset = UNSET
+    only_if_cached: bool | Unset = UNSET
+    namespace: str | Unset = UNSET
+    backend: Any = UNSET
+    threshold: float | None | Unset = UNSET
+
+    @classmethod
+    def build(cls, **given: Any) -> Directives:
+        """Validate and convert directives given as keyword arguments.
+
+        ``s_maxage`` is accepted as an alias of ``max_age`` (RFC 9111 §5.2.2.10).
+
+        Raises:
+            ConfigurationError: an unknown name or an invalid value.
+        """
+        if "s_maxage" in given:
+            if "max_age" in given:
+                raise ConfigurationError("give max_age or its alias s_maxage, not both")
+            given["max_age"] = given.pop("s_maxage")
+        unknown = set(given) - set(DIRECTIVE_NAMES)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown directive(s) {sorted(unknown)}; known: {', '.join(DIRECTIVE_NAMES)}"
+            )
+        out: dict[str, Any] = {}
+        for name, value in given.items():
+            if value is UNSET:
+                continue
+            if name in ("enabled", "no_cache", "no_store", "only_if_cached"):
+                out[name] = _flag(name, value)
+            elif name in ("ttl", "max_age", "stale_if_error"):
+                out[name] = seconds(name, value)
+            elif name == "namespace":
+                if not isinstance(value, str) or not value:
+                    raise ConfigurationError(f"namespace must be a non-empty str, got {value!r}")
+                out[name] = value
+            elif name == "threshold":
+                if value is not None and (
+                    isinstance(value, bool)
+                    or not isinstance(value, (int, float))
+                    or not -1.0 <= value <= 1.0
+                ):
+                    raise ConfigurationError(
+                        f"threshold must be a cosine similarity in [-1, 1], got {value!r}"
+                    )
+                out[name] = None if value is None else float(value)
+            else:  # backend: a URL, a path or a backend object; resolved on first use
+                if value is None:
+                    raise ConfigurationError("backend=None is not a backend; omit it to inherit")
+                out[name] = value
+        return cls(**out)
+
+    def over(self, base: Directives) -> Directives:
+        """This level merged over ``base``: each field from ``self`` unless UNSET here."""
+        changes = {
+            f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not UNSET
+        }
+        return replace(base, **changes) if changes else base
+
+    def given(self) -> dict[str, Any]:
+        """The directives set at this level, by name."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not UNSET}
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.given().items())
+        return f"Directives({inner})"
+
+
+EMPTY: Final = Directives()
+
+
+class CacheScope:
+    """What happened inside one ``cache_controls`` block, as it happens.
+
+    Attributes:
+        directives: the directives this block set (before merging with outer blocks).
+        events: the most recent events (at most ``max_events``), oldest first.
+        hits: calls answered from the cache (outcome ``hit``).
+        misses: calls that ran the function (outcomes ``miss`` and ``refresh``).
+
+    Calls in nested blocks are recorded by every enclosing scope.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("_lock", "_state_token", "directives", "events", "hits", "misses")
+
+    def __init__(self, directives: Directives, max_events: int = 1000) -> None:
+        self.directives = directives
+        self.events: collections.deque[Event] = collections.deque(maxlen=max_events)
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+        self._state_token: contextvars.Token[_State | None] | None = None
+
+    def record(self, event: Event) -> None:
+        """Add one event (called by the decorator)."""
+        outcome = event.outcome.value
+        with self._lock:
+            self.events.append(event)
+            if outcome == "hit":
+                self.hits += 1
+            elif outcome in ("miss", "refresh"):
+                self.misses += 1
+
+    def __repr__(self) -> str:
+        return f"<CacheScope {self.directives!r} hits={self.hits} misses={self.misses}>"
+
+    # -- the context-manager protocol; `cache_controls(...)` returns the scope itself --------
+
+    def __enter__(self) -> CacheScope:
+        outer = _STATE.get()
+        if outer is None:
+            merged, scopes = self.directives, (self,)
+        else:
+            merged, scopes = self.directives.over(outer.directives), (*outer.scopes, self)
+        self._state_token = _STATE.set(_State(merged, scopes))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        token, self._state_token = self._state_token, None
+        if token is not None:
+            _STATE.reset(token)
+        return False
+
+    async def __aenter__(self) -> CacheScope:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    directives: Directives
+    scopes: tuple[CacheScope, ...]
+
+
+_STATE: contextvars.ContextVar[_State | None] = contextvars.ContextVar(
+    "llm_memo_controls", default=None
+)
+
+
+def current() -> _State | None:
+    """The merged state of the open blocks in this context, or ``None`` outside any block."""
+    return _STATE.get()
+
+
+def current_scopes() -> tuple[CacheScope, ...]:
+    """The scopes of the open ``cache_controls`` blocks, outermost first.
+
+    .. versionadded:: 0.1.0
+    """
+    state = _STATE.get()
+    return () if state is None else state.scopes
+
+
+def cache_controls(**directives: Any) -> CacheScope:
+    """Apply cache directives to every cached call in a ``with`` (or ``async with``) block.
+
+    Directives apply in this thread or asyncio task only, and nest: an inner block wins per
+    directive. The block yields a :class:`CacheScope` recording the calls inside it.
+
+    Args:
+        **directives: any of ``enabled``, ``no_cache``, ``no_store``, ``ttl``, ``max_age``
+            (alias ``s_maxage``), ``stale_if_error``, ``only_if_cached``, ``namespace``,
+            ``backend``, ``threshold``.
+
+    Raises:
+        ConfigurationError: an unknown directive or an invalid value (raised here, at the
+            ``with``, not at the first call).
+
+    Example::
+
+        with cache_controls(no_store=True) as scope:
+            ask("gpt-4o-mini", messages)
+        assert scope.misses == 1
+
+    .. versionadded:: 0.1.0
+    """
+    return CacheScope(Directives.build(**directives))
+
+
+def propagate(fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap ``fn`` so it runs with the directives active *now*, in whichever thread calls it.
+
+    Use it to hand work to a thread pool from inside a ``cache_controls`` block::
+
+        with cache_controls(namespace="batch-7"):
+            results = list(pool.map(propagate(ask), prompts))
+
+    .. versionadded:: 0.1.0
+    """
+    context = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        # A Context can only be entered by one thread at a time; copy it per call so that
+        # the same wrapped function can run in many pool threads at once.
+        return context.copy().run(fn, *args, **kwargs)
+
+    return run

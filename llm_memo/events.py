@@ -1,0 +1,154 @@
+"""What happened to each cached call: :class:`Outcome`, :class:`Event`, and the :class:`Stats`
+counters behind ``fn.cache.stats()``.
+
+Every cached call ends in exactly one outcome. Events go to the active ``cache_controls``
+scopes, to the per-function counters, to the ``llm_memo`` logger and to ``configure(on_event=)``
+callbacks; the dispatching lives in ``_decorator.py``. An :class:`Event` object is only built
+when someone is listening (a scope, a callback, the test fixture, or DEBUG logging); otherwise a
+call costs a counter increment.
+
+Not here: decisions (``_policy.py``) and metric exporters.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from dataclasses import dataclass, field
+
+__all__ = ["CacheStats", "Event", "Outcome", "Stats"]
+
+
+class Outcome(str, enum.Enum):
+    """How a cached call was answered.
+
+    .. versionadded:: 0.1.0
+    """
+
+    #: Answered from the cache (or by an identical call already in flight); no call made.
+    HIT = "hit"
+    #: Nothing usable cached: the function was called (also an ``only_if_cached`` miss).
+    MISS = "miss"
+    #: ``no_cache``: the cache was not consulted; the function was called and the result stored.
+    REFRESH = "refresh"
+    #: The call raised and ``stale_if_error`` served an expired entry instead.
+    STALE = "stale"
+    #: ``enabled=False``: the cache was bypassed entirely.
+    BYPASS = "bypass"
+    #: A backend failed; the call still went through (fail-open).
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One cached call.
+
+    Attributes:
+        outcome: how the call was answered.
+        key: the cache key (empty for ``bypass``).
+        latency: seconds the cached call took, end to end.
+        age: seconds since the served entry was created (``None`` when nothing was served
+            from the cache).
+        function: the function identity in the key.
+        namespace: the namespace the call ran in.
+        similarity: cosine similarity of a semantic hit, else ``None``.
+        tokens: tokens the answer cost when it was first produced (from ``usage``), if known.
+        error: the backend error behind an ``error`` outcome.
+
+    .. versionadded:: 0.1.0
+    """
+
+    outcome: Outcome
+    key: str
+    latency: float
+    age: float | None = None
+    function: str = ""
+    namespace: str = ""
+    similarity: float | None = None
+    tokens: int = 0
+    error: BaseException | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """A snapshot of one function's counters, from ``fn.cache.stats()``.
+
+    Attributes:
+        hits: calls answered from the cache (``hit``).
+        misses: calls that ran the function because nothing usable was cached (``miss``).
+        refreshes: ``no_cache`` calls (``refresh``).
+        stale: calls answered by ``stale_if_error``.
+        bypasses: calls with the cache disabled.
+        errors: calls during which a backend failed.
+        tokens_saved: tokens the hits did not spend again (from the responses' ``usage``).
+
+    .. versionadded:: 0.1.0
+    """
+
+    hits: int = 0
+    misses: int = 0
+    refreshes: int = 0
+    stale: int = 0
+    bypasses: int = 0
+    errors: int = 0
+    tokens_saved: int = 0
+
+    @property
+    def calls(self) -> int:
+        """Every cached call counted."""
+        return self.hits + self.misses + self.refreshes + self.stale + self.bypasses + self.errors
+
+    @property
+    def hit_ratio(self) -> float:
+        """Share of lookups answered from the cache (``stale`` counts as answered)."""
+        looked_up = self.hits + self.stale + self.misses + self.errors
+        return (self.hits + self.stale) / looked_up if looked_up else 0.0
+
+
+_FIELD = {
+    Outcome.HIT: "hits",
+    Outcome.MISS: "misses",
+    Outcome.REFRESH: "refreshes",
+    Outcome.STALE: "stale",
+    Outcome.BYPASS: "bypasses",
+    Outcome.ERROR: "errors",
+}
+
+
+class Stats:
+    """Thread-safe counters for one cached function.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("_counts", "_lock", "_tokens")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(_FIELD.values(), 0)
+        self._tokens = 0
+
+    def record(self, outcome: Outcome, tokens_saved: int = 0) -> None:
+        """Count one call with ``outcome``; ``tokens_saved`` for hits and stale answers."""
+        with self._lock:
+            self._counts[_FIELD[outcome]] += 1
+            self._tokens += tokens_saved
+
+    def count_error(self) -> None:
+        """Count a backend failure outside a call's own outcome (a stream's late write)."""
+        with self._lock:
+            self._counts["errors"] += 1
+
+    def snapshot(self) -> CacheStats:
+        """The counters as a frozen :class:`CacheStats`."""
+        with self._lock:
+            return CacheStats(tokens_saved=self._tokens, **self._counts)
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        with self._lock:
+            self._counts = dict.fromkeys(_FIELD.values(), 0)
+            self._tokens = 0
