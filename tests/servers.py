@@ -438,9 +438,10 @@ def redis_command(
 
 def _redis_answers(host: str, port: int, password: str | None) -> bool:
     try:
-        return redis_command(host, port, "PING", password=password, timeout=0.5) == "PONG"
+        reply = redis_command(host, port, "PING", password=password, timeout=0.5)
     except (OSError, ConnectionError, RedisReplyError):
         return False
+    return bool(reply == "PONG")
 
 
 # --------------------------------------------------------------------------------------------
@@ -984,8 +985,8 @@ def _classify_gcs(
     if match is None:  # XML API style /bucket/key, or /batch/storage/v1
         if path.startswith("/batch/"):
             return method, None, ""
-        bucket, _, key = path.lstrip("/").partition("/")
-        return method, bucket or None, urllib.parse.unquote(key)
+        first, _, rest_of_path = path.lstrip("/").partition("/")
+        return method, first or None, urllib.parse.unquote(rest_of_path)
     bucket = urllib.parse.unquote(match["b"]) if match["b"] else None
     rest = match["rest"] or ""
     key = ""
