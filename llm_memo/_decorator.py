@@ -29,7 +29,15 @@ from .errors import CodecError, ConfigurationError
 from .events import CacheStats
 from .keys import function_prefix
 
-__all__ = ["CacheHandle", "CachedFunction", "Call", "Difference", "Explanation", "call", "llm_cached"]
+__all__ = [
+    "CacheHandle",
+    "CachedFunction",
+    "Call",
+    "Difference",
+    "Explanation",
+    "call",
+    "llm_cached",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -113,12 +121,12 @@ def _diff(a: Any, b: Any, path: str, out: list[Difference]) -> None:
             sub = f"{path}.{k}" if path else str(k)
             _diff(a.get(k, ABSENT), b.get(k, ABSENT), sub, out)
     elif type(a) is list and type(b) is list and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
             _diff(x, y, f"{path}[{i}]", out)
     elif type(a) is not type(b) or a != b:
         if type(a) is list and type(b) is list:
             out.append(Difference(f"{path} (length)", len(a), len(b)))
-            for i, (x, y) in enumerate(zip(a, b)):
+            for i, (x, y) in enumerate(zip(a, b, strict=False)):
                 _diff(x, y, f"{path}[{i}]", out)
         else:
             out.append(Difference(path, a, b))
@@ -245,7 +253,9 @@ class CacheHandle:
         """Async :meth:`clear`."""
         policy, backend = self._sync_backend(asynchronous=True)
         prefix = function_prefix(policy.namespace, self._memo.function_id)
-        result = (await backend.clear(prefix)) if is_async_backend(backend) else backend.clear(prefix)
+        result = (
+            (await backend.clear(prefix)) if is_async_backend(backend) else backend.clear(prefix)
+        )
         return int(result)
 
     def stats(self) -> CacheStats:
@@ -312,7 +322,7 @@ class CachedFunction(wrapt.FunctionWrapper):  # type: ignore[misc]
 
     __bound_function_wrapper__ = _BoundCachedFunction
 
-    def __init__(self, wrapped: Callable[..., Any], memo: Memo, driver: Callable[..., Any]):
+    def __init__(self, wrapped: Callable[..., Any], memo: Memo, driver: Callable[..., Any]) -> None:
         super().__init__(wrapped, functools.partial(driver, memo))
         self._self_memo = memo
         self._self_handle = CacheHandle(memo)
@@ -348,10 +358,13 @@ def _driver_for(fn: Any) -> Callable[..., Any]:
         if inner is None:
             break
         target = inner
-    if not (inspect.isfunction(target) or inspect.ismethod(target)) and callable(target):
-        call_method = getattr(type(target), "__call__", None)
-        if call_method is not None and not inspect.isbuiltin(target):
-            target = call_method
+    if (
+        not (inspect.isfunction(target) or inspect.ismethod(target) or inspect.isbuiltin(target))
+        and callable(target)
+        and not isinstance(target, type)
+    ):
+        # A callable object: its __call__ decides (an async __call__ makes an async callable).
+        target = type(target).__call__
     if inspect.isasyncgenfunction(target):
         return _drivers.run_async_generator
     if inspect.iscoroutinefunction(target):

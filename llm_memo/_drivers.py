@@ -19,6 +19,7 @@ is decided per call from the result, which is then recorded chunk by chunk by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -27,7 +28,7 @@ from typing import Any
 from ._flight import ASYNC_FLIGHTS, SYNC_FLIGHTS, Flight, Landing
 from ._memo import Memo, is_async_backend, logger
 from ._policy import Freshness, Policy, freshness
-from .backends import MISSING
+from .backends import MISSING, AsyncLocking, Locking
 from .controls import CacheScope
 from .entry import Entry
 from .errors import BackendError, BackendUnavailableError, CacheMiss, CodecError
@@ -118,6 +119,69 @@ def _serve_stale(memo: Memo, key: str, stale: Entry | None, returns: bool = True
     return _as_returned(stale, value) if returns else value
 
 
+# -- cross-process single-flight (lock=True) ---------------------------------------------------
+
+
+@contextlib.contextmanager
+def _held(memo: Memo, backend: Any, key: str, policy: Policy) -> Iterator[bool]:
+    """Hold the backend's cross-process lock for ``key`` when ``lock`` is on and supported.
+
+    Yields whether a lock was taken (or waited for), in which case another process may have
+    stored the value meanwhile and the caller looks again before calling. A failing lock is
+    logged and the call proceeds without it.
+    """
+    if not (memo.lock and policy.reads and isinstance(backend, Locking)):
+        yield False
+        return
+    s = memo.settings
+    try:
+        lock = backend.lock(key, ttl=s.lock_ttl, wait=s.wait_timeout)
+        lock.__enter__()
+    except BackendError as exc:
+        memo.backend_failed(backend, exc, "lock")
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        try:
+            lock.__exit__(None, None, None)
+        except BackendError as exc:
+            memo.backend_failed(backend, exc, "unlock")
+
+
+@contextlib.asynccontextmanager
+async def _aheld(memo: Memo, backend: Any, key: str, policy: Policy) -> AsyncIterator[bool]:
+    """The async twin of :func:`_held`."""
+    if not (memo.lock and policy.reads and isinstance(backend, (Locking, AsyncLocking))):
+        yield False
+        return
+    s = memo.settings
+    aio = is_async_backend(backend)
+    try:
+        lock = backend.lock(key, ttl=s.lock_ttl, wait=s.wait_timeout)
+        await lock.__aenter__() if aio else lock.__enter__()
+    except BackendError as exc:
+        memo.backend_failed(backend, exc, "lock")
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        try:
+            await lock.__aexit__(None, None, None) if aio else lock.__exit__(None, None, None)
+        except BackendError as exc:
+            memo.backend_failed(backend, exc, "unlock")
+
+
+def _look_again(memo: Memo, key: str, entry: Any, policy: Policy) -> Any:
+    """After waiting for another process's lock: the value it stored, or MISSING."""
+    if entry is MISSING:
+        return MISSING
+    value, _ = _judge(memo, key, entry, policy)
+    return value
+
+
 # -- plain functions ---------------------------------------------------------------------------
 
 
@@ -177,42 +241,82 @@ def run_sync(
                 raise flight.error
             # abandoned (leader cancelled, or its result was a stream): try to lead
     try:
-        try:
-            result = wrapped(*args, **kwargs)
-        except Exception as exc:
-            value = _serve_stale(memo, key, stale)
-            if value is not MISSING:
-                memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
-                if flight is not None:
-                    flight.land_error(exc)
-                return value
-            if flight is not None:
-                flight.land_error(exc)
-            raise
-        outcome = Outcome.ERROR if failure else (
-            Outcome.REFRESH if policy.no_cache else Outcome.MISS
-        )
-        if is_stream(result):
-            memo.emit(outcome, key, start, policy, scopes, error=failure)
-            return RecordingStream(result, memo, backend, key, policy)
-        encoded = None
-        now = memo.now()
-        plan = memo.plan(policy, now)
-        if plan is not None and memo.should_store(result):
-            encoded = memo.encode(result)
-            if encoded is not None:
+        with _held(memo, backend, key, policy) as locked:
+            if locked:
                 try:
-                    backend.set(key, memo.entry_for(key, encoded, plan, now, result), plan.retention)
-                except BackendError as exc:
-                    memo.backend_failed(backend, exc, "set")
-                    outcome, failure = Outcome.ERROR, exc
-        if flight is not None:
-            flight.land_value(result, encoded)
-        memo.emit(outcome, key, start, policy, scopes, error=failure)
-        return result
+                    value = _look_again(memo, key, backend.get(key), policy)
+                except BackendError:
+                    value = MISSING
+                if value is not MISSING:
+                    if flight is not None:
+                        flight.land_value(value, None)
+                    memo.emit(_HIT, key, start, policy, scopes)
+                    return value
+            return _call_sync(
+                memo,
+                wrapped,
+                args,
+                kwargs,
+                key,
+                policy,
+                scopes,
+                start,
+                backend,
+                stale,
+                failure,
+                flight,
+            )
     finally:
         if flight is not None:
             SYNC_FLIGHTS.land(key, flight)
+
+
+def _call_sync(
+    memo: Memo,
+    wrapped: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    key: str,
+    policy: Policy,
+    scopes: tuple[CacheScope, ...],
+    start: float,
+    backend: Any,
+    stale: Entry | None,
+    failure: BackendError | None,
+    flight: Flight | None,
+) -> Any:
+    """Call the function (a miss) and store its result."""
+    try:
+        result = wrapped(*args, **kwargs)
+    except Exception as exc:
+        value = _serve_stale(memo, key, stale)
+        if value is not MISSING:
+            memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
+            if flight is not None:
+                flight.land_error(exc)
+            return value
+        if flight is not None:
+            flight.land_error(exc)
+        raise
+    outcome = Outcome.ERROR if failure else (Outcome.REFRESH if policy.no_cache else Outcome.MISS)
+    if is_stream(result):
+        memo.emit(outcome, key, start, policy, scopes, error=failure)
+        return RecordingStream(result, memo, backend, key, policy)
+    encoded = None
+    now = memo.now()
+    plan = memo.plan(policy, now)
+    if plan is not None and memo.should_store(result):
+        encoded = memo.encode(result)
+        if encoded is not None:
+            try:
+                backend.set(key, memo.entry_for(key, encoded, plan, now, result), plan.retention)
+            except BackendError as exc:
+                memo.backend_failed(backend, exc, "set")
+                outcome, failure = Outcome.ERROR, exc
+    if flight is not None:
+        flight.land_value(result, encoded)
+    memo.emit(outcome, key, start, policy, scopes, error=failure)
+    return result
 
 
 # -- coroutine functions ------------------------------------------------------------------------
@@ -274,49 +378,91 @@ async def run_async(
                 assert flight.error is not None
                 raise flight.error
     try:
-        try:
-            result = await wrapped(*args, **kwargs)
-        except Exception as exc:
-            value = _serve_stale(memo, key, stale)
-            if value is not MISSING:
-                memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
-                if flight is not None:
-                    flight.land_error(exc)
-                return value
-            if flight is not None:
-                flight.land_error(exc)
-            raise
-        outcome = Outcome.ERROR if failure else (
-            Outcome.REFRESH if policy.no_cache else Outcome.MISS
-        )
-        if is_async_stream(result):
-            memo.emit(outcome, key, start, policy, scopes, error=failure)
-            return AsyncRecordingStream(result, memo, backend, key, policy)
-        if is_stream(result):
-            memo.emit(outcome, key, start, policy, scopes, error=failure)
-            return RecordingStream(result, memo, backend, key, policy)
-        encoded = None
-        now = memo.now()
-        plan = memo.plan(policy, now)
-        if plan is not None and memo.should_store(result):
-            encoded = memo.encode(result)
-            if encoded is not None:
-                entry = memo.entry_for(key, encoded, plan, now, result)
+        async with _aheld(memo, backend, key, policy) as locked:
+            if locked:
                 try:
-                    if aio:
-                        await backend.set(key, entry, plan.retention)
-                    else:
-                        backend.set(key, entry, plan.retention)
-                except BackendError as exc:
-                    memo.backend_failed(backend, exc, "set")
-                    outcome, failure = Outcome.ERROR, exc
-        if flight is not None:
-            flight.land_value(result, encoded)
-        memo.emit(outcome, key, start, policy, scopes, error=failure)
-        return result
+                    again = (await backend.get(key)) if aio else backend.get(key)
+                    value = _look_again(memo, key, again, policy)
+                except BackendError:
+                    value = MISSING
+                if value is not MISSING:
+                    if flight is not None:
+                        flight.land_value(value, None)
+                    memo.emit(_HIT, key, start, policy, scopes)
+                    return value
+            return await _call_async(
+                memo,
+                wrapped,
+                args,
+                kwargs,
+                key,
+                policy,
+                scopes,
+                start,
+                backend,
+                stale,
+                failure,
+                flight,
+            )
     finally:
         if flight is not None:
             ASYNC_FLIGHTS.land(key, flight)
+
+
+async def _call_async(
+    memo: Memo,
+    wrapped: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    key: str,
+    policy: Policy,
+    scopes: tuple[CacheScope, ...],
+    start: float,
+    backend: Any,
+    stale: Entry | None,
+    failure: BackendError | None,
+    flight: Flight | None,
+) -> Any:
+    """Await the function (a miss) and store its result."""
+    aio = is_async_backend(backend)
+    try:
+        result = await wrapped(*args, **kwargs)
+    except Exception as exc:
+        value = _serve_stale(memo, key, stale)
+        if value is not MISSING:
+            memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
+            if flight is not None:
+                flight.land_error(exc)
+            return value
+        if flight is not None:
+            flight.land_error(exc)
+        raise
+    outcome = Outcome.ERROR if failure else (Outcome.REFRESH if policy.no_cache else Outcome.MISS)
+    if is_async_stream(result):
+        memo.emit(outcome, key, start, policy, scopes, error=failure)
+        return AsyncRecordingStream(result, memo, backend, key, policy)
+    if is_stream(result):
+        memo.emit(outcome, key, start, policy, scopes, error=failure)
+        return RecordingStream(result, memo, backend, key, policy)
+    encoded = None
+    now = memo.now()
+    plan = memo.plan(policy, now)
+    if plan is not None and memo.should_store(result):
+        encoded = memo.encode(result)
+        if encoded is not None:
+            entry = memo.entry_for(key, encoded, plan, now, result)
+            try:
+                if aio:
+                    await backend.set(key, entry, plan.retention)
+                else:
+                    backend.set(key, entry, plan.retention)
+            except BackendError as exc:
+                memo.backend_failed(backend, exc, "set")
+                outcome, failure = Outcome.ERROR, exc
+    if flight is not None:
+        flight.land_value(result, encoded)
+    memo.emit(outcome, key, start, policy, scopes, error=failure)
+    return result
 
 
 # -- generator functions ------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from typing import Any
 
 from . import config, controls
 from ._policy import Policy, WritePlan, resolve, write_plan
-from .backends import AsyncBackend
 from .codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
 from .controls import UNSET, CacheScope, Directives, Unset
 from .entry import Entry

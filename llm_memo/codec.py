@@ -282,9 +282,9 @@ class Codec:
 
     # -- single values -----------------------------------------------------------------------
 
-    def encode(self, value: Any, *, allow_pickle: bool = False, chunk: bool = False) -> tuple[
-        str, bytes
-    ]:
+    def encode(
+        self, value: Any, *, allow_pickle: bool = False, chunk: bool = False
+    ) -> tuple[str, bytes]:
         """Encode ``value`` to ``(type_tag, payload)``.
 
         Raises:

@@ -44,6 +44,8 @@ __all__ = ["Settings", "configure", "settings"]
 
 #: Seconds a caller waits for an identical call already in flight before calling itself.
 DEFAULT_WAIT_TIMEOUT = 300.0
+#: Seconds a cross-process lock (``lock=True``) lives if its holder dies without releasing it.
+DEFAULT_LOCK_TTL = 120.0
 #: Values whose encoded form is larger than this are zlib-compressed when that saves space.
 DEFAULT_COMPRESS_THRESHOLD = 16 * 1024
 
@@ -66,6 +68,7 @@ class Settings:
     allow_pickle: bool = False
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT
     lock: bool = False
+    lock_ttl: float = DEFAULT_LOCK_TTL
     compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD
     clock: Callable[[], float] = time.time
     embedder: Any = None
@@ -160,6 +163,7 @@ def configure(
     allow_pickle: bool | Unset = UNSET,
     wait_timeout: float | Unset = UNSET,
     lock: bool | Unset = UNSET,
+    lock_ttl: float | Unset = UNSET,
     compress_threshold: int | Unset = UNSET,
     clock: Callable[[], float] | Unset = UNSET,
     embedder: Any = UNSET,
@@ -183,6 +187,7 @@ def configure(
             them back. Only for caches no one else can write to.
         wait_timeout: seconds an identical concurrent call waits for the one in flight.
         lock: cross-process single-flight by default, on backends that support it.
+        lock_ttl: seconds a cross-process lock outlives a crashed holder.
         compress_threshold: encoded size in bytes above which values are compressed.
         clock: the time source for entry timestamps (tests pass a fake clock).
         embedder: the embedder semantic backends built from URLs use.
@@ -218,6 +223,8 @@ def configure(
             updated.wait_timeout = seconds("wait_timeout", wait_timeout, allow_none=False) or 0.0
         if lock is not UNSET:
             updated.lock = bool(lock)
+        if lock_ttl is not UNSET:
+            updated.lock_ttl = seconds("lock_ttl", lock_ttl, allow_none=False) or 0.0
         if compress_threshold is not UNSET:
             if not isinstance(compress_threshold, int) or compress_threshold < 0:
                 raise ConfigurationError("compress_threshold must be a non-negative int")

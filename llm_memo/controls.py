@@ -116,13 +116,13 @@ class Directives:
     enabled: bool | Unset = UNSET
     no_cache: bool | Unset = UNSET
     no_store: bool | Unset = UNSET
-    ttl: float | None | Unset = UNSET
-    max_age: float | None | Unset = UNSET
-    stale_if_error: float | None | Unset = UNSET
+    ttl: float | Unset | None = UNSET
+    max_age: float | Unset | None = UNSET
+    stale_if_error: float | Unset | None = UNSET
     only_if_cached: bool | Unset = UNSET
     namespace: str | Unset = UNSET
     backend: Any = UNSET
-    threshold: float | None | Unset = UNSET
+    threshold: float | Unset | None = UNSET
 
     @classmethod
     def build(cls, **given: Any) -> Directives:
@@ -172,9 +172,7 @@ class Directives:
 
     def over(self, base: Directives) -> Directives:
         """This level merged over ``base``: each field from ``self`` unless UNSET here."""
-        changes = {
-            f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not UNSET
-        }
+        changes = {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not UNSET}
         return replace(base, **changes) if changes else base
 
     def given(self) -> dict[str, Any]:

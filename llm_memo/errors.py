@@ -5,9 +5,9 @@ LLMMemoError
 ├── ConfigurationError(ValueError)        bad URL, option or directive
 │   └── MissingDependencyError(ImportError)   a backend's extra is not installed
 ├── UnkeyableArgumentError(TypeError)     an argument has no canonical form; names it and the fix
-├── CodecError(ValueError)                internal: a corrupt, tampered or unknown entry; becomes a miss
+├── CodecError(ValueError)                a corrupt, tampered or unknown entry; read as a miss
 ├── BackendError                          a backend failed; the decorator falls through to the call
-│   └── BackendUnavailableError(ConnectionError)   raised to callers only with ``strict=True``
+│   └── BackendUnavailableError(ConnectionError)  raised only with ``strict=True``
 └── CacheMiss(LookupError)                ``only_if_cached`` found nothing
 ```
 

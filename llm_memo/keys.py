@@ -370,8 +370,8 @@ class KeyBuilder:
         "_pos_names",
         "_self_name",
         "_sig",
-        "_var_pos",
         "_var_kw",
+        "_var_pos",
         "function_id",
     )
 

@@ -19,6 +19,8 @@ Not here: the concrete backends (``memory.py``, ``disk.py``, ...) and the scheme
 from __future__ import annotations
 
 import enum
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
 
 from ._registry import from_url, register_backend
@@ -29,7 +31,11 @@ if TYPE_CHECKING:
 __all__ = [
     "MISSING",
     "AsyncBackend",
+    "AsyncListing",
+    "AsyncLocking",
     "Backend",
+    "Listing",
+    "Locking",
     "Missing",
     "from_url",
     "register_backend",
@@ -47,6 +53,7 @@ class Missing(enum.Enum):
 
 #: What :meth:`Backend.get` returns when there is no live entry under the key.
 MISSING: Final = Missing.MISSING
+
 
 @runtime_checkable
 class Backend(Protocol):
@@ -109,4 +116,61 @@ class AsyncBackend(Protocol):
 
     async def close(self) -> None:
         """Release connections and files."""
+        ...
+
+
+# -- optional abilities, each its own protocol ---------------------------------------------------
+
+
+@runtime_checkable
+class Listing(Protocol):
+    """A backend that can list its keys (for ``llm-memo`` CLI listings, purges and copies).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Iterate the stored keys that start with ``prefix`` (order unspecified)."""
+        ...
+
+
+@runtime_checkable
+class AsyncListing(Protocol):
+    """The async twin of :class:`Listing`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def keys(self, prefix: str = "") -> AsyncIterator[str]:
+        """Iterate the stored keys that start with ``prefix``."""
+        ...
+
+
+@runtime_checkable
+class Locking(Protocol):
+    """A backend that can hold a lock shared by every process using it (``lock=True``).
+
+    ``lock(key, ttl=..., wait=...)`` returns a context manager. Entering it waits up to
+    ``wait`` seconds for the lock and yields whether it was acquired; the lock expires by
+    itself ``ttl`` seconds after it was taken, so a crashed holder blocks others at most that
+    long. Failures raise :class:`~llm_memo.errors.BackendError` (the decorator then proceeds
+    without the lock).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def lock(self, key: str, *, ttl: float, wait: float) -> AbstractContextManager[bool]:
+        """A cross-process lock named after ``key``."""
+        ...
+
+
+@runtime_checkable
+class AsyncLocking(Protocol):
+    """The async twin of :class:`Locking` (an async context manager).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def lock(self, key: str, *, ttl: float, wait: float) -> AbstractAsyncContextManager[bool]:
+        """A cross-process lock named after ``key``."""
         ...

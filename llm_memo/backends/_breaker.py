@@ -1,0 +1,101 @@
+"""A circuit breaker for network backends: stop calling a store that keeps failing.
+
+After ``failures`` consecutive failures the breaker *opens*: for ``cooldown`` seconds every
+operation fails at once with :class:`~llm_memo.errors.BackendUnavailableError` (the decorator
+then calls the function directly, fail-open) instead of waiting on a connect timeout per call.
+When the cool-down has passed, one operation is let through as a probe (*half-open*): success
+closes the breaker, failure opens it for another cool-down, doubled up to ``max_cooldown``.
+
+Thread-safe; one breaker per backend object. Async backends use the same object: its methods
+never block.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from ..errors import BackendUnavailableError
+
+__all__ = ["CircuitBreaker"]
+
+
+class CircuitBreaker:
+    """Consecutive-failure circuit breaker with exponential cool-down.
+
+    Args:
+        failures: consecutive failures that open the breaker.
+        cooldown: seconds the breaker stays open the first time.
+        max_cooldown: upper bound of the doubled cool-down.
+        clock: monotonic seconds (tests pass a fake one).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        failures: int = 3,
+        cooldown: float = 2.0,
+        max_cooldown: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.failures = failures
+        self.cooldown = cooldown
+        self.max_cooldown = max_cooldown
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._count = 0
+        self._open_until = 0.0
+        self._current_cooldown = cooldown
+        self._probing = False
+
+    @property
+    def is_open(self) -> bool:
+        """Whether operations are currently refused."""
+        return self._count >= self.failures and self._clock() < self._open_until
+
+    def before(self, name: str = "backend") -> None:
+        """Call before an operation.
+
+        Raises:
+            BackendUnavailableError: the breaker is open (or a probe is already under way).
+        """
+        if self._count < self.failures:
+            return
+        with self._lock:
+            if self._count < self.failures:
+                return
+            now = self._clock()
+            if now < self._open_until or self._probing:
+                raise BackendUnavailableError(
+                    f"{name} is unavailable (circuit open after {self._count} failures); "
+                    "calls go straight to the function until it recovers"
+                )
+            self._probing = True
+
+    def success(self) -> None:
+        """Record a successful operation: closes the breaker."""
+        if self._count or self._probing:
+            with self._lock:
+                self._count = 0
+                self._probing = False
+                self._current_cooldown = self.cooldown
+
+    def failure(self) -> None:
+        """Record a failed operation; may open the breaker."""
+        with self._lock:
+            self._count += 1
+            if self._count >= self.failures:
+                if self._probing:
+                    self._current_cooldown = min(self._current_cooldown * 2, self.max_cooldown)
+                self._open_until = self._clock() + self._current_cooldown
+                self._probing = False
+
+    def reset(self) -> None:
+        """Close the breaker (after a fork, or in tests)."""
+        with self._lock:
+            self._count = 0
+            self._open_until = 0.0
+            self._probing = False
+            self._current_cooldown = self.cooldown

@@ -1,0 +1,120 @@
+"""DiskBackend: the conformance suite, pickle refusal (CVE-2025-69872), multi-process use."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import diskcache
+import pytest
+
+from llm_memo.backends import MISSING, from_url
+from llm_memo.backends.disk import DiskBackend, default_directory
+from llm_memo.errors import ConfigurationError
+
+from .conformance import BackendConformance, make_entry, make_key
+
+
+class TestDiskConformance(BackendConformance):
+    @pytest.fixture
+    def backend(self, tmp_path: Path) -> Iterator[DiskBackend]:
+        backend = DiskBackend(tmp_path / "cache")
+        yield backend
+        backend.close()
+
+    @pytest.fixture
+    def plant(self, tmp_path: Path) -> Callable[[str, bytes], None]:
+        raw = diskcache.Cache(str(tmp_path / "cache"))
+
+        def plant(key: str, data: bytes) -> None:
+            raw.set(key, data)
+
+        return plant
+
+
+class Evil:
+    """Unpickling this would run code."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Path("/tmp/llm_memo_pwned").touch, ())
+
+
+class TestDiskSafety:
+    def test_pickled_value_is_never_loaded(self, tmp_path: Path) -> None:
+        """A value another diskcache client stored as pickle reads as a miss, unexecuted."""
+        marker = Path("/tmp/llm_memo_pwned")
+        marker.unlink(missing_ok=True)
+        backend = DiskBackend(tmp_path)
+        key = make_key()
+        diskcache.Cache(str(tmp_path)).set(key, Evil())
+        assert backend.get(key) is MISSING
+        assert not marker.exists()
+
+    def test_pickled_key_is_never_loaded(self, tmp_path: Path) -> None:
+        """Listing keys never unpickles a pickled key planted in the same directory."""
+        marker = Path("/tmp/llm_memo_pwned")
+        marker.unlink(missing_ok=True)
+        diskcache.Cache(str(tmp_path)).set((Evil(),), b"x")
+        backend = DiskBackend(tmp_path)
+        list(backend.keys())
+        backend.clear("llm_memo:")
+        assert not marker.exists()
+
+    def test_refuses_to_store_non_bytes(self, tmp_path: Path) -> None:
+        """The Disk refuses anything but bytes, so nothing is ever pickled on write."""
+        backend = DiskBackend(tmp_path)
+        with pytest.raises(TypeError):
+            backend._cache.set("k", {"a": 1})
+        assert pickle.dumps  # the module is not used by the backend itself
+
+    def test_size_limit_is_explicit(self, tmp_path: Path) -> None:
+        """The size limit given is the one diskcache enforces."""
+        backend = DiskBackend(tmp_path, size_limit=123_456_789)
+        assert backend._cache.size_limit == 123_456_789
+
+    def test_url_and_bare_path(self, tmp_path: Path) -> None:
+        """disk:///path, a bare path and query options all build a DiskBackend."""
+        by_url = from_url(f"disk://{tmp_path}/a?size_limit=5000000")
+        assert isinstance(by_url, DiskBackend)
+        assert by_url.directory == f"{tmp_path}/a"
+        assert by_url.size_limit == 5_000_000
+        bare = from_url(str(tmp_path / "b"))
+        assert isinstance(bare, DiskBackend)
+        assert bare.directory == str(tmp_path / "b")
+        with pytest.raises(ConfigurationError):
+            from_url(f"disk://{tmp_path}?bogus=1")
+
+    def test_default_directory_follows_platform(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The embedded default lives under the user cache dir (XDG on Linux)."""
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        assert default_directory() == str(tmp_path / "llm_memo" / "cache")
+
+
+def _write_many(directory: str, worker: int) -> None:
+    backend = DiskBackend(directory)
+    for i in range(50):
+        backend.set(
+            make_key(digest=f"{worker:02d}{i:030d}"), make_entry(bytes([worker]) * 100), None
+        )
+
+
+class TestDiskMultiProcess:
+    def test_processes_share_one_cache(self, tmp_path: Path) -> None:
+        """Entries written by 4 processes at once are all readable afterwards."""
+        ctx = multiprocessing.get_context("spawn")
+        procs = [ctx.Process(target=_write_many, args=(str(tmp_path), w)) for w in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+            assert p.exitcode == 0
+        backend = DiskBackend(tmp_path)
+        for w in range(4):
+            for i in range(50):
+                got = backend.get(make_key(digest=f"{w:02d}{i:030d}"))
+                assert got is not MISSING
+                assert got.value == bytes([w]) * 100

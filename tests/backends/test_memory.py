@@ -1,0 +1,71 @@
+"""MemoryBackend: the conformance suite plus LRU bounds and URL options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from llm_memo.backends import MISSING, from_url
+from llm_memo.backends.memory import MemoryBackend
+from llm_memo.errors import ConfigurationError
+from llm_memo.testing import FakeClock
+
+from .conformance import BackendConformance, make_entry, make_key
+
+
+class TestMemoryConformance(BackendConformance):
+    @pytest.fixture
+    def clock(self) -> FakeClock:
+        return FakeClock()
+
+    @pytest.fixture
+    def backend(self, clock: FakeClock) -> Iterator[MemoryBackend]:
+        backend = MemoryBackend(clock=clock)
+        yield backend
+        backend.close()
+
+    @pytest.fixture
+    def advance(self, clock: FakeClock) -> Callable[[float], None]:
+        return clock.advance
+
+
+class TestMemoryBounds:
+    def test_evicts_least_recently_used_beyond_max_entries(self) -> None:
+        """Past max_entries, the least recently *used* entry goes first."""
+        backend = MemoryBackend(max_entries=2)
+        a, b, c = (make_key(digest=d * 32) for d in "abc")
+        backend.set(a, make_entry(), None)
+        backend.set(b, make_entry(), None)
+        assert backend.get(a) is not MISSING  # a is now more recent than b
+        backend.set(c, make_entry(), None)
+        assert backend.get(b) is MISSING
+        assert backend.get(a) is not MISSING
+        assert backend.get(c) is not MISSING
+
+    def test_bounded_by_bytes(self) -> None:
+        """Total size stays under max_bytes; an entry larger than the bound is not stored."""
+        backend = MemoryBackend(max_bytes=10_000)
+        for i in range(10):
+            backend.set(make_key(digest=f"{i:032d}"), make_entry(b"x" * 3000), None)
+        assert backend.total_bytes <= 10_000
+        assert len(backend) == 3
+        huge = make_key(digest="f" * 32)
+        backend.set(huge, make_entry(b"x" * 20_000), None)
+        assert backend.get(huge) is MISSING
+
+    def test_overwrite_accounts_bytes(self) -> None:
+        """Replacing an entry does not leak its old size."""
+        backend = MemoryBackend()
+        key = make_key()
+        for _ in range(100):
+            backend.set(key, make_entry(b"x" * 1000), None)
+        assert backend.total_bytes == make_entry(b"x" * 1000).size
+
+    def test_from_url_options(self) -> None:
+        """memory:// takes max_entries and max_bytes; unknown options are errors."""
+        backend = from_url("memory://?max_entries=7&max_bytes=1000")
+        assert isinstance(backend, MemoryBackend)
+        assert (backend.max_entries, backend.max_bytes) == (7, 1000)
+        with pytest.raises(ConfigurationError, match="unknown memory:// option"):
+            from_url("memory://?size=3")
