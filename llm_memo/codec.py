@@ -191,7 +191,7 @@ class _Adapter:
         from pydantic import TypeAdapter
 
         self.adapter: Any = TypeAdapter(annotation)
-        self.tag = "adapter:" + xxhash.xxh64_hexdigest(repr(annotation))
+        self.tag = "adapter:" + xxhash.xxh64_hexdigest(repr(annotation).encode())
 
 
 class AllowList:
@@ -226,8 +226,12 @@ class AllowList:
         if ann is None or _is_plain(ann) or ann is Any:
             return None
         try:
+            from pydantic import PydanticSchemaGenerationError, PydanticUserError
+        except ImportError:
+            return None
+        try:
             return _Adapter(ann)
-        except (ImportError, TypeError, ValueError, NameError):  # pydantic absent or cannot adapt
+        except (PydanticSchemaGenerationError, PydanticUserError):  # an annotation it can't adapt
             return None
 
     def resolve(self, name: str) -> type | None:

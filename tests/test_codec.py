@@ -1,0 +1,252 @@
+"""Values (SPEC §5): data not pickle, same types back from an allow-list, signing, compression."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from llm_memo import CodecError, register_type
+from llm_memo.codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
+from llm_memo.entry import FLAG_COMPRESSED, Entry
+
+from .samples import chat_chunks, chat_completion, completion_dict
+
+
+class Answer(BaseModel):
+    text: str
+    score: float = 0.0
+
+
+@dataclasses.dataclass
+class Inner:
+    n: int
+
+
+@dataclasses.dataclass
+class Outer:
+    name: str
+    inner: Inner
+
+
+def returns_answer() -> Answer: ...
+def returns_outer() -> Outer: ...
+def returns_list() -> list[Answer]: ...
+def returns_tuple() -> tuple[str, int]: ...
+def streams_answers() -> Iterator[Answer]: ...
+def unannotated():  # type: ignore[no-untyped-def]
+    ...
+
+
+def roundtrip(fn: Any, value: Any, **kw: Any) -> Any:
+    codec = Codec(AllowList(fn))
+    tag, payload = codec.encode(value, **kw)
+    return codec.decode(tag, payload, **kw)
+
+
+class TestJson:
+    @pytest.mark.parametrize(
+        "value",
+        [None, True, 0, -5, 2**63, 1.5, "txt", [], {}, {"a": [1, {"b": None}], "c": "ü"}],
+    )
+    def test_json_values_roundtrip_exactly(self, value: Any) -> None:
+        """JSON-native values come back equal and of the same type."""
+        got = roundtrip(unannotated, value)
+        assert got == value
+        assert type(got) is type(value)
+
+    def test_each_decode_is_a_fresh_object(self) -> None:
+        """Two decodes of one entry are distinct objects (mutating one changes nothing)."""
+        codec = Codec(AllowList(unannotated))
+        tag, payload = codec.encode({"a": [1]})
+        first = codec.decode(tag, payload)
+        first["a"].append(2)
+        assert codec.decode(tag, payload) == {"a": [1]}
+
+    def test_non_json_values_are_refused_without_annotation(self) -> None:
+        """A tuple, a set or an arbitrary object is not stored unless annotated/registered."""
+        codec = Codec(AllowList(unannotated))
+        for value in [(1, 2), {1, 2}, object(), float("nan"), {1: "a"}]:
+            with pytest.raises(UnencodableValueError, match=r"register_type|annotate"):
+                codec.encode(value)
+
+
+class TestTypedValues:
+    def test_annotated_pydantic_model(self) -> None:
+        """A pydantic model named in the return annotation comes back as the same type."""
+        got = roundtrip(returns_answer, Answer(text="hi", score=0.5))
+        assert type(got) is Answer
+        assert got == Answer(text="hi", score=0.5)
+
+    def test_unset_fields_stay_unset(self) -> None:
+        """Fields left at their default stay unset, so exclude_unset dumps match."""
+        got = roundtrip(returns_answer, Answer(text="hi"))
+        assert got.model_fields_set == {"text"}
+
+    def test_nested_dataclass(self) -> None:
+        """A dataclass with a nested dataclass comes back with the nested type."""
+        got = roundtrip(returns_outer, Outer("x", Inner(3)))
+        assert got == Outer("x", Inner(3))
+        assert type(got.inner) is Inner
+
+    def test_generic_annotations_use_a_type_adapter(self) -> None:
+        """list[Model] and tuple[str, int] annotations restore their exact shapes."""
+        assert roundtrip(returns_list, [Answer(text="a")]) == [Answer(text="a")]
+        assert roundtrip(returns_tuple, ("a", 1)) == ("a", 1)
+
+    def test_registered_type_without_annotation(self) -> None:
+        """register_type() allow-lists a type for every function."""
+
+        @register_type
+        class Verdict(BaseModel):
+            label: str
+
+        assert roundtrip(unannotated, Verdict(label="ok")) == Verdict(label="ok")
+
+    def test_unlisted_model_is_not_stored(self) -> None:
+        """A model type that is neither annotated, registered nor an SDK type is refused."""
+
+        class Secret(BaseModel):
+            x: int
+
+        with pytest.raises(UnencodableValueError):
+            Codec(AllowList(unannotated)).encode(Secret(x=1))
+
+    def test_reader_refuses_types_outside_its_allow_list(self) -> None:
+        """A stored tag naming a type the reader has not allowed is an error, never imported."""
+        writer = Codec(AllowList(returns_answer))
+        tag, payload = writer.encode(Answer(text="x"))
+        with pytest.raises(CodecError, match="not allow-listed"):
+            Codec(AllowList(unannotated)).decode(tag, payload)
+        with pytest.raises(CodecError):
+            Codec(AllowList(unannotated)).decode("model:os:system", b"{}")
+
+    def test_openai_chat_completion(self) -> None:
+        """An openai ChatCompletion comes back as a ChatCompletion that compares equal."""
+        original = chat_completion()
+        got = roundtrip(unannotated, original)
+        assert type(got) is type(original)
+        assert got == original
+        assert got.model_dump() == original.model_dump()
+        assert got.to_dict() == completion_dict()
+
+    def test_openai_lenient_fallback(self) -> None:
+        """A response the strict validator rejects (new enum value) still comes back."""
+        from openai.types.chat import ChatCompletion
+
+        data = completion_dict()
+        data["choices"][0]["finish_reason"] = "brand_new_reason"
+        odd = ChatCompletion.construct(**data)
+        got = roundtrip(unannotated, odd)
+        assert type(got) is ChatCompletion
+        assert got.choices[0].finish_reason == "brand_new_reason"
+
+    def test_stream_chunks(self) -> None:
+        """Stream chunks (openai ChatCompletionChunk) come back in order, same types."""
+        chunks = chat_chunks()
+        codec = Codec(AllowList(unannotated))
+        payload = codec.encode_chunks(chunks)
+        got = codec.decode("stream", payload)
+        assert got == chunks
+        assert [type(c) for c in got] == [type(c) for c in chunks]
+
+    def test_annotated_stream_chunks(self) -> None:
+        """Iterator[Model] allow-lists the chunk type."""
+        codec = Codec(AllowList(streams_answers))
+        payload = codec.encode_chunks([Answer(text="a"), {"raw": 1}])
+        assert codec.decode("stream", payload) == [Answer(text="a"), {"raw": 1}]
+
+
+class TestPickle:
+    def test_pickle_only_by_opt_in(self) -> None:
+        """allow_pickle stores arbitrary objects; without it a pickle entry is refused."""
+        codec = Codec(AllowList(unannotated))
+        tag, payload = codec.encode({1, 2}, allow_pickle=True)
+        assert tag == "pickle"
+        assert codec.decode(tag, payload, allow_pickle=True) == {1, 2}
+        with pytest.raises(CodecError):
+            codec.decode(tag, payload)
+        with pytest.raises(CodecError):
+            codec.decode("pickle", pickle.dumps(print))
+
+
+class TestSealing:
+    def test_large_payloads_compress(self) -> None:
+        """Payloads above the threshold are compressed and come back intact."""
+        payload = b'{"text": "' + b"abc" * 10_000 + b'"}'
+        entry = seal(
+            "k",
+            "json",
+            payload,
+            created_at=1.0,
+            expires_at=None,
+            stale_window=0,
+            tokens=0,
+            compress_threshold=1024,
+        )
+        assert entry.flags & FLAG_COMPRESSED
+        assert len(entry.value) < len(payload) // 10
+        assert unseal("k", entry) == payload
+
+    def test_signed_entries_verify_and_rotate(self) -> None:
+        """The first key signs; every listed key verifies; other keys and edits fail."""
+        old, new = b"o" * 32, b"n" * 32
+        entry = seal(
+            "k",
+            "json",
+            b"1",
+            created_at=1.0,
+            expires_at=None,
+            stale_window=0,
+            tokens=0,
+            signing_keys=[old],
+        )
+        assert unseal("k", entry, [new, old]) == b"1"
+        with pytest.raises(CodecError, match="signature"):
+            unseal("k", entry, [new])
+        with pytest.raises(CodecError):
+            unseal("other-key", entry, [old])
+        tampered = dataclasses.replace(entry, value=b"2")
+        with pytest.raises(CodecError):
+            unseal("k", tampered, [old])
+        longer = dataclasses.replace(entry, expires_at=9e9)
+        with pytest.raises(CodecError):
+            unseal("k", longer, [old])
+
+    def test_unsigned_entry_is_refused_when_signing(self) -> None:
+        """With keys configured, an unsigned entry is not trusted."""
+        entry = seal("k", "json", b"1", created_at=1.0, expires_at=None, stale_window=0, tokens=0)
+        with pytest.raises(CodecError, match="not signed"):
+            unseal("k", entry, [b"k" * 32])
+
+
+class TestEntryBytes:
+    def test_roundtrip(self) -> None:
+        """The binary layout keeps every field."""
+        e = Entry(b"v", "json", 1.5, 2.5, 3.0, 7, FLAG_COMPRESSED, b"sig")
+        assert Entry.from_bytes(e.to_bytes()) == e
+
+    @pytest.mark.parametrize("raw", [b"", b"LMM", b"XYZ" + bytes(40), b"LMM\x09" + bytes(40)])
+    def test_garbage_is_a_codec_error(self, raw: bytes) -> None:
+        """Truncated, foreign or future-format bytes raise CodecError, nothing else."""
+        with pytest.raises(CodecError):
+            Entry.from_bytes(raw)
+
+    def test_every_truncation_is_a_codec_error(self) -> None:
+        """No prefix of a valid entry parses as a different entry or crashes."""
+        data = Entry(b"value", "json", 1.0, None, 0.0, 0, 0, b"s" * 32).to_bytes()
+        for n in range(len(data) - len(b"value")):
+            with pytest.raises(CodecError):
+                Entry.from_bytes(data[:n])
+
+
+def test_usage_tokens_shapes() -> None:
+    """Token usage is read from OpenAI, Anthropic and dict shapes, and from stream chunks."""
+    assert usage_tokens(chat_completion()) == 692
+    assert usage_tokens({"usage": {"input_tokens": 3, "output_tokens": 4}}) == 7
+    assert usage_tokens(chat_chunks(3)) == 13
+    assert usage_tokens("text") == 0

@@ -1,0 +1,132 @@
+"""The pure decisions of _policy.py, tested without an event loop or a backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_memo._policy import Freshness, Policy, freshness, resolve, write_plan
+from llm_memo.controls import Directives
+from llm_memo.entry import Entry
+
+
+def entry(created: float = 100.0, expires: float | None = 160.0, window: float = 0.0) -> Entry:
+    return Entry(b"", "json", created, expires, window)
+
+
+class TestFreshness:
+    def test_fresh_until_expiry(self) -> None:
+        """An entry is fresh before expires_at and not at or after it."""
+        assert freshness(entry(), 159.9, Policy()) is Freshness.FRESH
+        assert freshness(entry(), 160.0, Policy()) is Freshness.UNUSABLE
+
+    def test_no_expiry_is_always_fresh(self) -> None:
+        """expires_at None means fresh forever (ttl=None)."""
+        assert freshness(entry(expires=None), 1e12, Policy()) is Freshness.FRESH
+
+    def test_max_age_caps_lifetime(self) -> None:
+        """max_age accepts an entry at most that old, whatever its own ttl (RFC 9111 5.2.1.1)."""
+        p = Policy(max_age=10)
+        assert freshness(entry(expires=None), 109.9, p) is Freshness.FRESH
+        assert freshness(entry(expires=None), 110.0, p) is Freshness.UNUSABLE
+        assert freshness(entry(expires=105.0), 106.0, p) is Freshness.UNUSABLE
+
+    def test_stale_if_error_window(self) -> None:
+        """Within stale_if_error seconds past expiry an entry is usable only on error."""
+        p = Policy(stale_if_error=30)
+        assert freshness(entry(), 170.0, p) is Freshness.STALE
+        assert freshness(entry(), 190.0, p) is Freshness.STALE
+        assert freshness(entry(), 190.1, p) is Freshness.UNUSABLE
+
+    def test_stale_if_error_counts_from_max_age(self) -> None:
+        """With max_age, staleness is measured from the max_age limit."""
+        p = Policy(max_age=10, stale_if_error=5)
+        assert freshness(entry(expires=None), 112.0, p) is Freshness.STALE
+        assert freshness(entry(expires=None), 116.0, p) is Freshness.UNUSABLE
+
+
+class TestWritePlan:
+    def test_ttl_sets_expiry_and_retention(self) -> None:
+        """ttl=N gives expires_at=now+N, retained N seconds."""
+        plan = write_plan(Policy(ttl=60), 1000.0)
+        assert plan is not None
+        assert (plan.expires_at, plan.stale_window, plan.retention) == (1060.0, 0.0, 60.0)
+
+    def test_stale_if_error_extends_retention(self) -> None:
+        """Entries written under stale_if_error are kept ttl + N (RFC 5861)."""
+        plan = write_plan(Policy(ttl=60, stale_if_error=30), 1000.0)
+        assert plan is not None
+        assert (plan.expires_at, plan.stale_window, plan.retention) == (1060.0, 30.0, 90.0)
+
+    def test_no_ttl_keeps_forever(self) -> None:
+        plan = write_plan(Policy(), 1000.0)
+        assert plan is not None
+        assert (plan.expires_at, plan.retention) == (None, None)
+
+    def test_no_store_and_disabled_never_write(self) -> None:
+        """no_store and enabled=False produce no write."""
+        assert write_plan(Policy(no_store=True), 0.0) is None
+        assert write_plan(Policy(enabled=False), 0.0) is None
+
+    def test_zero_ttl_without_grace_is_not_stored(self) -> None:
+        """ttl=0 is stale on arrival: stored only when a stale_if_error window gives it a use."""
+        assert write_plan(Policy(ttl=0), 0.0) is None
+        plan = write_plan(Policy(ttl=0, stale_if_error=5), 0.0)
+        assert plan is not None
+        assert plan.retention == 5.0
+
+
+class TestResolve:
+    def test_defaults(self) -> None:
+        """Nothing given resolves to the built-in defaults."""
+        p = resolve(Directives())
+        assert (p.enabled, p.no_cache, p.no_store, p.ttl, p.namespace) == (
+            True,
+            False,
+            False,
+            None,
+            "default",
+        )
+        assert p.reads
+        assert p.writes
+
+    def test_precedence_inner_wins_per_field(self) -> None:
+        """Merging is per directive: the stronger level wins only where it sets a value."""
+        base = Directives.build(ttl=60, namespace="a", no_store=True)
+        inner = Directives.build(ttl=None, namespace="b")
+        p = resolve(inner.over(base))
+        assert (p.ttl, p.namespace, p.no_store) == (None, "b", True)
+
+    def test_refresh_reads_nothing(self) -> None:
+        """no_cache does not read; enabled=False neither reads nor writes."""
+        assert not Policy(no_cache=True).reads
+        assert Policy(no_cache=True).writes
+        assert not Policy(enabled=False).reads
+
+
+class TestDirectiveValidation:
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"ttl": -1},
+            {"ttl": "60"},
+            {"no_cache": 1},
+            {"namespace": ""},
+            {"threshold": 2},
+            {"bogus": 1},
+            {"max_age": 1, "s_maxage": 2},
+            {"backend": None},
+        ],
+    )
+    def test_invalid_values_raise(self, kwargs: dict[str, object]) -> None:
+        """Bad directive values are rejected when given, with a ConfigurationError."""
+        from llm_memo import ConfigurationError
+
+        with pytest.raises(ConfigurationError):
+            Directives.build(**kwargs)
+
+    def test_timedelta_and_alias(self) -> None:
+        """ttl accepts timedelta; s_maxage is max_age."""
+        import datetime as dt
+
+        d = Directives.build(ttl=dt.timedelta(minutes=2), s_maxage=5)
+        assert (d.ttl, d.max_age) == (120.0, 5.0)
