@@ -10,8 +10,6 @@ def ask(model: str, messages: list[dict], temperature: float = 0.0): ...
 This module only re-exports; nothing runs at import time.
 """
 
-from __future__ import annotations
-
 from .__about__ import __version__
 from ._decorator import CacheHandle, Call, Explanation, call, llm_cached
 from .codec import register_type

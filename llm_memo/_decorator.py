@@ -16,7 +16,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import wrapt
 
@@ -41,7 +41,6 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
 
 _OPTIONS = ("strict", "lock", "allow_pickle")
 
@@ -306,7 +305,7 @@ class CacheHandle:
 # -- the wrapper ---------------------------------------------------------------------------------
 
 
-class _BoundCachedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[misc]
+class _BoundCachedFunction(wrapt.BoundFunctionWrapper[P, R]):
     @property
     def cache(self) -> CacheHandle:
         memo: Memo = self._self_parent._self_memo
@@ -314,13 +313,13 @@ class _BoundCachedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[misc]
         return CacheHandle(memo, instance)
 
 
-class CachedFunction(wrapt.FunctionWrapper):  # type: ignore[misc]
+class CachedFunction(wrapt.FunctionWrapper[P, R]):
     """A cached function: call it as the original; manage its entries through ``.cache``.
 
     .. versionadded:: 0.1.0
     """
 
-    __bound_function_wrapper__ = _BoundCachedFunction
+    __bound_function_wrapper__ = _BoundCachedFunction  # type: ignore[assignment]
 
     def __init__(self, wrapped: Callable[..., Any], memo: Memo, driver: Callable[..., Any]) -> None:
         super().__init__(wrapped, functools.partial(driver, memo))
@@ -330,25 +329,14 @@ class CachedFunction(wrapt.FunctionWrapper):  # type: ignore[misc]
     @property
     def cache(self) -> CacheHandle:
         """The :class:`CacheHandle` of this function."""
-        return self._self_handle  # type: ignore[no-any-return]
+        handle: CacheHandle = self._self_handle
+        return handle
 
     def __repr__(self) -> str:
         return f"<cached {self._self_memo.function_id}>"
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         raise TypeError("a cached function cannot be pickled; pickle the original instead")
-
-
-class Cached(Protocol[P, R_co]):
-    """The static type of a cached function: the original's signature plus ``.cache``."""
-
-    @property
-    def cache(self) -> CacheHandle: ...
-
-    @property
-    def __wrapped__(self) -> Callable[P, R_co]: ...
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
 
 def _driver_for(fn: Any) -> Callable[..., Any]:
@@ -383,7 +371,7 @@ def _decorate(
     key: Callable[..., Any] | None,
     cache_if: Callable[[Any], bool] | None,
     options: dict[str, Any],
-) -> CachedFunction:
+) -> CachedFunction[Any, Any]:
     if isinstance(fn, CachedFunction):
         raise ConfigurationError("this function is already cached; decorate it once")
     if not callable(fn) and not isinstance(fn, (classmethod, staticmethod)):
@@ -403,7 +391,7 @@ def _decorate(
 
 
 @overload
-def llm_cached(fn: Callable[P, R], /) -> Cached[P, R]: ...
+def llm_cached(fn: Callable[P, R], /) -> CachedFunction[P, R]: ...
 
 
 @overload
@@ -419,7 +407,7 @@ def llm_cached(
     name: str | None = ...,
     cache_if: Callable[[Any], bool] | None = ...,
     **policy: Any,
-) -> Callable[[Callable[P, R]], Cached[P, R]]: ...
+) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
 def llm_cached(

@@ -158,6 +158,7 @@ async def _aheld(memo: Memo, backend: Any, key: str, policy: Policy) -> AsyncIte
         return
     s = memo.settings
     aio = is_async_backend(backend)
+    lock: Any = None
     try:
         lock = backend.lock(key, ttl=s.lock_ttl, wait=s.wait_timeout)
         await lock.__aenter__() if aio else lock.__enter__()

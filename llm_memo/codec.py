@@ -254,7 +254,7 @@ def _json_native(value: Any, depth: int = 0) -> bool:
     if t is str or t is bool or value is None:
         return True
     if t is int:
-        return -(2**63) <= value < 2**64
+        return bool(-(2**63) <= value < 2**64)
     if t is float:
         return math.isfinite(value)
     if depth > 200:

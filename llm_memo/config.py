@@ -80,6 +80,7 @@ class Settings:
 
 _lock = threading.RLock()
 _settings: Settings | None = None
+_next_generation = 0
 
 
 def _bool_env(name: str, raw: str) -> bool:
@@ -135,7 +136,10 @@ def _init() -> Settings:
     global _settings
     with _lock:
         if _settings is None:
-            _settings = _from_env()
+            fresh = _from_env()
+            # Generations only grow, so functions notice a reset() as a change.
+            fresh.generation = _next_generation
+            _settings = fresh
         return _settings
 
 
@@ -259,11 +263,11 @@ def reset() -> None:
 
     .. versionadded:: 0.1.0
     """
-    global _settings
+    global _settings, _next_generation
     with _lock:
-        generation = _settings.generation + 1 if _settings is not None else 1
-        _settings = _from_env()
-        _settings.generation = generation
+        if _settings is not None:
+            _next_generation = _settings.generation + 1
+        _settings = None
     close_backends()
 
 

@@ -228,6 +228,7 @@ class CacheScope:
 
     def __enter__(self) -> CacheScope:
         outer = _STATE.get()
+        scopes: tuple[CacheScope, ...]
         if outer is None:
             merged, scopes = self.directives, (self,)
         else:

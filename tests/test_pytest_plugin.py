@@ -1,0 +1,78 @@
+"""The llm_cache fixture, exercised through pytester as users would run it."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def test_fixture_isolates_tests_and_records(pytester: pytest.Pytester) -> None:
+    """Each test gets a fresh cache; hits/misses/events/entries reflect only that test."""
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import threading
+        from llm_memo import llm_cached, cache_controls
+        from llm_memo.backends.memory import MemoryBackend
+
+        calls = []
+
+        @llm_cached(backend="memory://", ttl=60)
+        def ask(q):
+            calls.append(q)
+            return {"a": q}
+
+        def test_first(llm_cache):
+            assert ask("x") == ask("x") == {"a": "x"}
+            assert (llm_cache.misses, llm_cache.hits) == (1, 1)
+            assert len(llm_cache.entries()) == 1
+            assert [e.outcome.value for e in llm_cache.events] == ["miss", "hit"]
+
+        def test_second_starts_empty(llm_cache):
+            ask("x")
+            assert llm_cache.misses == 1
+            assert len(calls) == 2
+
+        def test_threads_are_covered(llm_cache):
+            t = threading.Thread(target=ask, args=("t",))
+            t.start(); t.join()
+            assert llm_cache.misses == 1
+
+        def test_ttl_with_advance(llm_cache):
+            ask("y"); llm_cache.advance(61); ask("y")
+            assert llm_cache.misses == 2
+
+        def test_explicit_backend_block_wins(llm_cache):
+            other = MemoryBackend()
+            with cache_controls(backend=other):
+                ask("z")
+            assert len(other) == 1
+            assert llm_cache.entries() == []
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)
+
+
+def test_tests_without_the_fixture_are_untouched(pytester: pytest.Pytester, tmp_path) -> None:
+    """A test that does not request llm_cache uses the configured backend as usual."""
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        f"""
+        from llm_memo import llm_cached
+        from llm_memo.backends.disk import DiskBackend
+
+        backend = DiskBackend({str(tmp_path / "disk")!r})
+
+        @llm_cached(backend=backend)
+        def ask(q):
+            return q
+
+        def test_plain():
+            ask("x")
+            assert list(backend.keys())
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

@@ -1,0 +1,232 @@
+"""Streams (SPEC §5): recorded chunk by chunk, stored on completion, replayed as the same types."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from llm_memo import cache_controls, llm_cached
+from llm_memo.testing import CacheRecorder
+
+from .samples import chat_chunks
+
+
+class FakeStream:
+    """Stands in for openai.Stream: an iterator with close() (the SDK's shape)."""
+
+    def __init__(self, chunks: list[Any], fail_after: int | None = None) -> None:
+        self._it = iter(chunks)
+        self._n = 0
+        self.fail_after = fail_after
+        self.closed = False
+
+    def __iter__(self) -> FakeStream:
+        return self
+
+    def __next__(self) -> Any:
+        if self.fail_after is not None and self._n >= self.fail_after:
+            raise ConnectionError("stream dropped")
+        self._n += 1
+        return next(self._it)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeAsyncStream:
+    def __init__(self, chunks: list[Any]) -> None:
+        self._it = iter(chunks)
+
+    def __aiter__(self) -> FakeAsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return next(self._it)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+class TestGenerators:
+    def test_openai_chunks_replay_as_the_same_types(self, llm_cache: CacheRecorder) -> None:
+        calls = []
+
+        @llm_cached
+        def stream(q: str) -> Iterator[Any]:
+            calls.append(q)
+            yield from chat_chunks()
+
+        first = list(stream("q"))
+        second = list(stream("q"))
+        assert second == first == chat_chunks()
+        assert [type(c) for c in second] == [type(c) for c in first]
+        assert len(calls) == 1
+        assert stream.cache.stats().tokens_saved == 15
+
+    def test_abandoned_stream_stores_nothing(self, llm_cache: CacheRecorder) -> None:
+        @llm_cached
+        def stream(q: str) -> Iterator[int]:
+            yield from range(10)
+
+        gen = stream("q")
+        assert next(gen) == 0
+        gen.close()
+        assert llm_cache.entries() == []
+        assert list(stream("q")) == list(range(10))
+        assert len(llm_cache.entries()) == 1
+
+    def test_failed_stream_stores_nothing(self, llm_cache: CacheRecorder) -> None:
+        @llm_cached
+        def stream(q: str) -> Iterator[int]:
+            yield 1
+            raise ConnectionError("dropped")
+
+        with pytest.raises(ConnectionError):
+            list(stream("q"))
+        assert llm_cache.entries() == []
+
+    def test_failed_stream_after_chunks_is_not_rescued(self, llm_cache: CacheRecorder) -> None:
+        """stale_if_error does not replace a stream that already yielded chunks."""
+        state = {"fail": False}
+
+        @llm_cached(ttl=1, stale_if_error=100)
+        def stream(q: str) -> Iterator[int]:
+            yield 1
+            if state["fail"]:
+                raise ConnectionError("dropped")
+            yield 2
+
+        assert list(stream("q")) == [1, 2]
+        llm_cache.advance(5)
+        state["fail"] = True
+        with pytest.raises(ConnectionError):
+            list(stream("q"))
+
+    def test_stream_failing_before_any_chunk_is_rescued(self, llm_cache: CacheRecorder) -> None:
+        state = {"fail": False}
+
+        @llm_cached(ttl=1, stale_if_error=100)
+        def stream(q: str) -> Iterator[int]:
+            if state["fail"]:
+                raise ConnectionError("down")
+            yield from [1, 2]
+
+        list(stream("q"))
+        llm_cache.advance(5)
+        state["fail"] = True
+        assert list(stream("q")) == [1, 2]
+
+    def test_async_generator(self, llm_cache: CacheRecorder) -> None:
+        calls = []
+
+        @llm_cached
+        async def stream(q: str) -> AsyncIterator[Any]:
+            calls.append(q)
+            for c in chat_chunks():
+                yield c
+
+        async def collect() -> list[Any]:
+            return [c async for c in stream("q")]
+
+        assert asyncio.run(collect()) == asyncio.run(collect()) == chat_chunks()
+        assert len(calls) == 1
+
+    def test_unkeyable_argument_raises_at_the_call(self, llm_cache: CacheRecorder) -> None:
+        """A generator's key is built when it is called, not on first iteration."""
+        from llm_memo import UnkeyableArgumentError
+
+        @llm_cached
+        def stream(q: object) -> Iterator[int]:
+            yield 1
+
+        with pytest.raises(UnkeyableArgumentError):
+            stream(object())
+
+
+class TestReturnedStreams:
+    def test_function_returning_a_stream(self, llm_cache: CacheRecorder) -> None:
+        """stream=True style: the returned iterator is recorded; a hit replays an iterator."""
+        calls = []
+
+        @llm_cached
+        def create(q: str, stream: bool = False) -> Any:
+            calls.append(q)
+            if stream:
+                return FakeStream(chat_chunks())
+            return {"text": q}
+
+        first = create("q", stream=True)
+        assert not isinstance(first, list)
+        assert list(first) == chat_chunks()
+        with create("q", stream=True) as replay:
+            assert list(replay) == chat_chunks()
+        assert create("q") == {"text": "q"}
+        assert create("q") == {"text": "q"}
+        assert len(calls) == 2
+
+    def test_abandoned_returned_stream_is_closed_and_not_stored(
+        self, llm_cache: CacheRecorder
+    ) -> None:
+        source = FakeStream(list(range(5)))
+
+        @llm_cached
+        def create(q: str) -> Any:
+            return source
+
+        stream = create("q")
+        next(stream)
+        stream.close()
+        assert source.closed
+        assert llm_cache.entries() == []
+
+    def test_failed_returned_stream_is_not_stored(self, llm_cache: CacheRecorder) -> None:
+        @llm_cached
+        def create(q: str) -> Any:
+            return FakeStream(list(range(5)), fail_after=2)
+
+        with pytest.raises(ConnectionError):
+            list(create("q"))
+        assert llm_cache.entries() == []
+
+    def test_async_function_returning_an_async_stream(self, llm_cache: CacheRecorder) -> None:
+        calls = []
+
+        @llm_cached
+        async def create(q: str) -> Any:
+            calls.append(q)
+            return FakeAsyncStream(chat_chunks())
+
+        async def run() -> list[Any]:
+            stream = await create("q")
+            return [c async for c in stream]
+
+        assert asyncio.run(run()) == asyncio.run(run()) == chat_chunks()
+        assert len(calls) == 1
+
+    def test_concurrent_stream_callers_each_get_a_stream(self, llm_cache: CacheRecorder) -> None:
+        """Streams are not shared between concurrent callers: each iterates its own."""
+
+        @llm_cached
+        async def create(q: str) -> Any:
+            await asyncio.sleep(0.01)
+            return FakeAsyncStream([1, 2])
+
+        async def run() -> list[list[int]]:
+            async def one() -> list[int]:
+                return [c async for c in await create("q")]
+
+            return list(await asyncio.gather(one(), one(), one()))
+
+        assert asyncio.run(run()) == [[1, 2]] * 3
+
+    def test_no_store_stream(self, llm_cache: CacheRecorder) -> None:
+        @llm_cached
+        def create(q: str) -> Any:
+            return FakeStream([1])
+
+        with cache_controls(no_store=True):
+            assert list(create("q")) == [1]
+        assert llm_cache.entries() == []
