@@ -103,6 +103,7 @@ class Memo:
         self._base: Policy = Policy()
         self._settings: config.Settings = config.settings()
         self._last: tuple[Any, Policy] | None = None
+        self._last_backend: tuple[Any, bool, Any] = (None, False, None)
         self._warned_unstorable = False
         self._error_log = _ErrorLog()
         self.strict = False
@@ -159,12 +160,18 @@ class Memo:
 
     def backend(self, policy: Policy, asynchronous: bool) -> Any:
         """The backend object for ``policy`` (built from its URL on first use)."""
+        last = self._last_backend
+        if last[0] is policy and last[1] is asynchronous:
+            return last[2]
         backend = config.backend_from_spec(policy.backend, asynchronous)
         if not asynchronous and is_async_backend(backend):
             raise ConfigurationError(
                 f"{type(backend).__name__} is an async backend and cannot serve the sync "
                 f"function {self.function_id}; use its sync twin or a URL"
             )
+        # Policies are rebuilt whenever settings or the active block change, so remembering
+        # the backend of the last policy seen is always current.
+        self._last_backend = (policy, asynchronous, backend)
         return backend
 
     def now(self) -> float:

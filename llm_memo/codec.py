@@ -279,10 +279,11 @@ class Codec:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("allow",)
+    __slots__ = ("_classes", "allow")
 
     def __init__(self, allow: AllowList) -> None:
         self.allow = allow
+        self._classes: dict[str, type] = {}
 
     # -- single values -----------------------------------------------------------------------
 
@@ -362,7 +363,12 @@ class Codec:
         raise CodecError(f"entry type {tag!r} is not allowed here")
 
     def _class(self, name: str) -> type:
+        cls = self._classes.get(name)
+        if cls is not None:
+            return cls
         cls = self.allow.resolve(name)
+        if cls is not None:
+            self._classes[name] = cls
         if cls is None:
             raise CodecError(
                 f"entry type {name!r} is not allow-listed here (register_type() or annotate)"

@@ -117,6 +117,45 @@ def _canon_key(k: Any) -> Any:
     return None  # signals "not a str key"
 
 
+def _plain(obj: Any) -> bool:
+    """Whether a list/tuple/dict is canonical as it stands: only str keys not starting with
+    "$", and only str, None, bool, in-range int, list, tuple and dict inside (no floats)."""
+    stack = [obj]
+    pop, push = stack.pop, stack.append
+    while stack:
+        o = pop()
+        if type(o) is dict:
+            for k in o:
+                if type(k) is not str or k[:1] == "$":
+                    return False
+            values: Iterable[Any] = o.values()
+        else:
+            values = o
+        for v in values:
+            t = type(v)
+            if t is str or v is None or t is bool:
+                continue
+            if t is int:
+                if _MIN_INT <= v < _MAX_INT:
+                    continue
+                return False
+            if t is dict or t is list or t is tuple:
+                push(v)
+                continue
+            return False
+    return True
+
+
+# Sorted keys; anything not plain JSON data raises instead of being serialised orjson's way
+# (the canonical walk decides those forms, not orjson).
+_DUMP_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+)
+
+
 def canonical(value: Any) -> Any:
     """Return the canonical, JSON-native form of ``value`` used for keys.
 
@@ -429,23 +468,30 @@ class KeyBuilder:
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name, defaults applied, ignored names removed.
 
+        The result is a new dict the caller may modify. SDK "not given" values are still in
+        it; :meth:`canonical_view` drops them.
+
         Raises:
             TypeError: the arguments do not fit the signature (as calling the function would).
         """
         if self._sig is None:
             view: dict[str, Any] = {"args": list(args), **kwargs}
         elif self._fast and len(args) <= len(self._pos_names):
-            view = dict(self._defaults)
-            pos_names = self._pos_names
-            for i, a in enumerate(args):
-                view[pos_names[i]] = a
-            for k, v in kwargs.items():
-                if k in self._names:
-                    if k in pos_names[: len(args)]:
-                        raise TypeError(f"{self.function_id}() got multiple values for {k!r}")
-                elif not self._has_var_kw:
-                    raise TypeError(f"{self.function_id}() got an unexpected keyword {k!r}")
-                view[k] = v
+            # The common shapes (keywords, a few positionals) without inspect.Signature.bind:
+            # dict operations in C, and the same TypeErrors the call itself would raise.
+            if args:
+                view = dict(zip(self._pos_names, args))  # noqa: B905 - args may be shorter
+                if not view.keys().isdisjoint(kwargs):
+                    dup = sorted(view.keys() & kwargs.keys())
+                    raise TypeError(f"{self.function_id}() got multiple values for {dup}")
+                view.update(kwargs)
+            else:
+                view = dict(kwargs)
+            if not self._has_var_kw and not view.keys() <= self._names:
+                extra = sorted(view.keys() - self._names)
+                raise TypeError(f"{self.function_id}() got unexpected keyword arguments {extra}")
+            if self._defaults:
+                view = {**self._defaults, **view}
             if not view.keys() >= self._names:
                 missing = sorted(self._names.difference(view))
                 raise TypeError(f"{self.function_id}() missing required arguments: {missing}")
@@ -461,7 +507,10 @@ class KeyBuilder:
                 else:
                     view[name] = value
         ignore = self._ignore
-        return {k: v for k, v in view.items() if k not in ignore and not _is_absent(v)}
+        if not ignore.isdisjoint(view):
+            for name in ignore.intersection(view):
+                del view[name]
+        return view
 
     def request_view(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """What the key is computed from: the bound arguments, or ``key(*args, **kwargs)``."""
@@ -475,25 +524,44 @@ class KeyBuilder:
         Raises:
             UnkeyableArgumentError: an argument has no canonical form; names it and the fix.
         """
-        view = self.request_view(args, kwargs)
         if self._key_fn is not None:
             try:
-                return _canon(view)
+                return _canon(self._key_fn(*args, **kwargs))
             except _Unkeyable as exc:
                 raise _unkeyable_error("key()", exc, self.function_id) from None
-        out = {}
+        view = self.bind(args, kwargs)
+        absent = None
+        # The view is our own dict: rewrite only the arguments that are not canonical already
+        # (most are: strings, ints, plain lists of plain dicts), checked without copying.
         for name, value in view.items():
+            t = type(value)
+            if t is str or value is None or t is bool:
+                continue
+            if t is int and _MIN_INT <= value < _MAX_INT:
+                continue
+            if (t is dict or t is list or t is tuple) and _plain(value):
+                continue
+            if t is float and math.isfinite(value):
+                if value.is_integer():
+                    view[name] = _canon(value)
+                continue
+            if _is_absent(value):
+                absent = [*(absent or ()), name]
+                continue
             try:
-                out[_canon_key(name)] = _canon(value)
+                view[name] = _canon(value)
             except _Unkeyable as exc:
                 raise _unkeyable_error(
                     name, exc, self.function_id, is_self=name == self._self_name
                 ) from None
-        return out
+        if absent:
+            for name in absent:
+                del view[name]
+        return view
 
     def digest(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """The 32-hex-digit hash of the call's canonical request view."""
-        data = orjson.dumps(self.canonical_view(args, kwargs), option=orjson.OPT_SORT_KEYS)
+        data = orjson.dumps(self.canonical_view(args, kwargs), option=_DUMP_OPTIONS)
         return xxhash.xxh3_128_hexdigest(data)
 
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any], namespace: str) -> str:

@@ -185,6 +185,18 @@ class TestCanonicalForm:
         form = canonical(A)
         assert form["schema"]["properties"] == {"x": {"title": "X", "type": "integer"}}
 
+    @settings(max_examples=300, deadline=None)
+    @given(st.dictionaries(st.sampled_from(["a", "b", "messages", "x"]), json_like, max_size=4))
+    def test_fast_path_matches_the_canonical_walk(self, params: dict[str, Any]) -> None:
+        """The key builder's no-copy fast path gives exactly the canonical walk's bytes."""
+        import orjson
+
+        def f(**kw: Any) -> None: ...
+
+        kb = KeyBuilder(f, "f")
+        fast = orjson.dumps(kb.canonical_view((), dict(params)), option=orjson.OPT_SORT_KEYS)
+        assert fast == canonical_bytes(params)
+
     @settings(max_examples=200, deadline=None)
     @given(requests(), st.randoms())
     def test_equal_meaning_gives_equal_keys(self, request: dict[str, Any], rnd: Any) -> None:

@@ -1,0 +1,190 @@
+"""Core benchmarks: typed in-memory hit and disk hit vs their floors, key derivation by size,
+miss overhead, memory per entry, and single-flight call counts (BENCHMARKS.md).
+
+Run:  python -m benchmarks.bench_core     (from the repository root; prints tables, exits 0)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import diskcache
+import orjson
+import xxhash
+from openai.types.chat import ChatCompletion
+
+from benchmarks._timing import header, measure
+from llm_memo import llm_cached
+from llm_memo.backends.disk import DiskBackend
+from llm_memo.backends.memory import MemoryBackend
+from llm_memo.keys import KeyBuilder
+from tests.samples import chat_completion, chat_request
+
+
+def typed_hits() -> None:
+    header("typed hit: ChatCompletion (~3 KB) for the typical chat request (~2.4 KB)")
+    request = chat_request()
+    response = chat_completion()
+    payload = response.model_dump_json(exclude_unset=True).encode()
+
+    def key_floor() -> str:
+        return xxhash.xxh3_128_hexdigest(orjson.dumps(request, option=orjson.OPT_SORT_KEYS))
+
+    def decode_floor() -> ChatCompletion:
+        return ChatCompletion.model_validate_json(payload)
+
+    def floor() -> Any:
+        key_floor()
+        return decode_floor()
+
+    @llm_cached(backend=MemoryBackend(), ttl=3600)
+    def ask(model: str, messages: list[dict[str, str]], temperature: float = 0.0,
+            **params: Any) -> ChatCompletion:
+        return response
+
+    ask(**request)
+    hit = lambda: ask(**request)  # noqa: E731
+    assert type(hit()) is ChatCompletion and ask.cache.stats().hits >= 1
+
+    tmp = tempfile.mkdtemp()
+    disk_backend = DiskBackend(tmp)
+
+    @llm_cached(backend=disk_backend, ttl=3600)
+    def ask_disk(model: str, messages: list[dict[str, str]], temperature: float = 0.0,
+                 **params: Any) -> ChatCompletion:
+        return response
+
+    ask_disk(**request)
+    raw_disk = diskcache.Cache(tmp + "/raw")
+    raw_disk.set("k", payload)
+
+    def disk_floor() -> Any:
+        raw_disk.get("k")
+        return decode_floor()
+
+    t_key = measure("key floor: orjson sorted + xxh3_128", key_floor, number=20000)
+    t_dec = measure("decode floor: ChatCompletion.model_validate_json", decode_floor)
+    t_floor = measure("floor: key floor + decode floor", floor)
+    t_hit = measure("@llm_cached memory hit (typed)", hit)
+    t_disk_floor = measure("disk floor: diskcache.get + decode floor", disk_floor)
+    t_disk = measure("@llm_cached disk hit (typed)", lambda: ask_disk(**request))
+    print(t_key.row())
+    print(t_dec.row())
+    print(t_floor.row())
+    print(t_hit.row(t_floor) + "   (target <= 2.00x)")
+    print(t_disk_floor.row())
+    print(t_disk.row(t_disk_floor) + "   (target <= 1.50x)")
+
+    # The stdlib way peers key requests, for comparison.
+    import hashlib
+    import json
+
+    t_std = measure("stdlib key: json.dumps(sort_keys) + sha256",
+                    lambda: hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest())
+    kb = KeyBuilder(ask.__wrapped__, "bench.ask")
+    t_ours = measure("llm_memo key: bind + canonicalise + hash",
+                     lambda: kb.key((), request, "default"), number=20000)
+    print(t_std.row(t_key))
+    print(t_ours.row(t_key))
+
+
+def key_scaling() -> None:
+    header("key derivation by message size (throughput vs floor)")
+    def fn(model: str, messages: list[dict[str, str]], temperature: float = 0.0,
+           **params: Any) -> None: ...
+
+    kb = KeyBuilder(fn, "bench.fn")
+    for size in (1_000, 10_000, 100_000, 1_000_000):
+        request = chat_request(size)
+        number = max(50, 200_000_000 // (size * 100))
+        floor = measure(f"floor {size:>9,} B",
+                        lambda r=request: xxhash.xxh3_128_hexdigest(
+                            orjson.dumps(r, option=orjson.OPT_SORT_KEYS)), number=number)
+        ours = measure(f"llm_memo key {size:>9,} B",
+                       lambda r=request: kb.key((), r, "default"), number=number)
+        share = floor.median_us / ours.median_us * 100
+        print(floor.row())
+        print(ours.row(floor) + f"   ({share:.0f}% of floor throughput; target >= 50%)")
+
+
+def miss_overhead() -> None:
+    header("miss overhead: call + encode + store vs raw encode + set (memory)")
+    response = chat_completion()
+    request = chat_request()
+    backend = MemoryBackend(max_entries=10**7, max_bytes=2**40)
+    counter = iter(range(10**9))
+
+    @llm_cached(backend=backend)
+    def ask(model: str, messages: list[dict[str, str]], temperature: float = 0.0,
+            n: int = 0, **params: Any) -> ChatCompletion:
+        return response
+
+    raw: dict[str, bytes] = {}
+
+    def raw_set() -> None:
+        raw[str(next(counter))] = response.model_dump_json(exclude_unset=True).encode()
+
+    t_raw = measure("raw: model_dump_json + dict set", raw_set, number=5000)
+    t_miss = measure("@llm_cached miss (new key each call)",
+                     lambda: ask(**request, n=next(counter)), number=5000)
+    print(t_raw.row())
+    print(t_miss.row(t_raw) + "   (target <= 1.50x)")
+    per_entry = backend.total_bytes / len(backend)
+    payload = len(response.model_dump_json(exclude_unset=True))
+    print(f"\nmemory backend: {per_entry:.0f} bytes accounted per entry for a {payload} B payload "
+          f"(overhead {per_entry - payload:.0f} B: key, header, tag)")
+
+
+def single_flight() -> None:
+    header("single-flight: 64 concurrent identical misses")
+    calls = 0
+
+    @llm_cached(backend=MemoryBackend())
+    def slow(q: str) -> str:
+        nonlocal calls
+        calls += 1
+        time.sleep(0.1)
+        return q
+
+    gate = threading.Barrier(64)
+
+    def run() -> None:
+        gate.wait()
+        slow("same")
+
+    threads = [threading.Thread(target=run) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(f"threads: 64 callers -> {calls} underlying call(s)   (target: 1)")
+
+    acalls = 0
+
+    @llm_cached(backend=MemoryBackend())
+    async def aslow(q: str) -> str:
+        nonlocal acalls
+        acalls += 1
+        await asyncio.sleep(0.1)
+        return q
+
+    async def main() -> None:
+        await asyncio.gather(*(aslow("same") for _ in range(64)))
+
+    asyncio.run(main())
+    print(f"asyncio tasks: 64 callers -> {acalls} underlying call(s)   (target: 1)")
+
+
+if __name__ == "__main__":
+    typed_hits()
+    key_scaling()
+    miss_overhead()
+    single_flight()

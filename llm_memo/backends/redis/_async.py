@@ -1,0 +1,684 @@
+"""``redis://`` and friends: the Redis backends, written once, in async.
+
+This is the hand-written source. ``scripts/unasync`` generates the sync twin ``_sync.py`` from
+it by swapping ``async``/``await`` and the redis.asyncio names for their sync counterparts; CI
+runs ``scripts/unasync --check``. Edit this file, then run ``scripts/unasync``.
+
+What the backend does, and why:
+
+* **One round trip per hit.** An entry is stored whole, as :meth:`Entry.to_bytes`, under its
+  key: a hit is one ``GET``, a write one ``SET key value PX ms`` with Redis's native expiry.
+* **Fail fast, then stay away.** Connections get short timeouts and redis-py's retries are off
+  (one immediate retry on a cluster, to follow a topology change); every driver error becomes
+  :class:`~llm_memo.errors.BackendError`, so the decorator calls the function instead. A
+  :class:`~llm_memo.backends._breaker.CircuitBreaker` stops calling a server that keeps failing
+  and probes it again after a cool-down: an outage costs microseconds per call, not a connect
+  timeout, and caching resumes by itself when the server is back.
+* **Only our keys.** ``clear`` and ``keys`` walk ``SCAN MATCH <escaped prefix>*`` (on every
+  master of a cluster) and ``UNLINK`` in batches; never ``FLUSHDB``. An empty prefix covers the
+  keys llm_memo writes (``llm_memo:...``), never other data in the database.
+* **Cross-process single-flight** (``lock=True``): ``SET lockkey token NX PX ttl``, polled with
+  a short jittered back-off, released by a compare-and-delete script, so a holder whose lock
+  expired never releases the next holder's.
+
+Clients built from a URL (or by a factory) belong to the backend: built on first use, built
+again for a new owner (the event loop for the async backend, since asyncio connections cannot
+cross loops; the process for the sync one, so a forked worker never shares sockets), and closed
+by ``close()``. A ready-made client passed in stays the caller's.
+
+Not here: encoding values (``codec.py``), freshness (``_policy.py``), the URL scheme table
+(``_registry.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.exceptions import ClusterError, RedisClusterException, RedisError, ResponseError
+
+from ...entry import Entry
+from ...errors import BackendError, CodecError, ConfigurationError
+from ...keys import _KEY_PREFIX
+from .. import MISSING, Missing
+from .._breaker import CircuitBreaker
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_SOCKET_TIMEOUT",
+    "AsyncRedisBackend",
+]
+
+#: Seconds to wait for a TCP (or TLS) connection before the store counts as down.
+DEFAULT_CONNECT_TIMEOUT = 0.5
+#: Seconds to wait for a reply on an open connection.
+DEFAULT_SOCKET_TIMEOUT = 1.0
+
+_Client: TypeAlias = "Redis | RedisCluster"
+
+# Every key llm_memo writes starts with this: an empty prefix means "all of llm_memo's keys",
+# never the whole database.
+_ROOT = _KEY_PREFIX + ":"
+# Lock keys live beside the entries, outside every namespace and function prefix, so clearing
+# a namespace never releases a lock someone holds.
+_LOCK_ROOT = _ROOT + "lock:"
+_SCAN_COUNT = 1000
+_UNLINK_BATCH = 500
+_POLL_FIRST = 0.005
+_POLL_MAX = 0.1
+# Compare-and-delete: release the lock only if it still holds our token.
+_RELEASE = """\
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+# Any of these from redis-py means the store failed. OSError covers socket errors (and
+# TimeoutError) that reach us unwrapped; RedisClusterException is not a RedisError.
+_ERRORS = (RedisError, RedisClusterException, OSError)
+_GLOB = str.maketrans({c: "\\" + c for c in "\\*?[]"})
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal inside a SCAN MATCH pattern."""
+    return text.translate(_GLOB)
+
+
+def _millis(seconds: float) -> int:
+    # PX wants a positive integer; round down (never keep longer than asked), at least 1 ms.
+    return max(1, int(seconds * 1000))
+
+
+def _server_answered(exc: BaseException) -> bool:
+    """An error *reply* (WRONGTYPE, OOM, READONLY...): the server is up, so the breaker, which
+    exists to stop waiting on a dead server, does not count it. Cluster-down replies do count."""
+    return isinstance(exc, ResponseError) and not isinstance(exc, ClusterError)
+
+
+# -- URLs ----------------------------------------------------------------------------------------
+
+_DEFAULT_PORT = 6379
+_DEFAULT_SENTINEL_PORT = 26379
+_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
+
+
+def _flag(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+# Query parameters a URL may carry, with their converters. Everything else goes in
+# ``client_kwargs`` (the error for an unknown one says so).
+_QUERY: dict[str, Callable[[str], Any]] = {
+    "prefix": str,
+    "db": int,
+    "username": str,
+    "password": str,
+    "socket_timeout": float,
+    "socket_connect_timeout": float,
+    "max_connections": int,
+    "client_name": str,
+}
+_TLS_QUERY: dict[str, Callable[[str], Any]] = {
+    "ssl_cert_reqs": str,
+    "ssl_ca_certs": str,
+    "ssl_certfile": str,
+    "ssl_keyfile": str,
+    "ssl_check_hostname": _flag,
+}
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a URL names: the kind of deployment, where it is, and connection settings."""
+
+    kind: Literal["standalone", "unix", "cluster", "sentinel"]
+    label: str
+    hosts: tuple[tuple[str, int], ...] = ()
+    path: str = ""
+    service: str = ""
+    prefix: str = ""
+    connection: dict[str, Any] = field(default_factory=dict)
+
+
+def _hosts(text: str, default_port: int, url: str) -> tuple[tuple[str, int], ...]:
+    hosts = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item.startswith("["):  # [::1]:6379
+            host, _, rest = item[1:].partition("]")
+            port_text = rest[1:] if rest.startswith(":") else ""
+        else:
+            host, _, port_text = item.rpartition(":") if ":" in item else (item, "", "")
+        try:
+            port = int(port_text) if port_text else default_port
+        except ValueError:
+            raise ConfigurationError(f"bad port {port_text!r} in {_redact(url)}") from None
+        hosts.append((unquote(host), port))
+    if not hosts:
+        raise ConfigurationError(f"{_redact(url)} names no host; e.g. redis://localhost:6379/0")
+    return tuple(hosts)
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password, for messages and reprs."""
+    parts = urlsplit(url)
+    userinfo, at, hostlist = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    user = userinfo.partition(":")[0]
+    netloc = f"{user}:***@{hostlist}" if ":" in userinfo else f"{user}@{hostlist}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _db(text: str, url: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"the database in {_redact(url)} must be a number (redis://host:6379/0)"
+        ) from None
+
+
+def _parse_url(url: str) -> _Target:
+    """Parse any Redis URL llm_memo accepts into a :class:`_Target`.
+
+    Raises:
+        ConfigurationError: unknown scheme or query parameter, malformed host, port or db.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise ConfigurationError(
+            f"{scheme}:// is not a Redis URL; use one of " + ", ".join(f"{s}://" for s in _SCHEMES)
+        )
+    tls = scheme.startswith("rediss")
+    connection: dict[str, Any] = {}
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    if userinfo:
+        user, has_password, password = userinfo.partition(":")
+        if user:
+            connection["username"] = unquote(user)
+        if has_password:
+            connection["password"] = unquote(password)
+    known = {**_QUERY, **_TLS_QUERY}
+    prefix = ""
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        convert = known.get(name)
+        if convert is None:
+            raise ConfigurationError(
+                f"unknown query parameter {name!r} in a {scheme}:// URL; known: "
+                + ", ".join(sorted(known))
+                + ". Pass other redis-py options as from_url(url, client_kwargs={...})"
+            )
+        if name in _TLS_QUERY and not tls:
+            raise ConfigurationError(
+                f"{name} is a TLS option; use a rediss:// URL (or rediss+cluster://) for TLS"
+            )
+        try:
+            converted = convert(value)
+        except ValueError:
+            raise ConfigurationError(f"query parameter {name}={value!r} is not valid") from None
+        if name == "prefix":
+            prefix = converted
+        else:
+            connection[name] = converted
+    if tls:
+        connection["ssl"] = True
+    label = _redact(url).partition("?")[0]
+    path = parts.path
+
+    if scheme == "unix":
+        if not path:
+            raise ConfigurationError("a unix:// URL needs a socket path: unix:///run/redis.sock")
+        return _Target("unix", label, path=unquote(path), prefix=prefix, connection=connection)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        if path.strip("/") not in ("", "0") or connection.get("db", 0) != 0:
+            raise ConfigurationError(
+                "Redis Cluster has only database 0; drop the /db from the URL "
+                "(redis+cluster://host1:port1,host2:port2/)"
+            )
+        connection.pop("db", None)
+        hosts = _hosts(hostlist, _DEFAULT_PORT, url)
+        return _Target("cluster", label, hosts=hosts, prefix=prefix, connection=connection)
+    if scheme == "redis+sentinel":
+        segments = [unquote(s) for s in path.split("/") if s]
+        if not segments or len(segments) > 2:
+            raise ConfigurationError(
+                "a redis+sentinel:// URL names the service and optionally the database: "
+                "redis+sentinel://sentinel1:26379,sentinel2:26379/mymaster/0"
+            )
+        if len(segments) == 2:
+            connection["db"] = _db(segments[1], url)
+        hosts = _hosts(hostlist, _DEFAULT_SENTINEL_PORT, url)
+        return _Target(
+            "sentinel", label, hosts=hosts, service=segments[0], prefix=prefix,
+            connection=connection,
+        )  # fmt: skip
+    hosts = _hosts(hostlist, _DEFAULT_PORT, url)
+    if len(hosts) != 1:
+        raise ConfigurationError(
+            f"{scheme}:// takes one host; for several use redis+cluster:// or redis+sentinel://"
+        )
+    if path.strip("/"):
+        connection["db"] = _db(path.strip("/"), url)
+    return _Target("standalone", label, hosts=hosts, prefix=prefix, connection=connection)
+
+
+def _build_client(target: _Target, client_kwargs: Mapping[str, Any]) -> _Client:
+    """Make the redis-py client a URL asks for: llm_memo's defaults, then the URL's settings,
+    then ``client_kwargs``."""
+    options: dict[str, Any] = {
+        "socket_connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+        "socket_timeout": DEFAULT_SOCKET_TIMEOUT,
+        # redis-py retries 10 times with back-off by default (seconds of waiting per call while
+        # a server is down, ~2.8 s for a refused login); the breaker handles outages instead.
+        "retry": Retry(NoBackoff(), 0),
+        **target.connection,
+        **client_kwargs,
+    }
+    if target.kind == "cluster":
+        # One immediate retry lets the client refresh the slot map after a failover; the
+        # cluster client takes ``retry`` for itself and gives its nodes none.
+        options["retry"] = client_kwargs.get("retry", Retry(NoBackoff(), 1))
+        # redis-py types some of its sync constructors and not their async twins (or the
+        # reverse): hence "unused-ignore" next to the codes one twin needs.
+        nodes = [
+            ClusterNode(host, port)  # type: ignore[no-untyped-call, unused-ignore]
+            for host, port in target.hosts
+        ]
+        return RedisCluster(startup_nodes=nodes, **options)
+    if target.kind == "sentinel":
+        sentinel_kwargs = options.pop("sentinel_kwargs", None)
+        if sentinel_kwargs is None:
+            sentinel_kwargs = {k: v for k, v in options.items() if k.startswith("socket_")}
+            sentinel_kwargs["retry"] = Retry(NoBackoff(), 0)
+        sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
+            list(target.hosts), sentinel_kwargs=sentinel_kwargs, **options
+        )
+        client: Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
+            target.service
+        )
+        return client
+    if target.kind == "unix":
+        return Redis(unix_socket_path=target.path, **options)
+    host, port = target.hosts[0]
+    return Redis(host=host, port=port, **options)
+
+
+@dataclass(frozen=True)
+class _UrlClient:
+    """The client factory :meth:`AsyncRedisBackend.from_url` hands the constructor."""
+
+    target: _Target
+    client_kwargs: Mapping[str, Any]
+
+    def __call__(self) -> _Client:
+        return _build_client(self.target, self.client_kwargs)
+
+
+def _check_client(client: object) -> None:
+    get_encoder = getattr(client, "get_encoder", None)
+    if get_encoder is not None and getattr(get_encoder(), "decode_responses", False):
+        raise ConfigurationError(
+            "the Redis client decodes responses to str; llm_memo stores bytes: create the client "
+            "with decode_responses=False (the default)"
+        )
+
+
+# -- the backend -----------------------------------------------------------------------------
+
+# Live backends, so a forked child starts with closed breakers (a breaker's lock may have been
+# held by another thread at the moment of the fork) and builds its own connections.
+_live: weakref.WeakSet[AsyncRedisBackend] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for backend in list(_live):
+        backend._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class AsyncRedisBackend:
+    """Entries in Redis (standalone, TLS, Cluster or Sentinel), one ``GET`` per hit.
+
+    Args:
+        client: a ready client (``redis.asyncio.Redis``, ``redis.asyncio.cluster.RedisCluster``,
+            or a Sentinel ``master_for(...)`` client), which stays the caller's to close; or a
+            zero-argument callable returning one, called on first use and again for each new
+            event loop (async) or process (sync), whose clients the backend closes. Clients
+            must keep ``decode_responses=False`` (the default).
+        prefix: prepended to every key, for sharing a database with other applications
+            (llm_memo's keys are already namespaced ``llm_memo:...``, so none is needed).
+        breaker: the circuit breaker guarding calls (default: open after 3 consecutive
+            failures, 2 s cool-down doubling up to 30 s).
+
+    Raises:
+        ConfigurationError: the client decodes responses to ``str``.
+
+    Example::
+
+        backend = AsyncRedisBackend.from_url("rediss://:secret@cache.internal:6380/0")
+        backend = AsyncRedisBackend(Redis(host="localhost"), prefix="myapp:")
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        client: _Client | Callable[[], _Client],
+        *,
+        prefix: str = "",
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self._breaker = breaker if breaker is not None else CircuitBreaker()
+        self._build_lock = threading.Lock()
+        self._owner: object = None
+        if callable(client):
+            self._factory: Callable[[], _Client] | None = client
+            self._client: _Client | None = None
+            self._label = client.target.label if isinstance(client, _UrlClient) else "redis"
+        else:
+            _check_client(client)
+            self._factory = None
+            self._client = client
+            self._label = type(client).__name__
+        _live.add(self)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str | None = None,
+        client_kwargs: Mapping[str, Any] | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> AsyncRedisBackend:
+        """Build from a URL; the client is created on first use.
+
+        =====================================================  ================================
+        ``redis://[user:password@]host[:6379][/db]``           one server
+        ``rediss://...``                                       the same over TLS
+        ``unix://[user:password@]/path/redis.sock[?db=N]``     a Unix socket
+        ``redis+cluster://host1:port1,host2:port2/``           Redis Cluster (``rediss+`` TLS)
+        ``redis+sentinel://s1:26379,s2:26379/service[/db]``    the master a Sentinel names
+        =====================================================  ================================
+
+        Query parameters: ``prefix``, ``db``, ``username``, ``password``, ``socket_timeout``,
+        ``socket_connect_timeout``, ``max_connections``, ``client_name``, and with ``rediss``
+        ``ssl_cert_reqs``, ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``,
+        ``ssl_check_hostname``. URL credentials authenticate to the data nodes; a Sentinel's
+        own credentials go in ``client_kwargs={"sentinel_kwargs": {...}}``.
+
+        Args:
+            url: the URL.
+            prefix: overrides the URL's ``prefix`` parameter.
+            client_kwargs: any other redis-py client option (TLS certificates, ``retry``,
+                ``health_check_interval``...); overrides llm_memo's defaults and the URL.
+            breaker: see the constructor.
+
+        Raises:
+            ConfigurationError: unknown scheme or query parameter, malformed URL, or
+                ``decode_responses`` in ``client_kwargs``.
+
+        Example::
+
+            AsyncRedisBackend.from_url(
+                "rediss://cache:6380/0", client_kwargs={"ssl_ca_certs": "/etc/ssl/ca.pem"}
+            )
+        """
+        target = _parse_url(url)
+        kwargs = dict(client_kwargs or {})
+        if kwargs.get("decode_responses"):
+            raise ConfigurationError(
+                "decode_responses=True cannot be used: llm_memo stores bytes; remove it"
+            )
+        return cls(
+            _UrlClient(target, kwargs),
+            prefix=target.prefix if prefix is None else prefix,
+            breaker=breaker,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._label!r}, prefix={self.prefix!r})"
+
+    @property
+    def client(self) -> _Client:
+        """The redis-py client in use (built now if the backend builds its own)."""
+        return self._redis()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _redis(self) -> _Client:
+        client = self._client
+        if self._factory is not None and (
+            client is None or asyncio.get_running_loop() != self._owner
+        ):
+            client = self._connect()
+        assert client is not None
+        return client
+
+    def _connect(self) -> _Client:
+        assert self._factory is not None
+        owner = asyncio.get_running_loop()
+        with self._build_lock:
+            client = self._client
+            if client is None or owner != self._owner:
+                # A client of another event loop (or the parent process) cannot be used or
+                # closed from here; it is dropped.
+                client = self._factory()
+                _check_client(client)
+                self._client, self._owner = client, owner
+            return client
+
+    def _failed(self, operation: str, exc: BaseException) -> BackendError:
+        if not _server_answered(exc):
+            self._breaker.failure()
+        return BackendError(f"{self._label}: {operation} failed: {type(exc).__name__}: {exc}")
+
+    def _forked(self) -> None:
+        self._breaker = CircuitBreaker(
+            self._breaker.failures, self._breaker.cooldown, self._breaker.max_cooldown
+        )
+        self._build_lock = threading.Lock()
+
+    def _pattern(self, prefix: str) -> str:
+        return _glob_escape(self.prefix + (prefix or _ROOT)) + "*"
+
+    # -- the Backend protocol --------------------------------------------------------------
+
+    async def get(self, key: str) -> Entry | Literal[Missing.MISSING]:
+        """Return the entry under ``key`` (one ``GET``), or :data:`MISSING`.
+
+        Bytes that are not an entry, or a key holding another Redis type, read as a miss.
+
+        Raises:
+            BackendError: Redis failed or the breaker is open.
+        """
+        self._breaker.before(self._label)
+        try:
+            data = await self._redis().get(self.prefix + key)
+        except _ERRORS as exc:
+            if isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE"):
+                return MISSING
+            raise self._failed("GET", exc) from exc
+        self._breaker.success()
+        if not isinstance(data, bytes):
+            return MISSING
+        try:
+            return Entry.from_bytes(data)
+        except CodecError:
+            return MISSING
+
+    async def set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        """Store ``entry`` with one ``SET`` (``PX`` from ``ttl``; no expiry for ``None``).
+
+        A ``ttl`` of 0 or less stores nothing and removes any previous entry.
+
+        Raises:
+            BackendError: Redis failed (unreachable, out of memory...) or the breaker is open.
+        """
+        if ttl is not None and ttl <= 0:
+            await self.delete(key)
+            return
+        data = entry.to_bytes()
+        self._breaker.before(self._label)
+        try:
+            if ttl is None:
+                await self._redis().set(self.prefix + key, data)
+            else:
+                await self._redis().set(self.prefix + key, data, px=_millis(ttl))
+        except _ERRORS as exc:
+            raise self._failed("SET", exc) from exc
+        self._breaker.success()
+
+    async def delete(self, key: str) -> bool:
+        """Remove ``key`` (``UNLINK``); return whether it was there."""
+        self._breaker.before(self._label)
+        try:
+            removed = await self._redis().unlink(self.prefix + key)
+        except _ERRORS as exc:
+            raise self._failed("UNLINK", exc) from exc
+        self._breaker.success()
+        return bool(removed)
+
+    async def clear(self, prefix: str = "") -> int:
+        """Remove the keys starting with ``prefix``; return how many were removed.
+
+        ``SCAN MATCH`` (on every master of a cluster) and ``UNLINK`` in batches. An empty
+        prefix removes every llm_memo key (``llm_memo:...``) and nothing else.
+        """
+        self._breaker.before(self._label)
+        removed = 0
+        try:
+            client = self._redis()
+            batch: list[bytes] = []
+            async for name in client.scan_iter(match=self._pattern(prefix), count=_SCAN_COUNT):
+                batch.append(name)
+                if len(batch) >= _UNLINK_BATCH:
+                    removed += await client.unlink(*batch)
+                    batch = []
+            if batch:
+                removed += await client.unlink(*batch)
+        except _ERRORS as exc:
+            raise self._failed("clear", exc) from exc
+        self._breaker.success()
+        return removed
+
+    async def keys(self, prefix: str = "") -> AsyncIterator[str]:
+        """Iterate the stored keys starting with ``prefix`` (``SCAN``; no order; each once).
+
+        An empty prefix lists every llm_memo key. Locks in use are not listed.
+        """
+        self._breaker.before(self._label)
+        skip = len(self.prefix)
+        lock_root = self.prefix + _LOCK_ROOT
+        seen: set[bytes] = set()  # SCAN may return a key twice while the table grows
+        try:
+            async for name in self._redis().scan_iter(
+                match=self._pattern(prefix), count=_SCAN_COUNT
+            ):
+                if name in seen:
+                    continue
+                seen.add(name)
+                text = name.decode("utf-8", "surrogateescape")
+                if not text.startswith(lock_root):
+                    yield text[skip:]
+        except _ERRORS as exc:
+            raise self._failed("SCAN", exc) from exc
+        self._breaker.success()
+
+    async def close(self) -> None:
+        """Close the client if the backend built it (a client passed in stays open)."""
+        if self._factory is None:
+            return
+        client, self._client = self._client, None
+        if client is None or self._owner != asyncio.get_running_loop():
+            return  # another loop's (or process's) client is dropped, not touched
+        try:
+            await client.aclose()
+        except _ERRORS as exc:
+            raise BackendError(f"{self._label}: close failed: {exc}") from exc
+
+    # -- the Locking protocol --------------------------------------------------------------
+
+    def lock(self, key: str, *, ttl: float, wait: float) -> AbstractAsyncContextManager[bool]:
+        """A lock on ``key`` shared by every process using this Redis.
+
+        Entering waits up to ``wait`` seconds (polling ``SET NX`` with a jittered back-off)
+        and yields whether the lock was taken. The lock expires ``ttl`` seconds after it was
+        taken, so a crashed holder blocks others at most that long; leaving releases it only
+        if it is still ours.
+
+        Raises:
+            BackendError: Redis failed or the breaker is open (on entering or leaving).
+
+        Example::
+
+            async with backend.lock(key, ttl=120, wait=300) as acquired: ...
+        """
+        return self._locked(self.prefix + _LOCK_ROOT + key, ttl, wait)
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, name: str, ttl: float, wait: float) -> AsyncIterator[bool]:
+        token = secrets.token_hex(16)
+        acquired = await self._acquire(name, token, ttl, wait)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                await self._release(name, token)
+
+    async def _acquire(self, name: str, token: str, ttl: float, wait: float) -> bool:
+        px = _millis(ttl)
+        deadline = time.monotonic() + max(wait, 0.0)
+        delay = _POLL_FIRST
+        while True:
+            self._breaker.before(self._label)
+            try:
+                taken = await self._redis().set(name, token, px=px, nx=True)
+            except _ERRORS as exc:
+                raise self._failed("lock", exc) from exc
+            self._breaker.success()
+            if taken:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            # Jitter spreads the waiters out when the holder lets go.
+            await asyncio.sleep(min(left, delay * (0.5 + random.random())))
+            delay = min(delay * 2, _POLL_MAX)
+
+    async def _release(self, name: str, token: str) -> None:
+        self._breaker.before(self._label)
+        try:
+            await self._redis().eval(_RELEASE, 1, name, token)
+        except _ERRORS as exc:
+            raise self._failed("unlock", exc) from exc
+        self._breaker.success()
