@@ -1,0 +1,28 @@
+"""The README's first command: the quickstart shows a miss, then a hit, with no server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quickstart_prints_a_miss_then_a_hit(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env.pop("LLM_MEMO_BACKEND", None)
+    for _ in range(2):  # the second run starts from the first run's cache and still works
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
+        lines = out.splitlines()
+        assert lines[1].startswith("call 1: miss")
+        assert lines[2].startswith("call 2: hit")
+        assert "hits=1 misses=1 tokens_saved=53" in out
+    assert (tmp_path / "llm_memo" / "cache").is_dir()
