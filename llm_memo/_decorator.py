@@ -42,7 +42,7 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_OPTIONS = ("strict", "lock", "allow_pickle")
+_OPTIONS = ("strict", "lock", "allow_pickle", "semantic_text")
 
 
 # -- explain() -----------------------------------------------------------------------------------
@@ -386,6 +386,7 @@ def _decorate(
         strict=options.get("strict", UNSET),
         lock=options.get("lock", UNSET),
         allow_pickle=options.get("allow_pickle", UNSET),
+        semantic_text=options.get("semantic_text"),
     )
     return CachedFunction(fn, memo, _driver_for(fn))
 
@@ -451,7 +452,8 @@ def llm_cached(
         cache_if: ``cache_if(result) -> bool``; results it refuses are returned, not stored.
         **policy: more directives (``no_cache``, ``no_store``, ``max_age``,
             ``stale_if_error``, ``only_if_cached``, ``enabled``, ``threshold``) and options
-            (``strict``, ``lock``, ``allow_pickle``).
+            (``strict``, ``lock``, ``allow_pickle``, and ``semantic_text`` for semantic
+            backends: a function of the call's arguments returning the text to embed).
 
     Raises:
         ConfigurationError: an unknown option or an invalid value (at decoration time).
@@ -461,6 +463,8 @@ def llm_cached(
     if isinstance(ignore, str):
         raise ConfigurationError(f"ignore= takes a tuple of names, e.g. ignore=({ignore!r},)")
     options = {k: policy.pop(k) for k in _OPTIONS if k in policy}
+    if "semantic_text" in options and not callable(options["semantic_text"]):
+        raise ConfigurationError("semantic_text= must be a function of the call's arguments")
     for opt in ("strict", "lock", "allow_pickle"):
         if opt in options and not isinstance(options[opt], bool):
             raise ConfigurationError(f"{opt} must be True or False")

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from ._flight import ASYNC_FLIGHTS, SYNC_FLIGHTS, Flight, Landing
-from ._memo import Memo, is_async_backend, logger
+from ._memo import Memo, is_async_backend, is_semantic_backend, logger
 from ._policy import Freshness, Policy, freshness
 from .backends import MISSING, AsyncLocking, Locking
 from .controls import CacheScope
@@ -183,6 +183,42 @@ def _look_again(memo: Memo, key: str, entry: Any, policy: Policy) -> Any:
     return value
 
 
+# -- semantic backends ---------------------------------------------------------------------------
+
+Similar = tuple[str, str]  # (exact context, text to embed)
+
+
+def _similar_hit(memo: Memo, policy: Policy, found: Any) -> tuple[Any, str, Entry, float] | None:
+    """Judge a semantic search result: ``(value, key, entry, similarity)`` if usable."""
+    if found is None:
+        return None
+    skey, sentry, similarity = found
+    value, _ = _judge(memo, skey, sentry, policy)
+    if value is MISSING:
+        return None
+    return value, skey, sentry, similarity
+
+
+async def _asearch(backend: Any, aio: bool, similar: Similar, threshold: float | None) -> Any:
+    if aio:
+        return await backend.search(*similar, threshold)
+    return backend.search(*similar, threshold)
+
+
+async def _aadd(
+    backend: Any, aio: bool, key: str, entry: Entry, ttl: float | None, similar: Similar | None
+) -> None:
+    if similar is not None:
+        if aio:
+            await backend.add(key, entry, ttl, *similar)
+        else:
+            backend.add(key, entry, ttl, *similar)
+    elif aio:
+        await backend.set(key, entry, ttl)
+    else:
+        backend.set(key, entry, ttl)
+
+
 # -- plain functions ---------------------------------------------------------------------------
 
 
@@ -204,6 +240,9 @@ def run_sync(
     backend = memo.backend(policy, False)
     failure: BackendError | None = None
     stale: Entry | None = None
+    similar: Similar | None = None
+    if policy.enabled and is_semantic_backend(backend):
+        similar = memo.similar_request(instance, args, kwargs, policy.namespace)
     if policy.reads:
         try:
             entry = backend.get(key)
@@ -215,6 +254,19 @@ def run_sync(
                 value, stale = _judge(memo, key, entry, policy)
                 if value is not MISSING:
                     memo.emit(_HIT, key, start, policy, scopes, entry=entry)
+                    return value
+            if similar is not None:
+                try:
+                    found = backend.search(*similar, policy.threshold)
+                except BackendError as exc:
+                    _read_failed(memo, backend, key, policy, exc)
+                    failure, found = exc, None
+                hit = _similar_hit(memo, policy, found)
+                if hit is not None:
+                    value, skey, sentry, similarity = hit
+                    memo.emit(
+                        _HIT, skey, start, policy, scopes, entry=sentry, similarity=similarity
+                    )
                     return value
     if policy.only_if_cached:
         memo.emit(Outcome.MISS, key, start, policy, scopes)
@@ -266,6 +318,7 @@ def run_sync(
                 stale,
                 failure,
                 flight,
+                similar,
             )
     finally:
         if flight is not None:
@@ -285,6 +338,7 @@ def _call_sync(
     stale: Entry | None,
     failure: BackendError | None,
     flight: Flight | None,
+    similar: Similar | None = None,
 ) -> Any:
     """Call the function (a miss) and store its result."""
     try:
@@ -309,8 +363,12 @@ def _call_sync(
     if plan is not None and memo.should_store(result):
         encoded = memo.encode(result)
         if encoded is not None:
+            entry = memo.entry_for(key, encoded, plan, now, result)
             try:
-                backend.set(key, memo.entry_for(key, encoded, plan, now, result), plan.retention)
+                if similar is not None:
+                    backend.add(key, entry, plan.retention, *similar)
+                else:
+                    backend.set(key, entry, plan.retention)
             except BackendError as exc:
                 memo.backend_failed(backend, exc, "set")
                 outcome, failure = Outcome.ERROR, exc
@@ -342,6 +400,9 @@ async def run_async(
     aio = is_async_backend(backend)
     failure: BackendError | None = None
     stale: Entry | None = None
+    similar: Similar | None = None
+    if policy.enabled and is_semantic_backend(backend):
+        similar = memo.similar_request(instance, args, kwargs, policy.namespace)
     if policy.reads:
         try:
             entry = (await backend.get(key)) if aio else backend.get(key)
@@ -353,6 +414,19 @@ async def run_async(
                 value, stale = _judge(memo, key, entry, policy)
                 if value is not MISSING:
                     memo.emit(_HIT, key, start, policy, scopes, entry=entry)
+                    return value
+            if similar is not None:
+                try:
+                    found = await _asearch(backend, aio, similar, policy.threshold)
+                except BackendError as exc:
+                    _read_failed(memo, backend, key, policy, exc)
+                    failure, found = exc, None
+                hit = _similar_hit(memo, policy, found)
+                if hit is not None:
+                    value, skey, sentry, similarity = hit
+                    memo.emit(
+                        _HIT, skey, start, policy, scopes, entry=sentry, similarity=similarity
+                    )
                     return value
     if policy.only_if_cached:
         memo.emit(Outcome.MISS, key, start, policy, scopes)
@@ -404,6 +478,7 @@ async def run_async(
                 stale,
                 failure,
                 flight,
+                similar,
             )
     finally:
         if flight is not None:
@@ -423,6 +498,7 @@ async def _call_async(
     stale: Entry | None,
     failure: BackendError | None,
     flight: Flight | None,
+    similar: Similar | None = None,
 ) -> Any:
     """Await the function (a miss) and store its result."""
     aio = is_async_backend(backend)
@@ -453,10 +529,7 @@ async def _call_async(
         if encoded is not None:
             entry = memo.entry_for(key, encoded, plan, now, result)
             try:
-                if aio:
-                    await backend.set(key, entry, plan.retention)
-                else:
-                    backend.set(key, entry, plan.retention)
+                await _aadd(backend, aio, key, entry, plan.retention, similar)
             except BackendError as exc:
                 memo.backend_failed(backend, exc, "set")
                 outcome, failure = Outcome.ERROR, exc

@@ -20,14 +20,17 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
+
 from . import config, controls
 from ._policy import Policy, WritePlan, resolve, write_plan
+from .backends import AsyncSemantic, Semantic
 from .codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
 from .controls import UNSET, CacheScope, Directives, Unset
 from .entry import Entry
 from .errors import BackendError, CodecError, ConfigurationError
 from .events import Event, Outcome, Stats
-from .keys import KeyBuilder
+from .keys import KeyBuilder, digest, function_prefix, split_for_similarity
 
 __all__ = ["Memo", "logger"]
 
@@ -35,9 +38,20 @@ logger = logging.getLogger("llm_memo")
 
 _DEBUG = logging.DEBUG
 _async_backend_types: dict[type, bool] = {}
+_semantic_backend_types: dict[type, bool] = {}
 # Backend failures are logged at most once per this many seconds per backend ("per burst");
 # every one is still counted.
 _ERROR_LOG_INTERVAL = 30.0
+
+
+def is_semantic_backend(backend: Any) -> bool:
+    """Whether ``backend`` can answer similar requests (decided once per backend type)."""
+    cls = type(backend)
+    known = _semantic_backend_types.get(cls)
+    if known is None:
+        known = isinstance(backend, (Semantic, AsyncSemantic))
+        _semantic_backend_types[cls] = known
+    return known
 
 
 def is_async_backend(backend: Any) -> bool:
@@ -85,6 +99,7 @@ class Memo:
         strict: bool | Unset,
         lock: bool | Unset,
         allow_pickle: bool | Unset,
+        semantic_text: Callable[..., str] | None = None,
     ) -> None:
         self.function_id = name or function_identity(fn)
         self.keys = KeyBuilder(fn, self.function_id, ignore=ignore, key=key)
@@ -92,6 +107,7 @@ class Memo:
         self.stats = Stats()
         self.directives = directives
         self.cache_if = cache_if
+        self.semantic_text = semantic_text
         self._strict = strict
         self._lock_opt = lock
         self._allow_pickle = allow_pickle
@@ -173,6 +189,31 @@ class Memo:
         # the backend of the last policy seen is always current.
         self._last_backend = (policy, asynchronous, backend)
         return backend
+
+    def similar_request(
+        self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ns: str
+    ) -> tuple[str, str] | None:
+        """For a semantic backend: the call's exact context string and the text to embed.
+
+        The context names the function and namespace and hashes everything in the request but
+        the embedded text, so a similarity search never crosses model, parameters, system
+        prompt, namespace or tenant. ``None`` when the request has no text to embed.
+        """
+        if instance is not None and self.binds_instance:
+            if self.is_classmethod and not isinstance(instance, type):
+                instance = type(instance)
+            args = (instance, *args)
+        split = split_for_similarity(self.keys.canonical_view(args, kwargs))
+        if split is None:
+            return None
+        context_view, text = split
+        if self.semantic_text is not None:
+            call_args = args[1:] if instance is not None and self.binds_instance else args
+            text = self.semantic_text(*call_args, **kwargs)
+            if not isinstance(text, str) or not text:
+                return None
+        data = orjson.dumps(context_view, option=orjson.OPT_SORT_KEYS)
+        return function_prefix(ns, self.function_id) + digest(data), text
 
     def now(self) -> float:
         return self._settings.clock()

@@ -48,6 +48,7 @@ __all__ = [
     "canonical",
     "canonical_bytes",
     "digest",
+    "split_for_similarity",
     "function_prefix",
     "key_string",
     "namespace_prefix",
@@ -567,3 +568,48 @@ class KeyBuilder:
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any], namespace: str) -> str:
         """The full key string of a call in ``namespace``."""
         return function_prefix(namespace, self.function_id) + self.digest(args, kwargs)
+
+
+#: Parameters whose text a semantic cache embeds, in order of preference.
+TEXT_PARAMETERS = ("messages", "prompt", "input", "query", "question")
+
+
+def _message_text(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
+        parts = [p.get("text") for p in content if isinstance(p, dict)]
+        texts = [t for t in parts if isinstance(t, str)]
+        return "\n".join(texts) if texts else None
+    return None
+
+
+def split_for_similarity(view: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """Split a canonical request view into (exact context, text to embed).
+
+    The text is the conversation's user turns (``messages`` entries with role ``user``, joined
+    by newlines), or else the first of ``prompt``, ``input``, ``query``, ``question`` that is a
+    string. The context is the view with exactly that text removed, so everything else (model,
+    parameters, system prompt, assistant turns, tools) must match exactly for a semantic hit.
+    Returns ``None`` when the request has no such text.
+
+    .. versionadded:: 0.1.0
+    """
+    for name in TEXT_PARAMETERS:
+        value = view.get(name)
+        if name == "messages" and isinstance(value, list):
+            texts: list[str] = []
+            context_messages = []
+            for message in value:
+                if isinstance(message, dict) and message.get("role") == "user":
+                    text = _message_text(message.get("content"))
+                    if text is not None:
+                        texts.append(text)
+                        context_messages.append({**message, "content": None})
+                        continue
+                context_messages.append(message)
+            if texts:
+                return {**view, "messages": context_messages}, "\n".join(texts)
+        elif isinstance(value, str) and value:
+            return {**view, name: None}, value
+    return None

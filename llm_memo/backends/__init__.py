@@ -37,6 +37,8 @@ __all__ = [
     "Listing",
     "Locking",
     "Missing",
+    "AsyncSemantic",
+    "Semantic",
     "from_url",
     "register_backend",
 ]
@@ -173,4 +175,47 @@ class AsyncLocking(Protocol):
 
     def lock(self, key: str, *, ttl: float, wait: float) -> AbstractAsyncContextManager[bool]:
         """A cross-process lock named after ``key``."""
+        ...
+
+
+@runtime_checkable
+class Semantic(Protocol):
+    """A backend that also answers *similar* requests (embedding similarity).
+
+    It is a :class:`Backend` too: exact ``get``/``set`` by key come first, so an identical
+    request is answered without embedding anything. On an exact miss the decorator calls
+    :meth:`search` with the request's *context* (a string identifying everything but the
+    embedded text: function, namespace, model, parameters, system prompt...) and the text; a
+    match must never cross contexts. Results are stored with :meth:`add`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def search(
+        self, context: str, text: str, threshold: float | None
+    ) -> tuple[str, Entry, float] | None:
+        """The most similar live entry in ``context`` with cosine similarity >= ``threshold``
+        (the backend's default when ``None``), as ``(key, entry, similarity)``."""
+        ...
+
+    def add(self, key: str, entry: Entry, ttl: float | None, context: str, text: str) -> None:
+        """Store ``entry`` under ``key`` (as ``set`` does) and index ``text`` in ``context``."""
+        ...
+
+
+@runtime_checkable
+class AsyncSemantic(Protocol):
+    """The async twin of :class:`Semantic`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    async def search(
+        self, context: str, text: str, threshold: float | None
+    ) -> tuple[str, Entry, float] | None:
+        """As :meth:`Semantic.search`."""
+        ...
+
+    async def add(self, key: str, entry: Entry, ttl: float | None, context: str, text: str) -> None:
+        """As :meth:`Semantic.add`."""
         ...
