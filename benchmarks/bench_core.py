@@ -46,20 +46,23 @@ def typed_hits() -> None:
         return decode_floor()
 
     @llm_cached(backend=MemoryBackend(), ttl=3600)
-    def ask(model: str, messages: list[dict[str, str]], temperature: float = 0.0,
-            **params: Any) -> ChatCompletion:
+    def ask(
+        model: str, messages: list[dict[str, str]], temperature: float = 0.0, **params: Any
+    ) -> ChatCompletion:
         return response
 
     ask(**request)
     hit = lambda: ask(**request)  # noqa: E731
-    assert type(hit()) is ChatCompletion and ask.cache.stats().hits >= 1
+    assert type(hit()) is ChatCompletion
+    assert ask.cache.stats().hits >= 1
 
     tmp = tempfile.mkdtemp()
     disk_backend = DiskBackend(tmp)
 
     @llm_cached(backend=disk_backend, ttl=3600)
-    def ask_disk(model: str, messages: list[dict[str, str]], temperature: float = 0.0,
-                 **params: Any) -> ChatCompletion:
+    def ask_disk(
+        model: str, messages: list[dict[str, str]], temperature: float = 0.0, **params: Any
+    ) -> ChatCompletion:
         return response
 
     ask_disk(**request)
@@ -87,29 +90,41 @@ def typed_hits() -> None:
     import hashlib
     import json
 
-    t_std = measure("stdlib key: json.dumps(sort_keys) + sha256",
-                    lambda: hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest())
+    t_std = measure(
+        "stdlib key: json.dumps(sort_keys) + sha256",
+        lambda: hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest(),
+    )
     kb = KeyBuilder(ask.__wrapped__, "bench.ask")
-    t_ours = measure("llm_memo key: bind + canonicalise + hash",
-                     lambda: kb.key((), request, "default"), number=20000)
+    t_ours = measure(
+        "llm_memo key: bind + canonicalise + hash",
+        lambda: kb.key((), request, "default"),
+        number=20000,
+    )
     print(t_std.row(t_key))
     print(t_ours.row(t_key))
 
 
 def key_scaling() -> None:
     header("key derivation by message size (throughput vs floor)")
-    def fn(model: str, messages: list[dict[str, str]], temperature: float = 0.0,
-           **params: Any) -> None: ...
+
+    def fn(
+        model: str, messages: list[dict[str, str]], temperature: float = 0.0, **params: Any
+    ) -> None: ...
 
     kb = KeyBuilder(fn, "bench.fn")
     for size in (1_000, 10_000, 100_000, 1_000_000):
         request = chat_request(size)
         number = max(50, 200_000_000 // (size * 100))
-        floor = measure(f"floor {size:>9,} B",
-                        lambda r=request: xxhash.xxh3_128_hexdigest(
-                            orjson.dumps(r, option=orjson.OPT_SORT_KEYS)), number=number)
-        ours = measure(f"llm_memo key {size:>9,} B",
-                       lambda r=request: kb.key((), r, "default"), number=number)
+        floor = measure(
+            f"floor {size:>9,} B",
+            lambda r=request: xxhash.xxh3_128_hexdigest(
+                orjson.dumps(r, option=orjson.OPT_SORT_KEYS)
+            ),
+            number=number,
+        )
+        ours = measure(
+            f"llm_memo key {size:>9,} B", lambda r=request: kb.key((), r, "default"), number=number
+        )
         share = floor.median_us / ours.median_us * 100
         print(floor.row())
         print(ours.row(floor) + f"   ({share:.0f}% of floor throughput; target >= 50%)")
@@ -123,8 +138,13 @@ def miss_overhead() -> None:
     counter = iter(range(10**9))
 
     @llm_cached(backend=backend)
-    def ask(model: str, messages: list[dict[str, str]], temperature: float = 0.0,
-            n: int = 0, **params: Any) -> ChatCompletion:
+    def ask(
+        model: str,
+        messages: list[dict[str, str]],
+        temperature: float = 0.0,
+        n: int = 0,
+        **params: Any,
+    ) -> ChatCompletion:
         return response
 
     raw: dict[str, bytes] = {}
@@ -133,14 +153,17 @@ def miss_overhead() -> None:
         raw[str(next(counter))] = response.model_dump_json(exclude_unset=True).encode()
 
     t_raw = measure("raw: model_dump_json + dict set", raw_set, number=5000)
-    t_miss = measure("@llm_cached miss (new key each call)",
-                     lambda: ask(**request, n=next(counter)), number=5000)
+    t_miss = measure(
+        "@llm_cached miss (new key each call)", lambda: ask(**request, n=next(counter)), number=5000
+    )
     print(t_raw.row())
     print(t_miss.row(t_raw) + "   (target <= 1.50x)")
     per_entry = backend.total_bytes / len(backend)
     payload = len(response.model_dump_json(exclude_unset=True))
-    print(f"\nmemory backend: {per_entry:.0f} bytes accounted per entry for a {payload} B payload "
-          f"(overhead {per_entry - payload:.0f} B: key, header, tag)")
+    print(
+        f"\nmemory backend: {per_entry:.0f} bytes accounted per entry for a {payload} B payload "
+        f"(overhead {per_entry - payload:.0f} B: key, header, tag)"
+    )
 
 
 def single_flight() -> None:

@@ -226,7 +226,9 @@ class Memo:
         Raises:
             CodecError: tampered, corrupt or not allowed; the caller treats it as a miss.
         """
-        payload = unseal(key, entry, self._settings.signing_keys)
+        keys = self._settings.signing_keys
+        # Unsigned and uncompressed (the common case): nothing to verify or inflate.
+        payload = unseal(key, entry, keys) if keys or entry.flags else entry.value
         return self.codec.decode(entry.type_tag, payload, allow_pickle=self.allow_pickle)
 
     def encode(self, value: Any) -> tuple[str, bytes] | None:
@@ -306,9 +308,12 @@ class Memo:
         saved = tokens if outcome is Outcome.HIT or outcome is Outcome.STALE else 0
         self.stats.record(outcome, saved)
         s = self._settings
-        debug = logger.isEnabledFor(_DEBUG)
-        if not (scopes or s.on_event or s.observers or debug):
-            return
+        if not (scopes or s.on_event or s.observers):
+            debug = logger.isEnabledFor(_DEBUG)
+            if not debug:
+                return
+        else:
+            debug = logger.isEnabledFor(_DEBUG)
         now = s.clock()
         event = Event(
             outcome=outcome,

@@ -279,11 +279,14 @@ class Codec:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_classes", "allow")
+    __slots__ = ("_classes", "_validators", "allow")
 
     def __init__(self, allow: AllowList) -> None:
         self.allow = allow
         self._classes: dict[str, type] = {}
+        # tag -> the model's JSON validator, once its class has been resolved: the hit path
+        # for typed values is one dict lookup and pydantic-core.
+        self._validators: dict[str, Callable[[bytes], Any]] = {}
 
     # -- single values -----------------------------------------------------------------------
 
@@ -331,6 +334,12 @@ class Codec:
         Raises:
             CodecError: unknown or disallowed tag, or a payload that does not decode.
         """
+        validate = self._validators.get(tag)
+        if validate is not None:
+            try:
+                return validate(payload)
+            except ValueError:
+                pass  # the general path below retries leniently or reports the error
         try:
             if tag == "json":
                 return orjson.loads(payload)
@@ -338,9 +347,11 @@ class Codec:
             if kind == "model":
                 cls = self._class(name)
                 try:
-                    return cls.model_validate_json(payload)  # type: ignore[attr-defined]
+                    value = cls.model_validate_json(payload)  # type: ignore[attr-defined]
                 except ValueError:
                     return self._construct(cls, orjson.loads(payload))
+                self._validators[tag] = cls.__pydantic_validator__.validate_json  # type: ignore[attr-defined]
+                return value
             if kind == "dataclass":
                 cls = self._class(name)
                 try:

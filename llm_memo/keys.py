@@ -567,7 +567,8 @@ class KeyBuilder:
 
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any], namespace: str) -> str:
         """The full key string of a call in ``namespace``."""
-        return function_prefix(namespace, self.function_id) + self.digest(args, kwargs)
+        data = orjson.dumps(self.canonical_view(args, kwargs), option=_DUMP_OPTIONS)
+        return function_prefix(namespace, self.function_id) + xxhash.xxh3_128_hexdigest(data)
 
 
 #: Parameters whose text a semantic cache embeds, in order of preference.
