@@ -503,9 +503,11 @@ class AsyncRedisBackend:
         return BackendError(f"{self._label}: {operation} failed: {type(exc).__name__}: {exc}")
 
     def _forked(self) -> None:
-        self._breaker = CircuitBreaker(
-            self._breaker.failures, self._breaker.cooldown, self._breaker.max_cooldown
-        )
+        # A fresh breaker rather than reset(): the old one's lock may be held by a thread that
+        # does not exist in the child.
+        old = self._breaker
+        clock = getattr(old, "_clock", time.monotonic)
+        self._breaker = CircuitBreaker(old.failures, old.cooldown, old.max_cooldown, clock)
         self._build_lock = threading.Lock()
 
     def _pattern(self, prefix: str) -> str:
@@ -621,8 +623,12 @@ class AsyncRedisBackend:
         client, self._client = self._client, None
         if client is None or self._owner != asyncio.get_running_loop():
             return  # another loop's (or process's) client is dropped, not touched
+        # A Sentinel client also holds connections to the sentinels themselves.
+        manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
         try:
             await client.aclose()
+            for sentinel in getattr(manager, "sentinels", ()):
+                await sentinel.aclose()
         except _ERRORS as exc:
             raise BackendError(f"{self._label}: close failed: {exc}") from exc
 

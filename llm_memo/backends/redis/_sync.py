@@ -504,9 +504,11 @@ class RedisBackend:
         return BackendError(f"{self._label}: {operation} failed: {type(exc).__name__}: {exc}")
 
     def _forked(self) -> None:
-        self._breaker = CircuitBreaker(
-            self._breaker.failures, self._breaker.cooldown, self._breaker.max_cooldown
-        )
+        # A fresh breaker rather than reset(): the old one's lock may be held by a thread that
+        # does not exist in the child.
+        old = self._breaker
+        clock = getattr(old, "_clock", time.monotonic)
+        self._breaker = CircuitBreaker(old.failures, old.cooldown, old.max_cooldown, clock)
         self._build_lock = threading.Lock()
 
     def _pattern(self, prefix: str) -> str:
@@ -622,8 +624,12 @@ class RedisBackend:
         client, self._client = self._client, None
         if client is None or self._owner != os.getpid():
             return  # another loop's (or process's) client is dropped, not touched
+        # A Sentinel client also holds connections to the sentinels themselves.
+        manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
         try:
             client.close()
+            for sentinel in getattr(manager, "sentinels", ()):
+                sentinel.close()
         except _ERRORS as exc:
             raise BackendError(f"{self._label}: close failed: {exc}") from exc
 
