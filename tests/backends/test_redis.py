@@ -56,6 +56,24 @@ def _raw(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
 
 
+def _planter(
+    raw: redis.Redis | redis.cluster.RedisCluster, prefix: str = ""
+) -> Callable[[str, bytes], None]:
+    """The conformance suite's ``plant``: raw bytes under a key, bypassing the backend."""
+
+    def plant(key: str, data: bytes) -> None:
+        raw.set(prefix + key, data)
+
+    return plant
+
+
+def _pool(backend: RedisBackend) -> Any:
+    """The connection pool of a backend's (non-cluster) client."""
+    client = backend.client
+    assert isinstance(client, redis.Redis)
+    return client.connection_pool
+
+
 def _flush_cluster(cluster: RedisCluster) -> None:
     raw = redis.cluster.RedisCluster(host=cluster.host, port=cluster.port)
     try:
@@ -82,7 +100,7 @@ class _Standalone:
     @pytest.fixture
     def plant(self, url: str) -> Iterator[Callable[[str, bytes], None]]:
         raw = _raw(url)
-        yield lambda key, data: raw.set(key, data)
+        yield _planter(raw)
         raw.close()
 
 
@@ -118,7 +136,7 @@ class TestReadyClientWithPrefix(_Standalone, BackendConformance):
     @pytest.fixture
     def plant(self, url: str) -> Iterator[Callable[[str, bytes], None]]:
         raw = _raw(url)
-        yield lambda key, data: raw.set("app:" + key, data)
+        yield _planter(raw, "app:")
         raw.close()
 
     def test_prefix_is_in_redis_and_not_in_keys(self, backend: RedisBackend, url: str) -> None:
@@ -144,7 +162,7 @@ class _Cluster:
     @pytest.fixture
     def plant(self, redis_cluster: RedisCluster) -> Iterator[Callable[[str, bytes], None]]:
         raw = redis.cluster.RedisCluster(host=redis_cluster.host, port=redis_cluster.port)
-        yield lambda key, data: raw.set(key, data)
+        yield _planter(raw)
         raw.close()
 
 
@@ -162,9 +180,11 @@ class TestClusterSync(_Cluster, BackendConformance):
         keys = [make_key("spread", "f", f"{i:032d}") for i in range(60)]
         for key in keys:
             backend.set(key, make_entry(), None)
+        client = backend.client
+        assert isinstance(client, redis.cluster.RedisCluster)
         owners = {
-            tuple(redis_cluster.nodes).index((n.host, n.port))
-            for n in (backend.client.get_node_from_key(k) for k in keys)
+            redis_cluster.nodes.index((n.host, n.port))
+            for n in (client.get_node_from_key(k) for k in keys)  # type: ignore[no-untyped-call]
         }
         assert owners == {0, 1, 2}
         assert sorted(backend.keys("llm_memo:1:spread:")) == sorted(keys)
@@ -191,7 +211,7 @@ class _Sentinel:
     @pytest.fixture
     def plant(self, redis_sentinel: RedisSentinel) -> Iterator[Callable[[str, bytes], None]]:
         raw = _raw(redis_sentinel.master_url)
-        yield lambda key, data: raw.set(key, data)
+        yield _planter(raw)
         raw.close()
 
 
@@ -618,7 +638,7 @@ class TestUrls:
             "redis://alice:p%40ss@cache.example:6380/3?prefix=app:&socket_timeout=2.5",
             client_kwargs={"health_check_interval": 30},
         )
-        kwargs = backend.client.connection_pool.connection_kwargs
+        kwargs = _pool(backend).connection_kwargs
         assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("cache.example", 6380, 3)
         assert (kwargs["username"], kwargs["password"]) == ("alice", "p@ss")
         assert kwargs["socket_timeout"] == 2.5
@@ -631,7 +651,7 @@ class TestUrls:
 
     def test_defaults(self) -> None:
         """Short timeouts, no retries, port 6379, db 0."""
-        kwargs = RedisBackend.from_url("redis://localhost").client.connection_pool.connection_kwargs
+        kwargs = _pool(RedisBackend.from_url("redis://localhost")).connection_kwargs
         assert (kwargs["host"], kwargs["port"], kwargs.get("db", 0)) == ("localhost", 6379, 0)
         assert kwargs["socket_connect_timeout"] == 0.5
         assert kwargs["socket_timeout"] == 1.0
@@ -643,7 +663,7 @@ class TestUrls:
             "rediss://:secret@cache.example:6380/0?ssl_ca_certs=/etc/ca.pem&ssl_check_hostname=no",
             client_kwargs={"ssl_certfile": "/etc/client.pem", "ssl_keyfile": "/etc/client.key"},
         )
-        pool = backend.client.connection_pool
+        pool = _pool(backend)
         assert pool.connection_class is SSLConnection
         kwargs = pool.connection_kwargs
         assert kwargs["ssl_ca_certs"] == "/etc/ca.pem"
@@ -672,7 +692,7 @@ class TestUrls:
     def test_unix_socket_url(self) -> None:
         """unix:// takes the socket path, the db and password from the query."""
         backend = RedisBackend.from_url("unix:///run/redis/redis.sock?db=2&password=pw")
-        pool = backend.client.connection_pool
+        pool = _pool(backend)
         assert pool.connection_class is UnixDomainSocketConnection
         kwargs = pool.connection_kwargs
         assert (kwargs["path"], kwargs["db"], kwargs["password"]) == (
@@ -686,7 +706,7 @@ class TestUrls:
         backend = RedisBackend.from_url(
             "redis+sentinel://:pw@s1.example:26379,s2.example/mymaster/2"
         )
-        pool = backend.client.connection_pool
+        pool = _pool(backend)
         assert pool.service_name == "mymaster"
         assert pool.connection_kwargs["db"] == 2
         assert pool.connection_kwargs["password"] == "pw"
@@ -710,7 +730,8 @@ class TestUrls:
         backend = RedisBackend.from_url(redis_cluster.url)
         client = backend.client
         assert isinstance(client, redis.cluster.RedisCluster)
-        assert {(n.host, n.port) for n in client.get_primaries()} == set(redis_cluster.nodes)
+        primaries = client.get_primaries()  # type: ignore[no-untyped-call]
+        assert {(n.host, n.port) for n in primaries} == set(redis_cluster.nodes)
         backend.close()
 
     @pytest.mark.parametrize(
