@@ -164,7 +164,7 @@ class DiskBackend:
             BackendError: SQLite or the filesystem failed.
         """
         try:
-            data = self._cache.get(key, default=None, retry=True)
+            data = self._cache.get(key, default=None)
         except UnsafeEntryError:
             return MISSING
         except _STORE_ERRORS as exc:
@@ -186,14 +186,14 @@ class DiskBackend:
             self.delete(key)
             return
         try:
-            self._cache.set(key, entry.to_bytes(), expire=ttl, retry=True)
+            self._cache.set(key, entry.to_bytes(), expire=ttl)
         except _STORE_ERRORS as exc:
             raise BackendError(f"disk cache write failed: {exc}") from exc
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; return whether it was there."""
         try:
-            return bool(self._cache.delete(key, retry=True))
+            return bool(self._cache.delete(key))
         except _STORE_ERRORS as exc:
             raise BackendError(f"disk cache delete failed: {exc}") from exc
 

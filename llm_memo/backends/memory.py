@@ -25,7 +25,7 @@ __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ENTRIES", "MemoryBackend"]
 
 #: Default bound on the number of entries.
 DEFAULT_MAX_ENTRIES = 10_000
-#: Default bound on the total size of entries (values, tags, signatures and headers): 256 MiB.
+#: Default bound on the total size of entries (keys, values, tags, signatures, headers): 256 MiB.
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 _INF = float("inf")
@@ -105,19 +105,19 @@ class MemoryBackend:
             entry, deadline = item
             if deadline != _INF and deadline <= self._clock():
                 del self._data[key]
-                self._bytes -= entry.size
+                self._bytes -= entry.size + len(key)
                 return MISSING
             self._data.move_to_end(key)
             return entry
 
     def set(self, key: str, entry: Entry, ttl: float | None) -> None:
         """Store ``entry`` for ``ttl`` seconds (``None``: until evicted)."""
-        size = entry.size
+        size = entry.size + len(key)
         deadline = _INF if ttl is None else self._clock() + ttl
         with self._lock:
             old = self._data.pop(key, None)
             if old is not None:
-                self._bytes -= old[0].size
+                self._bytes -= old[0].size + len(key)
             if size > self.max_bytes or (ttl is not None and ttl <= 0):
                 return
             self._data[key] = (entry, deadline)
@@ -127,8 +127,8 @@ class MemoryBackend:
     def _evict(self) -> None:
         data = self._data
         while len(data) > self.max_entries or self._bytes > self.max_bytes:
-            _, (entry, _) = data.popitem(last=False)
-            self._bytes -= entry.size
+            key, (entry, _) = data.popitem(last=False)
+            self._bytes -= entry.size + len(key)
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; return whether it was there."""
@@ -136,7 +136,7 @@ class MemoryBackend:
             item = self._data.pop(key, None)
             if item is None:
                 return False
-            self._bytes -= item[0].size
+            self._bytes -= item[0].size + len(key)
             return True
 
     def clear(self, prefix: str = "") -> int:
@@ -144,7 +144,7 @@ class MemoryBackend:
         with self._lock:
             doomed = [k for k in self._data if k.startswith(prefix)]
             for k in doomed:
-                self._bytes -= self._data.pop(k)[0].size
+                self._bytes -= self._data.pop(k)[0].size + len(k)
             return len(doomed)
 
     def keys(self, prefix: str = "") -> Iterator[str]:

@@ -60,7 +60,7 @@ class TestMemoryBounds:
         key = make_key()
         for _ in range(100):
             backend.set(key, make_entry(b"x" * 1000), None)
-        assert backend.total_bytes == make_entry(b"x" * 1000).size
+        assert backend.total_bytes == make_entry(b"x" * 1000).size + len(key)
 
     def test_from_url_options(self) -> None:
         """memory:// takes max_entries and max_bytes; unknown options are errors."""
