@@ -118,3 +118,31 @@ class TestDiskMultiProcess:
                 got = backend.get(make_key(digest=f"{w:02d}{i:030d}"))
                 assert got is not MISSING
                 assert got.value == bytes([w]) * 100
+
+
+class TestDiskFailOpen:
+    def test_locked_database_fails_open(self, tmp_path: Path) -> None:
+        """A cache another process holds locked is a BackendError after the timeout, and a
+        decorated call still returns its result."""
+        import sqlite3
+
+        from llm_memo import Outcome, cache_controls, llm_cached
+        from llm_memo.errors import BackendError
+
+        backend = DiskBackend(tmp_path, timeout=0.05)
+        holder = sqlite3.connect(tmp_path / "cache.db", timeout=0.05, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(BackendError):
+                backend.set(make_key(), make_entry(), None)
+
+            @llm_cached(backend=backend)
+            def ask(q: str) -> str:
+                return q.upper()
+
+            with cache_controls() as scope:
+                assert ask("x") == "X"
+            assert [e.outcome for e in scope.events] == [Outcome.ERROR]
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
