@@ -1,0 +1,361 @@
+"""Object-store benchmarks: a hit through @llm_cached vs a raw ``fs.cat_file`` of the same
+object, on local files and on S3 (moto), sync and async; and the requests each operation sends
+(BENCHMARKS.md: exactly one GET per hit, no LIST/HEAD on the hit path).
+
+Workload: the typical chat request (~2.4 KB) answered by a ~3 KB chat completion (a dict).
+Starts its own moto server on a random loopback port (helpers from tests/servers.py) and stops
+it at the end; local files go to a temporary directory.
+
+Run:  python -m benchmarks.bench_objectstore     (from the repository root; prints tables, exits 0)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# Before anything imports botocore: dummy credentials, no metadata-service probing.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench-key")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench-secret")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+import fsspec
+
+from benchmarks._timing import Timing, header
+from llm_memo import llm_cached
+from llm_memo.backends.objectstore import AsyncObjectStoreBackend, ObjectStoreBackend
+from tests.samples import chat_request, completion_dict
+from tests.servers import (
+    HOST,
+    ManagedProcess,
+    RequestLog,
+    S3Server,
+    _classify_s3,  # the S3 access-log classifier the test fixtures use
+    free_port,
+    poll_until,
+    wait_for_port,
+)
+
+LOCAL_N = 4000
+S3_N = 400
+
+
+def _timing(name: str, samples: list[float]) -> Timing:
+    samples = sorted(samples)
+    return Timing(name, statistics.median(samples), samples[int(len(samples) * 0.9)])
+
+
+def paired(
+    floor_name: str,
+    floor: Callable[[], Any],
+    name: str,
+    fn: Callable[[], Any],
+    *,
+    number: int,
+    batch: int = 10,
+) -> tuple[Timing, Timing, float]:
+    """Time ``floor`` and ``fn`` in alternating batches (both see the same machine noise);
+    return both timings and the median of the per-round ratios fn / floor."""
+    for _ in range(min(number // 4, 200)):
+        floor()
+        fn()
+    a: list[float] = []
+    b: list[float] = []
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(number // batch):
+            t0 = time.perf_counter_ns()
+            for _ in range(batch):
+                floor()
+            t1 = time.perf_counter_ns()
+            for _ in range(batch):
+                fn()
+            t2 = time.perf_counter_ns()
+            a.append((t1 - t0) / batch / 1000)
+            b.append((t2 - t1) / batch / 1000)
+    finally:
+        if gc_was:
+            gc.enable()
+    ratio = statistics.median(y / x for x, y in zip(a, b, strict=True))
+    return _timing(floor_name, a), _timing(name, b), ratio
+
+
+async def apaired(
+    floor_name: str,
+    floor: Callable[[], Awaitable[Any]],
+    name: str,
+    fn: Callable[[], Awaitable[Any]],
+    *,
+    number: int,
+    batch: int = 10,
+) -> tuple[Timing, Timing, float]:
+    """:func:`paired` for coroutine functions, timed inside the running loop."""
+    for _ in range(min(number // 4, 200)):
+        await floor()
+        await fn()
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(number // batch):
+        t0 = time.perf_counter_ns()
+        for _ in range(batch):
+            await floor()
+        t1 = time.perf_counter_ns()
+        for _ in range(batch):
+            await fn()
+        t2 = time.perf_counter_ns()
+        a.append((t1 - t0) / batch / 1000)
+        b.append((t2 - t1) / batch / 1000)
+    ratio = statistics.median(y / x for x, y in zip(a, b, strict=True))
+    return _timing(floor_name, a), _timing(name, b), ratio
+
+
+def show(floor: Timing, timing: Timing, ratio: float) -> None:
+    print(floor.row())
+    print(timing.row()[:-9] + f"  {ratio:6.2f}x")
+
+
+def _ask(backend: Any) -> Callable[..., dict[str, Any]]:
+    response = completion_dict()
+
+    @llm_cached(backend=backend, ttl=3600, name="bench.ask")
+    def ask(
+        model: str, messages: list[dict[str, str]], temperature: float = 0.0, **params: Any
+    ) -> dict[str, Any]:
+        return response
+
+    return ask
+
+
+def _aask(backend: Any) -> Callable[..., Awaitable[dict[str, Any]]]:
+    response = completion_dict()
+
+    @llm_cached(backend=backend, ttl=3600, name="bench.ask")
+    async def ask(
+        model: str, messages: list[dict[str, str]], temperature: float = 0.0, **params: Any
+    ) -> dict[str, Any]:
+        return response
+
+    return ask
+
+
+# -- local files --------------------------------------------------------------------------------
+
+
+def local_hits(directory: str) -> None:
+    header("Local files (file://): hit of a ~3 KB chat completion, typical request")
+    request = chat_request()
+    backend = ObjectStoreBackend(f"file://{directory}/cache")
+    ask = _ask(backend)
+    ask(**request)
+    key = ask.cache.key(**request)
+    path = backend._path(key)
+    fs = fsspec.filesystem("file")
+    print(f"stored object: {os.path.getsize(path)} bytes at <root>/{path.split('/cache/')[1]}")
+
+    def read_open() -> bytes:
+        with open(path, "rb") as file:
+            return file.read()
+
+    show(
+        *paired(
+            "raw open().read() of the object",
+            read_open,
+            "@llm_cached hit",
+            lambda: ask(**request),
+            number=LOCAL_N,
+        )
+    )
+    show(
+        *paired(
+            "raw fs.cat_file of the object (LocalFileSystem)",
+            lambda: fs.cat_file(path),
+            "@llm_cached hit",
+            lambda: ask(**request),
+            number=LOCAL_N,
+        )
+    )
+    show(
+        *paired(
+            "raw fs.cat_file of the object (LocalFileSystem)",
+            lambda: fs.cat_file(path),
+            "ObjectStoreBackend.get alone (no decorator)",
+            lambda: backend.get(key),
+            number=LOCAL_N,
+        )
+    )
+
+    async def run() -> None:
+        aio = AsyncObjectStoreBackend(f"file://{directory}/cache")
+        aask = _aask(aio)
+
+        async def floor() -> bytes:
+            return read_open()
+
+        show(
+            *await apaired(
+                "raw open().read() in a coroutine",
+                floor,
+                "async @llm_cached hit (inline, no thread hop)",
+                lambda: aask(**request),
+                number=LOCAL_N,
+            )
+        )
+        await aio.close()
+
+    asyncio.run(run())
+    backend.close()
+
+
+# -- S3 (moto) -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def moto_server(workdir: Path) -> Iterator[S3Server]:
+    """moto's S3 server on a random loopback port, its access log in a file (for counting)."""
+    port = free_port()
+    log_path = workdir / "moto.log"
+    proc = ManagedProcess(
+        "moto-server",
+        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        log_path=log_path,
+        cwd=workdir,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    proc.start()
+    try:
+        wait_for_port(HOST, port, process=proc)
+        endpoint = f"http://{HOST}:{port}"
+        server = S3Server(
+            endpoint_url=endpoint,
+            key=os.environ["AWS_ACCESS_KEY_ID"],
+            secret=os.environ["AWS_SECRET_ACCESS_KEY"],
+            region="us-east-1",
+            _log=RequestLog(log_path, endpoint, _classify_s3),
+            _process=proc,
+        )
+        poll_until(lambda: _answers(server), timeout=20, what="moto to answer", process=proc)
+        yield server
+    finally:
+        proc.stop()
+
+
+def _answers(server: S3Server) -> bool:
+    try:
+        server.mark()  # a barrier request, waited for in the access log
+    except (OSError, TimeoutError):
+        return False
+    return True
+
+
+def _requests(server: S3Server, bucket: str, action: Callable[[], Any]) -> str:
+    with server.counting(bucket=bucket) as seen:
+        action()
+    return " + ".join(f"{n} {op}" for op, n in sorted(seen.counts.items())) or "none"
+
+
+def s3_hits(server: S3Server) -> None:
+    header("S3 (moto on loopback): hit of a ~3 KB chat completion, typical request")
+    bucket = server.create_bucket("bench")
+    options = server.storage_options
+    request = chat_request()
+    backend = ObjectStoreBackend(f"s3://{bucket}/cache", storage_options=options)
+    ask = _ask(backend)
+    ask(**request)
+    key = ask.cache.key(**request)
+    path = backend._path(key)
+    fs = fsspec.filesystem("s3", skip_instance_cache=True, **options)
+    print(f"stored object: {fs.size(path)} bytes at s3://{path}")
+
+    show(
+        *paired(
+            "raw fs.cat_file(path, max_concurrency=1): 1 GET",
+            lambda: fs.cat_file(path, max_concurrency=1),
+            "@llm_cached hit",
+            lambda: ask(**request),
+            number=S3_N,
+        )
+    )
+    show(
+        *paired(
+            "raw fs.cat_file(path), s3fs default: HEAD + GET",
+            lambda: fs.cat_file(path),
+            "@llm_cached hit",
+            lambda: ask(**request),
+            number=S3_N,
+        )
+    )
+
+    async def run() -> None:
+        aio = AsyncObjectStoreBackend(f"s3://{bucket}/cache", storage_options=options)
+        aask = _aask(aio)
+        afs = fsspec.filesystem("s3", skip_instance_cache=True, asynchronous=True, **options)
+        client = await afs.set_session()
+        show(
+            *await apaired(
+                "raw await fs._cat_file(path, max_concurrency=1)",
+                lambda: afs._cat_file(path, max_concurrency=1),
+                "async @llm_cached hit (AsyncObjectStoreBackend)",
+                lambda: aask(**request),
+                number=S3_N,
+            )
+        )
+        await client.close()
+        await aio.close()
+
+    asyncio.run(run())
+
+    print("\nRequests seen by the S3 server per operation (the typical request):")
+
+    def count(label: str, action: Callable[[], Any]) -> None:
+        print(f"  {label:<50} {_requests(server, bucket, action)}")
+
+    entry = backend.get(key)
+    absent = key[:-1] + ("1" if key.endswith("0") else "0")
+    count("hit through @llm_cached", lambda: ask(**request))
+    count(
+        "miss through @llm_cached (read, call, store)",
+        lambda: ask(**{**request, "max_tokens": 201}),
+    )
+    count("ObjectStoreBackend.get, entry present", lambda: backend.get(key))
+    count("ObjectStoreBackend.get, entry absent", lambda: backend.get(absent))
+    count("ObjectStoreBackend.set", lambda: backend.set(key, entry, 60))
+    count("ObjectStoreBackend.delete, entry present", lambda: backend.delete(key))
+    count("ObjectStoreBackend.delete, entry absent", lambda: backend.delete(key))
+    backend.set(key, entry, 60)
+    count("raw fs.cat_file(path) with s3fs defaults", lambda: fs.cat_file(path))
+    count("ask.cache.clear() (2 entries of the function)", lambda: ask.cache.clear())
+    backend.close()
+
+
+def main() -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="llm-memo-bench-objectstore-"))
+    try:
+        local_hits(str(workdir))
+        try:
+            import moto.server  # noqa: F401
+        except ImportError:
+            print('\n(S3 skipped: pip install "moto[server]" s3fs)')
+            return
+        with moto_server(workdir) as server:
+            s3_hits(server)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
