@@ -426,13 +426,15 @@ class _Target:
                 f"cannot build the {self.protocol}:// filesystem from storage_options: {exc}"
             ) from exc
 
-    def sync_io(self, timeout: float | None) -> _SyncIO:
+    def sync_io(self, timeout: float | None, *, forked: bool = False) -> _SyncIO:
+        """I/O for the sync backend; ``forked``: in a child process, where fsspec's async
+        filesystems (and their loop thread) from the parent cannot be used."""
         if self.local:
             return _LocalIO()
         fs = self.fs
         if fs is None:
             fs = self._build(asynchronous=False)
-        elif getattr(fs, "async_impl", False) and getattr(fs, "asynchronous", False):
+        elif getattr(fs, "async_impl", False) and (forked or getattr(fs, "asynchronous", False)):
             fs = _clone(fs, asynchronous=False)
         return _FsspecIO(fs, timeout)
 
@@ -885,7 +887,8 @@ class ObjectStoreBackend(_ObjectStore):
         # fsspec's async filesystems refuse to run in a forked child ("not fork-safe"); a
         # worker forked after the backend was built gets a filesystem of its own.
         if self._pid != os.getpid():
-            self._pid, self._sync_io = os.getpid(), self._target.sync_io(self.timeout)
+            self._pid = os.getpid()
+            self._sync_io = self._target.sync_io(self.timeout, forked=True)
         return self._sync_io
 
     def get(self, key: str) -> Entry | Literal[Missing.MISSING]:
@@ -971,7 +974,8 @@ class AsyncObjectStoreBackend(_ObjectStore):
 
     Each running event loop gets its own filesystem, built with ``asynchronous=True`` inside it
     (s3fs, gcsfs and adlfs sessions belong to one loop); a filesystem given in sync mode is
-    rebuilt from its options in async mode. Local files are read and written inline.
+    rebuilt from its options in async mode, one given in async mode is used as is (in the loop
+    it belongs to). Local files are read and written inline.
 
     Example::
 
