@@ -96,7 +96,11 @@ def local_store(tmp_path: Path) -> Store:
 @pytest.fixture
 def s3_store(s3_server: S3Server) -> Store:
     bucket = s3_server.create_bucket()
-    return Store("s3", f"{bucket}/llm", dict(s3_server.storage_options), s3_server, bucket)
+    # moto 5 sometimes answers 500 to concurrent PUTs of one key (it closes the replaced
+    # object's buffer while the other request still reads it for the ETag); real S3 does not.
+    # More botocore attempts keep the concurrent-writers test about our code, not moto's race.
+    options = {**s3_server.storage_options, "config_kwargs": {"retries": {"total_max_attempts": 5}}}
+    return Store("s3", f"{bucket}/llm", options, s3_server, bucket)
 
 
 @pytest.fixture
@@ -655,6 +659,36 @@ class TestConfiguration:
         """Bad URLs and options raise ConfigurationError naming the fix."""
         with pytest.raises(ConfigurationError):
             ObjectStoreBackend.from_url(url, **options)
+
+
+# -- forked workers -----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+class TestFork:
+    def test_forked_child_gets_its_own_filesystem(self, s3_store: Store) -> None:
+        """A worker forked after the backend was used (gunicorn, celery) still reads and writes:
+        fsspec's async filesystems refuse to cross a fork, so the child builds its own."""
+        built = s3_store.sync()
+        given = ObjectStoreBackend(s3_store.raw_fs(), s3_store.root)
+        built.set(make_key(), make_entry(b"from parent"), None)
+        assert given.get(make_key()) is not MISSING
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code, never return into pytest
+            code = 1
+            try:
+                entries = [backend.get(make_key()) for backend in (built, given)]
+                given.set(make_key(digest="c" * 32), make_entry(b"from child"), None)
+                ok = all(e is not MISSING and e.value == b"from parent" for e in entries)
+                code = 0 if ok else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        child = built.get(make_key(digest="c" * 32))
+        assert child is not MISSING
+        assert child.value == b"from child"
 
 
 # -- the decorator on the async backend -----------------------------------------------------------
