@@ -37,6 +37,7 @@ import fsspec
 
 from benchmarks._timing import Timing, header
 from llm_memo import llm_cached
+from llm_memo.backends import MISSING
 from llm_memo.backends.objectstore import AsyncObjectStoreBackend, ObjectStoreBackend
 from tests.samples import chat_request, completion_dict
 from tests.servers import (
@@ -129,7 +130,7 @@ def show(floor: Timing, timing: Timing, ratio: float) -> None:
     print(timing.row()[:-9] + f"  {ratio:6.2f}x")
 
 
-def _ask(backend: Any) -> Callable[..., dict[str, Any]]:
+def _ask(backend: Any) -> Any:  # the decorated function, with its .cache handle
     response = completion_dict()
 
     @llm_cached(backend=backend, ttl=3600, name="bench.ask")
@@ -141,7 +142,7 @@ def _ask(backend: Any) -> Callable[..., dict[str, Any]]:
     return ask
 
 
-def _aask(backend: Any) -> Callable[..., Awaitable[dict[str, Any]]]:
+def _aask(backend: Any) -> Any:
     response = completion_dict()
 
     @llm_cached(backend=backend, ttl=3600, name="bench.ask")
@@ -325,6 +326,7 @@ def s3_hits(server: S3Server) -> None:
         print(f"  {label:<50} {_requests(server, bucket, action)}")
 
     entry = backend.get(key)
+    assert entry is not MISSING
     absent = key[:-1] + ("1" if key.endswith("0") else "0")
     count("hit through @llm_cached", lambda: ask(**request))
     count(
