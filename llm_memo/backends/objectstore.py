@@ -462,9 +462,9 @@ def _clone(fs: Any, **mode: Any) -> Any:
 
 
 def _read_options(fs: Any) -> dict[str, Any]:
-    # s3fs (2025+) asks for an object's size (a HEAD) before reading it, to split big objects
-    # into concurrent ranged GETs, unless max_concurrency=1. One GET per hit needs that off;
-    # older s3fs has no such parameter (and no HEAD).
+    # Recent s3fs asks for an object's size (a HEAD) before reading it, to split big objects
+    # into concurrent ranged GETs, unless max_concurrency=1: one GET per hit needs that off.
+    # Older s3fs has neither the parameter nor the HEAD; adlfs takes it harmlessly.
     impl = getattr(type(fs), "_cat_file", None)
     try:
         params = inspect.signature(impl).parameters if impl is not None else {}
