@@ -213,6 +213,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    recording = item.stash.get(_RECORDING, None)
+    if recording is not None:
+        # A conftest fixture set up after ours may have reset llm_memo's configuration.
+        recording.ensure_active()
+    return (yield)
+
+
 @pytest.fixture
 def llm_cache() -> Iterator[CacheRecorder]:
     """A fresh in-memory cache for this test, replacing every cached function's backend.
@@ -264,6 +273,7 @@ def llm_recording(
     mode = state.mode_for(marker)
     if mode is Mode.OFF:
         with use_recordings("", Mode.OFF) as recording:
+            request.node.stash[_RECORDING] = recording
             yield recording
         return
     folder = state.folder(_directory(request.node, marker))

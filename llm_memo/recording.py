@@ -64,7 +64,6 @@ from . import config
 from ._memo import Memo
 from .backends import MISSING, Missing
 from .codec import seal, unseal
-from .controls import Directives
 from .entry import FORMAT_VERSION, Entry
 from .errors import BackendError, CodecError, ConfigurationError
 from .events import Event, Outcome
@@ -613,10 +612,60 @@ class Recording:
         self.events: list[Event] = []
         self.unrecorded: list[UnrecordedCall] = []
         self._lock = threading.Lock()
+        self._before: tuple[Any, Any] = (None, None)
 
     def __repr__(self) -> str:
         where = self.backend.directory if self.backend is not None else None
         return f"<Recording mode={self.mode.value} folder={where}>"
+
+    # -- the swap (see use_recordings) ---------------------------------------------------
+
+    def _enter(self) -> None:
+        before = config.settings()
+        self._before = (before.override_backend, before.directives.only_if_cached)
+        self._apply(before)
+
+    def _apply(self, current: config.Settings) -> None:
+        changes: dict[str, Any] = {}
+        if self._record not in current.observers:
+            changes["observers"] = (*current.observers, self._record)
+        if self.backend is not None:  # off mode swaps nothing; its calls are still counted
+            changes["override_backend"] = self.backend
+            self.backend.rewrite = self.mode is Mode.REWRITE
+            if self.mode is Mode.REPLAY:
+                changes["directives"] = dataclasses.replace(current.directives, only_if_cached=True)
+        config._replace(**changes)
+
+    def ensure_active(self) -> bool:
+        """Re-apply the swap if llm_memo's configuration was reset since it was made (a
+        ``conftest.py`` fixture calling ``config.reset()`` after the plugin's fixture); return
+        whether that was needed."""
+        s = config.settings()
+        active = self._record in s.observers and (
+            self.backend is None
+            or (
+                s.override_backend is self.backend
+                and (self.mode is not Mode.REPLAY or s.directives.only_if_cached is True)
+            )
+        )
+        if not active:
+            self._apply(s)
+        return not active
+
+    def _exit(self) -> None:
+        now = config.settings()
+        changes: dict[str, Any] = {
+            "observers": tuple(o for o in now.observers if o != self._record)
+        }
+        if self.backend is not None:
+            backend_before, only_before = self._before
+            changes["override_backend"] = backend_before
+            if self.mode is Mode.REPLAY:
+                changes["directives"] = dataclasses.replace(
+                    now.directives, only_if_cached=only_before
+                )
+            self.backend.rewrite = False
+        config._replace(**changes)
 
     @property
     def directory(self) -> Path | None:
@@ -713,37 +762,15 @@ def use_recordings(
     except ValueError:
         known = ", ".join(m.value for m in Mode)
         raise ConfigurationError(f"unknown recording mode {mode!r}; known: {known}") from None
-    if mode is Mode.OFF:  # nothing swapped; the calls are still counted
-        recording = Recording(mode, None)
-        config._replace(observers=(*config.settings().observers, recording._record))
-        try:
-            yield recording
-        finally:
-            now = config.settings()
-            config._replace(observers=tuple(o for o in now.observers if o != recording._record))
-        return
-    if isinstance(directory, RecordingBackend):
-        backend = directory
-    else:
-        backend = RecordingBackend(directory, redact=redact)
+    backend: RecordingBackend | None = None
+    if mode is not Mode.OFF:
+        if isinstance(directory, RecordingBackend):
+            backend = directory
+        else:
+            backend = RecordingBackend(directory, redact=redact)
     recording = Recording(mode, backend)
-    before = config.settings()
-    backend.rewrite = mode is Mode.REWRITE
-    extra = Directives.build(only_if_cached=True) if mode is Mode.REPLAY else Directives()
-    config._replace(
-        override_backend=backend,
-        observers=(*before.observers, recording._record),
-        directives=extra.over(before.directives),
-    )
+    recording._enter()
     try:
         yield recording
     finally:
-        now = config.settings()
-        config._replace(
-            override_backend=before.override_backend,
-            observers=tuple(o for o in now.observers if o != recording._record),
-            directives=dataclasses.replace(
-                now.directives, only_if_cached=before.directives.only_if_cached
-            ),
-        )
-        backend.rewrite = False
+        recording._exit()

@@ -554,6 +554,25 @@ class TestPlugin:
         _run(pytester, "--llm-memo-mode=off").assert_outcomes(passed=2)
         assert not (pytester.path / "recordings").exists()
 
+    def test_survives_a_conftest_that_resets_configuration(self, pytester: pytest.Pytester) -> None:
+        """A conftest autouse fixture calling config.reset() after ours does not undo replay."""
+        pytester.makeconftest(
+            """
+            import pytest
+            from llm_memo import config
+
+            @pytest.fixture(autouse=True)
+            def _fresh_llm_memo():
+                config.reset()
+                yield
+                config.reset()
+            """
+        )
+        _module(pytester, _REAL)
+        _run(pytester, "--llm-memo-mode=record").assert_outcomes(passed=2)
+        _module(pytester, _RAISES)
+        _run(pytester, "--llm-memo-mode=replay").assert_outcomes(passed=2)
+
     def test_llm_cache_and_recordings_conflict(self, pytester: pytest.Pytester) -> None:
         """Asking for both is an error with a clear message, not a silent choice."""
         pytester.makepyfile(
