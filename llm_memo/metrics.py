@@ -114,6 +114,11 @@ class CacheMetrics:
             raise ConfigurationError(
                 f"unknown metric attribute(s) {unknown}; known: {', '.join(_ATTRIBUTES)}"
             )
+        self._prices = dict(prices or {})
+        self._models = dict(models or {})
+        for name, price in self._prices.items():
+            if isinstance(price, bool) or not isinstance(price, (int, float)) or price < 0:
+                raise ConfigurationError(f"price of {name!r} must be USD per 1M tokens, >= 0")
         try:
             from opentelemetry import metrics as otel
         except ImportError as exc:
@@ -124,58 +129,81 @@ class CacheMetrics:
 
         provider = meter_provider if meter_provider is not None else otel.get_meter_provider()
         meter = provider.get_meter("llm_memo", __version__)
-        self._calls = meter.create_counter(
-            "llm_memo.calls", unit="{call}", description="Cached calls, by outcome"
+        self._attributes = tuple(attributes)
+        self._per_token: dict[str, float | None] = {}
+        self._observation = otel.Observation
+        # Counters are summed here and read by OpenTelemetry when it collects (observable
+        # counters): a synchronous counter's add() costs about as much as a whole cache hit in
+        # the Python SDK. The latency histogram has no observable form: one record() per call.
+        self._lock = threading.Lock()
+        self._calls: dict[tuple[str, ...], int] = {}
+        self._tokens: dict[tuple[str, ...], int] = {}
+        self._cost: dict[tuple[str, ...], float] = {}
+        self._labels: dict[tuple[str, ...], dict[str, str]] = {}
+        meter.create_observable_counter(
+            "llm_memo.calls",
+            callbacks=[self._observe_calls],
+            unit="{call}",
+            description="Cached calls, by outcome",
         )
         self._duration = _histogram(meter)
-        self._tokens = meter.create_counter(
+        meter.create_observable_counter(
             "llm_memo.tokens.saved",
+            callbacks=[self._observe_tokens],
             unit="{token}",
             description="Tokens that cache hits did not spend again",
         )
-        self._cost = meter.create_counter(
+        meter.create_observable_counter(
             "llm_memo.cost.saved",
+            callbacks=[self._observe_cost],
             unit="{USD}",
             description="Estimated US dollars that cache hits did not spend again",
         )
-        self._prices = dict(prices or {})
-        self._models = dict(models or {})
-        for name, price in self._prices.items():
-            if isinstance(price, bool) or not isinstance(price, (int, float)) or price < 0:
-                raise ConfigurationError(f"price of {name!r} must be USD per 1M tokens, >= 0")
-        self._attributes = tuple(attributes)
-        self._per_token: dict[str, float | None] = {}
-        self._lock = threading.Lock()
-        self._totals = MetricsTotals()
 
     def __call__(self, event: Event) -> None:
         """Record one event."""
         outcome = event.outcome.value
-        labels: dict[str, str] = {"outcome": outcome}
-        for name in self._attributes:
-            labels[name] = getattr(event, name)
-        self._calls.add(1, labels)
+        where = tuple(getattr(event, name) for name in self._attributes)
+        ident = (outcome, *where)
+        labels = self._labels.get(ident)
+        if labels is None:
+            labels = {"outcome": outcome, **dict(zip(self._attributes, where, strict=True))}
+            labels = self._labels.setdefault(ident, labels)
         self._duration.record(event.latency, labels)
         saved = event.tokens if event.outcome in _SAVING else 0
-        cost = 0.0
-        if saved:
-            by_function = {k: v for k, v in labels.items() if k != "outcome"}
-            self._tokens.add(saved, by_function)
-            per_token = self.price_per_token(event.function)
-            if per_token is not None:
-                cost = saved * per_token
-                self._cost.add(cost, by_function)
+        per_token = self.price_per_token(event.function) if saved else None
         with self._lock:
-            totals = self._totals
-            totals.calls[outcome] = totals.calls.get(outcome, 0) + 1
-            totals.tokens_saved += saved
-            totals.cost_saved += cost
+            self._calls[ident] = self._calls.get(ident, 0) + 1
+            if saved:
+                self._tokens[where] = self._tokens.get(where, 0) + saved
+                if per_token is not None:
+                    self._cost[where] = self._cost.get(where, 0.0) + saved * per_token
+
+    def _observe_calls(self, options: Any) -> list[Any]:
+        with self._lock:
+            counts = list(self._calls.items())
+        return [self._observation(n, self._labels[ident]) for ident, n in counts]
+
+    def _observe_tokens(self, options: Any) -> list[Any]:
+        with self._lock:
+            counts = list(self._tokens.items())
+        return [self._observation(n, self._by(where)) for where, n in counts]
+
+    def _observe_cost(self, options: Any) -> list[Any]:
+        with self._lock:
+            sums = list(self._cost.items())
+        return [self._observation(usd, self._by(where)) for where, usd in sums]
+
+    def _by(self, where: tuple[str, ...]) -> dict[str, str]:
+        return dict(zip(self._attributes, where, strict=True))
 
     def totals(self) -> MetricsTotals:
-        """A copy of the in-process sums."""
+        """The in-process sums since this observer was created."""
+        calls: dict[str, int] = {}
         with self._lock:
-            t = self._totals
-            return MetricsTotals(dict(t.calls), t.tokens_saved, t.cost_saved)
+            for ident, n in self._calls.items():
+                calls[ident[0]] = calls.get(ident[0], 0) + n
+            return MetricsTotals(calls, sum(self._tokens.values()), sum(self._cost.values()))
 
     def price_per_token(self, function: str) -> float | None:
         """USD per token for ``function``'s answers, or ``None`` when no price is known."""
