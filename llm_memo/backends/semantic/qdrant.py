@@ -35,6 +35,7 @@ differ (``QdrantClient`` vs ``AsyncQdrantClient``).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import binascii
 import inspect
@@ -97,7 +98,7 @@ _SCROLL = 1024
 # client call* are treated as store failures (see ``drive``), never our own code's.
 _FAILURES: tuple[type[BaseException], ...] = (ApiException, ValueError, RuntimeError, OSError)
 try:  # gRPC transport errors, when grpc is installed
-    from grpc import RpcError  # type: ignore[import-untyped]
+    from grpc import RpcError  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     _FAILURES = (*_FAILURES, RpcError)
 except ImportError:  # pragma: no cover - grpcio is a qdrant-client dependency
@@ -430,7 +431,10 @@ def _parse_url(url: str) -> _Parsed:
         raise ConfigurationError(f"{url!r}: the path is one collection name")
     if collection:
         backend.setdefault("collection", collection)
-    client = {"host": parts.hostname, "port": port or 6333, "timeout": DEFAULT_TIMEOUT, **settings}
+    # No version check at construction: it is a request (and a warning) while Qdrant is down,
+    # and the cache must start anyway.
+    client = {"host": parts.hostname, "port": port or 6333, "timeout": DEFAULT_TIMEOUT,
+              "check_compatibility": False, **settings}  # fmt: skip
     return _Parsed(None, client, backend)
 
 
@@ -453,6 +457,17 @@ def _local_client(location: str) -> QdrantClient:
                 raise ConfigurationError(f"qdrant+local://{location}: {exc}") from exc
         _local_clients[location] = (client, users + 1)
         return client
+
+
+@atexit.register
+def _close_local_clients() -> None:
+    # An async backend's close() may never be awaited (URL-built backends are closed without
+    # an event loop): release the folders' locks before the interpreter tears modules down.
+    with _local_lock:
+        clients = [client for client, _ in _local_clients.values()]
+        _local_clients.clear()
+    for client in clients:
+        client.close()
 
 
 def _release_local(client: Any) -> bool:
