@@ -404,6 +404,13 @@ class TestErrors:
         assert version.returncode == 0
         assert version.stdout.startswith("llm-memo ")
 
+    def test_console_script_is_declared(self) -> None:
+        """pip installs an llm-memo command that runs main()."""
+        from importlib.metadata import entry_points
+
+        (script,) = [e for e in entry_points(group="console_scripts") if e.name == "llm-memo"]
+        assert script.value == "llm_memo.cli:main"
+
     def test_signed_entries_show_as_signed(self, tmp_path: Path) -> None:
         """show reports signatures (the value is still shown)."""
         backend = DiskBackend(tmp_path / "c")
