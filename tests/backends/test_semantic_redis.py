@@ -366,13 +366,15 @@ class TestClear:
 
 
 class TestIndexDetails:
-    def test_malformed_records_are_dropped(self, hash7: Setup) -> None:
-        """A hash record that is not ours (too short) is skipped and removed."""
+    def test_malformed_records_are_skipped_then_evicted(self, hash7: Setup) -> None:
+        """A hash record that is not ours (too short) is skipped, and evicted first."""
         setup = hash7
-        setup.backend.add(KEY_A, make_entry(), 60, CTX, RESET)
+        capped = setup.make(max_partition=2)
+        capped.add(KEY_A, make_entry(), 60, CTX, RESET)
         setup.raw.hset(setup.index(), "junk", b"short")
-        assert setup.backend.search(CTX, RESET2, None) is not None
-        assert setup.members() == {KEY_A}
+        assert capped.search(CTX, RESET2, None) is not None
+        capped.add(KEY_B, make_entry(), 60, CTX, OTHER)
+        assert setup.members() == {KEY_A, KEY_B}
 
     def test_quantized_vector_sets(self, vset8: Setup) -> None:
         """Q8 vector sets work too (with approximate scores), under their own key."""
