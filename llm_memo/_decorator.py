@@ -90,9 +90,8 @@ class Explanation:
 
     Attributes:
         key_a, key_b: the two keys.
-        differences: every differing part of the canonical requests (empty when only the
-            namespace differs, or nothing does).
-        namespace_a, namespace_b: the namespaces the keys were computed in.
+        differences: every differing part of the canonical requests (empty when the calls
+            share a key).
 
     .. versionadded:: 0.1.0
     """
@@ -310,6 +309,8 @@ class _BoundCachedFunction(wrapt.BoundFunctionWrapper[P, R]):
     def cache(self) -> CacheHandle:
         memo: Memo = self._self_parent._self_memo
         instance = self._self_instance
+        if instance is None and memo.is_classmethod:
+            instance = self._self_owner  # Cls.method.cache: the class is the cls argument
         return CacheHandle(memo, instance)
 
 

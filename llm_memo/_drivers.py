@@ -71,8 +71,22 @@ def _cache_miss(memo: Memo, key: str, cause: BaseException | None = None) -> Cac
     )
 
 
-def _read_failed(memo: Memo, backend: Any, key: str, policy: Policy, exc: BackendError) -> None:
-    """Raise what a failed read should raise, if anything (else fall through, logged)."""
+def _read_failed(
+    memo: Memo,
+    backend: Any,
+    key: str,
+    policy: Policy,
+    exc: BackendError,
+    start: float,
+    scopes: tuple[CacheScope, ...],
+) -> None:
+    """Raise what a failed read should raise, if anything (else fall through, logged).
+
+    When it raises, the call's event (``error``) is emitted here: every cached call has one.
+    """
+    if policy.only_if_cached or memo.strict:
+        memo.backend_failed(backend, exc, "get")
+        memo.emit(Outcome.ERROR, key, start, policy, scopes, error=exc)
     if policy.only_if_cached:
         raise _cache_miss(memo, key, exc) from exc
     if memo.strict:
@@ -103,7 +117,7 @@ def _judge(
         try:
             value = memo.decode(key, entry)
         except CodecError as exc:
-            logger.debug("llm_memo: unusable entry %s treated as a miss: %s", key, exc)
+            logger.debug("unusable entry %s treated as a miss: %s", key, exc)
             return MISSING, None
         return (_as_returned(entry, value) if returns else value), None
     return MISSING, entry if verdict is _STALE else None
@@ -247,7 +261,7 @@ def run_sync(
         try:
             entry = backend.get(key)
         except BackendError as exc:
-            _read_failed(memo, backend, key, policy, exc)
+            _read_failed(memo, backend, key, policy, exc, start, scopes)
             failure = exc
         else:
             if entry is not MISSING:
@@ -259,7 +273,7 @@ def run_sync(
                 try:
                     found = backend.search(*similar, policy.threshold)
                 except BackendError as exc:
-                    _read_failed(memo, backend, key, policy, exc)
+                    _read_failed(memo, backend, key, policy, exc, start, scopes)
                     failure, found = exc, None
                 hit = _similar_hit(memo, policy, found)
                 if hit is not None:
@@ -407,7 +421,7 @@ async def run_async(
         try:
             entry = (await backend.get(key)) if aio else backend.get(key)
         except BackendError as exc:
-            _read_failed(memo, backend, key, policy, exc)
+            _read_failed(memo, backend, key, policy, exc, start, scopes)
             failure = exc
         else:
             if entry is not MISSING:
@@ -419,7 +433,7 @@ async def run_async(
                 try:
                     found = await _asearch(backend, aio, similar, policy.threshold)
                 except BackendError as exc:
-                    _read_failed(memo, backend, key, policy, exc)
+                    _read_failed(memo, backend, key, policy, exc, start, scopes)
                     failure, found = exc, None
                 hit = _similar_hit(memo, policy, found)
                 if hit is not None:
@@ -580,7 +594,7 @@ def _generate(
         try:
             entry = backend.get(key)
         except BackendError as exc:
-            _read_failed(memo, backend, key, policy, exc)
+            _read_failed(memo, backend, key, policy, exc, start, scopes)
             failure = exc
         else:
             if entry is not MISSING:
@@ -647,7 +661,7 @@ async def _agenerate(
         try:
             entry = (await backend.get(key)) if aio else backend.get(key)
         except BackendError as exc:
-            _read_failed(memo, backend, key, policy, exc)
+            _read_failed(memo, backend, key, policy, exc, start, scopes)
             failure = exc
         else:
             if entry is not MISSING:

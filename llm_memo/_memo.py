@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
-from . import config, controls
+from . import _fork, config, controls
 from ._policy import Policy, WritePlan, resolve, write_plan
-from .backends import AsyncSemantic, Semantic
+from .backends import AsyncLocking, AsyncSemantic, Locking, Semantic
 from .codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
 from .controls import UNSET, CacheScope, Directives, Unset
 from .entry import Entry
@@ -121,6 +121,7 @@ class Memo:
         self._last: tuple[Any, Policy] | None = None
         self._last_backend: tuple[Any, bool, Any] = (None, False, None)
         self._warned_unstorable = False
+        self._warned_lock = False
         self._error_log = _ErrorLog()
         self.strict = False
         self.lock = False
@@ -180,6 +181,14 @@ class Memo:
         if last[0] is policy and last[1] is asynchronous:
             return last[2]
         backend = config.backend_from_spec(policy.backend, asynchronous)
+        if self.lock and not self._warned_lock and not isinstance(backend, (Locking, AsyncLocking)):
+            self._warned_lock = True
+            logger.warning(
+                "lock=True for %s, but %r offers no cross-process lock; "
+                "single-flight is per process only",
+                self.function_id,
+                backend,
+            )
         if not asynchronous and is_async_backend(backend):
             raise ConfigurationError(
                 f"{type(backend).__name__} is an async backend and cannot serve the sync "
@@ -251,7 +260,7 @@ class Memo:
     def _unstorable(self, exc: UnencodableValueError) -> None:
         if not self._warned_unstorable:
             self._warned_unstorable = True
-            logger.warning("llm_memo: not caching results of %s: %s", self.function_id, exc)
+            logger.warning("not caching results of %s: %s", self.function_id, exc)
 
     def copy_for_waiter(self, value: Any, payload: tuple[str, bytes] | None) -> Any:
         """A waiter's own copy of the leader's result."""
@@ -267,7 +276,15 @@ class Memo:
             return value
 
     def should_store(self, value: Any) -> bool:
-        return self.cache_if is None or bool(self.cache_if(value))
+        """Whether ``cache_if`` accepts the result (a failing ``cache_if`` refuses, logged:
+        the result itself is still returned)."""
+        if self.cache_if is None:
+            return True
+        try:
+            return bool(self.cache_if(value))
+        except Exception:  # a predicate's bug must not lose a paid result
+            logger.exception("cache_if of %s failed; the result is not stored", self.function_id)
+            return False
 
     def entry_for(
         self, key: str, encoded: tuple[str, bytes], plan: WritePlan, now: float, value: Any
@@ -332,7 +349,7 @@ class Memo:
             try:
                 callback(event)
             except Exception:  # a listener's bug must not lose a paid result; it is logged
-                logger.exception("llm_memo: on_event callback %r failed", callback)
+                logger.exception("on_event callback %r failed", callback)
         if debug:
             logger.debug(
                 "%s %s %s (%.1f us)", outcome.value, self.function_id, key, event.latency * 1e6
@@ -354,6 +371,10 @@ class _ErrorLog:
         self._lock = threading.Lock()
         self._last: dict[int, float] = {}
         self._suppressed: dict[int, int] = {}
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def log(self, function_id: str, backend: Any, exc: BaseException, during: str) -> None:
         ident = id(backend)
@@ -367,7 +388,7 @@ class _ErrorLog:
             suppressed = self._suppressed.pop(ident, 0)
         more = f" ({suppressed} more since the last report)" if suppressed else ""
         logger.warning(
-            "llm_memo: %r failed during %s for %s; calling through: %s%s",
+            "%r failed during %s for %s; calling through: %s%s",
             backend,
             during,
             function_id,

@@ -302,6 +302,21 @@ class Codec:
         if _json_native(value):
             return "json", orjson.dumps(value)
         cls = type(value)
+        try:
+            return self._encode_typed(value, cls, allow_pickle, chunk)
+        except UnencodableValueError:
+            raise
+        except Exception as exc:
+            # Serialisers of user types (pydantic with an unresolved forward reference, a
+            # custom serializer, pickle of a lock) fail in many ways. The result is already
+            # paid for: report it as unstorable, so it is returned, never lost.
+            raise UnencodableValueError(
+                f"a {type_name(cls)} could not be encoded: {exc!r}"
+            ) from exc
+
+    def _encode_typed(
+        self, value: Any, cls: type, allow_pickle: bool, chunk: bool
+    ) -> tuple[str, bytes]:
         if _is_model_class(cls) and self.allow.allows(cls):
             return "model:" + type_name(cls), value.model_dump_json(
                 by_alias=True, exclude_unset=True, round_trip=True, warnings=False
@@ -322,10 +337,16 @@ class Codec:
                 ) from exc
         if allow_pickle:
             return "pickle", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        if cls.__module__ == "builtins":
+            fix = "annotate the function's return type (e.g. -> tuple[str, int])"
+        else:
+            fix = (
+                "annotate the function's return type, or call "
+                f"llm_memo.register_type({cls.__qualname__}) (pydantic models and dataclasses)"
+            )
         raise UnencodableValueError(
             f"a {type_name(cls)} result is not JSON-native and its type is not allow-listed; "
-            "to cache it, annotate the function's return type, or call "
-            f"llm_memo.register_type({cls.__qualname__}) (pydantic models and dataclasses)"
+            f"to cache it, {fix}"
         )
 
     def decode(self, tag: str, payload: bytes, *, allow_pickle: bool = False) -> Any:

@@ -29,6 +29,8 @@ Not here: what the directives mean (``_policy.py``).
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import threading
 import time
@@ -92,6 +94,12 @@ def _bool_env(name: str, raw: str) -> bool:
     raise ConfigurationError(f"{name}={raw!r} is not a boolean (use 1/0, true/false)")
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def _from_env() -> Settings:
     env = os.environ
     given: dict[str, Any] = {}
@@ -117,7 +125,7 @@ def _from_env() -> Settings:
     if raw := env.get("LLM_MEMO_STRICT", "").strip():
         result.strict = _bool_env("LLM_MEMO_STRICT", raw)
     if raw := env.get("LLM_MEMO_SIGNING_KEY", "").strip():
-        result.signing_keys = tuple(k.strip().encode() for k in raw.split(",") if k.strip())
+        result.signing_keys = _keys([k.strip() for k in raw.split(",") if k.strip()])
     return result
 
 
@@ -216,17 +224,17 @@ def configure(
         updated = Settings(**{f: getattr(current, f) for f in current.__dataclass_fields__})
         updated.directives = new_directives.over(current.directives)
         if strict is not UNSET:
-            updated.strict = bool(strict)
+            updated.strict = _flag("strict", strict)
         if signing_keys is not UNSET:
             updated.signing_keys = _keys(signing_keys)
         if on_event is not UNSET:
             updated.on_event = (on_event,) if callable(on_event) else tuple(on_event)
         if allow_pickle is not UNSET:
-            updated.allow_pickle = bool(allow_pickle)
+            updated.allow_pickle = _flag("allow_pickle", allow_pickle)
         if wait_timeout is not UNSET:
             updated.wait_timeout = seconds("wait_timeout", wait_timeout, allow_none=False) or 0.0
         if lock is not UNSET:
-            updated.lock = bool(lock)
+            updated.lock = _flag("lock", lock)
         if lock_ttl is not UNSET:
             updated.lock_ttl = seconds("lock_ttl", lock_ttl, allow_none=False) or 0.0
         if compress_threshold is not UNSET:
@@ -316,10 +324,26 @@ def close_backends() -> None:
             continue
         try:
             result = close()
-        except (BackendError, OSError):  # closing is best effort: nothing is lost
+            if inspect.iscoroutine(result):
+                _run_close(result)
+        except (BackendError, OSError, RuntimeError):  # closing is best effort: nothing is lost
             continue
-        if hasattr(result, "close"):  # an async backend's close() coroutine, never awaited
-            result.close()
+
+
+def _run_close(coro: Any) -> None:
+    # An async backend's close() is a coroutine: await it now when no loop is running here,
+    # else leave it to the running loop.
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coro)
+        return
+    task = loop.create_task(coro)
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[Any]] = set()
 
 
 def _after_fork_in_child() -> None:

@@ -16,6 +16,8 @@ import enum
 import threading
 from dataclasses import dataclass, field
 
+from . import _fork
+
 __all__ = ["CacheStats", "Event", "Outcome", "Stats"]
 
 
@@ -124,12 +126,16 @@ class Stats:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_counts", "_lock", "_tokens")
+    __slots__ = ("__weakref__", "_counts", "_lock", "_tokens")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(_FIELD.values(), 0)
         self._tokens = 0
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def record(self, outcome: Outcome, tokens_saved: int = 0) -> None:
         """Count one call with ``outcome``; ``tokens_saved`` for hits and stale answers."""

@@ -62,11 +62,7 @@ DEFAULT_IGNORE: frozenset[str] = frozenset(
         # credentials and accounts
         "api_key",
         "api_token",
-        "token",
-        "secret",
-        "password",
         "organization",
-        "project",
         "azure_ad_token",
         "azure_ad_token_provider",
         "aws_access_key_id",
@@ -79,18 +75,17 @@ DEFAULT_IGNORE: frozenset[str] = frozenset(
         "num_retries",
         "extra_headers",
         "default_headers",
-        "headers",
         "http_client",
-        "stream_options",
-        # litellm / framework bookkeeping
+        # litellm bookkeeping
         "caching",
-        "cache",
         "litellm_call_id",
         "litellm_logging_obj",
         "logger_fn",
-        "callbacks",
     }
 )
+# Deliberately not ignored: generic names a user's own function may use for inputs that
+# change the answer (token, project, headers, cache...), and stream_options (include_usage
+# changes which chunks a stream has).
 
 _KEY_PREFIX = "llm_memo"
 _MAX_INT = 2**64

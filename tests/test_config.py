@@ -177,6 +177,7 @@ class TestDefaultBackend:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
 def test_forked_child_rebuilds_url_backends(tmp_path: Path) -> None:
     """A forked worker gets its own backend objects, not the parent's connections."""
     configure(backend=f"disk://{tmp_path}")

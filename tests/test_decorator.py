@@ -424,7 +424,7 @@ class TestUnstorableValues:
         assert len(probe.calls) == 2
         msgs = [r.message for r in caplog.records if "not caching" in r.message]
         assert len(msgs) == 1
-        assert "register_type" in msgs[0]
+        assert "annotate the function's return type" in msgs[0]
 
     def test_allow_pickle_opt_in(self, llm_cache: CacheRecorder) -> None:
         probe = Probe("sync", lambda x: {1, 2, 3}, allow_pickle=True)
@@ -643,3 +643,71 @@ def test_sync_function_rejects_an_async_backend() -> None:
     probe = Probe("sync", answer, backend=AsyncOnly())
     with pytest.raises(ConfigurationError, match="async backend"):
         probe()
+
+
+class TestNothingIsLost:
+    def test_unresolvable_annotation_returns_the_result(self, llm_cache: CacheRecorder) -> None:
+        """A return annotation pydantic cannot build (a TYPE_CHECKING-only name) never
+        loses the paid result: it is returned, just not stored."""
+        ns: dict[str, Any] = {}
+        exec(
+            "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n"
+            "    from decimal import Decimal\n"
+            "def f(x: int) -> tuple['Decimal', int]:\n"
+            "    return (x, x)\n",
+            ns,
+        )
+        cached = llm_cached(ns["f"])
+        assert cached(1) == (1, 1)
+        assert cached(1) == (1, 1)
+
+    def test_failing_cache_if_returns_the_result(
+        self, llm_cache: CacheRecorder, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        def bad(result: Any) -> bool:
+            raise KeyError("bug")
+
+        probe = Probe("sync", answer, cache_if=bad)
+        with caplog.at_level(logging.ERROR, "llm_memo"):
+            assert probe() == answer("q")
+        assert llm_cache.entries() == []
+        assert any("cache_if" in r.message for r in caplog.records)
+
+    def test_strict_failure_still_has_an_event(self) -> None:
+        backend = FaultyBackend()
+        backend.fail_get = True
+        probe = Probe("sync", answer, backend=backend, strict=True)
+        with cache_controls() as scope, pytest.raises(BackendUnavailableError):
+            probe()
+        assert [e.outcome for e in scope.events] == [Outcome.ERROR]
+        assert probe.fn.cache.stats().errors == 1
+
+
+def test_classmethod_handle_through_the_class(llm_cache: CacheRecorder) -> None:
+    class A:
+        @llm_cached
+        @classmethod
+        def make(cls, x: int) -> int:
+            return x
+
+    A.make(1)
+    assert A.make.cache.contains(1)
+    assert A().make.cache.contains(1)
+    assert A.make.cache.key(1) == A().make.cache.key(1)
+
+
+def test_lock_without_lock_support_warns_once(
+    llm_cache: CacheRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    probe = Probe("sync", answer, lock=True)
+    with caplog.at_level(logging.WARNING, "llm_memo"):
+        probe("a")
+        probe("b")
+    assert sum("no cross-process lock" in r.message for r in caplog.records) == 1
+
+
+def test_configure_flags_must_be_bools() -> None:
+    for name in ("strict", "lock", "allow_pickle"):
+        with pytest.raises(ConfigurationError):
+            configure(**{name: "yes"})

@@ -41,7 +41,36 @@ __all__ = [
     "Semantic",
     "from_url",
     "register_backend",
+    "AsyncObjectStoreBackend",
+    "AsyncRedisBackend",
+    "AsyncTieredBackend",
+    "DiskBackend",
+    "MemoryBackend",
+    "ObjectStoreBackend",
+    "RedisBackend",
+    "TieredBackend",
 ]
+
+# The concrete backends, importable from here without importing their drivers up front.
+_LAZY = {
+    "MemoryBackend": "llm_memo.backends.memory",
+    "DiskBackend": "llm_memo.backends.disk",
+    "ObjectStoreBackend": "llm_memo.backends.objectstore",
+    "AsyncObjectStoreBackend": "llm_memo.backends.objectstore",
+    "RedisBackend": "llm_memo.backends.redis",
+    "AsyncRedisBackend": "llm_memo.backends.redis",
+    "TieredBackend": "llm_memo.backends.tiered",
+    "AsyncTieredBackend": "llm_memo.backends.tiered",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
 class Missing(enum.Enum):

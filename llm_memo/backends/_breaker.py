@@ -92,6 +92,14 @@ class CircuitBreaker:
                 self._open_until = self._clock() + self._current_cooldown
                 self._probing = False
 
+    def trip(self) -> None:
+        """Open the breaker now (a failure that says the store is down, such as a deadline
+        missed), whatever the failure count."""
+        with self._lock:
+            self._count = max(self._count, self.failures)
+            self._open_until = self._clock() + self._current_cooldown
+            self._probing = False
+
     def reset(self) -> None:
         """Close the breaker (after a fork, or in tests)."""
         with self._lock:

@@ -87,7 +87,7 @@ _DISK = "llm_memo.backends.disk:DiskBackend"
 for _scheme, _sync, _async, _extra in [
     ("memory", _MEMORY, _MEMORY, None),
     ("disk", _DISK, _DISK, None),
-    ("file", _OBJECT_STORE, _ASYNC_OBJECT_STORE, "s3"),
+    ("file", _OBJECT_STORE, _ASYNC_OBJECT_STORE, "file"),
     ("s3", _OBJECT_STORE, _ASYNC_OBJECT_STORE, "s3"),
     ("s3a", _OBJECT_STORE, _ASYNC_OBJECT_STORE, "s3"),
     ("gs", _OBJECT_STORE, _ASYNC_OBJECT_STORE, "gcs"),
@@ -105,7 +105,13 @@ for _scheme, _sync, _async, _extra in [
         "redis+semantic",
         "llm_memo.backends.semantic.redis:RedisSemanticBackend",
         "llm_memo.backends.semantic.redis:AsyncRedisSemanticBackend",
-        "redis",
+        "redis,semantic-local",
+    ),
+    (
+        "rediss+semantic",
+        "llm_memo.backends.semantic.redis:RedisSemanticBackend",
+        "llm_memo.backends.semantic.redis:AsyncRedisSemanticBackend",
+        "redis,semantic-local",
     ),
     (
         "qdrant",
@@ -157,6 +163,7 @@ def _load(target: str, extra: str | None, scheme: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         hint = f"pip install 'llm-memo[{extra}]'" if extra else "install its driver package"
+        # (extra may name several, comma-separated: "redis,semantic-local")
         raise MissingDependencyError(
             f"the {scheme}:// backend needs a package that is not installed ({exc.name or exc}); "
             f"fix: {hint}"

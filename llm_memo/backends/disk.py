@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -210,16 +211,30 @@ class DiskBackend:
             raise BackendError(f"disk cache clear failed: {exc}") from exc
 
     def keys(self, prefix: str = "") -> Iterator[str]:
-        """Iterate stored keys starting with ``prefix``, in key order (expired ones included
-        until diskcache culls them)."""
+        """Iterate live keys starting with ``prefix``, in key order.
+
+        Reads the index directly (only text keys, never unpickling anything diskcache may
+        have stored for another client) and skips expired entries.
+        """
+        upper = prefix + "\U0010ffff"
         try:
-            for key in self._cache.iterkeys():
-                if isinstance(key, str) and key.startswith(prefix):
-                    yield key
-        except UnsafeEntryError:
-            return
+            rows = self._cache._sql(
+                "SELECT key FROM Cache WHERE raw = 1 AND typeof(key) = 'text'"
+                " AND key >= ? AND key < ? AND (expire_time IS NULL OR expire_time > ?)"
+                " ORDER BY key",
+                (prefix, upper, time.time()),
+            ).fetchall()
         except _STORE_ERRORS as exc:
             raise BackendError(f"disk cache listing failed: {exc}") from exc
+        return iter([row[0] for row in rows])
+
+    def purge_expired(self) -> int:
+        """Delete entries past their expiry now (diskcache otherwise culls them lazily);
+        return how many were removed."""
+        try:
+            return int(self._cache.expire())
+        except _STORE_ERRORS as exc:
+            raise BackendError(f"disk cache purge failed: {exc}") from exc
 
     def close(self) -> None:
         """Close the SQLite connections."""

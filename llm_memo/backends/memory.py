@@ -10,6 +10,7 @@ Not here: anything shared between processes (use the disk backend for that).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from .. import _fork
 from ..entry import Entry
 from ..errors import ConfigurationError
 from . import MISSING, Missing
@@ -29,6 +31,7 @@ DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 _INF = float("inf")
+logger = logging.getLogger("llm_memo")
 
 
 class MemoryBackend:
@@ -64,6 +67,11 @@ class MemoryBackend:
         # key -> (entry, deadline); deadline is +inf for entries kept until evicted.
         self._data: OrderedDict[str, tuple[Entry, float]] = OrderedDict()
         self._bytes = 0
+        self.rejected = 0  # entries larger than max_bytes, not stored
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, **options: object) -> MemoryBackend:
@@ -118,7 +126,15 @@ class MemoryBackend:
             old = self._data.pop(key, None)
             if old is not None:
                 self._bytes -= old[0].size + len(key)
-            if size > self.max_bytes or (ttl is not None and ttl <= 0):
+            if ttl is not None and ttl <= 0:
+                return
+            if size > self.max_bytes:
+                self.rejected += 1
+                logger.warning(
+                    "memory backend: an entry of %d bytes exceeds max_bytes=%d; not stored",
+                    size,
+                    self.max_bytes,
+                )
                 return
             self._data[key] = (entry, deadline)
             self._bytes += size

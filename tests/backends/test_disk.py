@@ -58,9 +58,21 @@ class TestDiskSafety:
         marker.unlink(missing_ok=True)
         diskcache.Cache(str(tmp_path)).set((Evil(),), b"x")
         backend = DiskBackend(tmp_path)
-        list(backend.keys())
-        backend.clear("llm_memo:")
+        backend.set(make_key(), make_entry(), None)
+        assert list(backend.keys()) == [make_key()]
+        assert backend.clear("llm_memo:") == 1
         assert not marker.exists()
+
+    def test_purge_expired(self, tmp_path: Path) -> None:
+        """purge_expired() removes expired entries now and keeps live ones."""
+        import time
+
+        backend = DiskBackend(tmp_path)
+        backend.set(make_key(digest="1" * 32), make_entry(), 0.05)
+        backend.set(make_key(digest="2" * 32), make_entry(), None)
+        time.sleep(0.1)
+        assert list(backend.keys()) == [make_key(digest="2" * 32)]
+        assert backend.purge_expired() == 1
 
     def test_refuses_to_store_non_bytes(self, tmp_path: Path) -> None:
         """The Disk refuses anything but bytes, so nothing is ever pickled on write."""

@@ -69,3 +69,42 @@ class TestMemoryBounds:
         assert (backend.max_entries, backend.max_bytes) == (7, 1000)
         with pytest.raises(ConfigurationError, match="unknown memory:// option"):
             from_url("memory://?size=3")
+
+
+class TestMemoryRobustness:
+    def test_oversized_entry_is_logged_and_counted(self, caplog: pytest.LogCaptureFixture) -> None:
+        backend = MemoryBackend(max_bytes=1000)
+        with caplog.at_level("WARNING", "llm_memo"):
+            backend.set(make_key(), make_entry(b"x" * 2000), None)
+        assert backend.rejected == 1
+        assert "exceeds max_bytes" in caplog.text
+
+    @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
+    def test_forked_child_does_not_inherit_a_held_lock(self) -> None:
+        """A lock another thread held at fork time is fresh in the child."""
+        import os
+        import signal
+        import threading
+
+        backend = MemoryBackend()
+        backend.set(make_key(), make_entry(), None)
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with backend._lock:
+                held.set()
+                release.wait(10)
+
+        t = threading.Thread(target=hold)
+        t.start()
+        held.wait(10)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            signal.alarm(5)  # a deadlock would end the child with SIGALRM
+            ok = backend.get(make_key()) is not MISSING
+            os._exit(0 if ok else 1)
+        release.set()
+        t.join()
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status)
+        assert os.WEXITSTATUS(status) == 0
