@@ -229,12 +229,22 @@ class DiskBackend:
         return iter([row[0] for row in rows])
 
     def purge_expired(self) -> int:
-        """Delete entries past their expiry now (diskcache otherwise culls them lazily);
-        return how many were removed."""
+        """Delete entries that can no longer serve anything: past diskcache's expiry (which it
+        otherwise culls lazily), or past their own expiry plus stale window. Return how many
+        were removed."""
+        now = time.time()
         try:
-            return int(self._cache.expire())
+            removed = int(self._cache.expire())
+            for key in self.keys():
+                entry = self.get(key)
+                if entry is MISSING:
+                    continue
+                retain = entry.retain_until
+                if retain is not None and retain < now:
+                    removed += bool(self._cache.delete(key))
         except _STORE_ERRORS as exc:
             raise BackendError(f"disk cache purge failed: {exc}") from exc
+        return removed
 
     def close(self) -> None:
         """Close the SQLite connections."""

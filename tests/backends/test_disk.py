@@ -68,11 +68,17 @@ class TestDiskSafety:
         import time
 
         backend = DiskBackend(tmp_path)
-        backend.set(make_key(digest="1" * 32), make_entry(), 0.05)
+        now = time.time()
+        backend.set(make_key(digest="1" * 32), make_entry(), 0.05)  # native expiry
         backend.set(make_key(digest="2" * 32), make_entry(), None)
+        backend.set(make_key(digest="3" * 32), make_entry(expires_at=now - 10), None)
+        backend.set(
+            make_key(digest="4" * 32), make_entry(expires_at=now - 10, stale_window=60), None
+        )
         time.sleep(0.1)
-        assert list(backend.keys()) == [make_key(digest="2" * 32)]
-        assert backend.purge_expired() == 1
+        assert make_key(digest="1" * 32) not in list(backend.keys())
+        assert backend.purge_expired() == 2
+        assert sorted(backend.keys()) == [make_key(digest="2" * 32), make_key(digest="4" * 32)]
 
     def test_refuses_to_store_non_bytes(self, tmp_path: Path) -> None:
         """The Disk refuses anything but bytes, so nothing is ever pickled on write."""
