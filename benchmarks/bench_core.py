@@ -21,7 +21,7 @@ import orjson
 import xxhash
 from openai.types.chat import ChatCompletion
 
-from benchmarks._timing import header, measure
+from benchmarks._timing import header, measure, paired, paired_row
 from llm_memo import llm_cached
 from llm_memo.backends.disk import DiskBackend
 from llm_memo.backends.memory import MemoryBackend
@@ -75,16 +75,19 @@ def typed_hits() -> None:
 
     t_key = measure("key floor: orjson sorted + xxh3_128", key_floor, number=20000)
     t_dec = measure("decode floor: ChatCompletion.model_validate_json", decode_floor)
-    t_floor = measure("floor: key floor + decode floor", floor)
-    t_hit = measure("@llm_cached memory hit (typed)", hit)
-    t_disk_floor = measure("disk floor: diskcache.get + decode floor", disk_floor)
-    t_disk = measure("@llm_cached disk hit (typed)", lambda: ask_disk(**request))
     print(t_key.row())
     print(t_dec.row())
-    print(t_floor.row())
-    print(t_hit.row(t_floor) + "   (target <= 2.00x)")
-    print(t_disk_floor.row())
-    print(t_disk.row(t_disk_floor) + "   (target <= 1.50x)")
+    t_floor, t_hit, ratio = paired(
+        "floor: key floor + decode floor", floor, "@llm_cached memory hit (typed)", hit
+    )
+    print(paired_row(t_floor, t_hit, ratio, "<= 2.00x"))
+    t_dfloor, t_disk, dratio = paired(
+        "disk floor: diskcache.get + decode floor",
+        disk_floor,
+        "@llm_cached disk hit (typed)",
+        lambda: ask_disk(**request),
+    )
+    print(paired_row(t_dfloor, t_disk, dratio, "<= 1.50x"))
 
     # The stdlib way peers key requests, for comparison.
     import hashlib
@@ -152,12 +155,14 @@ def miss_overhead() -> None:
     def raw_set() -> None:
         raw[str(next(counter))] = response.model_dump_json(exclude_unset=True).encode()
 
-    t_raw = measure("raw: model_dump_json + dict set", raw_set, number=5000)
-    t_miss = measure(
-        "@llm_cached miss (new key each call)", lambda: ask(**request, n=next(counter)), number=5000
+    t_raw, t_miss, ratio = paired(
+        "raw: model_dump_json + dict set",
+        raw_set,
+        "@llm_cached miss (new key each call)",
+        lambda: ask(**request, n=next(counter)),
+        number=4000,
     )
-    print(t_raw.row())
-    print(t_miss.row(t_raw) + "   (target <= 1.50x)")
+    print(paired_row(t_raw, t_miss, ratio, "<= 1.50x"))
     per_entry = backend.total_bytes / len(backend)
     payload = len(response.model_dump_json(exclude_unset=True))
     print(

@@ -54,12 +54,13 @@ _NOT_STREAMS = (str, bytes, bytearray, memoryview, Mapping, Sequence)
 
 def is_stream(value: Any) -> bool:
     """Whether a returned value is a stream to record (an iterator that is not a value)."""
-    return hasattr(value, "__next__") and not isinstance(value, _NOT_STREAMS)
+    # Look on the type: an instance lookup would run pydantic's __getattr__ for every model.
+    return hasattr(type(value), "__next__") and not isinstance(value, _NOT_STREAMS)
 
 
 def is_async_stream(value: Any) -> bool:
     """Whether a returned value is an async iterator to record."""
-    return hasattr(value, "__anext__")
+    return hasattr(type(value), "__anext__")
 
 
 def _cache_miss(memo: Memo, key: str, cause: BaseException | None = None) -> CacheMiss:

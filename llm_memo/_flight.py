@@ -40,7 +40,7 @@ class Flight:
 
     __slots__ = ("_done", "error", "landing", "payload", "value")
 
-    def __init__(self, done: threading.Event | asyncio.Future[None]) -> None:
+    def __init__(self, done: threading.Event | asyncio.Future[None] | None) -> None:
         self._done = done
         self.landing = Landing.ABANDONED
         self.payload: tuple[str, bytes] | None = None
@@ -66,8 +66,12 @@ class SyncFlights:
         with self._lock:
             flight = self._flights.get(key)
             if flight is not None:
+                # The event is made by the first waiter, under the table lock: most flights
+                # never have a waiter, and a threading.Event costs more than the rest.
+                if flight._done is None:
+                    flight._done = threading.Event()
                 return flight, False
-            flight = Flight(threading.Event())
+            flight = Flight(None)
             self._flights[key] = flight
             return flight, True
 
@@ -76,7 +80,9 @@ class SyncFlights:
         with self._lock:
             if self._flights.get(key) is flight:
                 del self._flights[key]
-        flight._done.set()  # type: ignore[union-attr]
+            done = flight._done
+        if done is not None:
+            done.set()  # type: ignore[union-attr]
 
     @staticmethod
     def wait(flight: Flight, timeout: float) -> bool:

@@ -37,6 +37,8 @@ __all__ = ["Memo", "logger"]
 logger = logging.getLogger("llm_memo")
 
 _DEBUG = logging.DEBUG
+_HIT = Outcome.HIT
+_STALE = Outcome.STALE
 _async_backend_types: dict[type, bool] = {}
 _semantic_backend_types: dict[type, bool] = {}
 # Backend failures are logged at most once per this many seconds per backend ("per burst");
@@ -322,7 +324,7 @@ class Memo:
     ) -> None:
         """Count one call and tell whoever listens."""
         tokens = entry.tokens if entry is not None else 0
-        saved = tokens if outcome is Outcome.HIT or outcome is Outcome.STALE else 0
+        saved = tokens if outcome is _HIT or outcome is _STALE else 0
         self.stats.record(outcome, saved)
         s = self._settings
         if not (scopes or s.on_event or s.observers):

@@ -118,7 +118,8 @@ class Entry:
         Raises:
             CodecError: the bytes are truncated, of another format, or not an entry at all.
         """
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         try:
             magic, version, created, expires, window, tokens, flags, tag_len = _HEAD.unpack_from(
                 data

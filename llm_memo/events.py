@@ -120,6 +120,9 @@ _FIELD = {
 }
 
 
+_FIELD_BY_ID = {id(outcome): name for outcome, name in _FIELD.items()}
+
+
 class Stats:
     """Thread-safe counters for one cached function.
 
@@ -139,8 +142,9 @@ class Stats:
 
     def record(self, outcome: Outcome, tokens_saved: int = 0) -> None:
         """Count one call with ``outcome``; ``tokens_saved`` for hits and stale answers."""
+        field = _FIELD_BY_ID[id(outcome)]  # an Enum's own __hash__ is Python code: avoid it
         with self._lock:
-            self._counts[_FIELD[outcome]] += 1
+            self._counts[field] += 1
             self._tokens += tokens_saved
 
     def count_error(self) -> None:
