@@ -253,6 +253,7 @@ def run_sync(
         return result
     key = memo.key(instance, args, kwargs, policy.namespace)
     backend = memo.backend(policy, False)
+    memo.describe(backend, key, instance, args, kwargs)
     failure: BackendError | None = None
     stale: Entry | None = None
     similar: Similar | None = None
@@ -412,6 +413,7 @@ async def run_async(
         return result
     key = memo.key(instance, args, kwargs, policy.namespace)
     backend = memo.backend(policy, True)
+    memo.describe(backend, key, instance, args, kwargs)
     aio = is_async_backend(backend)
     failure: BackendError | None = None
     stale: Entry | None = None
@@ -575,6 +577,7 @@ def run_generator(
         memo.emit(Outcome.BYPASS, "", start, policy, scopes)
         return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
     key = memo.key(instance, args, kwargs, policy.namespace)
+    memo.describe(memo.backend(policy, False), key, instance, args, kwargs)
     return _generate(memo, wrapped, args, kwargs, key, policy, scopes, start)
 
 
@@ -641,6 +644,7 @@ def run_async_generator(
         memo.emit(Outcome.BYPASS, "", start, policy, scopes)
         return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
     key = memo.key(instance, args, kwargs, policy.namespace)
+    memo.describe(memo.backend(policy, True), key, instance, args, kwargs)
     return _agenerate(memo, wrapped, args, kwargs, key, policy, scopes, start)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import inspect
 import logging
 import threading
@@ -24,7 +25,7 @@ import orjson
 
 from . import _fork, config, controls
 from ._policy import Policy, WritePlan, resolve, write_plan
-from .backends import AsyncLocking, AsyncSemantic, Locking, Semantic
+from .backends import AsyncLocking, AsyncSemantic, Describing, Locking, Semantic
 from .codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
 from .controls import UNSET, CacheScope, Directives, Unset
 from .entry import Entry
@@ -41,6 +42,7 @@ _HIT = Outcome.HIT
 _STALE = Outcome.STALE
 _async_backend_types: dict[type, bool] = {}
 _semantic_backend_types: dict[type, bool] = {}
+_describing_backend_types: dict[type, bool] = {}
 # Backend failures are logged at most once per this many seconds per backend ("per burst");
 # every one is still counted.
 _ERROR_LOG_INTERVAL = 30.0
@@ -53,6 +55,16 @@ def is_semantic_backend(backend: Any) -> bool:
     if known is None:
         known = isinstance(backend, (Semantic, AsyncSemantic))
         _semantic_backend_types[cls] = known
+    return known
+
+
+def is_describing_backend(backend: Any) -> bool:
+    """Whether ``backend`` wants each call's request (decided once per backend type)."""
+    cls = type(backend)
+    known = _describing_backend_types.get(cls)
+    if known is None:
+        known = isinstance(backend, Describing)
+        _describing_backend_types[cls] = known
     return known
 
 
@@ -169,13 +181,29 @@ class Memo:
     def settings(self) -> config.Settings:
         return self._settings
 
-    def key(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ns: str) -> str:
-        """The key of a call (``instance`` is prepended for methods)."""
+    def _key_args(self, instance: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        # A method's instance (or a classmethod's class) is an argument like any other.
         if instance is not None and self.binds_instance:
             if self.is_classmethod and not isinstance(instance, type):
                 instance = type(instance)
-            args = (instance, *args)
-        return self.keys.key(args, kwargs, ns)
+            return (instance, *args)
+        return args
+
+    def key(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ns: str) -> str:
+        """The key of a call (``instance`` is prepended for methods)."""
+        return self.keys.key(self._key_args(instance, args), kwargs, ns)
+
+    def request_view(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The canonical request a call's key hashes (what recordings show to humans)."""
+        return self.keys.canonical_view(self._key_args(instance, args), kwargs)
+
+    def describe(
+        self, backend: Any, key: str, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Offer the request behind ``key`` to a backend that records it (lazily: only the
+        backend decides whether to compute it)."""
+        if is_describing_backend(backend):
+            backend.describe(key, functools.partial(self.request_view, instance, args, kwargs))
 
     def backend(self, policy: Policy, asynchronous: bool) -> Any:
         """The backend object for ``policy`` (built from its URL on first use)."""
@@ -210,10 +238,7 @@ class Memo:
         the embedded text, so a similarity search never crosses model, parameters, system
         prompt, namespace or tenant. ``None`` when the request has no text to embed.
         """
-        if instance is not None and self.binds_instance:
-            if self.is_classmethod and not isinstance(instance, type):
-                instance = type(instance)
-            args = (instance, *args)
+        args = self._key_args(instance, args)
         split = split_for_similarity(self.keys.canonical_view(args, kwargs))
         if split is None:
             return None

@@ -48,26 +48,22 @@ import dataclasses
 import enum
 import os
 import re
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, Literal
 from urllib.parse import quote, unquote
 
 import orjson
 
 from . import config
-from ._memo import Memo
 from .backends import MISSING, Missing
 from .codec import seal, unseal
 from .entry import FORMAT_VERSION, Entry
 from .errors import BackendError, CodecError, ConfigurationError
 from .events import Event, Outcome
-from .keys import digest
 
 __all__ = [
     "RECORDING_FORMAT",
@@ -278,50 +274,8 @@ def redact_keys(*names: str, replacement: str = "[redacted]") -> Redactor:
     return walk
 
 
-# -- capturing the request of a call -------------------------------------------------------------
-
-
-def _request_of_caller(key: str) -> Any:
-    """The canonical request behind ``key``, found in the cached call's driver frame.
-
-    A backend only sees keys and entries, so the human-readable request is recovered from the
-    caller's frame (the drivers and ``fn.cache`` hold ``memo``, ``args``, ``kwargs`` and, for
-    methods, ``instance``), and kept only if it hashes to ``key``: a wrong request is never
-    written. Returns ``None`` when it cannot be found (a generator method's instance, say).
-    """
-    frame: FrameType | None = sys._getframe(1)
-    for _ in range(10):
-        if frame is None:
-            return None
-        local = frame.f_locals
-        memo = local.get("memo")
-        instance = local.get("instance")
-        if not isinstance(memo, Memo):
-            handle = local.get("self")
-            memo = getattr(handle, "_memo", None)
-            instance = getattr(handle, "_instance", None)
-        args, kwargs = local.get("args"), local.get("kwargs")
-        if isinstance(memo, Memo) and isinstance(args, tuple) and isinstance(kwargs, dict):
-            view = _verified_view(memo, instance, args, kwargs, key)
-            if view is not None:
-                return view
-        frame = frame.f_back
-    return None
-
-
-def _verified_view(
-    memo: Memo, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], key: str
-) -> Any:
-    if instance is not None and memo.binds_instance:
-        if memo.is_classmethod and not isinstance(instance, type):
-            instance = type(instance)
-        args = (instance, *args)
-    try:
-        view = memo.keys.canonical_view(args, kwargs)
-        data = orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
-    except (TypeError, ValueError):  # unkeyable here means: not this call
-        return None
-    return view if key.endswith(":" + digest(data)) else None
+#: Requests noted by describe() and not yet used, kept at most (oldest dropped first).
+_MAX_PENDING = 1024
 
 
 # -- the backend ---------------------------------------------------------------------------------
@@ -357,6 +311,7 @@ class RecordingBackend:
         self._touched: set[str] = set()
         self._written: set[str] = set()
         self._requests: dict[str, Any] = {}
+        self._describers: dict[str, Callable[[], Any]] = {}
         self._problems: dict[str, str] = {}
 
     @classmethod
@@ -440,8 +395,26 @@ class RecordingBackend:
             signing_keys=s.signing_keys,
         )
 
+    def describe(self, key: str, request: Callable[[], Any]) -> None:
+        """Note the request behind ``key`` (the decorator calls this before every lookup)."""
+        with self._lock:
+            self._describers[key] = request
+            while len(self._describers) > _MAX_PENDING:  # calls that never got to get/set
+                self._describers.pop(next(iter(self._describers)))
+
+    def _request_for(self, key: str) -> Any:
+        with self._lock:
+            request = self._requests.pop(key, None)
+            describer = self._describers.pop(key, None)
+        if request is None and describer is not None:
+            try:
+                request = describer()
+            except (TypeError, ValueError):  # not keyable as a view: the file shows null
+                request = None
+        return request
+
     def _remember(self, key: str) -> None:
-        request = _request_of_caller(key)
+        request = self._request_for(key)
         if request is not None:
             with self._lock:
                 self._requests[key] = request
@@ -455,10 +428,7 @@ class RecordingBackend:
             BackendError: the file cannot be written.
         """
         path = self.path_for(key)
-        with self._lock:
-            request = self._requests.pop(key, None)
-        if request is None:
-            request = _request_of_caller(key)
+        request = self._request_for(key)
         if request is None:  # keep what an earlier recording of the same key captured
             with contextlib.suppress(OSError, CodecError):
                 request = read_recording(path).request

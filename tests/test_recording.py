@@ -635,3 +635,27 @@ class TestExampleProject:
         rewrite = self._pytest(project, "--llm-memo-mode=rewrite")
         assert rewrite.returncode == 0, rewrite.stdout + rewrite.stderr
         assert _files(project / "tests" / "recordings") == committed
+
+
+def test_recordings_show_the_request_of_generator_methods(tmp_path: Path) -> None:
+    """The decorator hands each call's request to the recording backend (describe()), so
+    even a generator method's recording shows the request it answers."""
+    import dataclasses
+    from collections.abc import Iterator
+
+    from llm_memo.recording import RecordingBackend, read_recording
+
+    backend = RecordingBackend(tmp_path)
+
+    @dataclasses.dataclass
+    class Bot:
+        model: str
+
+        @llm_cached(backend=backend)
+        def stream(self, prompt: str) -> Iterator[str]:
+            yield from prompt.split()
+
+    assert list(Bot("m").stream("a b")) == ["a", "b"]
+    (key,) = list(backend.keys())
+    recorded = read_recording(backend.path_for(key))
+    assert recorded.request == {"self": {"model": "m"}, "prompt": "a b"}

@@ -19,9 +19,9 @@ Not here: the concrete backends (``memory.py``, ``disk.py``, ...) and the scheme
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
 from ._registry import from_url, register_backend
 
@@ -38,6 +38,7 @@ __all__ = [
     "Locking",
     "Missing",
     "AsyncSemantic",
+    "Describing",
     "Semantic",
     "from_url",
     "register_backend",
@@ -151,6 +152,22 @@ class AsyncBackend(Protocol):
 
 
 # -- optional abilities, each its own protocol ---------------------------------------------------
+
+
+@runtime_checkable
+class Describing(Protocol):
+    """A backend that keeps the human-readable request with each entry (test recordings).
+
+    Before looking a call up, the decorator passes ``describe(key, request)``, where
+    ``request()`` returns the canonical request view the key hashes; the backend calls it only
+    if it needs it. Sync and async backends use the same (sync) method.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def describe(self, key: str, request: Callable[[], Any]) -> None:
+        """Note the request behind ``key`` (called before ``get`` and ``set`` of that key)."""
+        ...
 
 
 @runtime_checkable
