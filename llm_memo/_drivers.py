@@ -29,6 +29,7 @@ from ._flight import ASYNC_FLIGHTS, SYNC_FLIGHTS, Flight, Landing
 from ._memo import Memo, is_async_backend, is_semantic_backend, logger
 from ._policy import Freshness, Policy, freshness
 from .backends import MISSING, AsyncLocking, Locking
+from .codec import usage_tokens
 from .controls import CacheScope
 from .entry import Entry
 from .errors import BackendError, BackendUnavailableError, CacheMiss, CodecError
@@ -299,7 +300,7 @@ def run_sync(
                 break
             if flight.landing is Landing.VALUE:
                 value = memo.copy_for_waiter(flight.value, flight.payload)
-                memo.emit(_HIT, key, start, policy, scopes)
+                memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
                 return value
             if flight.landing is Landing.ERROR:
                 value = _serve_stale(memo, key, stale)
@@ -319,7 +320,7 @@ def run_sync(
                 if value is not MISSING:
                     if flight is not None:
                         flight.land_value(value, None)
-                    memo.emit(_HIT, key, start, policy, scopes)
+                    memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
                     return value
             return _call_sync(
                 memo,
@@ -460,7 +461,7 @@ async def run_async(
                 break
             if flight.landing is Landing.VALUE:
                 value = memo.copy_for_waiter(flight.value, flight.payload)
-                memo.emit(_HIT, key, start, policy, scopes)
+                memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
                 return value
             if flight.landing is Landing.ERROR:
                 value = _serve_stale(memo, key, stale)
@@ -480,7 +481,7 @@ async def run_async(
                 if value is not MISSING:
                     if flight is not None:
                         flight.land_value(value, None)
-                    memo.emit(_HIT, key, start, policy, scopes)
+                    memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
                     return value
             return await _call_async(
                 memo,

@@ -346,9 +346,15 @@ class Memo:
         entry: Entry | None = None,
         error: BaseException | None = None,
         similarity: float | None = None,
+        tokens: int = 0,
     ) -> None:
-        """Count one call and tell whoever listens."""
-        tokens = entry.tokens if entry is not None else 0
+        """Count one call and tell whoever listens.
+
+        ``tokens``: what the answer cost when produced, for answers that come without an entry
+        (a caller served by an identical call in flight); otherwise the entry's count is used.
+        """
+        if entry is not None:
+            tokens = entry.tokens
         saved = tokens if outcome is _HIT or outcome is _STALE else 0
         self.stats.record(outcome, saved)
         s = self._settings

@@ -143,3 +143,25 @@ class TestTasks:
 
         assert await asyncio.gather(ask("a"), ask("b")) == ["a", "b"]
         assert sorted(calls) == ["a", "b"]
+
+
+def test_waiters_count_the_tokens_they_saved(llm_cache: CacheRecorder) -> None:
+    """A caller answered by an identical call in flight saved that call's tokens."""
+    gate = threading.Barrier(4)
+
+    @llm_cached
+    def ask(q: str) -> dict[str, Any]:
+        time.sleep(0.2)
+        return {"usage": {"total_tokens": 10}}
+
+    def run() -> None:
+        gate.wait()
+        ask("x")
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stats = ask.cache.stats()
+    assert (stats.misses, stats.hits, stats.tokens_saved) == (1, 3, 30)
