@@ -540,17 +540,29 @@ def _field(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def usage_tokens(value: Any) -> int:
     """Tokens a response reports in its ``usage`` (OpenAI, Anthropic and litellm shapes); 0
-    when it has none. For a list of stream chunks, the last chunk that reports usage.
+    when it has none. For a list of stream chunks, the last chunk that reports usage, plus the
+    prompt tokens of an Anthropic ``message_start`` when that last usage has only output tokens
+    (Anthropic streams report input at the start and output at the end).
 
     .. versionadded:: 0.1.0
     """
     if isinstance(value, list):
+        total = 0
+        final_usage = None
         for chunk in reversed(value):
-            if tokens := usage_tokens(chunk):
-                return tokens
-        return 0
+            final_usage = _field(chunk, "usage")
+            if total := usage_tokens(chunk):
+                break
+        start = _field(value[0], "message") if value else None  # Anthropic's message_start
+        if start is not None and _field(final_usage or {}, "input_tokens") is None:
+            total += _int(_field(_field(start, "usage") or {}, "input_tokens"))
+        return total
     try:
         usage = _field(value, "usage")
         if usage is None:

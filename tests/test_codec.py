@@ -249,4 +249,10 @@ def test_usage_tokens_shapes() -> None:
     assert usage_tokens(chat_completion()) == 692
     assert usage_tokens({"usage": {"input_tokens": 3, "output_tokens": 4}}) == 7
     assert usage_tokens(chat_chunks(3)) == 13
+    anthropic_stream = [
+        {"type": "message_start", "message": {"usage": {"input_tokens": 10, "output_tokens": 1}}},
+        {"type": "content_block_delta", "delta": {"text": "hi"}},
+        {"type": "message_delta", "usage": {"output_tokens": 13}},
+    ]
+    assert usage_tokens(anthropic_stream) == 23
     assert usage_tokens("text") == 0
