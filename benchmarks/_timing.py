@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,52 +47,80 @@ def header(title: str) -> None:
     print("-" * 84)
 
 
+def _timing(name: str, samples: list[float]) -> Timing:
+    samples = sorted(samples)
+    return Timing(name, statistics.median(samples), samples[int(len(samples) * 0.9)])
+
+
 def paired(
-    name_a: str,
-    fa: Callable[[], Any],
-    name_b: str,
-    fb: Callable[[], Any],
+    floor_name: str,
+    floor: Callable[[], Any],
+    name: str,
+    fn: Callable[[], Any],
     *,
     number: int = 4000,
     batch: int = 20,
 ) -> tuple[Timing, Timing, float]:
-    """Time ``fa`` and ``fb`` in alternating batches (so machine noise hits both alike).
+    """Time ``floor`` and ``fn`` in alternating batches, so both see the same machine noise
+    (a shared 2-core box drifts by tens of percent between back-to-back runs of one function).
 
-    Returns both timings and the median of the per-batch ratios b / a.
+    Returns both timings and the median of the per-batch ratios fn / floor.
     """
-    for _ in range(min(number, 500)):
-        fa()
-        fb()
-    sa: list[float] = []
-    sb: list[float] = []
-    ratios: list[float] = []
+    for _ in range(min(number // 4, 300)):
+        floor()
+        fn()
+    a: list[float] = []
+    b: list[float] = []
     gc_was = gc.isenabled()
     gc.disable()
     try:
         for _ in range(max(1, number // batch)):
             t0 = time.perf_counter_ns()
             for _ in range(batch):
-                fa()
+                floor()
             t1 = time.perf_counter_ns()
             for _ in range(batch):
-                fb()
+                fn()
             t2 = time.perf_counter_ns()
-            a, b = (t1 - t0) / batch / 1000, (t2 - t1) / batch / 1000
-            sa.append(a)
-            sb.append(b)
-            ratios.append(b / a)
+            a.append((t1 - t0) / batch / 1000)
+            b.append((t2 - t1) / batch / 1000)
     finally:
         if gc_was:
             gc.enable()
-    sa.sort()
-    sb.sort()
-    ta = Timing(name_a, statistics.median(sa), sa[int(len(sa) * 0.9)])
-    tb = Timing(name_b, statistics.median(sb), sb[int(len(sb) * 0.9)])
-    return ta, tb, statistics.median(ratios)
+    ratio = statistics.median(y / x for x, y in zip(a, b, strict=True))
+    return _timing(floor_name, a), _timing(name, b), ratio
 
 
-def paired_row(floor: Timing, ours: Timing, ratio: float, target: str = "") -> str:
-    """Two table lines: the floor, then ours with the paired median ratio."""
-    first = floor.row()
-    second = f"{ours.name:<52} {ours.median_us:10.2f} {ours.p90_us:10.2f}  {ratio:6.2f}x"
-    return first + "\n" + second + (f"   (target {target})" if target else "")
+async def apaired(
+    floor_name: str,
+    floor: Callable[[], Awaitable[Any]],
+    name: str,
+    fn: Callable[[], Awaitable[Any]],
+    *,
+    number: int = 4000,
+    batch: int = 10,
+) -> tuple[Timing, Timing, float]:
+    """:func:`paired` for coroutine functions, timed inside the running loop."""
+    for _ in range(min(number // 4, 300)):
+        await floor()
+        await fn()
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(max(1, number // batch)):
+        t0 = time.perf_counter_ns()
+        for _ in range(batch):
+            await floor()
+        t1 = time.perf_counter_ns()
+        for _ in range(batch):
+            await fn()
+        t2 = time.perf_counter_ns()
+        a.append((t1 - t0) / batch / 1000)
+        b.append((t2 - t1) / batch / 1000)
+    ratio = statistics.median(y / x for x, y in zip(a, b, strict=True))
+    return _timing(floor_name, a), _timing(name, b), ratio
+
+
+def show(floor: Timing, timing: Timing, ratio: float, note: str = "") -> None:
+    """Print the floor, then the measurement with its paired ratio (and an optional note)."""
+    print(floor.row())
+    print(timing.row()[:-9] + f"  {ratio:6.2f}x" + (f"   {note}" if note else ""))

@@ -21,7 +21,7 @@ import orjson
 import xxhash
 from openai.types.chat import ChatCompletion
 
-from benchmarks._timing import header, measure, paired, paired_row
+from benchmarks._timing import header, measure, paired, show
 from llm_memo import llm_cached
 from llm_memo.backends.disk import DiskBackend
 from llm_memo.backends.memory import MemoryBackend
@@ -80,14 +80,14 @@ def typed_hits() -> None:
     t_floor, t_hit, ratio = paired(
         "floor: key floor + decode floor", floor, "@llm_cached memory hit (typed)", hit
     )
-    print(paired_row(t_floor, t_hit, ratio, "<= 2.00x"))
+    show(t_floor, t_hit, ratio, "(target <= 2.00x)")
     t_dfloor, t_disk, dratio = paired(
         "disk floor: diskcache.get + decode floor",
         disk_floor,
         "@llm_cached disk hit (typed)",
         lambda: ask_disk(**request),
     )
-    print(paired_row(t_dfloor, t_disk, dratio, "<= 1.50x"))
+    show(t_dfloor, t_disk, dratio, "(target <= 1.50x)")
 
     # The stdlib way peers key requests, for comparison.
     import hashlib
@@ -162,7 +162,7 @@ def miss_overhead() -> None:
         lambda: ask(**request, n=next(counter)),
         number=4000,
     )
-    print(paired_row(t_raw, t_miss, ratio, "<= 1.50x"))
+    show(t_raw, t_miss, ratio, "(target <= 1.50x)")
     per_entry = backend.total_bytes / len(backend)
     payload = len(response.model_dump_json(exclude_unset=True))
     print(

@@ -12,14 +12,11 @@ Run:  python -m benchmarks.bench_objectstore     (from the repository root; prin
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import shutil
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,7 +32,7 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
 import fsspec
 
-from benchmarks._timing import Timing, header
+from benchmarks._timing import apaired, header, paired, show
 from llm_memo import llm_cached
 from llm_memo.backends import MISSING
 from llm_memo.backends.objectstore import AsyncObjectStoreBackend, ObjectStoreBackend
@@ -53,81 +50,6 @@ from tests.servers import (
 
 LOCAL_N = 4000
 S3_N = 400
-
-
-def _timing(name: str, samples: list[float]) -> Timing:
-    samples = sorted(samples)
-    return Timing(name, statistics.median(samples), samples[int(len(samples) * 0.9)])
-
-
-def paired(
-    floor_name: str,
-    floor: Callable[[], Any],
-    name: str,
-    fn: Callable[[], Any],
-    *,
-    number: int,
-    batch: int = 10,
-) -> tuple[Timing, Timing, float]:
-    """Time ``floor`` and ``fn`` in alternating batches (both see the same machine noise);
-    return both timings and the median of the per-round ratios fn / floor."""
-    for _ in range(min(number // 4, 200)):
-        floor()
-        fn()
-    a: list[float] = []
-    b: list[float] = []
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(number // batch):
-            t0 = time.perf_counter_ns()
-            for _ in range(batch):
-                floor()
-            t1 = time.perf_counter_ns()
-            for _ in range(batch):
-                fn()
-            t2 = time.perf_counter_ns()
-            a.append((t1 - t0) / batch / 1000)
-            b.append((t2 - t1) / batch / 1000)
-    finally:
-        if gc_was:
-            gc.enable()
-    ratio = statistics.median(y / x for x, y in zip(a, b, strict=True))
-    return _timing(floor_name, a), _timing(name, b), ratio
-
-
-async def apaired(
-    floor_name: str,
-    floor: Callable[[], Awaitable[Any]],
-    name: str,
-    fn: Callable[[], Awaitable[Any]],
-    *,
-    number: int,
-    batch: int = 10,
-) -> tuple[Timing, Timing, float]:
-    """:func:`paired` for coroutine functions, timed inside the running loop."""
-    for _ in range(min(number // 4, 200)):
-        await floor()
-        await fn()
-    a: list[float] = []
-    b: list[float] = []
-    for _ in range(number // batch):
-        t0 = time.perf_counter_ns()
-        for _ in range(batch):
-            await floor()
-        t1 = time.perf_counter_ns()
-        for _ in range(batch):
-            await fn()
-        t2 = time.perf_counter_ns()
-        a.append((t1 - t0) / batch / 1000)
-        b.append((t2 - t1) / batch / 1000)
-    ratio = statistics.median(y / x for x, y in zip(a, b, strict=True))
-    return _timing(floor_name, a), _timing(name, b), ratio
-
-
-def show(floor: Timing, timing: Timing, ratio: float) -> None:
-    print(floor.row())
-    print(timing.row()[:-9] + f"  {ratio:6.2f}x")
 
 
 def _ask(backend: Any) -> Any:  # the decorated function, with its .cache handle

@@ -10,15 +10,12 @@ Run:  python -m benchmarks.bench_redis     (from the repository root; prints tab
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +27,7 @@ import redis.asyncio
 import xxhash
 from openai.types.chat import ChatCompletion
 
-from benchmarks._timing import Timing, header, measure
+from benchmarks._timing import apaired, header, measure, paired, show
 from llm_memo import llm_cached
 from llm_memo.backends import MISSING
 from llm_memo.backends.memory import MemoryBackend
@@ -39,7 +36,7 @@ from llm_memo.backends.tiered import TieredBackend
 from tests.samples import chat_completion, chat_request, completion_dict
 from tests.servers import RedisServer, start_redis_server
 
-N = 5000
+N = 4000  # calls per measurement (benchmarks._timing.paired's default)
 
 
 def _commandstats(server: RedisServer) -> Counter[str]:
@@ -58,90 +55,6 @@ def _commands(server: RedisServer, fn: Callable[[], Any]) -> str:
     delta = _commandstats(server) - before
     delta["info"] -= 1  # the first INFO itself
     return " + ".join(f"{n} {name.upper()}" for name, n in sorted((+delta).items())) or "none"
-
-
-def _timing(name: str, samples: list[float]) -> Timing:
-    samples = sorted(samples)
-    return Timing(name, statistics.median(samples), samples[int(len(samples) * 0.9)])
-
-
-def paired(
-    floor_name: str,
-    floor: Callable[[], Any],
-    name: str,
-    fn: Callable[[], Any],
-    *,
-    number: int = N,
-    batch: int = 10,
-) -> tuple[Timing, Timing, float]:
-    """Time ``floor`` and ``fn`` in alternating batches, so both see the same machine noise (a
-    shared 2-core box drifts by tens of percent between back-to-back runs of one function).
-
-    Returns both timings and the median of the per-round ratios fn / floor.
-    """
-    for _ in range(300):
-        floor()
-        fn()
-    a: list[float] = []
-    b: list[float] = []
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(number // batch):
-            t0 = time.perf_counter_ns()
-            for _ in range(batch):
-                floor()
-            t1 = time.perf_counter_ns()
-            for _ in range(batch):
-                fn()
-            t2 = time.perf_counter_ns()
-            a.append((t1 - t0) / batch / 1000)
-            b.append((t2 - t1) / batch / 1000)
-    finally:
-        if gc_was:
-            gc.enable()
-    ratio = statistics.median(y / x for x, y in zip(a, b, strict=True))
-    return _timing(floor_name, a), _timing(name, b), ratio
-
-
-def apaired(
-    loop: asyncio.AbstractEventLoop,
-    floor_name: str,
-    floor: Callable[[], Awaitable[Any]],
-    name: str,
-    fn: Callable[[], Awaitable[Any]],
-    *,
-    number: int = N,
-    batch: int = 10,
-) -> tuple[Timing, Timing, float]:
-    """:func:`paired` for coroutine functions; the timing loop runs inside the event loop."""
-
-    async def run() -> tuple[list[float], list[float]]:
-        for _ in range(300):
-            await floor()
-            await fn()
-        a: list[float] = []
-        b: list[float] = []
-        for _ in range(number // batch):
-            t0 = time.perf_counter_ns()
-            for _ in range(batch):
-                await floor()
-            t1 = time.perf_counter_ns()
-            for _ in range(batch):
-                await fn()
-            t2 = time.perf_counter_ns()
-            a.append((t1 - t0) / batch / 1000)
-            b.append((t2 - t1) / batch / 1000)
-        return a, b
-
-    a, b = loop.run_until_complete(run())
-    ratio = statistics.median(y / x for x, y in zip(a, b, strict=True))
-    return _timing(floor_name, a), _timing(name, b), ratio
-
-
-def show(floor: Timing, timing: Timing, ratio: float, note: str = "") -> None:
-    print(floor.row())
-    print(timing.row()[:-9] + f"  {ratio:6.2f}x" + (f"   {note}" if note else ""))
 
 
 def hits(server: RedisServer) -> None:
@@ -241,22 +154,24 @@ def hits(server: RedisServer) -> None:
         return response_dict
 
     show(
-        *apaired(
-            loop,
-            "raw redis.asyncio GET",
-            lambda: araw.get(dict_key),
-            "@llm_cached async Redis hit (dict)",
-            lambda: aask_dict(**request),
+        *loop.run_until_complete(
+            apaired(
+                "raw redis.asyncio GET",
+                lambda: araw.get(dict_key),
+                "@llm_cached async Redis hit (dict)",
+                lambda: aask_dict(**request),
+            )
         ),
         "(target <= 1.20x)",
     )
     show(
-        *apaired(
-            loop,
-            "raw redis.asyncio GET",
-            lambda: araw.get(dict_key),
-            "AsyncRedisBackend.get (no decorator)",
-            lambda: abackend.get(dict_key),
+        *loop.run_until_complete(
+            apaired(
+                "raw redis.asyncio GET",
+                lambda: araw.get(dict_key),
+                "AsyncRedisBackend.get (no decorator)",
+                lambda: abackend.get(dict_key),
+            )
         )
     )
     loop.run_until_complete(abackend.close())
@@ -381,7 +296,7 @@ def main() -> None:
     try:
         print(
             f"redis-server {server.version} on {server.host}:{server.port}; redis-py "
-            f"{redis.__version__}; medians and p90 of {N} calls in batches of 10"
+            f"{redis.__version__}; medians and p90 of {N} calls in batches"
         )
         hits(server)
         misses(server)
