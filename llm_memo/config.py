@@ -30,6 +30,7 @@ Not here: what the directives mean (``_policy.py``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import os
 import threading
@@ -221,7 +222,7 @@ def configure(
     new_directives = Directives.build(**directives)
     with _lock:
         current = settings()
-        updated = Settings(**{f: getattr(current, f) for f in current.__dataclass_fields__})
+        updated = dataclasses.replace(current)
         updated.directives = new_directives.over(current.directives)
         if strict is not UNSET:
             updated.strict = _flag("strict", strict)
@@ -257,7 +258,7 @@ def _replace(**changes: Any) -> Settings:
     global _settings
     with _lock:
         current = settings()
-        updated = Settings(**{f: getattr(current, f) for f in current.__dataclass_fields__})
+        updated = dataclasses.replace(current)
         for name, value in changes.items():
             setattr(updated, name, value)
         updated.generation = current.generation + 1

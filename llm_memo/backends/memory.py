@@ -64,8 +64,9 @@ class MemoryBackend:
         self.max_bytes = max_bytes
         self._clock = clock
         self._lock = threading.Lock()
-        # key -> (entry, deadline); deadline is +inf for entries kept until evicted.
-        self._data: OrderedDict[str, tuple[Entry, float]] = OrderedDict()
+        # key -> (entry, deadline, accounted size); deadline is +inf for entries kept until
+        # evicted; the size (key + entry) is what the byte bound counts.
+        self._data: OrderedDict[str, tuple[Entry, float, int]] = OrderedDict()
         self._bytes = 0
         self.rejected = 0  # entries larger than max_bytes, not stored
         _fork.register(self)
@@ -110,10 +111,10 @@ class MemoryBackend:
             item = self._data.get(key)
             if item is None:
                 return MISSING
-            entry, deadline = item
+            entry, deadline, size = item
             if deadline != _INF and deadline <= self._clock():
                 del self._data[key]
-                self._bytes -= entry.size + len(key)
+                self._bytes -= size
                 return MISSING
             self._data.move_to_end(key)
             return entry
@@ -125,7 +126,7 @@ class MemoryBackend:
         with self._lock:
             old = self._data.pop(key, None)
             if old is not None:
-                self._bytes -= old[0].size + len(key)
+                self._bytes -= old[2]
             if ttl is not None and ttl <= 0:
                 return
             if size > self.max_bytes:
@@ -136,15 +137,15 @@ class MemoryBackend:
                     self.max_bytes,
                 )
                 return
-            self._data[key] = (entry, deadline)
+            self._data[key] = (entry, deadline, size)
             self._bytes += size
             self._evict()
 
     def _evict(self) -> None:
         data = self._data
         while len(data) > self.max_entries or self._bytes > self.max_bytes:
-            key, (entry, _) = data.popitem(last=False)
-            self._bytes -= entry.size + len(key)
+            _, (_, _, size) = data.popitem(last=False)
+            self._bytes -= size
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; return whether it was there."""
@@ -152,7 +153,7 @@ class MemoryBackend:
             item = self._data.pop(key, None)
             if item is None:
                 return False
-            self._bytes -= item[0].size + len(key)
+            self._bytes -= item[2]
             return True
 
     def clear(self, prefix: str = "") -> int:
@@ -160,14 +161,16 @@ class MemoryBackend:
         with self._lock:
             doomed = [k for k in self._data if k.startswith(prefix)]
             for k in doomed:
-                self._bytes -= self._data.pop(k)[0].size + len(k)
+                self._bytes -= self._data.pop(k)[2]
             return len(doomed)
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Iterate the live keys starting with ``prefix`` (a snapshot, oldest use first)."""
         now = self._clock()
         with self._lock:
-            snapshot = [k for k, (_, dl) in self._data.items() if k.startswith(prefix) and dl > now]
+            snapshot = [
+                k for k, (_, dl, _) in self._data.items() if k.startswith(prefix) and dl > now
+            ]
         return iter(snapshot)
 
     def close(self) -> None:
