@@ -8,6 +8,13 @@ closes the breaker, failure opens it for another cool-down, doubled up to ``max_
 
 Thread-safe; one breaker per backend object. Async backends use the same object: its methods
 never block.
+
+Backends use it through one guard, :meth:`CircuitBreaker.guard`, a context manager that resolves
+every exit path: a clean exit is a success, an exception of the *outage* classes ("the store is
+unreachable": refused, reset, timed out) is a failure, and anything else (a per-request refusal
+such as an error reply or a name the store rejects, a cancelled task, ``KeyboardInterrupt``) is
+*neither*: it counts for nothing, but it always ends a half-open probe, so the breaker can never
+stay open for the life of the process with a healthy store behind it.
 """
 
 from __future__ import annotations
@@ -15,10 +22,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from types import TracebackType
 
 from ..errors import BackendUnavailableError
 
-__all__ = ["CircuitBreaker"]
+__all__ = ["BreakerGuard", "CircuitBreaker"]
 
 
 class CircuitBreaker:
@@ -74,6 +82,28 @@ class CircuitBreaker:
                 )
             self._probing = True
 
+    def guard(
+        self,
+        name: str = "backend",
+        outage: type[BaseException] | tuple[type[BaseException], ...] = (OSError,),
+    ) -> BreakerGuard:
+        """A context manager around one operation on the store.
+
+        Args:
+            name: the store's name, for the open-circuit error message.
+            outage: exception classes that mean "the store is unreachable" (counted as failures);
+                every other exception, cancellation included, counts as neither.
+
+        Raises:
+            BackendUnavailableError: on enter, when the breaker is open.
+
+        Example::
+
+            with self._breaker.guard("redis", outage=(ConnectionError, TimeoutError)):
+                raw = client.get(key)
+        """
+        return BreakerGuard(self, name, outage)
+
     def success(self) -> None:
         """Record a successful operation: closes the breaker."""
         if self._count or self._probing:
@@ -92,6 +122,14 @@ class CircuitBreaker:
                 self._open_until = self._clock() + self._current_cooldown
                 self._probing = False
 
+    def neither(self) -> None:
+        """Record an operation that says nothing about the store's health (cancelled, or refused
+        for its own sake): counts for nothing, but ends a half-open probe so the next operation
+        may probe again."""
+        if self._probing:
+            with self._lock:
+                self._probing = False
+
     def trip(self) -> None:
         """Open the breaker now (a failure that says the store is down, such as a deadline
         missed), whatever the failure count."""
@@ -107,3 +145,36 @@ class CircuitBreaker:
             self._open_until = 0.0
             self._probing = False
             self._current_cooldown = self.cooldown
+
+
+class BreakerGuard:
+    """One guarded operation; see :meth:`CircuitBreaker.guard`. Re-usable, not re-entrant."""
+
+    __slots__ = ("_breaker", "_name", "_outage")
+
+    def __init__(
+        self,
+        breaker: CircuitBreaker,
+        name: str,
+        outage: type[BaseException] | tuple[type[BaseException], ...],
+    ) -> None:
+        self._breaker = breaker
+        self._name = name
+        self._outage = outage
+
+    def __enter__(self) -> BreakerGuard:
+        self._breaker.before(self._name)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self._breaker.success()
+        elif issubclass(exc_type, self._outage):
+            self._breaker.failure()
+        else:
+            self._breaker.neither()
