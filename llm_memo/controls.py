@@ -8,7 +8,9 @@ marks "not given here": ``ttl=None`` given explicitly means "no expiry" and wins
 The state of the active blocks is one :class:`contextvars.ContextVar` holding the merged
 directives of all open blocks plus the scopes that record events, so a call reads it with one
 ``get()``. Each thread and each asyncio task sees its own value; ``propagate(fn)`` (or
-``contextvars.copy_context().run``) carries it into a thread pool.
+``contextvars.copy_context().run``) carries it into a thread pool. That value is a stack with
+one node per entry, so a scope object can be entered again while it is open (nested, or from
+several threads or tasks at once): each exit removes its own entry in its own context.
 
 Inputs are converted once, here: ``ttl`` / ``max_age`` / ``stale_if_error`` accept int, float or
 :class:`datetime.timedelta` and become float seconds.
@@ -201,7 +203,7 @@ class CacheScope:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_lock", "_state_token", "directives", "events", "hits", "misses")
+    __slots__ = ("_lock", "directives", "events", "hits", "misses")
 
     def __init__(self, directives: Directives, max_events: int = 1000) -> None:
         self.directives = directives
@@ -209,7 +211,6 @@ class CacheScope:
         self.hits = 0
         self.misses = 0
         self._lock = threading.Lock()
-        self._state_token: contextvars.Token[_State | None] | None = None
 
     def record(self, event: Event) -> None:
         """Add one event (called by the decorator)."""
@@ -225,15 +226,16 @@ class CacheScope:
         return f"<CacheScope {self.directives!r} hits={self.hits} misses={self.misses}>"
 
     # -- the context-manager protocol; `cache_controls(...)` returns the scope itself --------
+    #
+    # The scope object keeps no per-entry state: each entry pushes one _State (owned by this
+    # scope) onto the stack in the current context, and each exit removes this scope's most
+    # recent entry from the stack *of the context it runs in*. So one object can be entered
+    # again while open (nested, from several threads or tasks, with `with` and `async with`
+    # mixed): every exit undoes exactly its own entry, and nothing is left behind, also when
+    # the block raises or its task is cancelled (the exit runs either way). Issue 9.
 
     def __enter__(self) -> CacheScope:
-        outer = _STATE.get()
-        scopes: tuple[CacheScope, ...]
-        if outer is None:
-            merged, scopes = self.directives, (self,)
-        else:
-            merged, scopes = self.directives.over(outer.directives), (*outer.scopes, self)
-        self._state_token = _STATE.set(_State(merged, scopes))
+        _STATE.set(_push(_STATE.get(), self))
         return self
 
     def __exit__(
@@ -242,9 +244,12 @@ class CacheScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
-        token, self._state_token = self._state_token, None
-        if token is not None:
-            _STATE.reset(token)
+        state = _STATE.get()
+        if state is not None and state.owner is self:  # the usual, well-nested exit
+            _STATE.set(state.parent)
+        elif state is not None:
+            _STATE.set(_without(state, self))
+        # else: this scope was never entered in this context; there is nothing to undo here.
         return False
 
     async def __aenter__(self) -> CacheScope:
@@ -261,8 +266,38 @@ class CacheScope:
 
 @dataclass(frozen=True, slots=True)
 class _State:
+    """The open blocks in one context: one node per entry, innermost first via ``parent``."""
+
     directives: Directives
     scopes: tuple[CacheScope, ...]
+    owner: CacheScope
+    parent: _State | None
+
+
+def _push(outer: _State | None, scope: CacheScope) -> _State:
+    """The state after entering ``scope`` inside ``outer``."""
+    if outer is None:
+        return _State(scope.directives, (scope,), scope, None)
+    # A scope entered again records each call once, not once per entry.
+    scopes = outer.scopes if scope in outer.scopes else (*outer.scopes, scope)
+    return _State(scope.directives.over(outer.directives), scopes, scope, outer)
+
+
+def _without(state: _State, scope: CacheScope) -> _State | None:
+    """``state`` with ``scope``'s innermost entry removed (an exit out of nesting order); the
+    entries around it are merged again. ``state`` itself when ``scope`` has no entry in it."""
+    owners: list[CacheScope] = []
+    node: _State | None = state
+    while node is not None:
+        owners.append(node.owner)
+        node = node.parent
+    if scope not in owners:
+        return state
+    owners.remove(scope)  # the innermost entry: owners is innermost first
+    rebuilt: _State | None = None
+    for owner in reversed(owners):
+        rebuilt = _push(rebuilt, owner)
+    return rebuilt
 
 
 _STATE: contextvars.ContextVar[_State | None] = contextvars.ContextVar(
@@ -289,6 +324,12 @@ def cache_controls(**directives: Any) -> CacheScope:
 
     Directives apply in this thread or asyncio task only, and nest: an inner block wins per
     directive. The block yields a :class:`CacheScope` recording the calls inside it.
+
+    The returned object may be entered more than once, also while it is open: nested
+    (``with c: ... with c:``), from several threads or asyncio tasks at once, with ``with`` and
+    ``async with`` mixed. Each entry applies the directives in its own thread or task and each
+    exit removes exactly that entry, also when the block raises or the task is cancelled; the
+    scope records every call made under any of its entries, once.
 
     Args:
         **directives: any of ``enabled``, ``no_cache``, ``no_store``, ``ttl``, ``max_age``

@@ -82,7 +82,14 @@ class TestReentry:
             seen.append(active())
             return seen
 
-        assert asyncio.run(main()) == [{"ttl": 5.0}, {"ttl": 5.0}, {}, {"ttl": 5.0}, {"ttl": 5.0}, {}]
+        assert asyncio.run(main()) == [
+            {"ttl": 5.0},
+            {"ttl": 5.0},
+            {},
+            {"ttl": 5.0},
+            {"ttl": 5.0},
+            {},
+        ]
 
     def test_out_of_order_exits(self) -> None:
         """Exiting an outer entry first removes only that entry; the inner block stays in force."""
