@@ -76,3 +76,77 @@ def test_tests_without_the_fixture_are_untouched(pytester: pytest.Pytester, tmp_
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_configure_inside_a_test_does_not_leak(pytester: pytest.Pytester) -> None:
+    """Whatever configure() changes inside a test using llm_cache (or recordings) is undone at
+    teardown, override backend included: the next tests see the settings from before."""
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import dataclasses
+        import pytest
+        from llm_memo import config, configure, llm_cached
+        from llm_memo.backends.memory import MemoryBackend
+
+        def snapshot():
+            s = config.settings()
+            return {
+                f.name: getattr(s, f.name)
+                for f in dataclasses.fields(s)
+                if f.name != "generation"
+            }
+
+        BEFORE = snapshot()
+        plain = MemoryBackend()
+        elsewhere = MemoryBackend()
+
+        @llm_cached(backend=plain)
+        def ask(q):
+            return {"a": q}
+
+        def test_1_configures_everything(llm_cache):
+            configure(
+                backend=elsewhere,
+                ttl=5,
+                max_age=9,
+                namespace="leaked",
+                no_store=True,
+                strict=True,
+                signing_keys=["k" * 16],
+                on_event=lambda event: None,
+                allow_pickle=True,
+                wait_timeout=1,
+                lock=True,
+                lock_ttl=3,
+                compress_threshold=10,
+                clock=lambda: 0.0,
+                embedder=object(),
+            )
+            ask("x")
+            assert llm_cache.misses == 1
+
+        def test_2_sees_the_settings_from_before():
+            after = snapshot()
+            changed = {k: (BEFORE[k], after[k]) for k in BEFORE if BEFORE[k] != after[k]}
+            assert not changed, f"settings leaked from the previous test: {changed}"
+            ask("y")
+            assert [k.split(":")[2] for k in plain.keys()] == ["default"]
+            assert len(elsewhere) == 0
+
+        @pytest.mark.llm_memo(mode="record")
+        def test_3_recorded_test_configures():
+            configure(namespace="leaked-too", strict=True, only_if_cached=True)
+
+        def test_4_after_a_recorded_test(llm_cache):
+            after = snapshot()
+            changed = {
+                k: (BEFORE[k], after[k])
+                for k in BEFORE
+                if BEFORE[k] != after[k] and k not in ("override_backend", "observers", "clock")
+            }
+            assert not changed, f"settings leaked from the recorded test: {changed}"
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
