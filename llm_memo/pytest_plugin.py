@@ -38,7 +38,7 @@ from .recording import (
     default_mode,
     use_recordings,
 )
-from .testing import CacheRecorder, recording_cache
+from .testing import CacheRecorder, recording_cache, restored_settings
 
 __all__ = ["llm_cache", "llm_memo_redact", "llm_recording"]
 
@@ -227,7 +227,9 @@ def llm_cache() -> Iterator[CacheRecorder]:
     """A fresh in-memory cache for this test, replacing every cached function's backend.
 
     Yields a :class:`~llm_memo.testing.CacheRecorder` with ``.hits``, ``.misses``,
-    ``.events``, ``.entries()`` and ``.advance(seconds)``; nothing leaks between tests.
+    ``.events``, ``.entries()`` and ``.advance(seconds)``. Nothing leaks between tests: every
+    process-wide setting the test changes (``configure(...)`` calls included) is restored at
+    teardown.
 
     .. versionadded:: 0.1.0
     """
@@ -272,7 +274,7 @@ def llm_recording(
     marker = request.node.get_closest_marker(_MARKER)
     mode = state.mode_for(marker)
     if mode is Mode.OFF:
-        with use_recordings("", Mode.OFF) as recording:
+        with restored_settings(), use_recordings("", Mode.OFF) as recording:
             request.node.stash[_RECORDING] = recording
             yield recording
         return
@@ -280,7 +282,8 @@ def llm_recording(
     redact = marker.kwargs.get("redact") if marker is not None else None
     folder.backend.redact = redact if redact is not None else llm_memo_redact
     folder.modes.add(mode)
-    with use_recordings(folder.backend, mode) as recording:
+    # restored_settings: whatever the test configures is undone at teardown (issue 9).
+    with restored_settings(), use_recordings(folder.backend, mode) as recording:
         request.node.stash[_RECORDING] = recording
         try:
             yield recording

@@ -11,6 +11,7 @@ Not here: record/replay of real model responses for test suites (a later feature
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from . import config
 from .backends.memory import MemoryBackend
 from .events import Event, Outcome
 
-__all__ = ["CacheRecorder", "FakeClock", "recording_cache"]
+__all__ = ["CacheRecorder", "FakeClock", "recording_cache", "restored_settings"]
 
 
 class FakeClock:
@@ -102,8 +103,44 @@ class CacheRecorder:
 
 
 @contextmanager
+def restored_settings() -> Iterator[config.Settings]:
+    """Undo, when the block ends, every change made to llm_memo's process-wide settings inside
+    it: ``configure(...)`` calls (backend, directives, ``strict``, signing keys, callbacks,
+    clock...) and the backend the test fixtures swap in. Yields the settings from before.
+
+    The ``llm_cache`` and ``llm_recording`` fixtures run each test inside one, so nothing a
+    test configures leaks into the next.
+
+    Example::
+
+        with restored_settings():
+            configure(ttl=5, strict=True)
+            ...
+        # ttl and strict are what they were before the block
+
+    .. versionadded:: 0.1.0
+    """
+    before = config.settings()
+    try:
+        yield before
+    finally:
+        # Every field (so a setting added later is covered too), as one change: decorated
+        # functions see a new generation and drop what they derived from the block's settings.
+        config._replace(
+            **{
+                f.name: getattr(before, f.name)
+                for f in dataclasses.fields(before)
+                if f.name != "generation"
+            }
+        )
+
+
+@contextmanager
 def recording_cache() -> Iterator[CacheRecorder]:
     """Replace every cached function's backend with a fresh in-memory one, for a block.
+
+    Everything the block changes in the process-wide settings (``configure(...)`` calls
+    included) is undone when it ends (see :func:`restored_settings`).
 
     Example::
 
@@ -115,18 +152,10 @@ def recording_cache() -> Iterator[CacheRecorder]:
     .. versionadded:: 0.1.0
     """
     recorder = CacheRecorder()
-    before = config.settings()
-    config._replace(
-        override_backend=recorder.backend,
-        observers=(*before.observers, recorder._record),
-        clock=recorder.clock,
-    )
-    try:
-        yield recorder
-    finally:
-        now = config.settings()
+    with restored_settings() as before:
         config._replace(
-            override_backend=before.override_backend,
-            observers=tuple(o for o in now.observers if o != recorder._record),
-            clock=before.clock,
+            override_backend=recorder.backend,
+            observers=(*before.observers, recorder._record),
+            clock=recorder.clock,
         )
+        yield recorder

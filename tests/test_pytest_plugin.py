@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -55,7 +57,7 @@ def test_fixture_isolates_tests_and_records(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=5)
 
 
-def test_tests_without_the_fixture_are_untouched(pytester: pytest.Pytester, tmp_path) -> None:
+def test_tests_without_the_fixture_are_untouched(pytester: pytest.Pytester, tmp_path: Path) -> None:
     """A test that does not request llm_cache uses the configured backend as usual."""
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(
