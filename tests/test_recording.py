@@ -17,6 +17,7 @@ from llm_memo.backends import MISSING, Listing
 from llm_memo.backends.memory import MemoryBackend
 from llm_memo.keys import function_prefix
 from llm_memo.recording import (
+    SCRUBBED,
     Mode,
     RecordingBackend,
     default_mode,
@@ -312,6 +313,161 @@ class TestUseRecordings:
         assert default_mode({"CI": "false"}) is Mode.RECORD
         assert default_mode({"CI": ""}) is Mode.RECORD
         assert default_mode({}) is Mode.RECORD
+
+
+# Secrets as the providers issue them (made up, of the right shapes).
+SECRETS = {
+    "openai": "sk-proj-Q2x9Rt7vLm4Np8Ws3Yz6Bc1Df5Gh0JkAb",
+    "anthropic": "sk-ant-api03-Zy8Xw7Vu6Ts5Rq4Po3Nm2Lk1Ji0HgFeDcBa-9876",
+    "bearer": "Bearer ya29.a0AfB_byC1d2E3f4G5h6",
+    "basic": "Basic dXNlcjpodW50ZXIy",
+    "aws": "AKIAIOSFODNN7EXAMPLE",
+    "google": "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",
+    "github": "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+}
+NAMED = {  # strings under keys named like a credential, at any depth
+    "session_token": "plain-looking-session-value",
+    "client_secret": "another-plain-value",
+    "db_password": "hunter2-but-longer",
+    "x_api_key": "key-without-a-known-shape",
+}
+_NEVER = {  # never-keyed parameters / header mappings and the values a call passes in them
+    "api_key": "sk-live-4f3e2d1c0b9a8f7e6d5c4b3a",
+    "password": "pw-correct-horse-battery",
+    "secret": "shh-this-is-a-secret-value",
+    "token": "tok-0123456789abcdef",
+    "headers": {"Authorization": "Bearer hdr-AAAA1111bbbb2222"},
+    "extra_headers": {"x-api-key": "xak-5555666677778888"},
+    "default_headers": {"Cookie": "session=cookie-99998888"},
+}
+
+
+def _leaves(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _leaves(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def _all_bytes(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+class TestNoCredentialsInRecordings:
+    """Recordings written for git never hold a credential (issue 9, SPEC §5)."""
+
+    def test_never_keyed_parameters_and_header_mappings_are_left_out(self, tmp_path: Path) -> None:
+        """api_key, password, secret, token and header mappings never reach the request field,
+        even for a function whose key includes them (ignore=() changes nothing here)."""
+
+        @llm_cached
+        def ask(q: str, **params: object) -> dict:
+            return {"answer": q}
+
+        with use_recordings(tmp_path, "record"):
+            ask("hi", **_NEVER)
+        doc = read_recording(next(tmp_path.rglob("*.json")))
+        assert doc.request == {"q": "hi"}, f"recorded request: {doc.request}"
+        raw = _all_bytes(tmp_path)
+        leaked = [s for s in _leaves(_NEVER) if s.encode() in raw]
+        assert not leaked, f"written recordings hold {leaked}"
+
+    def test_secret_looking_values_are_scrubbed_anywhere(self, tmp_path: Path) -> None:
+        """Provider keys, bearer/basic credentials, JWTs and credential-named fields are
+        replaced by one marker wherever they appear in the request; other text is kept."""
+
+        @llm_cached
+        def ask(model: str, messages: list[dict], metadata: dict) -> dict:
+            return {"answer": "ok"}
+
+        messages = [
+            {"role": "user", "content": f"my {name} credential is {value}, keep it safe"}
+            for name, value in SECRETS.items()
+        ]
+        metadata = {"nested": {"deeper": [dict(NAMED)]}, "max_tokens": 5, "note": "harmless"}
+        with use_recordings(tmp_path, "record"):
+            ask("gpt-4o-mini", messages, metadata)
+        raw = _all_bytes(tmp_path)
+        secrets = [*SECRETS.values(), *NAMED.values()]
+        # Bearer/Basic keep their scheme word; the credential after it is what must go.
+        needles = [s.split(" ", 1)[-1] for s in secrets]
+        leaked = [n for n in needles if n.encode() in raw]
+        assert not leaked, f"written recordings hold {leaked}"
+        doc = read_recording(next(tmp_path.rglob("*.json")))
+        assert doc.request["model"] == "gpt-4o-mini"
+        contents = [m["content"] for m in doc.request["messages"]]
+        assert contents[0] == f"my openai credential is {SCRUBBED}, keep it safe", contents
+        assert all(SCRUBBED in c and c.endswith("keep it safe") for c in contents), contents
+        deeper = doc.request["metadata"]["nested"]["deeper"][0]
+        assert deeper == dict.fromkeys(NAMED, SCRUBBED), deeper
+        assert doc.request["metadata"]["max_tokens"] == 5
+        assert doc.request["metadata"]["note"] == "harmless"
+
+        # The replay report (printed in CI logs) shows the scrubbed request too.
+        with use_recordings(tmp_path, "replay") as rec, pytest.raises(CacheMiss):
+            ask("gpt-4o", messages, metadata)
+        report = rec.report()
+        assert "gpt-4o" in report
+        leaked = [n for n in needles if n in report]
+        assert not leaked, f"the replay report shows {leaked}"
+
+    def test_scrubbing_never_merges_two_requests(self, tmp_path: Path) -> None:
+        """Two requests that differ only in a secret-looking string keep two keys and two
+        recordings, and each replays its own answer."""
+
+        @llm_cached
+        def ask(prompt: str) -> str:
+            return f"answer to {prompt[-4:]}"
+
+        a = "use sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAAAA-1111"
+        b = "use sk-ant-api03-BBBBBBBBBBBBBBBBBBBBBBBB-2222"
+        assert ask.cache.key(a) != ask.cache.key(b)
+        with use_recordings(tmp_path, "record") as rec:
+            assert (ask(a), ask(b)) == ("answer to 1111", "answer to 2222")
+        assert rec.misses == 2
+        files = sorted(tmp_path.rglob("*.json"))
+        assert len(files) == 2, files
+        docs = [read_recording(f) for f in files]
+        assert docs[0].request == docs[1].request == {"prompt": f"use {SCRUBBED}"}
+        assert {d.key for d in docs} == {ask.cache.key(a), ask.cache.key(b)}
+        with use_recordings(tmp_path, "replay") as rec:
+            assert (ask(a), ask(b)) == ("answer to 1111", "answer to 2222")
+        assert (rec.hits, rec.unrecorded) == (2, [])
+
+    @pytest.mark.parametrize(
+        "names",
+        [
+            pytest.param(("api_key", "extra_headers", "default_headers"), id="sdk-credentials"),
+            pytest.param(("password", "secret", "headers"), id="generic-credentials"),
+        ],
+    )
+    def test_replay_with_other_credentials_finds_every_recording(
+        self, tmp_path: Path, names: tuple[str, ...]
+    ) -> None:
+        """Credentials are never keyed: a replay run with other credentials than the recording
+        run still finds every recording."""
+        calls: list[str] = []
+
+        @llm_cached
+        def ask(q: str, **params: object) -> str:
+            calls.append(q)
+            return q.upper()
+
+        def creds(run: str) -> dict[str, object]:
+            return {
+                n: {"Authorization": f"Bearer {run}-{n}-0123456789"}
+                if n.endswith("headers")
+                else f"{run}-{n}-0123456789"
+                for n in names
+            }
+
+        with use_recordings(tmp_path, "record"):
+            assert [ask(q, **creds("recording")) for q in ("a", "b")] == ["A", "B"]
+        with use_recordings(tmp_path, "replay") as rec:
+            assert [ask(q, **creds("replay")) for q in ("a", "b")] == ["A", "B"]
+        assert rec.unrecorded == [], rec.report()
+        assert calls == ["a", "b"]
+        assert b"recording-" not in _all_bytes(tmp_path)
 
 
 # -- the pytest plugin, end to end -----------------------------------------------------------------
