@@ -30,11 +30,21 @@ Recordings do not age: ``ttl`` and ``max_age`` do not expire them (a read is ser
 "now"). They carry no signature either: they are reviewed repository content, and when signing
 keys are configured the store signs what it reads.
 
-**Secrets.** Keys and entries never hold credentials (``api_key``, headers, ... are not part of
-the request, see :data:`llm_memo.keys.DEFAULT_IGNORE`). What else could be sensitive is yours:
-prompts with personal data, the ``user`` parameter, provider ids in responses. ``redact=`` takes
-a function from JSON to JSON applied to the request view and to the value before they are
-written; :func:`redact_keys` builds one that blanks named fields.
+**Secrets.** Recordings are written for git, so the ``request`` field never holds a credential,
+whatever the key is made of (:func:`scrub_request`, applied before anything is written or
+reported): parameters in the never-keyed list (:data:`llm_memo.keys.DEFAULT_IGNORE`) and
+credential names (``api_key``, ``password``, ``secret``, ``token``...) are left out, header
+mappings (``headers``, ``extra_headers``, ``default_headers``) are dropped at any depth, and
+secret-looking strings anywhere in it (``sk-...`` provider keys, ``Bearer ...`` / ``Basic ...``
+credentials, AWS ``AKIA...`` key ids, Google ``AIza...`` keys, GitHub ``ghp_...`` tokens, JWTs,
+passwords in URLs, strings under keys named like ``*token*``, ``*secret*``, ``*password*``,
+``*api_key*``) are replaced by :data:`SCRUBBED`. Keys are computed from the unscrubbed request,
+so scrubbing never makes two requests one recording; credentials are never keyed, so a replay
+with other credentials finds every recording. The ``value`` is stored as returned (a replay must
+return it exactly). What else could be sensitive is yours: prompts with personal data, the
+``user`` parameter, provider ids in responses. ``redact=`` takes a function from JSON to JSON
+applied to the request view and to the value before they are written; :func:`redact_keys`
+builds one that blanks named fields.
 
 Not here: the pytest options, marker and fixtures (``pytest_plugin.py``, a thin shell over this
 module).
@@ -53,7 +63,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import quote, unquote
 
 import orjson
@@ -64,9 +74,11 @@ from .codec import seal, unseal
 from .entry import FORMAT_VERSION, Entry
 from .errors import BackendError, CodecError, ConfigurationError
 from .events import Event, Outcome
+from .keys import DEFAULT_IGNORE
 
 __all__ = [
     "RECORDING_FORMAT",
+    "SCRUBBED",
     "Mode",
     "RecordedCall",
     "Recording",
@@ -76,6 +88,7 @@ __all__ = [
     "default_mode",
     "read_recording",
     "redact_keys",
+    "scrub_request",
     "use_recordings",
 ]
 
@@ -178,6 +191,7 @@ def _document(key: str, entry: Entry, request: Any, redact: Redactor | None) -> 
     if request is not None:
         # Sorted for people and diffs; the request is only read, never fed back to the codec.
         request = orjson.loads(orjson.dumps(request, option=orjson.OPT_SORT_KEYS))
+        request = scrub_request(request)  # never a credential in a file written for git
         if redact is not None:
             request = redact(request)
     if not binary and redact is not None:
@@ -272,6 +286,131 @@ def redact_keys(*names: str, replacement: str = "[redacted]") -> Redactor:
         return obj
 
     return walk
+
+
+#: What :func:`scrub_request` puts in place of a secret-looking value.
+SCRUBBED: Final = "[scrubbed]"
+
+# Header mappings: never recorded, at any depth (per-request tracing headers would also bust
+# every key, and credential headers must never reach git).
+_HEADER_MAPPINGS = frozenset({"headers", "extra_headers", "default_headers", "http_headers"})
+# Credential parameters left out of the request even when the key includes them (a user's own
+# function may key ``token``; the recording still must not show it).
+_CREDENTIALS = frozenset(
+    {
+        "api_key",
+        "api_token",
+        "apikey",
+        "access_token",
+        "refresh_token",
+        "auth_token",
+        "token",
+        "secret",
+        "client_secret",
+        "password",
+        "passwd",
+        "authorization",
+        "proxy_authorization",
+        "cookie",
+        "azure_ad_token",
+        "azure_ad_token_provider",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+    }
+)
+_LEFT_OUT = DEFAULT_IGNORE | _HEADER_MAPPINGS | _CREDENTIALS
+# Mapping keys whose string values are credentials (``session_token``, ``x-api-key``,
+# ``db_password``, ``Authorization``...), compared lower-cased with "-" read as "_".
+_SECRET_NAME = re.compile(
+    r"token|secret|passw(or)?d|api_?key|private_key|credential|^(proxy_)?authorization$"
+    r"|^(set_)?cookie$"
+)
+# Secret-looking text anywhere in a string, by its shape. Each pattern matches the credential
+# itself; a "Bearer"/"Basic" scheme word is kept so the text still reads.
+_SECRET_VALUES = re.compile(
+    "|".join(
+        (
+            r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{16,}",  # OpenAI sk-/sk-proj-, Anthropic sk-ant-
+            r"(?<![A-Za-z0-9])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe-style keys
+            r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
+            r"\bAIza[0-9A-Za-z_\-]{35}",  # Google API keys
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",  # GitHub tokens
+            r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",  # Slack tokens
+            r"\beyJ[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)*",  # JWTs (base64 '{"...')
+        )
+    )
+)
+# "Bearer <token>" / "Basic <base64>": only a token that looks like one (a digit, a symbol or
+# an inner capital), so prose such as "Basic authentication" stays readable.
+_AUTH_SCHEME = re.compile(r"\b(Bearer|Basic|Token|Digest)(\s+)([A-Za-z0-9\-._~+/]{6,}=*)", re.I)
+_TOKEN_SHAPE = re.compile(r"[0-9\-._~+/=]|.[A-Z]")
+# user:password@ in URLs, and credential query parameters (?api_key=..., &token=...).
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
+_URL_QUERY = re.compile(
+    r"([?&](?:api[_-]?key|key|token|access_token|auth|sig|signature|password|secret)=)[^&#\s]+",
+    re.I,
+)
+
+
+def _scrub_text(text: str) -> str:
+    if len(text) < 6:
+        return text
+    text = _SECRET_VALUES.sub(SCRUBBED, text)
+    text = _AUTH_SCHEME.sub(
+        lambda m: f"{m[1]}{m[2]}{SCRUBBED}" if _TOKEN_SHAPE.search(m[3]) else m[0], text
+    )
+    if "://" in text:
+        text = _URL_USERINFO.sub(SCRUBBED + "@", text)
+    if "=" in text:
+        text = _URL_QUERY.sub(lambda m: m[1] + SCRUBBED, text)
+    return text
+
+
+def _secret_name(name: str) -> bool:
+    return _SECRET_NAME.search(name.lower().replace("-", "_")) is not None
+
+
+def _scrub(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return _scrub_text(value)
+    if depth > 512:  # JSON from orjson nests at most 255 deep; never recurse without bound
+        return SCRUBBED
+    if isinstance(value, list):
+        return [_scrub(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            name = k if isinstance(k, str) else ""
+            if name.lower() in _HEADER_MAPPINGS and isinstance(v, (dict, list)):
+                continue
+            if isinstance(v, str) and name and _secret_name(name):
+                out[k] = SCRUBBED
+            else:
+                out[k] = _scrub(v, depth + 1)
+        return out
+    return value
+
+
+def scrub_request(request: Any) -> Any:
+    """The request view as recordings show it: without credentials (see the module docstring).
+
+    Top-level parameters in the never-keyed list, credential parameters and header mappings are
+    left out; header mappings deeper down are dropped; secret-looking strings anywhere, and
+    strings under credential-named keys, become :data:`SCRUBBED`. Returns a new value (the
+    input is not changed). Only for showing a request: keys are computed from the unscrubbed
+    view, so two requests that differ only in a secret keep two keys.
+
+    Example::
+
+        >>> scrub_request({"q": "use sk-proj-abcdefghijklmnop1234", "api_key": "sk-..."})
+        {'q': 'use [scrubbed]'}
+
+    .. versionadded:: 0.1.0
+    """
+    if isinstance(request, dict):
+        request = {k: v for k, v in request.items() if not (isinstance(k, str) and k in _LEFT_OUT)}
+    return _scrub(request, 0)
 
 
 #: Requests noted by describe() and not yet used, kept at most (oldest dropped first).
@@ -408,7 +547,8 @@ class RecordingBackend:
             describer = self._describers.pop(key, None)
         if request is None and describer is not None:
             try:
-                request = describer()
+                # Kept for reports and the file: scrubbed now, so no credential is held here.
+                request = scrub_request(describer())
             except (TypeError, ValueError):  # not keyable as a view: the file shows null
                 request = None
         return request
@@ -499,7 +639,7 @@ class RecordingBackend:
         if request is None:
             with contextlib.suppress(OSError, CodecError):
                 request = read_recording(self.path_for(key)).request
-        return request
+        return scrub_request(request)  # a file written before scrubbing existed, too
 
     def problem(self, key: str) -> str | None:
         """Why ``key``'s file could not be used, if it exists but was unreadable."""

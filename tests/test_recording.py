@@ -324,7 +324,10 @@ SECRETS = {
     "aws": "AKIAIOSFODNN7EXAMPLE",
     "google": "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",
     "github": "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
-    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "jwt": (
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0"
+        ".dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+    ),
 }
 NAMED = {  # strings under keys named like a credential, at any depth
     "session_token": "plain-looking-session-value",
