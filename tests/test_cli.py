@@ -430,3 +430,181 @@ class TestErrors:
         run = cli("show", "-b", str(tmp_path / "c"), k, "--json")
         assert run.json["signed"] is True
         assert run.json["value"] == {"x": 1}
+
+
+class TestNeverCreatesAStore:
+    """Read commands (and rm / purge, and copy's source) on a store that does not exist say so
+    (exit 1, "no cache at ...") and create nothing there."""
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            pytest.param(("stats",), id="stats"),
+            pytest.param(("ls",), id="ls"),
+            pytest.param(("show", key()), id="show"),
+            pytest.param(("rm", key()), id="rm"),
+            pytest.param(("purge", "--expired"), id="purge"),
+            pytest.param(("purge", "--all"), id="purge-all"),
+        ],
+    )
+    @pytest.mark.parametrize("scheme", ["path", "disk", "file", "recordings"])
+    def test_mistyped_location(self, tmp_path: Path, argv: tuple[str, ...], scheme: str) -> None:
+        """A typo in -b is reported, not turned into an empty cache."""
+        where = tmp_path / "typo" / "cache"
+        url = {
+            "path": str(where),
+            "disk": f"disk://{where}",
+            "file": f"file://{where}",
+            "recordings": f"recordings://{where}",
+        }[scheme]
+        run = cli(argv[0], "-b", url, *argv[1:])
+        assert run.code == 1, (run.code, run.out, run.err)
+        assert f"no cache at {where}" in run.err, run.err
+        assert not (tmp_path / "typo").exists(), "the command created a store at the typo"
+
+    def test_existing_folder_that_is_not_a_cache(self, tmp_path: Path) -> None:
+        """A folder that holds no disk cache stays as it was."""
+        (tmp_path / "notes").mkdir()
+        (tmp_path / "notes" / "todo.txt").write_text("x")
+        run = cli("stats", "-b", str(tmp_path / "notes"))
+        assert run.code == 1
+        assert "no cache at" in run.err
+        assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["todo.txt"]
+
+    def test_default_location_without_a_cache(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With nothing given and no cache yet, the embedded default is not created either."""
+        from llm_memo.backends.disk import default_directory
+
+        run = cli("stats")
+        assert run.code == 1
+        assert f"no cache at {default_directory()}" in run.err
+        assert not os.path.exists(default_directory())
+
+    def test_copy_source_must_exist(self, tmp_path: Path) -> None:
+        """copy from a missing source creates neither source nor destination."""
+        run = cli("copy", str(tmp_path / "nope"), str(tmp_path / "dst"))
+        assert run.code == 1
+        assert f"no cache at {tmp_path / 'nope'}" in run.err
+        assert sorted(tmp_path.iterdir()) == []
+
+    def test_copy_destination_is_created(
+        self, disk: tuple[str, DiskBackend], tmp_path: Path
+    ) -> None:
+        """The destination of a copy is written to, so it may be new."""
+        run = cli("copy", disk[0], str(tmp_path / "new-dst"), "--json")
+        assert (run.code, run.json["copied"]) == (0, 4)
+
+    @pytest.mark.s3
+    def test_absent_bucket(self, s3_server: S3Server) -> None:
+        """On S3, a bucket that does not exist is reported like a missing folder."""
+        options = [f"-o=storage_options.{k}={v}" for k, v in s3_server.storage_options.items()]
+        run = cli("stats", "-b", "s3://no-such-bucket-llm-memo/cache", *options)
+        assert run.code == 1, (run.code, run.err)
+        assert "no cache at s3://no-such-bucket-llm-memo/cache" in run.err
+        bucket = s3_server.create_bucket()
+        run = cli("stats", "-b", f"s3://{bucket}/cache", *options, "--json")
+        assert (run.code, run.json["entries"]) == (0, 0), run.err  # an existing bucket is fine
+
+
+class TestUnknownOptions:
+    """-o options a backend does not know are usage errors (exit 2), never stored."""
+
+    def test_object_store(self, tmp_path: Path) -> None:
+        """file:// rejects an option it does not know."""
+        (tmp_path / "objects").mkdir()
+        run = cli("stats", "-b", f"file://{tmp_path / 'objects'}", "-o", "bogus=1")
+        assert run.code == 2, (run.code, run.err)
+
+    def test_disk_option_is_not_saved_into_the_cache(self, disk: tuple[str, DiskBackend]) -> None:
+        """disk rejects -o bogus=1 instead of saving it into diskcache's settings table."""
+        import sqlite3
+
+        url, backend = disk
+        backend.close()
+        run = cli("stats", "-b", url, "-o", "bogus=1")
+        assert run.code == 2, (run.code, run.out, run.err)
+        with sqlite3.connect(os.path.join(url, "cache.db")) as db:
+            settings = {row[0] for row in db.execute("SELECT key FROM Settings")}
+        assert "bogus" not in settings, sorted(settings)
+
+    @pytest.mark.redis
+    def test_redis(self, redis_server: Any) -> None:
+        """An option the Redis backend's from_url does not take is a usage error, not a crash."""
+        run = cli("stats", "-b", redis_server.url, "-o", "bogus=1")
+        assert run.code == 2, (run.code, run.err)
+        assert "bogus" in run.err
+
+
+def _foreign_entries(now: float) -> dict[str, bytes]:
+    """Listed keys whose bytes this version cannot judge: newer format, corrupt, not ours."""
+    newer = bytearray(make_entry(expires_at=now - 3600).to_bytes())
+    newer[3] = 99  # the format byte of a future version
+    return {
+        key(n=11): bytes(newer),
+        key(n=12): b"LMM\x01truncated",
+        key(n=13): b"some other library's value",
+    }
+
+
+class TestPurgeOnlyWhatItCanJudge:
+    """purge --expired deletes entries it can read and judge past their retention (expiry +
+    stale window); everything else is kept and counted as skipped."""
+
+    @pytest.mark.redis
+    def test_redis(self, redis_server: Any) -> None:
+        """Unreadable entries on Redis are kept and reported; stale ones are kept too."""
+        prefix = f"cli-{time.time_ns()}:"
+        url = f"{redis_server.url}?prefix={prefix}"
+        backend = from_url(url)
+        now = time.time()
+        try:
+            backend.set(key(n=1), make_entry(expires_at=now - 60), None)  # expired: purged
+            backend.set(key(n=2), make_entry(expires_at=now + 3600), None)  # fresh
+            backend.set(key(n=3), make_entry(expires_at=now - 60, stale_window=600), None)
+            for k, raw in _foreign_entries(now).items():
+                redis_server.command("SET", prefix + k, raw)
+            redis_server.command("HSET", prefix + key(n=14), "field", "value")  # another type
+            dry = cli("purge", "-b", url, "--expired", "--dry-run", "--json")
+            assert (dry.json["keys"], dry.json["skipped"]) == ([key(n=1)], 4), dry.json
+            run = cli("purge", "-b", url, "--expired", "--json")
+            assert run.code == 0, run.err
+            assert (run.json["purged"], run.json["skipped"]) == (1, 4), run.json
+            human = cli("purge", "-b", url, "--expired")
+            assert "skipped 4" in human.out, human.out
+            left = sorted(k.decode() for k in redis_server.command("KEYS", prefix + "*"))
+            want = [key(n=2), key(n=3), key(n=11), key(n=12), key(n=13), key(n=14)]
+            assert left == sorted(prefix + k for k in want)
+        finally:
+            backend.clear()
+            backend.close()
+
+    def test_disk(self, tmp_path: Path) -> None:
+        """The same on disk, through the backend's sweep and through a filtered selection."""
+        url = str(tmp_path / "c")
+        backend = DiskBackend(url)
+        now = time.time()
+        backend.set(key(n=1), make_entry(expires_at=now - 60), None)
+        backend.set(key(n=2), make_entry(expires_at=now - 60, stale_window=600), None)
+        backend.set(key(ns="other", n=5), make_entry(expires_at=now - 60), None)
+        for k, raw in _foreign_entries(now).items():
+            backend._cache.set(k, raw)
+        filtered = cli("purge", "-b", url, "--expired", "--namespace", "default", "--json")
+        assert (filtered.json["purged"], filtered.json["skipped"]) == (1, 3), filtered.json
+        run = cli("purge", "-b", url, "--expired", "--json")
+        assert (run.json["purged"], run.json["skipped"]) == (1, 3), run.json
+        assert sorted(backend.keys()) == sorted([key(n=2), *_foreign_entries(now)])
+        backend.close()
+
+    def test_object_store(self, tmp_path: Path) -> None:
+        """On file://, objects that are not entries of this version are kept and counted."""
+        url = f"file://{tmp_path / 'objects'}"
+        store = from_url(url)
+        store.set(key(n=2), make_entry(), ttl=3600)
+        past = ObjectStoreBackend.from_url(url, clock=lambda: time.time() - 7200)
+        past.set(key(n=1), make_entry(), ttl=60)  # kept until an hour ago: purged
+        for k, raw in _foreign_entries(time.time()).items():
+            store.set(k, make_entry(), ttl=3600)
+            Path(store._path(k)).write_bytes(raw)  # then replaced by bytes it cannot read
+        run = cli("purge", "-b", url, "--expired", "--json")
+        assert (run.json["purged"], run.json["skipped"]) == (1, 3), run.json
+        assert sorted(store.keys()) == sorted([key(n=2), *_foreign_entries(time.time())])
