@@ -26,9 +26,15 @@ test recordings; the default is ``LLM_MEMO_BACKEND``, else the embedded disk cac
 Listing commands need a backend with ``keys(prefix)`` (the
 :class:`~llm_memo.backends.Listing` protocol); others get a clear error.
 
+No command creates a store: every command but ``copy``'s destination first checks that the
+cache is there (a disk cache's ``cache.db``, a ``file://`` or ``recordings://`` folder, objects
+under an object store's prefix), else it stops with "no cache at ...". ``purge`` deletes by age
+or expiry only entries it can read and judge; the others are kept and counted as skipped.
+
 Human-readable output by default; ``--json`` prints one JSON document for scripts.
-Exit codes: 0 done; 1 not found or nothing matched; 2 usage error (bad arguments or URL, a
-backend that cannot list); 3 the backend failed.
+Exit codes: 0 done; 1 not found or nothing matched ("no cache at ..." included); 2 usage error
+(bad arguments or URL, an option the backend does not take, a backend that cannot list); 3 the
+backend failed.
 
 Not here: anything the library needs at run time; this module is only imported by the command.
 """
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as _dt
 import fnmatch
 import inspect
@@ -48,13 +55,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
 from .__about__ import __version__
 from ._decorator import Difference, _diff
 from .backends import MISSING, Listing, from_url
+from .backends._registry import scheme_of
 from .codec import unseal
 from .entry import FLAG_COMPRESSED, Entry
 from .errors import BackendError, CodecError, ConfigurationError
@@ -156,16 +164,82 @@ def _default_url() -> str:
     return "disk://" + default_directory()
 
 
-def _open(url: str | None, options: dict[str, Any]) -> Any:
+def _open(url: str | None, options: dict[str, Any], *, must_exist: bool = True) -> Any:
+    """The backend at ``url``. With ``must_exist`` (every command but copy's destination) a
+    store that is not there is "no cache at ..." (exit 1), and nothing is created: a typo in
+    ``-b`` must not leave an empty cache behind."""
     url = url or _default_url()
-    if url.startswith("recordings://"):
-        return RecordingBackend.from_url(url, **options)
-    if url.startswith("memory://"):
+    scheme = scheme_of(url)
+    if scheme == "memory":
         raise _Exit(USAGE, "memory:// lives inside one process; the CLI cannot see it")
-    backend = from_url(url, **options)
+    if scheme == "recordings":
+        backend: Any = _build(RecordingBackend.from_url, url, scheme, options)
+        if must_exist and not backend.directory.is_dir():
+            raise _Exit(NOT_FOUND, f"no cache at {backend.directory} (no recordings folder)")
+        return backend
+    if scheme == "disk" and must_exist:
+        # Checked before the backend is built: opening a disk cache creates it.
+        directory = _disk_directory(url)
+        if not os.path.isfile(os.path.join(directory, _DISK_DB)):
+            raise _Exit(NOT_FOUND, f"no cache at {directory} (no disk cache there)")
+    backend = _build(from_url, url, scheme, options)
     if _is_async(backend):
         raise _Exit(USAGE, f"{url} gave an async backend; the CLI needs a sync one")
+    if must_exist and scheme != "disk":
+        where = _missing_store(backend, url)
+        if where is not None:
+            _close(backend)
+            raise _Exit(NOT_FOUND, f"no cache at {where}")
     return backend
+
+
+def _build(make: Callable[..., Any], url: str, scheme: str, options: dict[str, Any]) -> Any:
+    try:
+        return make(url, **options)
+    except TypeError as exc:  # a keyword the backend's from_url does not take
+        if not options:
+            raise
+        raise _Exit(USAGE, f"{scheme}:// does not take the option(s) given with -o: {exc}") from exc
+
+
+#: The SQLite file every diskcache directory holds (``diskcache.core.DBNAME``).
+_DISK_DB = "cache.db"
+
+
+def _disk_directory(url: str) -> str:
+    """The folder a ``disk://`` URL or a bare path names, as the disk backend reads it."""
+    if "://" not in url:
+        return os.path.abspath(os.path.expanduser(url))
+    parts = urlsplit(url)
+    path = unquote(parts.netloc + parts.path)
+    if not path:
+        from .backends.disk import default_directory
+
+        return default_directory()
+    return path
+
+
+def _missing_store(backend: Any, url: str) -> str | None:
+    """Where an object store's root would be if it does not exist (``None`` when it does, or
+    when that cannot be told cheaply): a local folder, or a bucket / prefix with nothing in it."""
+    module = sys.modules.get("llm_memo.backends.objectstore")
+    if module is None or not isinstance(backend, module.ObjectStoreBackend):
+        return None
+    root = getattr(backend, "root", None)
+    if not isinstance(root, str):
+        return None
+    if getattr(backend, "protocol", None) in ("file", "local"):
+        return None if os.path.isdir(root) else root
+    io = getattr(backend, "_sync_io", None)
+    fs = getattr(io, "fs", None)
+    if fs is None:
+        return None
+    deadline = getattr(io, "_deadline", {})
+    try:
+        exists = bool(fs.exists(root, **deadline))
+    except (OSError, TimeoutError) as exc:
+        raise BackendError(f"cannot look for {url}: {type(exc).__name__}: {exc}") from exc
+    return None if exists else url
 
 
 def _is_async(backend: Any) -> bool:
@@ -440,46 +514,70 @@ def _cmd_purge(args: argparse.Namespace, backend: Any, out: _Out) -> int:
     if args.all and (args.expired or flt.namespace or flt.function or flt.needs_entry):
         raise _Exit(USAGE, "--all selects everything; give it alone")
     purged: list[str] | int
-    gone = 0
+    skipped = 0
     whole = not (args.expired or flt.needs_entry) and (
         flt.function is None or (flt.namespace is not None and not _GLOB.search(flt.function))
     )
     if args.dry_run:
-        purged = [key for key, _, _ in _purge_selection(args, backend, flt)]
+        purged, skipped = _purge_plan(args, backend, flt)
     elif whole:  # a namespace, one function, or everything: a prefix, no listing needed
         purged = int(backend.clear(flt.prefix))
     elif args.expired and flt == _Filter() and callable(getattr(backend, "purge_expired", None)):
-        purged = int(backend.purge_expired())  # the backend's own sweep (object stores)
+        # The backend's own sweep (disk, object stores): it also removes entries past their
+        # retention that reads no longer return, and keeps what it cannot read.
+        purged = int(backend.purge_expired())
+        skipped = _unreadable(backend)
     else:
-        purged = []
-        for key, _, entry in _purge_selection(args, backend, flt):
-            if backend.delete(key):
-                purged.append(key)
-            elif entry is None:
-                gone += 1
+        doomed, skipped = _purge_plan(args, backend, flt)
+        purged = [key for key in doomed if backend.delete(key)]
     count = purged if isinstance(purged, int) else len(purged)
     verb = "would purge" if args.dry_run else "purged"
     out.document(
-        {"dry_run": args.dry_run, "purged": count}
+        {"dry_run": args.dry_run, "purged": count, "skipped": skipped}
         | ({"keys": purged} if isinstance(purged, list) else {})
-        | ({"already_expired": gone} if gone else {})
     )
     if isinstance(purged, list) and args.dry_run:
         for key in purged:
             out.line(key)
     out.line(f"{verb} {count} entr{'y' if count == 1 else 'ies'}")
-    if gone:
-        out.line(f"{gone} listed entries had already expired; the backend removes them itself")
+    if skipped:
+        out.line(
+            f"skipped {skipped} entr{'y' if skipped == 1 else 'ies'} it cannot read (another "
+            "format version or library, or damaged): kept"
+        )
     return OK if count else NOT_FOUND
 
 
-def _purge_selection(
-    args: argparse.Namespace, backend: Any, flt: _Filter
-) -> Iterator[tuple[str, _Key | None, Entry | None]]:
+def _purge_plan(args: argparse.Namespace, backend: Any, flt: _Filter) -> tuple[list[str], int]:
+    """The keys a purge deletes, and how many listed entries it cannot judge.
+
+    Only an entry this version reads can be judged: one that does not read as an entry (a
+    newer format's, a damaged one, another library's value, another Redis type) is never
+    deleted by an age or expiry selection, only counted. Expired means past the entry's
+    retention, ``expires_at`` plus its stale window (the grace ``stale_if_error`` reads use),
+    not merely past ``expires_at``.
+    """
+    judge = args.expired or flt.needs_entry
+    by_key = dataclasses.replace(flt, older_than=None, newer_than=None)
     now = _now()
-    for key, parts, entry in _select(backend, flt, with_entries=args.expired):
-        if not args.expired or entry is None or _expired(entry, now):
-            yield key, parts, entry
+    doomed: list[str] = []
+    skipped = 0
+    for key, _, entry in _select(backend, by_key, with_entries=judge):
+        if not judge:
+            doomed.append(key)
+        elif entry is None:
+            skipped += 1
+        elif flt.entry_matches(entry, now) and (not args.expired or _expired(entry, now)):
+            doomed.append(key)
+    return doomed, skipped
+
+
+def _unreadable(backend: Any) -> int:
+    """How many listed keys do not read as entries (after a backend's own sweep)."""
+    if not isinstance(backend, Listing):
+        return 0
+    store: Any = backend  # a Backend as well as a Listing
+    return sum(store.get(key) is MISSING for key in backend.keys(""))
 
 
 class _Progress:
@@ -509,7 +607,11 @@ class _Progress:
 
 def _cmd_copy(args: argparse.Namespace, out: _Out, err: TextIO) -> int:
     src = _open(args.src, _options(args.src_option))
-    dst = _open(args.dst, _options(args.dst_option))
+    try:
+        dst = _open(args.dst, _options(args.dst_option), must_exist=False)
+    except BaseException:
+        _close(src)
+        raise
     try:
         flt = _filter_from(args)
         keys = [k for k, _, _ in _select(src, flt, with_entries=False)]
@@ -659,7 +761,9 @@ def _parser() -> argparse.ArgumentParser:
         "purge", parents=[common, json_flag, select, ages], help="delete a selection of entries"
     )
     p.add_argument(
-        "--expired", action="store_true", help="entries past their expiry (and stale window)"
+        "--expired",
+        action="store_true",
+        help="entries past their retention (expiry plus stale window); unreadable ones are kept",
     )
     p.add_argument("--all", action="store_true", help="every entry")
     p.add_argument("--dry-run", action="store_true", help="list what would be deleted")

@@ -496,14 +496,20 @@ class TestNeverCreatesAStore:
 
     @pytest.mark.s3
     def test_absent_bucket(self, s3_server: S3Server) -> None:
-        """On S3, a bucket that does not exist is reported like a missing folder."""
+        """On S3, a bucket that does not exist, or a prefix with nothing in it, is reported
+        like a missing folder (an object store has no empty folders to tell them apart)."""
         options = [f"-o=storage_options.{k}={v}" for k, v in s3_server.storage_options.items()]
         run = cli("stats", "-b", "s3://no-such-bucket-llm-memo/cache", *options)
         assert run.code == 1, (run.code, run.err)
         assert "no cache at s3://no-such-bucket-llm-memo/cache" in run.err
         bucket = s3_server.create_bucket()
+        run = cli("ls", "-b", f"s3://{bucket}/cache", *options)
+        assert run.code == 1, (run.code, run.err)
+        assert f"no cache at s3://{bucket}/cache" in run.err
+        store = from_url(f"s3://{bucket}/cache", storage_options=s3_server.storage_options)
+        store.set(key(), make_entry(), None)
         run = cli("stats", "-b", f"s3://{bucket}/cache", *options, "--json")
-        assert (run.code, run.json["entries"]) == (0, 0), run.err  # an existing bucket is fine
+        assert (run.code, run.json["entries"]) == (0, 1), run.err
 
 
 class TestUnknownOptions:
