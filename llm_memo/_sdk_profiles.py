@@ -39,6 +39,7 @@ __all__ = [
     "endpoint_of",
     "is_sdk_client",
     "profile_for",
+    "sdk_client_of",
 ]
 
 
@@ -184,10 +185,10 @@ def _mro_names(cls: type) -> Iterable[tuple[str, str]]:
 
 def is_sdk_client(obj: Any) -> bool:
     """Whether ``obj`` is a Stainless-generated SDK client (openai, anthropic...)."""
-    return _client_of(obj) is obj
+    return sdk_client_of(obj) is obj
 
 
-def _client_of(obj: Any) -> Any:
+def sdk_client_of(obj: Any) -> Any:
     """The client behind a Stainless client or resource object, else ``None``."""
     cls = type(obj)
     if cls.__module__ == "builtins":
@@ -206,7 +207,7 @@ def endpoint_client(fn: Callable[..., Any]) -> Any:
     for step in _steps(fn):
         owner = getattr(step, "__self__", None)
         if owner is not None:
-            client = _client_of(owner)
+            client = sdk_client_of(owner)
             if client is not None:
                 return client
     return None
@@ -230,8 +231,8 @@ def endpoint_of(client: Any) -> dict[str, Any]:
     """The endpoint identity of an SDK client: what decides which server answers.
 
     ``{"base_url": ..., "query": {...}}`` plus, where the client has them, ``api_version`` and
-    ``deployment`` (Azure OpenAI), ``project`` and ``region`` (Vertex). User info in the URL
-    and credential-named query parameters are left out.
+    ``deployment`` (Azure OpenAI), ``project`` and ``region`` (Vertex), ``region`` (Bedrock).
+    User info in the URL and credential-named query parameters are left out.
     """
     parts = urlsplit(str(getattr(client, "base_url", "")))
     netloc = parts.netloc.rpartition("@")[2]
@@ -246,9 +247,10 @@ def endpoint_of(client: Any) -> dict[str, Any]:
         ("deployment", "_azure_deployment"),
         ("project", "project_id"),
         ("region", "region"),
+        ("region", "aws_region"),
     ):
         value = getattr(client, attribute, None)
-        if isinstance(value, str):
+        if isinstance(value, str) and name not in endpoint:
             endpoint[name] = value
     return endpoint
 

@@ -45,6 +45,8 @@ from .errors import ConfigurationError, UnkeyableArgumentError
 
 __all__ = [
     "DEFAULT_IGNORE",
+    "IGNORE_GROUPS",
+    "MAX_DEPTH",
     "KeyBuilder",
     "canonical",
     "canonical_bytes",
@@ -55,38 +57,45 @@ __all__ = [
     "namespace_prefix",
 ]
 
-#: Parameter names never part of a key: credentials, client objects' transport settings and
-#: per-call bookkeeping that does not change the model's answer. Applied at the top level of the
-#: bound arguments, including names passed through ``**kwargs``. ``ignore=`` adds to it.
-DEFAULT_IGNORE: frozenset[str] = frozenset(
-    {
-        # credentials and accounts
-        "api_key",
-        "api_token",
-        "organization",
-        "azure_ad_token",
-        "azure_ad_token_provider",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        # transport
-        "timeout",
-        "request_timeout",
-        "max_retries",
-        "num_retries",
-        "extra_headers",
-        "default_headers",
-        "http_client",
-        # litellm bookkeeping
-        "caching",
-        "litellm_call_id",
-        "litellm_logging_obj",
-        "logger_fn",
-    }
-)
-# Deliberately not ignored: generic names a user's own function may use for inputs that
-# change the answer (token, project, headers, cache...), and stream_options (include_usage
-# changes which chunks a stream has).
+#: The generic never-keyed list, by group (docs/guides/keys.md shows the same table; a test
+#: compares them). Exact names, matched at the top level of the bound arguments, including
+#: names passed through ``**kwargs``.
+IGNORE_GROUPS: dict[str, frozenset[str]] = {
+    # Credentials never change the answer, and must never reach stored bytes or recordings.
+    "credentials": frozenset(
+        {
+            "api_key",
+            "api_token",
+            "auth_token",
+            "access_token",
+            "token",
+            "secret",
+            "client_secret",
+            "password",
+            "azure_ad_token",
+            "azure_ad_token_provider",
+            "aws_access_key_id",
+            "aws_secret_access_key",
+            "aws_session_token",
+        }
+    ),
+    # How the request travels, not what it asks.
+    "transport": frozenset(
+        {"timeout", "request_timeout", "max_retries", "num_retries", "http_client"}
+    ),
+    # Whole header mappings: they carry credentials and per-request tracing ids (which would
+    # bust every key). key_headers= keys chosen headers from them.
+    "header mappings": frozenset(_sdk_profiles.HEADER_MAPPINGS),
+}
+
+#: Parameter names never part of a key, whatever the function: credentials, transport
+#: settings and header mappings (:data:`IGNORE_GROUPS`). SDK-specific names (litellm's
+#: ``cache``, ``callbacks``, ``litellm_*``...) are in that SDK's profile and apply to its own
+#: functions only. ``ignore=`` adds names; ``key_params=`` brings names back.
+DEFAULT_IGNORE: frozenset[str] = frozenset().union(*IGNORE_GROUPS.values())
+# Deliberately keyed: stream_options (include_usage changes which chunks a stream has),
+# extra_body / extra_query (they change the request), base_url / api_base / api_version (they
+# choose the server that answers), and generic input names such as project or user.
 
 _KEY_PREFIX = "llm_memo"
 _MAX_INT = 2**64
@@ -367,6 +376,11 @@ def _canon_other(obj: Any, d: int, m: bool) -> Any:
         return {"$path": obj.as_posix()}
     if isinstance(obj, type):
         return _canon_class(obj)
+    client = _sdk_profiles.sdk_client_of(obj)
+    if client is not None:
+        # An SDK client (or one of its resources) as an argument: the server that answers,
+        # never its credentials.
+        return _canon(_sdk_profiles.endpoint_of(client), d, m)
     raise _Unkeyable(obj)
 
 
