@@ -42,7 +42,7 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_OPTIONS = ("strict", "lock", "allow_pickle", "semantic_text")
+_OPTIONS = ("strict", "lock", "allow_pickle", "semantic_text", "key_params", "key_headers")
 
 
 # -- explain() -----------------------------------------------------------------------------------
@@ -388,6 +388,8 @@ def _decorate(
         lock=options.get("lock", UNSET),
         allow_pickle=options.get("allow_pickle", UNSET),
         semantic_text=options.get("semantic_text"),
+        key_params=options.get("key_params", ()),
+        key_headers=options.get("key_headers", ()),
     )
     return CachedFunction(fn, memo, _driver_for(fn))
 
@@ -446,7 +448,9 @@ def llm_cached(
         key: ``key(*args, **kwargs)`` returning the value to key on, replacing the bound
             arguments (function identity and namespace still apply).
         ignore: parameter names to leave out of the key, added to
-            :data:`llm_memo.keys.DEFAULT_IGNORE` (credentials, timeouts, headers...).
+            :data:`llm_memo.keys.DEFAULT_IGNORE` (credentials, timeouts, header mappings) and,
+            for an SDK's own functions, that SDK's names (litellm's ``cache``, ``callbacks``,
+            ``litellm_*``...).
         namespace: partition of the key space (versions, tenants).
         name: function identity in keys instead of ``module.qualname`` (keeps entries valid
             across a rename or move).
@@ -454,7 +458,12 @@ def llm_cached(
         **policy: more directives (``no_cache``, ``no_store``, ``max_age``,
             ``stale_if_error``, ``only_if_cached``, ``enabled``, ``threshold``) and options
             (``strict``, ``lock``, ``allow_pickle``, and ``semantic_text`` for semantic
-            backends: a function of the call's arguments returning the text to embed).
+            backends: a function of the call's arguments returning the text to embed), and
+            for keys ``key_params`` (never-keyed parameter names to key after all, e.g.
+            ``key_params=("token",)`` when your ``token`` is text) and ``key_headers``
+            (header names to key from ``extra_headers`` / ``headers`` / ``default_headers``
+            and an SDK client's default headers, e.g. ``key_headers=("anthropic-beta",)``;
+            credential headers are refused).
 
     Raises:
         ConfigurationError: an unknown option or an invalid value (at decoration time).
@@ -469,6 +478,12 @@ def llm_cached(
     for opt in ("strict", "lock", "allow_pickle"):
         if opt in options and not isinstance(options[opt], bool):
             raise ConfigurationError(f"{opt} must be True or False")
+    for opt in ("key_params", "key_headers"):
+        if opt in options:
+            names = options[opt]
+            if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+                raise ConfigurationError(f"{opt}= takes a tuple of names, e.g. {opt}=({names!r},)")
+            options[opt] = tuple(names)
     directives = Directives.build(backend=backend, ttl=ttl, namespace=namespace, **policy)
     if key is not None and not callable(key):
         raise ConfigurationError("key= must be a function of the cached function's arguments")

@@ -99,6 +99,7 @@ class Memo:
         key: optional key function.
         cache_if: optional predicate on results; ``False`` means do not store.
         strict / lock / allow_pickle: decorator-level options, UNSET to inherit.
+        key_params / key_headers: never-keyed names and chosen headers to key after all.
     """
 
     def __init__(
@@ -114,9 +115,18 @@ class Memo:
         lock: bool | Unset,
         allow_pickle: bool | Unset,
         semantic_text: Callable[..., str] | None = None,
+        key_params: Iterable[str] = (),
+        key_headers: Iterable[str] = (),
     ) -> None:
         self.function_id = name or function_identity(fn)
-        self.keys = KeyBuilder(fn, self.function_id, ignore=ignore, key=key)
+        self.keys = KeyBuilder(
+            fn,
+            self.function_id,
+            ignore=ignore,
+            key=key,
+            key_params=key_params,
+            key_headers=key_headers,
+        )
         self.codec = Codec(AllowList(fn))
         self.stats = Stats()
         self.directives = directives

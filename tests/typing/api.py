@@ -28,6 +28,11 @@ def ask(model: str, messages: list[dict[str, str]], temperature: float = 0.0) ->
     return model
 
 
+@llm_cached(key_params=("token",), key_headers=("anthropic-beta",))
+def with_key_options(token: str, extra_headers: dict[str, str] | None = None) -> str:
+    return token
+
+
 @llm_cached
 def bare(prompt: str) -> int:
     return len(prompt)
@@ -58,6 +63,7 @@ async def use_async() -> None:
 def use() -> None:
     assert_type(ask("m", [{"role": "user", "content": "hi"}]), str)
     assert_type(bare("x"), int)
+    assert_type(with_key_options("t", extra_headers={"anthropic-beta": "b"}), str)
     for chunk in stream("x"):
         assert_type(chunk, str)
     handle = ask.cache
