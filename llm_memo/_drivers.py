@@ -29,7 +29,7 @@ from ._flight import ASYNC_FLIGHTS, SYNC_FLIGHTS, Flight, Landing
 from ._memo import Memo, is_async_backend, is_semantic_backend, logger
 from ._policy import Freshness, Policy, freshness
 from .backends import MISSING, AsyncLocking, Locking
-from .codec import usage_tokens
+from .codec import StreamUsage, join_chunks, usage_tokens
 from .controls import CacheScope
 from .entry import Entry
 from .errors import BackendError, BackendUnavailableError, CacheMiss, CodecError
@@ -628,6 +628,7 @@ def _generate(
             return
         memo.emit(outcome, key, start, policy, scopes, error=failure)
         yield first
+        del first  # hold no chunk the consumer has let go of
         yield from recorder
 
 
@@ -698,6 +699,7 @@ async def _agenerate(
             return
         memo.emit(outcome, key, start, policy, scopes, error=failure)
         yield first
+        del first  # hold no chunk the consumer has let go of
         async for chunk in recorder:
             yield chunk
 
@@ -706,9 +708,27 @@ async def _agenerate(
 
 
 class _Recording:
-    """State shared by the sync and async recorders: chunks so far, and the store at the end."""
+    """State shared by the sync and async recorders: the chunks so far, and the store at the end.
 
-    __slots__ = ("_backend", "_chunks", "_finished", "_key", "_memo", "_policy", "_source")
+    Each chunk is encoded the moment it passes (before the consumer sees it), so what is stored
+    is exactly what the source yielded even if the consumer edits a chunk in place, and the
+    recording holds encoded bytes rather than references to the chunks (SPEC §5). A chunk that
+    cannot be encoded, or a recording past the backend's entry size, stops the recording: the
+    consumer still gets every chunk, and nothing is stored.
+    """
+
+    __slots__ = (
+        "_backend",
+        "_finished",
+        "_key",
+        "_limit",
+        "_memo",
+        "_parts",
+        "_policy",
+        "_size",
+        "_source",
+        "_usage",
+    )
 
     def __init__(self, source: Any, memo: Memo, backend: Any, key: str, policy: Policy) -> None:
         self._source = source
@@ -716,22 +736,52 @@ class _Recording:
         self._backend = backend
         self._key = key
         self._policy = policy
-        self._chunks: list[Any] = []
+        # None: not recording (nothing will be stored).
+        self._parts: list[bytes] | None = [] if policy.writes else None
+        self._size = 0
+        self._limit = memo.entry_limit(backend)
+        self._usage = StreamUsage()
         self._finished = False
 
     _tag = "stream"
 
+    def _take(self, chunk: Any) -> None:
+        # Snapshot the chunk now: this runs before the chunk is handed to the consumer.
+        parts = self._parts
+        if parts is None:
+            return
+        part = self._memo.encode_chunk(chunk)
+        if part is None:
+            self._parts = None
+            return
+        self._size += len(part) + 1
+        if self._size > self._limit:
+            self._memo.too_large(self._size, self._limit)
+            self._parts = None
+            return
+        parts.append(part)
+        self._usage.add(chunk)
+
     def _entry(self) -> tuple[Entry, float | None] | None:
         # The stream completed normally: build its entry if it is to be stored at all.
-        memo, chunks = self._memo, self._chunks
+        memo, parts = self._memo, self._parts
+        self._parts = None
+        if parts is None:
+            return None
         now = memo.now()
         plan = memo.plan(self._policy, now)
-        if plan is None or not memo.should_store(chunks):
+        if plan is None:
             return None
-        encoded = memo.encode_chunks(chunks, self._tag)
-        if encoded is None:
-            return None
-        return memo.entry_for(self._key, encoded, plan, now, chunks), plan.retention
+        payload = join_chunks(parts)
+        del parts
+        if memo.cache_if is not None:
+            # cache_if judges what would be stored: a fresh copy of the snapshotted chunks.
+            chunks = memo.decode_chunks(payload)
+            if chunks is None or not memo.should_store(chunks):
+                return None
+        encoded = (self._tag, payload)
+        entry = memo.entry_for(self._key, encoded, plan, now, None, tokens=self._usage.total)
+        return entry, plan.retention
 
     def _write_failed(self, exc: BackendError) -> None:
         self._memo.backend_failed(self._backend, exc, "set")
@@ -760,8 +810,9 @@ class RecordingStream(_Recording):
             raise
         except BaseException:
             self._finished = True
+            self._parts = None
             raise
-        self._chunks.append(chunk)
+        self._take(chunk)
         return chunk
 
     def _complete(self) -> None:
@@ -783,6 +834,7 @@ class RecordingStream(_Recording):
         """Stop early: nothing is stored; the source is closed."""
         if not self._finished:
             self._finished = True
+            self._parts = None
             close = getattr(self._source, "close", None)
             if close is not None:
                 close()
@@ -838,8 +890,9 @@ class AsyncRecordingStream(_Recording):
             raise
         except BaseException:
             self._finished = True
+            self._parts = None
             raise
-        self._chunks.append(chunk)
+        self._take(chunk)
         return chunk
 
     async def _complete(self) -> None:
@@ -861,6 +914,7 @@ class AsyncRecordingStream(_Recording):
         """Stop early: nothing is stored; the source is closed."""
         if not self._finished:
             self._finished = True
+            self._parts = None
             close = getattr(self._source, "aclose", None) or getattr(self._source, "close", None)
             if close is not None:
                 result = close()

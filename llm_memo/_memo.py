@@ -28,7 +28,7 @@ from ._policy import Policy, WritePlan, resolve, write_plan
 from .backends import AsyncLocking, AsyncSemantic, Describing, Locking, Semantic
 from .codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
 from .controls import UNSET, CacheScope, Directives, Unset
-from .entry import Entry
+from .entry import DEFAULT_MAX_ENTRY_SIZE, Entry
 from .errors import BackendError, CodecError, ConfigurationError
 from .events import Event, Outcome, Stats
 from .keys import KeyBuilder, digest, function_prefix, split_for_similarity
@@ -136,6 +136,7 @@ class Memo:
         self._last_backend: tuple[Any, bool, Any] = (None, False, None)
         self._warned_unstorable = False
         self._warned_lock = False
+        self._warned_size = False
         self._error_log = _ErrorLog()
         self.strict = False
         self.lock = False
@@ -275,14 +276,43 @@ class Memo:
             self._unstorable(exc)
             return None
 
-    def encode_chunks(self, chunks: list[Any], tag: str) -> tuple[str, bytes] | None:
-        """Encode a completed stream under ``tag`` (``stream`` or ``astream``), or ``None``
-        when a chunk cannot be stored."""
+    def encode_chunk(self, chunk: Any) -> bytes | None:
+        """Snapshot one stream chunk as it passes, or ``None`` (logged once per function) when
+        it cannot be stored, in which case the stream is not stored."""
         try:
-            return tag, self.codec.encode_chunks(chunks, allow_pickle=self.allow_pickle)
+            return self.codec.encode_chunk(chunk, allow_pickle=self.allow_pickle)
         except UnencodableValueError as exc:
             self._unstorable(exc)
             return None
+
+    def decode_chunks(self, payload: bytes) -> list[Any] | None:
+        """Fresh chunks from a stream payload this process just encoded (for ``cache_if``)."""
+        try:
+            return self.codec.decode_chunks(payload, allow_pickle=self.allow_pickle)
+        except CodecError:
+            return None
+
+    @staticmethod
+    def entry_limit(backend: Any) -> int:
+        """The largest value (decompressed) ``backend`` stores and serves: its
+        ``max_entry_size`` attribute when it has a positive one, else
+        :data:`~llm_memo.entry.DEFAULT_MAX_ENTRY_SIZE`."""
+        limit = getattr(backend, "max_entry_size", None)
+        if type(limit) is int and limit > 0:
+            return limit
+        return DEFAULT_MAX_ENTRY_SIZE
+
+    def too_large(self, size: int, limit: int) -> None:
+        """Log (once per function) that a result is not stored because of its size."""
+        if not self._warned_size:
+            self._warned_size = True
+            logger.warning(
+                "not caching a result of %s: its encoded value (%d+ bytes) exceeds the "
+                "backend's entry size limit of %d bytes",
+                self.function_id,
+                size,
+                limit,
+            )
 
     def _unstorable(self, exc: UnencodableValueError) -> None:
         if not self._warned_unstorable:
@@ -314,8 +344,16 @@ class Memo:
             return False
 
     def entry_for(
-        self, key: str, encoded: tuple[str, bytes], plan: WritePlan, now: float, value: Any
+        self,
+        key: str,
+        encoded: tuple[str, bytes],
+        plan: WritePlan,
+        now: float,
+        value: Any,
+        tokens: int | None = None,
     ) -> Entry:
+        """The sealed entry for an encoded result (``tokens``: its usage when already counted,
+        as for streams; otherwise read from ``value``)."""
         tag, payload = encoded
         s = self._settings
         return seal(
@@ -325,7 +363,7 @@ class Memo:
             created_at=now,
             expires_at=plan.expires_at,
             stale_window=plan.stale_window,
-            tokens=usage_tokens(value),
+            tokens=usage_tokens(value) if tokens is None else tokens,
             signing_keys=s.signing_keys,
             compress_threshold=s.compress_threshold,
         )

@@ -53,7 +53,9 @@ from .errors import CodecError
 __all__ = [
     "AllowList",
     "Codec",
+    "StreamUsage",
     "UnencodableValueError",
+    "join_chunks",
     "register_type",
     "registered_types",
     "seal",
@@ -418,20 +420,28 @@ class Codec:
 
     # -- streams ---------------------------------------------------------------------------
 
-    def encode_chunks(self, chunks: Sequence[Any], *, allow_pickle: bool = False) -> bytes:
+    def encode_chunk(self, chunk: Any, *, allow_pickle: bool = False) -> bytes:
+        """Encode one stream chunk (tagged) as an item of a stream payload.
+
+        Recorders call this as each chunk passes, so what is stored is the chunk as it was
+        yielded (a consumer editing it in place later changes nothing) and a recording holds
+        bytes, not the chunks themselves. :func:`join_chunks` assembles the payload.
+
+        Raises:
+            UnencodableValueError: the chunk cannot be encoded.
+        """
+        tag, payload = self.encode(chunk, allow_pickle=allow_pickle, chunk=True)
+        if tag == "pickle":
+            return orjson.dumps([tag, base64.b64encode(payload).decode()])
+        return orjson.dumps([tag, orjson.Fragment(payload)])
+
+    def encode_chunks(self, chunks: Iterable[Any], *, allow_pickle: bool = False) -> bytes:
         """Encode a recorded stream's chunks (each tagged) as one payload.
 
         Raises:
             UnencodableValueError: a chunk cannot be encoded.
         """
-        items: list[Any] = []
-        for chunk in chunks:
-            tag, payload = self.encode(chunk, allow_pickle=allow_pickle, chunk=True)
-            if tag == "pickle":
-                items.append([tag, base64.b64encode(payload).decode()])
-            else:
-                items.append([tag, orjson.Fragment(payload)])
-        return orjson.dumps(items)
+        return join_chunks([self.encode_chunk(c, allow_pickle=allow_pickle) for c in chunks])
 
     def decode_chunks(self, payload: bytes, *, allow_pickle: bool = False) -> list[Any]:
         """Restore a stream's chunks, in order, as fresh objects.
@@ -472,6 +482,14 @@ class Codec:
             else:
                 raise CodecError(f"stream chunk type {tag!r} is not allowed here")
         return out
+
+
+def join_chunks(parts: Sequence[bytes]) -> bytes:
+    """The stream payload made of items from :meth:`Codec.encode_chunk`, in order.
+
+    .. versionadded:: 0.2.0
+    """
+    return b"[" + b",".join(parts) + b"]"
 
 
 # -- sealing: compression and signatures --------------------------------------------------------
@@ -544,6 +562,55 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+class StreamUsage:
+    """Token usage of a stream, counted chunk by chunk as it passes (see :func:`usage_tokens`).
+
+    A recorder feeds each chunk to :meth:`add` when it is yielded, so the count does not need
+    the chunks kept around (or a consumer's later edits of them).
+
+    .. versionadded:: 0.2.0
+    """
+
+    __slots__ = ("_first_has_input", "_last", "_last_has_input", "_seen", "_start_input")
+
+    def __init__(self) -> None:
+        self._seen = False
+        self._last = 0  # tokens of the last chunk that reports any
+        self._last_has_input = False
+        self._first_has_input = False
+        self._start_input: int | None = None  # an Anthropic message_start's input tokens
+
+    def add(self, chunk: Any) -> None:
+        """Count one chunk (in stream order)."""
+        tokens = usage_tokens(chunk)
+        if not self._seen:
+            self._seen = True
+            self._first_has_input = _has_input(chunk)
+            start = _field(chunk, "message")
+            if start is not None:
+                self._start_input = _int(_field(_field(start, "usage") or {}, "input_tokens"))
+        if tokens:
+            self._last = tokens
+            self._last_has_input = _has_input(chunk)
+
+    @property
+    def total(self) -> int:
+        """The stream's tokens: the last usage reported, plus the prompt tokens of an Anthropic
+        ``message_start`` when that last usage has only output tokens."""
+        total = self._last
+        has_input = self._last_has_input if self._last else self._first_has_input
+        if self._start_input is not None and not has_input:
+            total += self._start_input
+        return total
+
+
+def _has_input(chunk: Any) -> bool:
+    try:
+        return _field(_field(chunk, "usage") or {}, "input_tokens") is not None
+    except (AttributeError, TypeError):
+        return False
+
+
 def usage_tokens(value: Any) -> int:
     """Tokens a response reports in its ``usage`` (OpenAI, Anthropic and litellm shapes); 0
     when it has none. For a list of stream chunks, the last chunk that reports usage, plus the
@@ -553,16 +620,10 @@ def usage_tokens(value: Any) -> int:
     .. versionadded:: 0.1.0
     """
     if isinstance(value, list):
-        total = 0
-        final_usage = None
-        for chunk in reversed(value):
-            final_usage = _field(chunk, "usage")
-            if total := usage_tokens(chunk):
-                break
-        start = _field(value[0], "message") if value else None  # Anthropic's message_start
-        if start is not None and _field(final_usage or {}, "input_tokens") is None:
-            total += _int(_field(_field(start, "usage") or {}, "input_tokens"))
-        return total
+        counter = StreamUsage()
+        for chunk in value:
+            counter.add(chunk)
+        return counter.total
     try:
         usage = _field(value, "usage")
         if usage is None:

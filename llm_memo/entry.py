@@ -26,11 +26,17 @@ from dataclasses import dataclass
 
 from .errors import CodecError
 
-__all__ = ["FLAG_COMPRESSED", "FORMAT_VERSION", "Entry"]
+__all__ = ["DEFAULT_MAX_ENTRY_SIZE", "FLAG_COMPRESSED", "FORMAT_VERSION", "Entry"]
 
 #: Version of the entry layout and of the value encoding; bumped when either changes. It is also
 #: part of every key string, so a reader never interprets another version's bytes.
 FORMAT_VERSION = 1
+
+#: The largest value, in bytes *after decompression*, stored in or served from a backend that
+#: names no limit of its own (a backend may set a ``max_entry_size`` attribute). A larger result
+#: is returned but not stored; a stored value that would inflate past it is a miss, so a small
+#: compressed entry can never balloon in memory (64 MiB).
+DEFAULT_MAX_ENTRY_SIZE = 64 * 1024 * 1024
 
 #: ``flags`` bit: ``value`` is zlib-compressed.
 FLAG_COMPRESSED = 1

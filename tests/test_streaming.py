@@ -447,3 +447,50 @@ class TestChunkSnapshots:
         assert alive_at_end == [0], f"{alive_at_end} earlier chunks still referenced"
         assert consume(lambda c: None) == list(chunks())
         assert llm_cache.hits == 1
+
+    def test_cache_if_judges_the_chunks_as_they_were_yielded(
+        self, llm_cache: CacheRecorder
+    ) -> None:
+        """cache_if sees a fresh copy of the snapshotted chunks, not the consumer's edits."""
+        seen: list[list[Any]] = []
+
+        def remember(chunks: list[Any]) -> bool:
+            seen.append(chunks)
+            return bool(chunks[-1]["i"] != 2)  # refuse streams whose last chunk is i=2
+
+        @llm_cached(cache_if=remember)
+        def stream(q: str) -> Iterator[Any]:
+            yield from _chunk_dicts()
+
+        for chunk in stream("q"):
+            chunk["i"] = 99  # an edit that would flip the verdict
+        assert [c["i"] for c in seen[0]] == [0, 1, 2]
+        assert llm_cache.entries() == []
+
+    def test_tokens_of_a_returned_stream_are_counted(self, llm_cache: CacheRecorder) -> None:
+        """Usage is counted as chunks pass: a replayed stream reports the tokens it saved."""
+
+        @llm_cached
+        async def create(q: str) -> Any:
+            return FakeAsyncStream(chat_chunks())
+
+        async def run() -> list[Any]:
+            return [c async for c in await create("q")]
+
+        asyncio.run(run())
+        asyncio.run(run())
+        assert create.cache.stats().tokens_saved == 15
+
+    @STREAM_PATHS
+    def test_stream_larger_than_the_entry_limit_is_not_stored(
+        self, llm_cache: CacheRecorder, make: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A stream whose encoded chunks pass the backend's entry size limit stops being
+        recorded (memory stays bounded); the consumer still gets every chunk."""
+        from llm_memo.backends.memory import MemoryBackend
+
+        monkeypatch.setattr(MemoryBackend, "max_entry_size", 1000, raising=False)
+        big = [{"i": i, "text": "x" * 300} for i in range(10)]
+        consume = make(lambda: [dict(c) for c in big])
+        assert consume(lambda c: None) == big
+        assert llm_cache.entries() == []
