@@ -106,33 +106,42 @@ def _as_returned(entry: Entry, value: Any) -> Any:
     return value
 
 
+def _decode(memo: Memo, key: str, entry: Entry, backend: Any, returns: bool) -> Any:
+    """The value of a usable entry for this call (see :func:`_judge`), or a CodecError."""
+    value = memo.decode(key, entry, memo.entry_limit(backend), chunks=not returns)
+    return _as_returned(entry, value) if returns else value
+
+
 def _judge(
-    memo: Memo, key: str, entry: Entry, policy: Policy, returns: bool = True
+    memo: Memo, key: str, entry: Entry, policy: Policy, backend: Any, returns: bool = True
 ) -> tuple[Any, Entry | None]:
     """Return ``(value, None)`` for a fresh decodable hit, ``(MISSING, stale_or_None)`` else.
 
     ``returns``: the value is returned to the caller (plain and coroutine functions), so a
-    recorded stream comes back as a replay stream; generators iterate the chunk list.
+    recorded stream comes back as a replay stream; generators iterate the chunk list, and
+    accept only stream entries. ``backend``: where the entry came from (its entry size bounds
+    decompression).
     """
     verdict = freshness(entry, memo.now(), policy)
     if verdict is _FRESH:
         try:
-            value = memo.decode(key, entry)
+            return _decode(memo, key, entry, backend, returns), None
         except CodecError as exc:
-            logger.debug("unusable entry %s treated as a miss: %s", key, exc)
+            memo.unusable(key, exc)
             return MISSING, None
-        return (_as_returned(entry, value) if returns else value), None
     return MISSING, entry if verdict is _STALE else None
 
 
-def _serve_stale(memo: Memo, key: str, stale: Entry | None, returns: bool = True) -> Any:
+def _serve_stale(
+    memo: Memo, key: str, stale: Entry | None, backend: Any, returns: bool = True
+) -> Any:
     if stale is None:
         return MISSING
     try:
-        value = memo.decode(key, stale)
-    except CodecError:
+        return _decode(memo, key, stale, backend, returns)
+    except CodecError as exc:
+        memo.unusable(key, exc)
         return MISSING
-    return _as_returned(stale, value) if returns else value
 
 
 # -- cross-process single-flight (lock=True) ---------------------------------------------------
@@ -191,11 +200,11 @@ async def _aheld(memo: Memo, backend: Any, key: str, policy: Policy) -> AsyncIte
             memo.backend_failed(backend, exc, "unlock")
 
 
-def _look_again(memo: Memo, key: str, entry: Any, policy: Policy) -> Any:
+def _look_again(memo: Memo, key: str, entry: Any, policy: Policy, backend: Any) -> Any:
     """After waiting for another process's lock: the value it stored, or MISSING."""
     if entry is MISSING:
         return MISSING
-    value, _ = _judge(memo, key, entry, policy)
+    value, _ = _judge(memo, key, entry, policy, backend)
     return value
 
 
@@ -204,12 +213,15 @@ def _look_again(memo: Memo, key: str, entry: Any, policy: Policy) -> Any:
 Similar = tuple[str, str]  # (exact context, text to embed)
 
 
-def _similar_hit(memo: Memo, policy: Policy, found: Any) -> tuple[Any, str, Entry, float] | None:
+def _similar_hit(
+    memo: Memo, policy: Policy, found: Any, backend: Any
+) -> tuple[Any, str, Entry, float] | None:
     """Judge a semantic search result: ``(value, key, entry, similarity)`` if usable."""
     if found is None:
         return None
     skey, sentry, similarity = found
-    value, _ = _judge(memo, skey, sentry, policy)
+    # Judged under the key the search found: its entry must be that key's.
+    value, _ = _judge(memo, skey, sentry, policy, backend)
     if value is MISSING:
         return None
     return value, skey, sentry, similarity
@@ -268,7 +280,7 @@ def run_sync(
             failure = exc
         else:
             if entry is not MISSING:
-                value, stale = _judge(memo, key, entry, policy)
+                value, stale = _judge(memo, key, entry, policy, backend)
                 if value is not MISSING:
                     memo.emit(_HIT, key, start, policy, scopes, entry=entry)
                     return value
@@ -278,7 +290,7 @@ def run_sync(
                 except BackendError as exc:
                     _read_failed(memo, backend, key, policy, exc, start, scopes)
                     failure, found = exc, None
-                hit = _similar_hit(memo, policy, found)
+                hit = _similar_hit(memo, policy, found, backend)
                 if hit is not None:
                     value, skey, sentry, similarity = hit
                     memo.emit(
@@ -303,7 +315,7 @@ def run_sync(
                 memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
                 return value
             if flight.landing is Landing.ERROR:
-                value = _serve_stale(memo, key, stale)
+                value = _serve_stale(memo, key, stale, backend)
                 if value is not MISSING:
                     memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale)
                     return value
@@ -314,7 +326,7 @@ def run_sync(
         with _held(memo, backend, key, policy) as locked:
             if locked:
                 try:
-                    value = _look_again(memo, key, backend.get(key), policy)
+                    value = _look_again(memo, key, backend.get(key), policy, backend)
                 except BackendError:
                     value = MISSING
                 if value is not MISSING:
@@ -361,7 +373,7 @@ def _call_sync(
     try:
         result = wrapped(*args, **kwargs)
     except Exception as exc:
-        value = _serve_stale(memo, key, stale)
+        value = _serve_stale(memo, key, stale, backend)
         if value is not MISSING:
             memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
             if flight is not None:
@@ -429,7 +441,7 @@ async def run_async(
             failure = exc
         else:
             if entry is not MISSING:
-                value, stale = _judge(memo, key, entry, policy)
+                value, stale = _judge(memo, key, entry, policy, backend)
                 if value is not MISSING:
                     memo.emit(_HIT, key, start, policy, scopes, entry=entry)
                     return value
@@ -439,7 +451,7 @@ async def run_async(
                 except BackendError as exc:
                     _read_failed(memo, backend, key, policy, exc, start, scopes)
                     failure, found = exc, None
-                hit = _similar_hit(memo, policy, found)
+                hit = _similar_hit(memo, policy, found, backend)
                 if hit is not None:
                     value, skey, sentry, similarity = hit
                     memo.emit(
@@ -464,7 +476,7 @@ async def run_async(
                 memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
                 return value
             if flight.landing is Landing.ERROR:
-                value = _serve_stale(memo, key, stale)
+                value = _serve_stale(memo, key, stale, backend)
                 if value is not MISSING:
                     memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale)
                     return value
@@ -475,7 +487,7 @@ async def run_async(
             if locked:
                 try:
                     again = (await backend.get(key)) if aio else backend.get(key)
-                    value = _look_again(memo, key, again, policy)
+                    value = _look_again(memo, key, again, policy, backend)
                 except BackendError:
                     value = MISSING
                 if value is not MISSING:
@@ -523,7 +535,7 @@ async def _call_async(
     try:
         result = await wrapped(*args, **kwargs)
     except Exception as exc:
-        value = _serve_stale(memo, key, stale)
+        value = _serve_stale(memo, key, stale, backend)
         if value is not MISSING:
             memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
             if flight is not None:
@@ -603,7 +615,7 @@ def _generate(
             failure = exc
         else:
             if entry is not MISSING:
-                chunks, stale = _judge(memo, key, entry, policy, returns=False)
+                chunks, stale = _judge(memo, key, entry, policy, backend, returns=False)
                 if chunks is not MISSING:
                     memo.emit(_HIT, key, start, policy, scopes, entry=entry)
                     yield from chunks
@@ -620,7 +632,7 @@ def _generate(
             memo.emit(outcome, key, start, policy, scopes, error=failure)
             return
         except Exception:
-            chunks = _serve_stale(memo, key, stale, returns=False)
+            chunks = _serve_stale(memo, key, stale, backend, returns=False)
             if chunks is MISSING:
                 raise
             memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
@@ -672,7 +684,7 @@ async def _agenerate(
             failure = exc
         else:
             if entry is not MISSING:
-                chunks, stale = _judge(memo, key, entry, policy, returns=False)
+                chunks, stale = _judge(memo, key, entry, policy, backend, returns=False)
                 if chunks is not MISSING:
                     memo.emit(_HIT, key, start, policy, scopes, entry=entry)
                     for chunk in chunks:
@@ -690,7 +702,7 @@ async def _agenerate(
             memo.emit(outcome, key, start, policy, scopes, error=failure)
             return
         except Exception:
-            chunks = _serve_stale(memo, key, stale, returns=False)
+            chunks = _serve_stale(memo, key, stale, backend, returns=False)
             if chunks is MISSING:
                 raise
             memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)

@@ -26,7 +26,15 @@ import orjson
 from . import _fork, config, controls
 from ._policy import Policy, WritePlan, resolve, write_plan
 from .backends import AsyncLocking, AsyncSemantic, Describing, Locking, Semantic
-from .codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
+from .codec import (
+    AllowList,
+    Codec,
+    UnencodableValueError,
+    check_key,
+    seal,
+    unseal,
+    usage_tokens,
+)
 from .controls import UNSET, CacheScope, Directives, Unset
 from .entry import DEFAULT_MAX_ENTRY_SIZE, Entry
 from .errors import BackendError, CodecError, ConfigurationError
@@ -137,6 +145,7 @@ class Memo:
         self._warned_unstorable = False
         self._warned_lock = False
         self._warned_size = False
+        self._warned_unusable = False
         self._error_log = _ErrorLog()
         self.strict = False
         self.lock = False
@@ -257,16 +266,47 @@ class Memo:
 
     # -- values --------------------------------------------------------------------------
 
-    def decode(self, key: str, entry: Entry) -> Any:
-        """Verify and decode a hit.
+    def decode(
+        self,
+        key: str,
+        entry: Entry,
+        limit: int = DEFAULT_MAX_ENTRY_SIZE,
+        *,
+        chunks: bool = False,
+    ) -> Any:
+        """Check, verify and decode an entry found under ``key``.
+
+        ``limit``: the backend's entry size (:meth:`entry_limit`), which bounds decompression.
+        ``chunks``: the caller iterates chunks (a generator function), so only a stream entry
+        will do.
 
         Raises:
-            CodecError: tampered, corrupt or not allowed; the caller treats it as a miss.
+            CodecError: another key's entry, tampered, corrupt, too large or not allowed; the
+                caller treats it as a miss.
         """
+        check_key(key, entry)
+        tag = entry.type_tag
+        if chunks and tag != "stream" and tag != "astream":
+            raise CodecError(f"a {tag!r} entry is not a stream; a generator cannot replay it")
         keys = self._settings.signing_keys
         # Unsigned and uncompressed (the common case): nothing to verify or inflate.
-        payload = unseal(key, entry, keys) if keys or entry.flags else entry.value
-        return self.codec.decode(entry.type_tag, payload, allow_pickle=self.allow_pickle)
+        payload = unseal(key, entry, keys, limit=limit) if keys or entry.flags else entry.value
+        return self.codec.decode(tag, payload, allow_pickle=self.allow_pickle)
+
+    def unusable(self, key: str, exc: CodecError) -> None:
+        """Log an entry that was found but cannot be served (a miss; the fresh result will
+        overwrite it): the first one per function as a warning, later ones at debug level."""
+        if self._warned_unusable:
+            logger.debug("unusable entry %s treated as a miss: %s", key, exc)
+            return
+        self._warned_unusable = True
+        logger.warning(
+            "unusable cache entry for %s treated as a miss (the fresh result replaces it; "
+            "later ones are logged at debug level): %s: %s",
+            self.function_id,
+            key,
+            exc,
+        )
 
     def encode(self, value: Any) -> tuple[str, bytes] | None:
         """Encode a result, or ``None`` (logged once per function) when it cannot be stored."""

@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 import orjson
 import xxhash
 
-from .entry import FLAG_COMPRESSED, Entry
+from .entry import DEFAULT_MAX_ENTRY_SIZE, FLAG_COMPRESSED, Entry, key_digest
 from .errors import CodecError
 
 __all__ = [
@@ -55,6 +55,8 @@ __all__ = [
     "Codec",
     "StreamUsage",
     "UnencodableValueError",
+    "check_key",
+    "inflate",
     "join_chunks",
     "register_type",
     "registered_types",
@@ -511,7 +513,9 @@ def seal(
     signing_keys: Sequence[bytes] = (),
     compress_threshold: int | None = None,
 ) -> Entry:
-    """Build the :class:`Entry` for an encoded value: compress if large, sign if keys are set.
+    """Build the :class:`Entry` for an encoded value under ``key``: it carries the key's
+    digest (so it is never served under another key), is compressed if large and signed if keys
+    are set.
 
     .. versionadded:: 0.1.0
     """
@@ -520,19 +524,67 @@ def seal(
         packed = zlib.compress(payload, 1)
         if len(packed) < len(payload) * 0.9:
             payload, flags = packed, FLAG_COMPRESSED
-    entry = Entry(payload, tag, created_at, expires_at, stale_window, tokens, flags)
+    entry = Entry(
+        payload, tag, created_at, expires_at, stale_window, tokens, flags, b"", key_digest(key)
+    )
     if signing_keys:
         entry = dataclasses.replace(entry, signature=_sign(signing_keys[0], key, entry))
     return entry
 
 
-def unseal(key: str, entry: Entry, signing_keys: Sequence[bytes] = ()) -> bytes:
-    """Verify ``entry`` (when signing keys are set) and return its decompressed payload.
+def check_key(key: str, entry: Entry) -> None:
+    """Refuse an entry written for another key (or naming none).
 
     Raises:
-        CodecError: unsigned or tampered entry (with keys set), or corrupt compressed data.
+        CodecError: the entry's key digest is not ``key``'s.
+
+    .. versionadded:: 0.2.0
+    """
+    if not entry.belongs_to(key):
+        raise CodecError("entry belongs to another key (copied or swapped), not to this one")
+
+
+def inflate(data: bytes, limit: int = DEFAULT_MAX_ENTRY_SIZE) -> bytes:
+    """Decompress a zlib value, refusing to produce more than ``limit`` bytes.
+
+    A small compressed entry can inflate a thousandfold: the output is bounded, so a hostile or
+    damaged entry costs at most ``limit`` bytes of memory and is then a miss.
+
+    Raises:
+        CodecError: the data is corrupt, incomplete, followed by junk, or inflates past
+            ``limit``.
+
+    .. versionadded:: 0.2.0
+    """
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise CodecError("compressed entry is corrupt") from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise CodecError(f"compressed entry inflates past the entry size limit ({limit} bytes)")
+    if not inflater.eof or inflater.unused_data:
+        raise CodecError("compressed entry is truncated or has trailing data")
+    return out
+
+
+def unseal(
+    key: str,
+    entry: Entry,
+    signing_keys: Sequence[bytes] = (),
+    *,
+    limit: int = DEFAULT_MAX_ENTRY_SIZE,
+) -> bytes:
+    """Verify ``entry`` (when signing keys are set) and return its payload, decompressed to at
+    most ``limit`` bytes. Whether the entry is ``key``'s at all is :func:`check_key`'s question
+    (the decorator asks it first; tools that only show an entry need not).
+
+    Raises:
+        CodecError: unsigned or tampered entry (with keys set), or corrupt or oversized
+            compressed data.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 bounded decompression (``limit``).
     """
     if signing_keys:
         if not entry.signature:
@@ -544,10 +596,7 @@ def unseal(key: str, entry: Entry, signing_keys: Sequence[bytes] = ()) -> bytes:
         ):
             raise CodecError("entry signature does not match (tampered, or signed by another key)")
     if entry.flags & FLAG_COMPRESSED:
-        try:
-            return zlib.decompress(entry.value)
-        except zlib.error as exc:
-            raise CodecError("compressed entry is corrupt") from exc
+        return inflate(entry.value, limit)
     return entry.value
 
 
