@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from ._flight import ASYNC_FLIGHTS, SYNC_FLIGHTS, Flight, Landing
-from ._memo import Memo, is_async_backend, is_semantic_backend, logger
+from ._memo import Memo, is_async_backend, is_semantic_backend
 from ._policy import Freshness, Policy, freshness
 from .backends import MISSING, AsyncLocking, Locking
 from .codec import StreamUsage, join_chunks, usage_tokens

@@ -194,7 +194,8 @@ class TestSwappedEntries:
         a, b = _call(kind, fn, "a"), _call(kind, fn, "b")
         ka, kb = fn.cache.key("a"), fn.cache.key("b")
         ea, eb = backend.get(ka), backend.get(kb)
-        assert ea is not MISSING and eb is not MISSING
+        assert ea is not MISSING
+        assert eb is not MISSING
         backend.set(ka, eb, None)
         backend.set(kb, ea, None)
         with cache_controls() as scope:

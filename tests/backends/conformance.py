@@ -233,7 +233,8 @@ class BackendConformance:
         ask("a"), ask("b")
         ka, kb = ask.cache.key("a"), ask.cache.key("b")
         ea, eb = backend.get(ka), backend.get(kb)
-        assert ea is not MISSING and eb is not MISSING
+        assert ea is not MISSING
+        assert eb is not MISSING
         backend.set(ka, eb, 600)
         backend.set(kb, ea, 600)
         with cache_controls() as scope:
