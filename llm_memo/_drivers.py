@@ -26,10 +26,10 @@ from types import TracebackType
 from typing import Any
 
 from ._flight import ASYNC_FLIGHTS, SYNC_FLIGHTS, Flight, Landing
-from ._memo import Memo, is_async_backend, is_semantic_backend, logger
+from ._memo import Memo, is_async_backend, is_semantic_backend
 from ._policy import Freshness, Policy, freshness
 from .backends import MISSING, AsyncLocking, Locking
-from .codec import usage_tokens
+from .codec import StreamUsage, join_chunks, usage_tokens
 from .controls import CacheScope
 from .entry import Entry
 from .errors import BackendError, BackendUnavailableError, CacheMiss, CodecError
@@ -106,33 +106,42 @@ def _as_returned(entry: Entry, value: Any) -> Any:
     return value
 
 
+def _decode(memo: Memo, key: str, entry: Entry, backend: Any, returns: bool) -> Any:
+    """The value of a usable entry for this call (see :func:`_judge`), or a CodecError."""
+    value = memo.decode(key, entry, memo.entry_limit(backend), chunks=not returns)
+    return _as_returned(entry, value) if returns else value
+
+
 def _judge(
-    memo: Memo, key: str, entry: Entry, policy: Policy, returns: bool = True
+    memo: Memo, key: str, entry: Entry, policy: Policy, backend: Any, returns: bool = True
 ) -> tuple[Any, Entry | None]:
     """Return ``(value, None)`` for a fresh decodable hit, ``(MISSING, stale_or_None)`` else.
 
     ``returns``: the value is returned to the caller (plain and coroutine functions), so a
-    recorded stream comes back as a replay stream; generators iterate the chunk list.
+    recorded stream comes back as a replay stream; generators iterate the chunk list, and
+    accept only stream entries. ``backend``: where the entry came from (its entry size bounds
+    decompression).
     """
     verdict = freshness(entry, memo.now(), policy)
     if verdict is _FRESH:
         try:
-            value = memo.decode(key, entry)
+            return _decode(memo, key, entry, backend, returns), None
         except CodecError as exc:
-            logger.debug("unusable entry %s treated as a miss: %s", key, exc)
+            memo.unusable(key, exc)
             return MISSING, None
-        return (_as_returned(entry, value) if returns else value), None
     return MISSING, entry if verdict is _STALE else None
 
 
-def _serve_stale(memo: Memo, key: str, stale: Entry | None, returns: bool = True) -> Any:
+def _serve_stale(
+    memo: Memo, key: str, stale: Entry | None, backend: Any, returns: bool = True
+) -> Any:
     if stale is None:
         return MISSING
     try:
-        value = memo.decode(key, stale)
-    except CodecError:
+        return _decode(memo, key, stale, backend, returns)
+    except CodecError as exc:
+        memo.unusable(key, exc)
         return MISSING
-    return _as_returned(stale, value) if returns else value
 
 
 # -- cross-process single-flight (lock=True) ---------------------------------------------------
@@ -191,11 +200,11 @@ async def _aheld(memo: Memo, backend: Any, key: str, policy: Policy) -> AsyncIte
             memo.backend_failed(backend, exc, "unlock")
 
 
-def _look_again(memo: Memo, key: str, entry: Any, policy: Policy) -> Any:
+def _look_again(memo: Memo, key: str, entry: Any, policy: Policy, backend: Any) -> Any:
     """After waiting for another process's lock: the value it stored, or MISSING."""
     if entry is MISSING:
         return MISSING
-    value, _ = _judge(memo, key, entry, policy)
+    value, _ = _judge(memo, key, entry, policy, backend)
     return value
 
 
@@ -204,12 +213,15 @@ def _look_again(memo: Memo, key: str, entry: Any, policy: Policy) -> Any:
 Similar = tuple[str, str]  # (exact context, text to embed)
 
 
-def _similar_hit(memo: Memo, policy: Policy, found: Any) -> tuple[Any, str, Entry, float] | None:
+def _similar_hit(
+    memo: Memo, policy: Policy, found: Any, backend: Any
+) -> tuple[Any, str, Entry, float] | None:
     """Judge a semantic search result: ``(value, key, entry, similarity)`` if usable."""
     if found is None:
         return None
     skey, sentry, similarity = found
-    value, _ = _judge(memo, skey, sentry, policy)
+    # Judged under the key the search found: its entry must be that key's.
+    value, _ = _judge(memo, skey, sentry, policy, backend)
     if value is MISSING:
         return None
     return value, skey, sentry, similarity
@@ -268,7 +280,7 @@ def run_sync(
             failure = exc
         else:
             if entry is not MISSING:
-                value, stale = _judge(memo, key, entry, policy)
+                value, stale = _judge(memo, key, entry, policy, backend)
                 if value is not MISSING:
                     memo.emit(_HIT, key, start, policy, scopes, entry=entry)
                     return value
@@ -278,7 +290,7 @@ def run_sync(
                 except BackendError as exc:
                     _read_failed(memo, backend, key, policy, exc, start, scopes)
                     failure, found = exc, None
-                hit = _similar_hit(memo, policy, found)
+                hit = _similar_hit(memo, policy, found, backend)
                 if hit is not None:
                     value, skey, sentry, similarity = hit
                     memo.emit(
@@ -303,7 +315,7 @@ def run_sync(
                 memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
                 return value
             if flight.landing is Landing.ERROR:
-                value = _serve_stale(memo, key, stale)
+                value = _serve_stale(memo, key, stale, backend)
                 if value is not MISSING:
                     memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale)
                     return value
@@ -314,7 +326,7 @@ def run_sync(
         with _held(memo, backend, key, policy) as locked:
             if locked:
                 try:
-                    value = _look_again(memo, key, backend.get(key), policy)
+                    value = _look_again(memo, key, backend.get(key), policy, backend)
                 except BackendError:
                     value = MISSING
                 if value is not MISSING:
@@ -361,7 +373,7 @@ def _call_sync(
     try:
         result = wrapped(*args, **kwargs)
     except Exception as exc:
-        value = _serve_stale(memo, key, stale)
+        value = _serve_stale(memo, key, stale, backend)
         if value is not MISSING:
             memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
             if flight is not None:
@@ -429,7 +441,7 @@ async def run_async(
             failure = exc
         else:
             if entry is not MISSING:
-                value, stale = _judge(memo, key, entry, policy)
+                value, stale = _judge(memo, key, entry, policy, backend)
                 if value is not MISSING:
                     memo.emit(_HIT, key, start, policy, scopes, entry=entry)
                     return value
@@ -439,7 +451,7 @@ async def run_async(
                 except BackendError as exc:
                     _read_failed(memo, backend, key, policy, exc, start, scopes)
                     failure, found = exc, None
-                hit = _similar_hit(memo, policy, found)
+                hit = _similar_hit(memo, policy, found, backend)
                 if hit is not None:
                     value, skey, sentry, similarity = hit
                     memo.emit(
@@ -464,7 +476,7 @@ async def run_async(
                 memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
                 return value
             if flight.landing is Landing.ERROR:
-                value = _serve_stale(memo, key, stale)
+                value = _serve_stale(memo, key, stale, backend)
                 if value is not MISSING:
                     memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale)
                     return value
@@ -475,7 +487,7 @@ async def run_async(
             if locked:
                 try:
                     again = (await backend.get(key)) if aio else backend.get(key)
-                    value = _look_again(memo, key, again, policy)
+                    value = _look_again(memo, key, again, policy, backend)
                 except BackendError:
                     value = MISSING
                 if value is not MISSING:
@@ -523,7 +535,7 @@ async def _call_async(
     try:
         result = await wrapped(*args, **kwargs)
     except Exception as exc:
-        value = _serve_stale(memo, key, stale)
+        value = _serve_stale(memo, key, stale, backend)
         if value is not MISSING:
             memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
             if flight is not None:
@@ -603,7 +615,7 @@ def _generate(
             failure = exc
         else:
             if entry is not MISSING:
-                chunks, stale = _judge(memo, key, entry, policy, returns=False)
+                chunks, stale = _judge(memo, key, entry, policy, backend, returns=False)
                 if chunks is not MISSING:
                     memo.emit(_HIT, key, start, policy, scopes, entry=entry)
                     yield from chunks
@@ -620,7 +632,7 @@ def _generate(
             memo.emit(outcome, key, start, policy, scopes, error=failure)
             return
         except Exception:
-            chunks = _serve_stale(memo, key, stale, returns=False)
+            chunks = _serve_stale(memo, key, stale, backend, returns=False)
             if chunks is MISSING:
                 raise
             memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
@@ -628,6 +640,7 @@ def _generate(
             return
         memo.emit(outcome, key, start, policy, scopes, error=failure)
         yield first
+        del first  # hold no chunk the consumer has let go of
         yield from recorder
 
 
@@ -671,7 +684,7 @@ async def _agenerate(
             failure = exc
         else:
             if entry is not MISSING:
-                chunks, stale = _judge(memo, key, entry, policy, returns=False)
+                chunks, stale = _judge(memo, key, entry, policy, backend, returns=False)
                 if chunks is not MISSING:
                     memo.emit(_HIT, key, start, policy, scopes, entry=entry)
                     for chunk in chunks:
@@ -689,7 +702,7 @@ async def _agenerate(
             memo.emit(outcome, key, start, policy, scopes, error=failure)
             return
         except Exception:
-            chunks = _serve_stale(memo, key, stale, returns=False)
+            chunks = _serve_stale(memo, key, stale, backend, returns=False)
             if chunks is MISSING:
                 raise
             memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
@@ -698,6 +711,7 @@ async def _agenerate(
             return
         memo.emit(outcome, key, start, policy, scopes, error=failure)
         yield first
+        del first  # hold no chunk the consumer has let go of
         async for chunk in recorder:
             yield chunk
 
@@ -706,9 +720,27 @@ async def _agenerate(
 
 
 class _Recording:
-    """State shared by the sync and async recorders: chunks so far, and the store at the end."""
+    """State shared by the sync and async recorders: the chunks so far, and the store at the end.
 
-    __slots__ = ("_backend", "_chunks", "_finished", "_key", "_memo", "_policy", "_source")
+    Each chunk is encoded the moment it passes (before the consumer sees it), so what is stored
+    is exactly what the source yielded even if the consumer edits a chunk in place, and the
+    recording holds encoded bytes rather than references to the chunks (SPEC §5). A chunk that
+    cannot be encoded, or a recording past the backend's entry size, stops the recording: the
+    consumer still gets every chunk, and nothing is stored.
+    """
+
+    __slots__ = (
+        "_backend",
+        "_finished",
+        "_key",
+        "_limit",
+        "_memo",
+        "_parts",
+        "_policy",
+        "_size",
+        "_source",
+        "_usage",
+    )
 
     def __init__(self, source: Any, memo: Memo, backend: Any, key: str, policy: Policy) -> None:
         self._source = source
@@ -716,22 +748,52 @@ class _Recording:
         self._backend = backend
         self._key = key
         self._policy = policy
-        self._chunks: list[Any] = []
+        # None: not recording (nothing will be stored).
+        self._parts: list[bytes] | None = [] if policy.writes else None
+        self._size = 0
+        self._limit = memo.entry_limit(backend)
+        self._usage = StreamUsage()
         self._finished = False
 
     _tag = "stream"
 
+    def _take(self, chunk: Any) -> None:
+        # Snapshot the chunk now: this runs before the chunk is handed to the consumer.
+        parts = self._parts
+        if parts is None:
+            return
+        part = self._memo.encode_chunk(chunk)
+        if part is None:
+            self._parts = None
+            return
+        self._size += len(part) + 1
+        if self._size > self._limit:
+            self._memo.too_large(self._size, self._limit)
+            self._parts = None
+            return
+        parts.append(part)
+        self._usage.add(chunk)
+
     def _entry(self) -> tuple[Entry, float | None] | None:
         # The stream completed normally: build its entry if it is to be stored at all.
-        memo, chunks = self._memo, self._chunks
+        memo, parts = self._memo, self._parts
+        self._parts = None
+        if parts is None:
+            return None
         now = memo.now()
         plan = memo.plan(self._policy, now)
-        if plan is None or not memo.should_store(chunks):
+        if plan is None:
             return None
-        encoded = memo.encode_chunks(chunks, self._tag)
-        if encoded is None:
-            return None
-        return memo.entry_for(self._key, encoded, plan, now, chunks), plan.retention
+        payload = join_chunks(parts)
+        del parts
+        if memo.cache_if is not None:
+            # cache_if judges what would be stored: a fresh copy of the snapshotted chunks.
+            chunks = memo.decode_chunks(payload)
+            if chunks is None or not memo.should_store(chunks):
+                return None
+        encoded = (self._tag, payload)
+        entry = memo.entry_for(self._key, encoded, plan, now, None, tokens=self._usage.total)
+        return entry, plan.retention
 
     def _write_failed(self, exc: BackendError) -> None:
         self._memo.backend_failed(self._backend, exc, "set")
@@ -760,8 +822,9 @@ class RecordingStream(_Recording):
             raise
         except BaseException:
             self._finished = True
+            self._parts = None
             raise
-        self._chunks.append(chunk)
+        self._take(chunk)
         return chunk
 
     def _complete(self) -> None:
@@ -783,6 +846,7 @@ class RecordingStream(_Recording):
         """Stop early: nothing is stored; the source is closed."""
         if not self._finished:
             self._finished = True
+            self._parts = None
             close = getattr(self._source, "close", None)
             if close is not None:
                 close()
@@ -838,8 +902,9 @@ class AsyncRecordingStream(_Recording):
             raise
         except BaseException:
             self._finished = True
+            self._parts = None
             raise
-        self._chunks.append(chunk)
+        self._take(chunk)
         return chunk
 
     async def _complete(self) -> None:
@@ -861,6 +926,7 @@ class AsyncRecordingStream(_Recording):
         """Stop early: nothing is stored; the source is closed."""
         if not self._finished:
             self._finished = True
+            self._parts = None
             close = getattr(self._source, "aclose", None) or getattr(self._source, "close", None)
             if close is not None:
                 result = close()

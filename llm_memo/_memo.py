@@ -26,9 +26,17 @@ import orjson
 from . import _fork, config, controls
 from ._policy import Policy, WritePlan, resolve, write_plan
 from .backends import AsyncLocking, AsyncSemantic, Describing, Locking, Semantic
-from .codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
+from .codec import (
+    AllowList,
+    Codec,
+    UnencodableValueError,
+    check_key,
+    seal,
+    unseal,
+    usage_tokens,
+)
 from .controls import UNSET, CacheScope, Directives, Unset
-from .entry import Entry
+from .entry import DEFAULT_MAX_ENTRY_SIZE, Entry
 from .errors import BackendError, CodecError, ConfigurationError
 from .events import Event, Outcome, Stats
 from .keys import KeyBuilder, digest, function_prefix, split_for_similarity
@@ -146,6 +154,8 @@ class Memo:
         self._last_backend: tuple[Any, bool, Any] = (None, False, None)
         self._warned_unstorable = False
         self._warned_lock = False
+        self._warned_size = False
+        self._warned_unusable = False
         self._error_log = _ErrorLog()
         self.strict = False
         self.lock = False
@@ -266,16 +276,47 @@ class Memo:
 
     # -- values --------------------------------------------------------------------------
 
-    def decode(self, key: str, entry: Entry) -> Any:
-        """Verify and decode a hit.
+    def decode(
+        self,
+        key: str,
+        entry: Entry,
+        limit: int = DEFAULT_MAX_ENTRY_SIZE,
+        *,
+        chunks: bool = False,
+    ) -> Any:
+        """Check, verify and decode an entry found under ``key``.
+
+        ``limit``: the backend's entry size (:meth:`entry_limit`), which bounds decompression.
+        ``chunks``: the caller iterates chunks (a generator function), so only a stream entry
+        will do.
 
         Raises:
-            CodecError: tampered, corrupt or not allowed; the caller treats it as a miss.
+            CodecError: another key's entry, tampered, corrupt, too large or not allowed; the
+                caller treats it as a miss.
         """
+        check_key(key, entry)
+        tag = entry.type_tag
+        if chunks and tag != "stream" and tag != "astream":
+            raise CodecError(f"a {tag!r} entry is not a stream; a generator cannot replay it")
         keys = self._settings.signing_keys
         # Unsigned and uncompressed (the common case): nothing to verify or inflate.
-        payload = unseal(key, entry, keys) if keys or entry.flags else entry.value
-        return self.codec.decode(entry.type_tag, payload, allow_pickle=self.allow_pickle)
+        payload = unseal(key, entry, keys, limit=limit) if keys or entry.flags else entry.value
+        return self.codec.decode(tag, payload, allow_pickle=self.allow_pickle)
+
+    def unusable(self, key: str, exc: CodecError) -> None:
+        """Log an entry that was found but cannot be served (a miss; the fresh result will
+        overwrite it): the first one per function as a warning, later ones at debug level."""
+        if self._warned_unusable:
+            logger.debug("unusable entry %s treated as a miss: %s", key, exc)
+            return
+        self._warned_unusable = True
+        logger.warning(
+            "unusable cache entry for %s treated as a miss (the fresh result replaces it; "
+            "later ones are logged at debug level): %s: %s",
+            self.function_id,
+            key,
+            exc,
+        )
 
     def encode(self, value: Any) -> tuple[str, bytes] | None:
         """Encode a result, or ``None`` (logged once per function) when it cannot be stored."""
@@ -285,14 +326,43 @@ class Memo:
             self._unstorable(exc)
             return None
 
-    def encode_chunks(self, chunks: list[Any], tag: str) -> tuple[str, bytes] | None:
-        """Encode a completed stream under ``tag`` (``stream`` or ``astream``), or ``None``
-        when a chunk cannot be stored."""
+    def encode_chunk(self, chunk: Any) -> bytes | None:
+        """Snapshot one stream chunk as it passes, or ``None`` (logged once per function) when
+        it cannot be stored, in which case the stream is not stored."""
         try:
-            return tag, self.codec.encode_chunks(chunks, allow_pickle=self.allow_pickle)
+            return self.codec.encode_chunk(chunk, allow_pickle=self.allow_pickle)
         except UnencodableValueError as exc:
             self._unstorable(exc)
             return None
+
+    def decode_chunks(self, payload: bytes) -> list[Any] | None:
+        """Fresh chunks from a stream payload this process just encoded (for ``cache_if``)."""
+        try:
+            return self.codec.decode_chunks(payload, allow_pickle=self.allow_pickle)
+        except CodecError:
+            return None
+
+    @staticmethod
+    def entry_limit(backend: Any) -> int:
+        """The largest value (decompressed) ``backend`` stores and serves: its
+        ``max_entry_size`` attribute when it has a positive one, else
+        :data:`~llm_memo.entry.DEFAULT_MAX_ENTRY_SIZE`."""
+        limit = getattr(backend, "max_entry_size", None)
+        if type(limit) is int and limit > 0:
+            return limit
+        return DEFAULT_MAX_ENTRY_SIZE
+
+    def too_large(self, size: int, limit: int) -> None:
+        """Log (once per function) that a result is not stored because of its size."""
+        if not self._warned_size:
+            self._warned_size = True
+            logger.warning(
+                "not caching a result of %s: its encoded value (%d+ bytes) exceeds the "
+                "backend's entry size limit of %d bytes",
+                self.function_id,
+                size,
+                limit,
+            )
 
     def _unstorable(self, exc: UnencodableValueError) -> None:
         if not self._warned_unstorable:
@@ -324,8 +394,16 @@ class Memo:
             return False
 
     def entry_for(
-        self, key: str, encoded: tuple[str, bytes], plan: WritePlan, now: float, value: Any
+        self,
+        key: str,
+        encoded: tuple[str, bytes],
+        plan: WritePlan,
+        now: float,
+        value: Any,
+        tokens: int | None = None,
     ) -> Entry:
+        """The sealed entry for an encoded result (``tokens``: its usage when already counted,
+        as for streams; otherwise read from ``value``)."""
         tag, payload = encoded
         s = self._settings
         return seal(
@@ -335,7 +413,7 @@ class Memo:
             created_at=now,
             expires_at=plan.expires_at,
             stale_window=plan.stale_window,
-            tokens=usage_tokens(value),
+            tokens=usage_tokens(value) if tokens is None else tokens,
             signing_keys=s.signing_keys,
             compress_threshold=s.compress_threshold,
         )

@@ -47,13 +47,17 @@ from typing import Any, TypeVar
 import orjson
 import xxhash
 
-from .entry import FLAG_COMPRESSED, Entry
+from .entry import DEFAULT_MAX_ENTRY_SIZE, FLAG_COMPRESSED, Entry, key_digest
 from .errors import CodecError
 
 __all__ = [
     "AllowList",
     "Codec",
+    "StreamUsage",
     "UnencodableValueError",
+    "check_key",
+    "inflate",
+    "join_chunks",
     "register_type",
     "registered_types",
     "seal",
@@ -418,20 +422,28 @@ class Codec:
 
     # -- streams ---------------------------------------------------------------------------
 
-    def encode_chunks(self, chunks: Sequence[Any], *, allow_pickle: bool = False) -> bytes:
+    def encode_chunk(self, chunk: Any, *, allow_pickle: bool = False) -> bytes:
+        """Encode one stream chunk (tagged) as an item of a stream payload.
+
+        Recorders call this as each chunk passes, so what is stored is the chunk as it was
+        yielded (a consumer editing it in place later changes nothing) and a recording holds
+        bytes, not the chunks themselves. :func:`join_chunks` assembles the payload.
+
+        Raises:
+            UnencodableValueError: the chunk cannot be encoded.
+        """
+        tag, payload = self.encode(chunk, allow_pickle=allow_pickle, chunk=True)
+        if tag == "pickle":
+            return orjson.dumps([tag, base64.b64encode(payload).decode()])
+        return orjson.dumps([tag, orjson.Fragment(payload)])
+
+    def encode_chunks(self, chunks: Iterable[Any], *, allow_pickle: bool = False) -> bytes:
         """Encode a recorded stream's chunks (each tagged) as one payload.
 
         Raises:
             UnencodableValueError: a chunk cannot be encoded.
         """
-        items: list[Any] = []
-        for chunk in chunks:
-            tag, payload = self.encode(chunk, allow_pickle=allow_pickle, chunk=True)
-            if tag == "pickle":
-                items.append([tag, base64.b64encode(payload).decode()])
-            else:
-                items.append([tag, orjson.Fragment(payload)])
-        return orjson.dumps(items)
+        return join_chunks([self.encode_chunk(c, allow_pickle=allow_pickle) for c in chunks])
 
     def decode_chunks(self, payload: bytes, *, allow_pickle: bool = False) -> list[Any]:
         """Restore a stream's chunks, in order, as fresh objects.
@@ -474,6 +486,14 @@ class Codec:
         return out
 
 
+def join_chunks(parts: Sequence[bytes]) -> bytes:
+    """The stream payload made of items from :meth:`Codec.encode_chunk`, in order.
+
+    .. versionadded:: 0.2.0
+    """
+    return b"[" + b",".join(parts) + b"]"
+
+
 # -- sealing: compression and signatures --------------------------------------------------------
 
 
@@ -493,7 +513,9 @@ def seal(
     signing_keys: Sequence[bytes] = (),
     compress_threshold: int | None = None,
 ) -> Entry:
-    """Build the :class:`Entry` for an encoded value: compress if large, sign if keys are set.
+    """Build the :class:`Entry` for an encoded value under ``key``: it carries the key's
+    digest (so it is never served under another key), is compressed if large and signed if keys
+    are set.
 
     .. versionadded:: 0.1.0
     """
@@ -502,19 +524,67 @@ def seal(
         packed = zlib.compress(payload, 1)
         if len(packed) < len(payload) * 0.9:
             payload, flags = packed, FLAG_COMPRESSED
-    entry = Entry(payload, tag, created_at, expires_at, stale_window, tokens, flags)
+    entry = Entry(
+        payload, tag, created_at, expires_at, stale_window, tokens, flags, b"", key_digest(key)
+    )
     if signing_keys:
         entry = dataclasses.replace(entry, signature=_sign(signing_keys[0], key, entry))
     return entry
 
 
-def unseal(key: str, entry: Entry, signing_keys: Sequence[bytes] = ()) -> bytes:
-    """Verify ``entry`` (when signing keys are set) and return its decompressed payload.
+def check_key(key: str, entry: Entry) -> None:
+    """Refuse an entry written for another key (or naming none).
 
     Raises:
-        CodecError: unsigned or tampered entry (with keys set), or corrupt compressed data.
+        CodecError: the entry's key digest is not ``key``'s.
+
+    .. versionadded:: 0.2.0
+    """
+    if not entry.belongs_to(key):
+        raise CodecError("entry belongs to another key (copied or swapped), not to this one")
+
+
+def inflate(data: bytes, limit: int = DEFAULT_MAX_ENTRY_SIZE) -> bytes:
+    """Decompress a zlib value, refusing to produce more than ``limit`` bytes.
+
+    A small compressed entry can inflate a thousandfold: the output is bounded, so a hostile or
+    damaged entry costs at most ``limit`` bytes of memory and is then a miss.
+
+    Raises:
+        CodecError: the data is corrupt, incomplete, followed by junk, or inflates past
+            ``limit``.
+
+    .. versionadded:: 0.2.0
+    """
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise CodecError("compressed entry is corrupt") from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise CodecError(f"compressed entry inflates past the entry size limit ({limit} bytes)")
+    if not inflater.eof or inflater.unused_data:
+        raise CodecError("compressed entry is truncated or has trailing data")
+    return out
+
+
+def unseal(
+    key: str,
+    entry: Entry,
+    signing_keys: Sequence[bytes] = (),
+    *,
+    limit: int = DEFAULT_MAX_ENTRY_SIZE,
+) -> bytes:
+    """Verify ``entry`` (when signing keys are set) and return its payload, decompressed to at
+    most ``limit`` bytes. Whether the entry is ``key``'s at all is :func:`check_key`'s question
+    (the decorator asks it first; tools that only show an entry need not).
+
+    Raises:
+        CodecError: unsigned or tampered entry (with keys set), or corrupt or oversized
+            compressed data.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 bounded decompression (``limit``).
     """
     if signing_keys:
         if not entry.signature:
@@ -526,10 +596,7 @@ def unseal(key: str, entry: Entry, signing_keys: Sequence[bytes] = ()) -> bytes:
         ):
             raise CodecError("entry signature does not match (tampered, or signed by another key)")
     if entry.flags & FLAG_COMPRESSED:
-        try:
-            return zlib.decompress(entry.value)
-        except zlib.error as exc:
-            raise CodecError("compressed entry is corrupt") from exc
+        return inflate(entry.value, limit)
     return entry.value
 
 
@@ -544,6 +611,55 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+class StreamUsage:
+    """Token usage of a stream, counted chunk by chunk as it passes (see :func:`usage_tokens`).
+
+    A recorder feeds each chunk to :meth:`add` when it is yielded, so the count does not need
+    the chunks kept around (or a consumer's later edits of them).
+
+    .. versionadded:: 0.2.0
+    """
+
+    __slots__ = ("_first_has_input", "_last", "_last_has_input", "_seen", "_start_input")
+
+    def __init__(self) -> None:
+        self._seen = False
+        self._last = 0  # tokens of the last chunk that reports any
+        self._last_has_input = False
+        self._first_has_input = False
+        self._start_input: int | None = None  # an Anthropic message_start's input tokens
+
+    def add(self, chunk: Any) -> None:
+        """Count one chunk (in stream order)."""
+        tokens = usage_tokens(chunk)
+        if not self._seen:
+            self._seen = True
+            self._first_has_input = _has_input(chunk)
+            start = _field(chunk, "message")
+            if start is not None:
+                self._start_input = _int(_field(_field(start, "usage") or {}, "input_tokens"))
+        if tokens:
+            self._last = tokens
+            self._last_has_input = _has_input(chunk)
+
+    @property
+    def total(self) -> int:
+        """The stream's tokens: the last usage reported, plus the prompt tokens of an Anthropic
+        ``message_start`` when that last usage has only output tokens."""
+        total = self._last
+        has_input = self._last_has_input if self._last else self._first_has_input
+        if self._start_input is not None and not has_input:
+            total += self._start_input
+        return total
+
+
+def _has_input(chunk: Any) -> bool:
+    try:
+        return _field(_field(chunk, "usage") or {}, "input_tokens") is not None
+    except (AttributeError, TypeError):
+        return False
+
+
 def usage_tokens(value: Any) -> int:
     """Tokens a response reports in its ``usage`` (OpenAI, Anthropic and litellm shapes); 0
     when it has none. For a list of stream chunks, the last chunk that reports usage, plus the
@@ -553,16 +669,10 @@ def usage_tokens(value: Any) -> int:
     .. versionadded:: 0.1.0
     """
     if isinstance(value, list):
-        total = 0
-        final_usage = None
-        for chunk in reversed(value):
-            final_usage = _field(chunk, "usage")
-            if total := usage_tokens(chunk):
-                break
-        start = _field(value[0], "message") if value else None  # Anthropic's message_start
-        if start is not None and _field(final_usage or {}, "input_tokens") is None:
-            total += _int(_field(_field(start, "usage") or {}, "input_tokens"))
-        return total
+        counter = StreamUsage()
+        for chunk in value:
+            counter.add(chunk)
+        return counter.total
     try:
         usage = _field(value, "usage")
         if usage is None:

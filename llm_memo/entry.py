@@ -8,14 +8,22 @@ front of the value, so one GET returns everything a hit needs.
 
 Not here: encoding values (``codec.py``) and signing (``codec.py`` signs :meth:`Entry.signed_view`).
 
-Header layout (little endian), format 1::
+Header layout (little endian), format 2::
 
     magic  b"LMM"  3 bytes
-    format u8      1
+    format u8      2
     created_at f64 | expires_at f64 (NaN = never) | stale_window f32 | tokens u32 | flags u8
+    key_digest     8 bytes: xxh3-64 of the key string (all zero = none)
     tag_len u16, tag (utf-8)
     sig_len u8, signature
     value (the rest)
+
+**An entry names its key.** ``key_digest`` (:func:`key_digest`, written by ``codec.seal``) lets
+a reader tell an entry copied or swapped under another key from its own, with or without
+signing: the decorator treats a mismatch as a miss and the fresh result overwrites it. It is a
+check against accidents (a copied file, a swapped object, two functions sharing ``name=``), not
+a secret: against someone who can write the store, signing is the protection. Format 1 had no
+digest; its entries are refused (and its keys differ, since the format is part of every key).
 """
 
 from __future__ import annotations
@@ -24,20 +32,42 @@ import math
 import struct
 from dataclasses import dataclass
 
+import xxhash
+
 from .errors import CodecError
 
-__all__ = ["FLAG_COMPRESSED", "FORMAT_VERSION", "Entry"]
+__all__ = ["DEFAULT_MAX_ENTRY_SIZE", "FLAG_COMPRESSED", "FORMAT_VERSION", "Entry", "key_digest"]
 
 #: Version of the entry layout and of the value encoding; bumped when either changes. It is also
 #: part of every key string, so a reader never interprets another version's bytes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+#: The largest value, in bytes *after decompression*, stored in or served from a backend that
+#: names no limit of its own (a backend may set a ``max_entry_size`` attribute). A larger result
+#: is returned but not stored; a stored value that would inflate past it is a miss, so a small
+#: compressed entry can never balloon in memory (64 MiB).
+DEFAULT_MAX_ENTRY_SIZE = 64 * 1024 * 1024
 
 #: ``flags`` bit: ``value`` is zlib-compressed.
 FLAG_COMPRESSED = 1
 
+#: Every flag this version understands; an entry with any other bit set is refused.
+_KNOWN_FLAGS = FLAG_COMPRESSED
+
 _MAGIC = b"LMM"
-_HEAD = struct.Struct("<3sBddfIBH")
+_DIGEST_SIZE = 8
+_NO_DIGEST = bytes(_DIGEST_SIZE)
+_HEAD = struct.Struct(f"<3sBddfIB{_DIGEST_SIZE}sH")
 _NAN = float("nan")
+_xxh3_64 = xxhash.xxh3_64_digest
+
+
+def key_digest(key: str) -> bytes:
+    """The 8-byte digest of ``key`` that an entry carries (xxh3-64 of its UTF-8 bytes).
+
+    .. versionadded:: 0.2.0
+    """
+    return _xxh3_64(key.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +84,11 @@ class Entry:
         tokens: tokens the producing call used (from the response's ``usage``), for stats.
         flags: codec flags such as :data:`FLAG_COMPRESSED`.
         signature: HMAC over :meth:`signed_view`, empty when signing is off.
+        key_digest: :func:`key_digest` of the key the entry was written for (empty: unknown,
+            which no reader accepts); ``codec.seal`` sets it.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``key_digest`` (entry format 2).
     """
 
     value: bytes
@@ -66,6 +99,11 @@ class Entry:
     tokens: int = 0
     flags: int = 0
     signature: bytes = b""
+    key_digest: bytes = b""
+
+    def belongs_to(self, key: str) -> bool:
+        """Whether the entry was written for ``key`` (its digest matches)."""
+        return bool(self.key_digest) and self.key_digest == key_digest(key)
 
     @property
     def retain_until(self) -> float | None:
@@ -79,37 +117,44 @@ class Entry:
         """Approximate bytes the entry occupies (value, tag, signature, header)."""
         return len(self.value) + len(self.type_tag) + len(self.signature) + _HEAD.size
 
+    def _head(self, tag_len: int) -> bytes:
+        digest = self.key_digest
+        if digest and len(digest) != _DIGEST_SIZE:
+            raise ValueError(f"key_digest must be {_DIGEST_SIZE} bytes, not {len(digest)}")
+        return _HEAD.pack(
+            _MAGIC,
+            FORMAT_VERSION,
+            self.created_at,
+            _NAN if self.expires_at is None else self.expires_at,
+            self.stale_window,
+            self.tokens,
+            self.flags,
+            digest,
+            tag_len,
+        )
+
     def signed_view(self, key: str) -> bytes:
         """The bytes an HMAC signature covers: the key, every metadata field and the value.
 
         Binding the key in stops a valid entry from being copied under another key.
         """
-        head = _HEAD.pack(
-            _MAGIC,
-            FORMAT_VERSION,
-            self.created_at,
-            _NAN if self.expires_at is None else self.expires_at,
-            self.stale_window,
-            self.tokens,
-            self.flags,
-            len(self.type_tag),
+        tag = self.type_tag.encode()
+        return b"".join(
+            (key.encode("utf-8", "surrogatepass"), b"\0", self._head(len(tag)), tag, self.value)
         )
-        return b"".join((key.encode(), b"\0", head, self.type_tag.encode(), self.value))
 
     def to_bytes(self) -> bytes:
-        """Serialise to the binary layout in the module docstring."""
+        """Serialise to the binary layout in the module docstring.
+
+        Raises:
+            ValueError: ``key_digest`` is neither empty nor 8 bytes, the tag is longer than
+                65535 bytes or the signature longer than 255.
+        """
         tag = self.type_tag.encode()
-        head = _HEAD.pack(
-            _MAGIC,
-            FORMAT_VERSION,
-            self.created_at,
-            _NAN if self.expires_at is None else self.expires_at,
-            self.stale_window,
-            self.tokens,
-            self.flags,
-            len(tag),
-        )
-        return b"".join((head, tag, bytes((len(self.signature),)), self.signature, self.value))
+        sig = self.signature
+        if len(tag) > 0xFFFF or len(sig) > 0xFF:
+            raise ValueError("entry type tag or signature too long for the layout")
+        return b"".join((self._head(len(tag)), tag, bytes((len(sig),)), sig, self.value))
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> Entry:
@@ -120,16 +165,18 @@ class Entry:
         """
         if type(data) is not bytes:
             data = bytes(data)
+        # Magic and format first, so an entry of another format says so even when its
+        # header is shorter than this one's.
+        if data[:3] != _MAGIC:
+            raise CodecError("entry is truncated" if len(data) < 3 else "not an llm_memo entry")
+        if len(data) > 3 and data[3] != FORMAT_VERSION:
+            raise CodecError(f"entry format {data[3]} is not {FORMAT_VERSION}")
         try:
-            magic, version, created, expires, window, tokens, flags, tag_len = _HEAD.unpack_from(
-                data
-            )
+            _, _, created, expires, window, tokens, flags, digest, tag_len = _HEAD.unpack_from(data)
         except struct.error as exc:
             raise CodecError("entry is truncated") from exc
-        if magic != _MAGIC:
-            raise CodecError("not an llm_memo entry")
-        if version != FORMAT_VERSION:
-            raise CodecError(f"entry format {version} is not {FORMAT_VERSION}")
+        if flags & ~_KNOWN_FLAGS:
+            raise CodecError(f"entry flags {flags:#x} are not known to this version")
         pos = _HEAD.size
         end = pos + tag_len
         if end + 1 > len(data):
@@ -143,7 +190,12 @@ class Entry:
         value_start = sig_start + sig_len
         if value_start > len(data):
             raise CodecError("entry is truncated")
-        if math.isnan(created) or (window < 0) or math.isnan(window):
+        if not (
+            math.isfinite(created)
+            and (math.isnan(expires) or math.isfinite(expires))
+            and math.isfinite(window)
+            and window >= 0
+        ):
             raise CodecError("entry metadata is invalid")
         return cls(
             value=data[value_start:],
@@ -154,4 +206,5 @@ class Entry:
             tokens=tokens,
             flags=flags,
             signature=data[sig_start:value_start],
+            key_digest=b"" if digest == _NO_DIGEST else digest,
         )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import dataclasses
+import gc
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
 
-from llm_memo import cache_controls, llm_cached
+from llm_memo import cache_controls, llm_cached, register_type
 from llm_memo.testing import CacheRecorder
 
 from .samples import chat_chunks
@@ -17,7 +20,7 @@ from .samples import chat_chunks
 class FakeStream:
     """Stands in for openai.Stream: an iterator with close() (the SDK's shape)."""
 
-    def __init__(self, chunks: list[Any], fail_after: int | None = None) -> None:
+    def __init__(self, chunks: Iterable[Any], fail_after: int | None = None) -> None:
         self._it = iter(chunks)
         self._n = 0
         self.fail_after = fail_after
@@ -37,7 +40,7 @@ class FakeStream:
 
 
 class FakeAsyncStream:
-    def __init__(self, chunks: list[Any]) -> None:
+    def __init__(self, chunks: Iterable[Any]) -> None:
         self._it = iter(chunks)
 
     def __aiter__(self) -> FakeAsyncStream:
@@ -229,4 +232,265 @@ class TestReturnedStreams:
 
         with cache_controls(no_store=True):
             assert list(create("q")) == [1]
+        assert llm_cache.entries() == []
+
+
+@register_type
+@dataclasses.dataclass
+class Token:
+    """A typed chunk that supports weak references."""
+
+    n: int
+
+
+def _chunk_dicts() -> list[dict[str, Any]]:
+    return [{"i": i, "delta": {"text": f"t{i}"}} for i in range(3)]
+
+
+class _Unstorable:
+    """A chunk the codec cannot store (not JSON-native, not allow-listed)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+Consumer = Callable[..., list[Any]]
+
+
+# Every way a stream reaches the cache (SPEC §5): generator and async generator functions, and
+# plain / coroutine functions that *return* a sync or async stream. Each maker builds a cached
+# function producing ``chunks()`` and returns a consumer that iterates one call, handing each
+# chunk to ``touch`` before taking the next one (which is where an in-place edit happens), and
+# keeping the chunks it returns only when ``keep``.
+def _sync_gen(chunks: Callable[[], Iterable[Any]]) -> Consumer:
+    @llm_cached
+    def stream(q: str) -> Iterator[Any]:
+        yield from chunks()
+
+    def consume(touch: Callable[[Any], None], keep: bool = True) -> list[Any]:
+        out = []
+        for c in stream("q"):
+            touch(c)
+            if keep:
+                out.append(c)
+        return out
+
+    return consume
+
+
+def _async_gen(chunks: Callable[[], Iterable[Any]]) -> Consumer:
+    @llm_cached
+    async def stream(q: str) -> AsyncIterator[Any]:
+        for c in chunks():
+            yield c
+
+    def consume(touch: Callable[[Any], None], keep: bool = True) -> list[Any]:
+        async def run() -> list[Any]:
+            out = []
+            async for c in stream("q"):
+                touch(c)
+                if keep:
+                    out.append(c)
+            return out
+
+        return asyncio.run(run())
+
+    return consume
+
+
+def _returns_stream(
+    chunks: Callable[[], Iterable[Any]],
+) -> Consumer:
+    @llm_cached
+    def create(q: str) -> Any:
+        return FakeStream(chunks())
+
+    def consume(touch: Callable[[Any], None], keep: bool = True) -> list[Any]:
+        out = []
+        for c in create("q"):
+            touch(c)
+            if keep:
+                out.append(c)
+        return out
+
+    return consume
+
+
+def _coroutine_returns_async_stream(
+    chunks: Callable[[], Iterable[Any]],
+) -> Consumer:
+    @llm_cached
+    async def create(q: str) -> Any:
+        return FakeAsyncStream(chunks())
+
+    def consume(touch: Callable[[Any], None], keep: bool = True) -> list[Any]:
+        async def run() -> list[Any]:
+            out = []
+            async for c in await create("q"):
+                touch(c)
+                if keep:
+                    out.append(c)
+            return out
+
+        return asyncio.run(run())
+
+    return consume
+
+
+def _coroutine_returns_sync_stream(
+    chunks: Callable[[], Iterable[Any]],
+) -> Consumer:
+    @llm_cached
+    async def create(q: str) -> Any:
+        return FakeStream(chunks())
+
+    def consume(touch: Callable[[Any], None], keep: bool = True) -> list[Any]:
+        async def run() -> list[Any]:
+            out = []
+            for c in await create("q"):
+                touch(c)
+                if keep:
+                    out.append(c)
+            return out
+
+        return asyncio.run(run())
+
+    return consume
+
+
+STREAM_PATHS = pytest.mark.parametrize(
+    "make",
+    [
+        _sync_gen,
+        _async_gen,
+        _returns_stream,
+        _coroutine_returns_async_stream,
+        _coroutine_returns_sync_stream,
+    ],
+    ids=["generator", "async-generator", "returns-stream", "returns-async-stream", "async-sync"],
+)
+
+
+class TestChunkSnapshots:
+    """Chunks are snapshotted as they pass: what is stored is what the source yielded."""
+
+    @STREAM_PATHS
+    def test_consumer_editing_chunks_never_changes_the_cache(
+        self, llm_cache: CacheRecorder, make: Any
+    ) -> None:
+        """A consumer that edits each chunk in place (dict and nested dict) stores the
+        original; a hit replays the original chunks."""
+        consume = make(_chunk_dicts)
+
+        def vandalise(chunk: Any) -> None:
+            chunk["i"] = -1
+            chunk["delta"]["text"] = "EDITED"
+            chunk["extra"] = True
+
+        first = consume(vandalise)
+        assert all(c["delta"]["text"] == "EDITED" for c in first)  # the consumer's own edit
+        assert len(llm_cache.entries()) == 1
+        replay = consume(lambda c: None)
+        assert replay == _chunk_dicts(), f"the hit replayed edited chunks: {replay}"
+        assert llm_cache.hits == 1
+
+    @STREAM_PATHS
+    def test_editing_typed_chunks_never_changes_the_cache(
+        self, llm_cache: CacheRecorder, make: Any
+    ) -> None:
+        """SDK chunks (pydantic models) edited in place are stored as they were yielded."""
+        consume = make(chat_chunks)
+
+        def vandalise(chunk: Any) -> None:
+            chunk.id = "edited"
+            if chunk.choices:
+                chunk.choices[0].delta.content = "EDITED"
+
+        consume(vandalise)
+        replay = consume(lambda c: None)
+        assert replay == chat_chunks(), f"the hit replayed edited chunks: {replay}"
+
+    @STREAM_PATHS
+    def test_unencodable_chunk_stores_nothing_but_passes_every_chunk(
+        self, llm_cache: CacheRecorder, make: Any
+    ) -> None:
+        """A chunk the codec refuses means the stream is not stored; the consumer still gets
+        every chunk, the refused one included, in order."""
+        odd = _Unstorable(1)
+        consume = make(lambda: [{"i": 0}, odd, {"i": 2}])
+        got = consume(lambda c: None)
+        assert got == [{"i": 0}, odd, {"i": 2}]
+        assert llm_cache.entries() == []
+        assert consume(lambda c: None) == [{"i": 0}, odd, {"i": 2}]
+        assert llm_cache.hits == 0
+
+    @STREAM_PATHS
+    def test_recorder_keeps_no_reference_to_passed_chunks(
+        self, llm_cache: CacheRecorder, make: Any
+    ) -> None:
+        """Chunks are encoded as they pass, so the recording holds bytes, not the chunks: a
+        chunk the consumer let go of is freed before the stream ends."""
+        refs: list[weakref.ref[Any]] = []
+        alive_at_end: list[int] = []
+
+        def chunks() -> Iterator[Any]:  # made one at a time, as an SDK stream does
+            return (Token(i) for i in range(4))
+
+        def watch(chunk: Any) -> None:
+            refs.append(weakref.ref(chunk))
+            if len(refs) == 4:  # the last chunk: the stream has not completed yet
+                gc.collect()
+                alive_at_end.append(sum(r() is not None for r in refs[:3]))
+
+        consume = make(chunks)
+        consume(watch, keep=False)
+        assert alive_at_end == [0], f"{alive_at_end} earlier chunks still referenced"
+        assert consume(lambda c: None) == list(chunks())
+        assert llm_cache.hits == 1
+
+    def test_cache_if_judges_the_chunks_as_they_were_yielded(
+        self, llm_cache: CacheRecorder
+    ) -> None:
+        """cache_if sees a fresh copy of the snapshotted chunks, not the consumer's edits."""
+        seen: list[list[Any]] = []
+
+        def remember(chunks: list[Any]) -> bool:
+            seen.append(chunks)
+            return bool(chunks[-1]["i"] != 2)  # refuse streams whose last chunk is i=2
+
+        @llm_cached(cache_if=remember)
+        def stream(q: str) -> Iterator[Any]:
+            yield from _chunk_dicts()
+
+        for chunk in stream("q"):
+            chunk["i"] = 99  # an edit that would flip the verdict
+        assert [c["i"] for c in seen[0]] == [0, 1, 2]
+        assert llm_cache.entries() == []
+
+    def test_tokens_of_a_returned_stream_are_counted(self, llm_cache: CacheRecorder) -> None:
+        """Usage is counted as chunks pass: a replayed stream reports the tokens it saved."""
+
+        @llm_cached
+        async def create(q: str) -> Any:
+            return FakeAsyncStream(chat_chunks())
+
+        async def run() -> list[Any]:
+            return [c async for c in await create("q")]
+
+        asyncio.run(run())
+        asyncio.run(run())
+        assert create.cache.stats().tokens_saved == 15
+
+    @STREAM_PATHS
+    def test_stream_larger_than_the_entry_limit_is_not_stored(
+        self, llm_cache: CacheRecorder, make: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A stream whose encoded chunks pass the backend's entry size limit stops being
+        recorded (memory stays bounded); the consumer still gets every chunk."""
+        from llm_memo.backends.memory import MemoryBackend
+
+        monkeypatch.setattr(MemoryBackend, "max_entry_size", 1000, raising=False)
+        big = [{"i": i, "text": "x" * 300} for i in range(10)]
+        consume = make(lambda: [dict(c) for c in big])
+        assert consume(lambda c: None) == big
         assert llm_cache.entries() == []

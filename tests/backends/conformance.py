@@ -217,6 +217,42 @@ class BackendConformance:
             plant(key, raw)
             assert backend.get(key) is MISSING
 
+    def test_entry_under_another_key_is_a_miss(
+        self, backend: Any, request: pytest.FixtureRequest
+    ) -> None:
+        """An entry swapped or copied under another key (as an entry, and as raw bytes where the
+        backend keeps bytes) is a miss through the decorator, and the fresh result overwrites
+        it: an entry carries its key's digest, signing or not."""
+        calls: list[str] = []
+
+        @llm_cached(backend=backend, ttl=600)
+        def ask(q: str) -> dict[str, str]:
+            calls.append(q)
+            return {"answer": q}
+
+        ask("a"), ask("b")
+        ka, kb = ask.cache.key("a"), ask.cache.key("b")
+        ea, eb = backend.get(ka), backend.get(kb)
+        assert ea is not MISSING
+        assert eb is not MISSING
+        backend.set(ka, eb, 600)
+        backend.set(kb, ea, 600)
+        with cache_controls() as scope:
+            got = (ask("a"), ask("b"))
+        assert got == ({"answer": "a"}, {"answer": "b"}), f"swapped entries were served: {got}"
+        assert scope.hits == 0
+        with cache_controls() as scope:
+            assert (ask("a"), ask("b")) == ({"answer": "a"}, {"answer": "b"})
+        assert scope.hits == 2, "the fresh results did not overwrite the swapped entries"
+        assert calls == ["a", "b", "a", "b"]
+        try:
+            plant = request.getfixturevalue("plant")
+        except pytest.FixtureLookupError:
+            return  # entries kept as objects: the swap above is the copy
+        plant(kb, backend.get(ka).to_bytes())  # a byte-for-byte copy of a's entry under b
+        got_b = ask("b")  # a miss, or (tiered) b's own entry from L1: never a's answer
+        assert got_b == {"answer": "b"}, f"a raw copy of a's entry was served for b: {got_b}"
+
     # -- concurrency ------------------------------------------------------------------------
 
     def test_concurrent_writers_never_tear(self, backend: Any) -> None:

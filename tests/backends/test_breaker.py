@@ -44,7 +44,8 @@ class TestGuard:
             pass
 
     @pytest.mark.parametrize(
-        "exc", [asyncio.CancelledError(), KeyboardInterrupt(), ValueError("OOM command not allowed")]
+        "exc",
+        [asyncio.CancelledError(), KeyboardInterrupt(), ValueError("OOM command not allowed")],
     )
     def test_a_probe_that_ends_in_neither_lets_the_next_call_probe(
         self, exc: BaseException
