@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -228,7 +229,7 @@ BAD_URLS = {
     "file query": "file:///srv/cache?x=1",
 }
 
-WHERE = {
+WHERE: dict[str, Callable[[str], Any]] = {
     "configure": lambda url: configure(backend=url),
     "decorator": lambda url: llm_cached(backend=url)(lambda q: q),
     "cache_controls": lambda url: cache_controls(backend=url),
@@ -348,7 +349,7 @@ class TestGraceSetting:
         assert configure(grace=datetime.timedelta(hours=1)).grace == 3600.0
         for bad in (-1, "soon", None, float("inf")):
             with pytest.raises(ConfigurationError):
-                configure(grace=bad)
+                configure(grace=bad)  # type: ignore[arg-type]
         monkeypatch.setenv("LLM_MEMO_GRACE", "a while")
         config_module.reset()
         with pytest.raises(ConfigurationError, match="LLM_MEMO_GRACE"):

@@ -9,11 +9,13 @@ default for a user without a writable cache directory (in a subprocess).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,6 @@ from llm_memo import (
     Outcome,
     cache_controls,
     configure,
-    llm_cached,
 )
 from llm_memo.backends import _registry, register_backend
 from llm_memo.backends.disk import DiskBackend
@@ -70,7 +71,7 @@ def warnings_about(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if text in r.getMessage()]
 
 
-SPECS = {
+SPECS: dict[str, Callable[[Path], Any]] = {
     "path": lambda d: str(d),
     "url": lambda d: f"disk://{d}",
     "object": lambda d: DiskBackend(d),
@@ -97,7 +98,8 @@ class TestUnopenableBackend:
         assert errors == (3 if kind in ("sync", "async") else 6), errors
         logged = warnings_about(caplog, "cannot open")
         assert len(logged) == 1, logged
-        assert "blocker" in logged[0] and "calling through" in logged[0], logged
+        assert "blocker" in logged[0], logged
+        assert "calling through" in logged[0], logged
 
     def test_strict_raises_backend_unavailable(self, kind: str, tmp_path: Path) -> None:
         """strict=True: the open failure raises BackendUnavailableError, the cause chained."""
@@ -113,7 +115,8 @@ class TestUnopenableBackend:
         with pytest.raises(CacheMiss) as info:
             probe()
         cause = info.value.__cause__
-        assert isinstance(cause, BackendError) and "cannot open" in str(cause), cause
+        assert isinstance(cause, BackendError), cause
+        assert "cannot open" in str(cause), cause
         assert probe.calls == []
 
     def test_cache_controls_backend_fails_open(self, tmp_path: Path) -> None:
@@ -152,7 +155,8 @@ class TestUnopenableBackend:
         directory = tmp_path / "later"
         probe = Probe("sync", answer, backend=DiskBackend(directory))
         configure(backend=str(tmp_path / "configured"))
-        assert not directory.exists() and not (tmp_path / "configured").exists()
+        assert not directory.exists()
+        assert not (tmp_path / "configured").exists()
         probe()
         probe()
         assert directory.is_dir()
@@ -197,7 +201,7 @@ class TestReopening:
             with pytest.raises(BackendError):
                 backend.get("k")
             monotonic.now += 0.5
-        gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(attempts)]
         assert gaps[:6] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0], gaps
         assert set(gaps[6:]) == {60.0}, gaps
         assert len(attempts) < 20, f"{len(attempts)} attempts for 400 calls"
@@ -289,7 +293,8 @@ class TestTiered:
                 probe()
         assert [e.outcome for e in scope.events] == [Outcome.MISS] + [Outcome.HIT] * 3
         logged = warnings_about(caplog, "L1")
-        assert len(logged) == 1 and "cannot open" in logged[0], logged
+        assert len(logged) == 1, logged
+        assert "cannot open" in logged[0], logged
 
 
 RUN_DEFAULT = textwrap.dedent(

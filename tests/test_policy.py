@@ -67,7 +67,8 @@ class TestWritePlan:
         assert plan is not None
         assert (plan.stale_window, plan.retention) == (100000.0, 100060.0)
         plan = write_plan(Policy(ttl=None), 1000.0, 86400.0)
-        assert plan is not None and plan.retention is None
+        assert plan is not None
+        assert plan.retention is None
         entry = Entry(b"v", "json", created_at=1000.0, expires_at=1060.0)
         assert freshness(entry, 2000.0, Policy()) is Freshness.UNUSABLE
         assert freshness(entry, 2000.0, Policy(stale_if_error=3600)) is Freshness.STALE

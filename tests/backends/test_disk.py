@@ -77,12 +77,33 @@ class TestDiskSafety:
         )
         time.sleep(0.1)
         assert make_key(digest="1" * 32) not in list(backend.keys())
-        assert backend.purge_expired() == 2
+        assert backend.purge_expired(grace=0) == 2
         assert sorted(backend.keys()) == [make_key(digest="2" * 32), make_key(digest="4" * 32)]
+
+    def test_purge_expired_keeps_the_grace_window(self, tmp_path: Path) -> None:
+        """purge_expired() keeps an expired entry until expiry + grace (default: configure's,
+        24 h), so a read-time stale_if_error can still serve it; past it, the entry goes."""
+        import time
+
+        from llm_memo import configure
+
+        backend = DiskBackend(tmp_path)
+        now = time.time()
+        recent, old = make_key(digest="3" * 32), make_key(digest="5" * 32)
+        backend.set(recent, make_entry(expires_at=now - 10), None)
+        backend.set(old, make_entry(expires_at=now - 3600), None)
+        assert backend.purge_expired() == 0, "the default 24 h grace keeps both"
+        assert backend.purge_expired(grace=60) == 1
+        assert list(backend.keys()) == [recent]
+        configure(grace=5)
+        assert backend.purge_expired() == 1, "configure(grace=...) is the default"
+        assert list(backend.keys()) == []
 
     def test_refuses_to_store_non_bytes(self, tmp_path: Path) -> None:
         """The Disk refuses anything but bytes, so nothing is ever pickled on write."""
         backend = DiskBackend(tmp_path)
+        backend.open()
+        assert backend._cache is not None
         with pytest.raises(TypeError):
             backend._cache.set("k", {"a": 1})
         assert pickle.dumps  # the module is not used by the backend itself
@@ -90,6 +111,8 @@ class TestDiskSafety:
     def test_size_limit_is_explicit(self, tmp_path: Path) -> None:
         """The size limit given is the one diskcache enforces."""
         backend = DiskBackend(tmp_path, size_limit=123_456_789)
+        backend.open()
+        assert backend._cache is not None
         assert backend._cache.size_limit == 123_456_789
 
     def test_url_and_bare_path(self, tmp_path: Path) -> None:
