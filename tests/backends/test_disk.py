@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import pickle
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import diskcache
 import pytest
 
+from llm_memo import Outcome, cache_controls, llm_cached
 from llm_memo.backends import MISSING, from_url
 from llm_memo.backends.disk import DiskBackend, default_directory
 from llm_memo.errors import ConfigurationError
@@ -187,3 +191,102 @@ class TestDiskFailOpen:
         finally:
             holder.execute("ROLLBACK")
             holder.close()
+
+
+class TestLockWait:
+    """Async callers use the disk inline but wait for another writer's SQLite lock only
+    ``async_timeout`` (a timeout is a miss, counted); sync callers wait ``timeout`` as before."""
+
+    @staticmethod
+    def hold_write_lock(directory: Path) -> sqlite3.Connection:
+        holder = sqlite3.connect(
+            directory / "cache.db", isolation_level=None, timeout=30, check_same_thread=False
+        )
+        holder.execute("BEGIN EXCLUSIVE")
+        return holder
+
+    def test_async_call_under_a_held_lock_goes_through_as_an_error(self, tmp_path: Path) -> None:
+        """Another connection holds the write lock (BEGIN EXCLUSIVE) while an async def on the
+        disk cache is awaited: it returns the function's result with outcome error."""
+        backend = DiskBackend(tmp_path)
+        backend.open()
+        calls: list[str] = []
+
+        @llm_cached(backend=backend)
+        async def ask(q: str) -> str:
+            calls.append(q)
+            return q.upper()
+
+        holder = self.hold_write_lock(tmp_path)
+        try:
+
+            async def run() -> tuple[str, list[Outcome]]:
+                with cache_controls() as scope:
+                    result = await asyncio.wait_for(ask("q"), timeout=60)
+                return result, [e.outcome for e in scope.events]
+
+            result, outcomes = asyncio.run(run())
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert result == "Q"
+        assert outcomes == [Outcome.ERROR], outcomes
+        assert ask.cache.stats().errors == 1
+        assert calls == ["q"]
+
+        # The lock is free again: the next call stores, the one after hits.
+        async def twice() -> list[Outcome]:
+            with cache_controls() as scope:
+                await ask("q")
+                await ask("q")
+            return [e.outcome for e in scope.events]
+
+        assert asyncio.run(twice()) == [Outcome.MISS, Outcome.HIT]
+
+    def test_busy_timeout_follows_the_caller(self, tmp_path: Path) -> None:
+        """On an event loop the connection waits async_timeout; off it, timeout."""
+        backend = DiskBackend(tmp_path, timeout=3.0, async_timeout=0.25)
+        backend.open()
+
+        def busy() -> int:
+            assert backend._cache is not None
+            return int(backend._cache._con.execute("PRAGMA busy_timeout").fetchone()[0])
+
+        backend.get("k")
+        assert busy() == 3000
+
+        async def inline() -> int:
+            backend.get("k")
+            return busy()
+
+        assert asyncio.run(inline()) == 250
+        backend.get("k")
+        assert busy() == 3000, "a sync caller after an async one gets its own timeout back"
+
+    def test_sync_caller_still_waits_for_the_lock(self, tmp_path: Path) -> None:
+        """A sync caller waits for the lock as before: released while it waits, the write
+        succeeds (outcome miss, then a hit)."""
+        backend = DiskBackend(tmp_path, timeout=60.0)
+        backend.open()
+
+        @llm_cached(backend=backend)
+        def ask(q: str) -> str:
+            return q.upper()
+
+        holder = self.hold_write_lock(tmp_path)
+        release = threading.Timer(0.3, lambda: (holder.execute("ROLLBACK"), holder.close()))
+        release.start()
+        try:
+            with cache_controls() as scope:
+                assert ask("q") == "Q"
+                assert ask("q") == "Q"
+        finally:
+            release.join()
+        assert [e.outcome for e in scope.events] == [Outcome.MISS, Outcome.HIT]
+
+    def test_async_timeout_is_validated(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigurationError):
+            DiskBackend(tmp_path, async_timeout=-1)
+        with pytest.raises(ConfigurationError):
+            from_url(f"disk://{tmp_path}?async_timeout=soon")
+        assert DiskBackend.from_url(f"disk://{tmp_path}?async_timeout=0.5").async_timeout == 0.5
