@@ -231,6 +231,10 @@ class Memo:
         if last[0] is policy and last[1] is asynchronous:
             return last[2]
         backend = config.backend_from_spec(policy.backend, asynchronous)
+        if type(backend) is config.Unopened:
+            # Not remembered: the next call asks again, which builds it once its back-off
+            # has passed. Its operations raise BackendError, so the call fails open.
+            return backend
         if self.lock and not self._warned_lock and not isinstance(backend, (Locking, AsyncLocking)):
             self._warned_lock = True
             logger.warning(
@@ -419,7 +423,7 @@ class Memo:
         )
 
     def plan(self, policy: Policy, now: float) -> WritePlan | None:
-        return write_plan(policy, now)
+        return write_plan(policy, now, self._settings.grace)
 
     # -- events --------------------------------------------------------------------------
 

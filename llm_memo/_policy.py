@@ -19,7 +19,9 @@ The meanings follow HTTP caching:
 * ``ttl``: the entry's freshness lifetime, fixed when it is written (RFC 9111 §4.2.1, as an
   ``Expires`` would be).
 * ``stale_if_error`` (RFC 5861 §4): when the call fails, an entry stale by at most this many
-  seconds may answer instead. Entries written under it are retained that much longer.
+  seconds may answer instead. Entries written under it are retained that much longer, and
+  every entry is retained for the grace window past its expiry, so the directive may be given
+  at read time only; an expired entry answers nothing else.
 * ``only_if_cached`` (RFC 9111 §5.2.1.7): never call; no usable entry is an error (here
   :class:`~llm_memo.errors.CacheMiss`, the analogue of a 504).
 """
@@ -100,23 +102,30 @@ class WritePlan:
 
     expires_at: float | None
     stale_window: float
-    #: Seconds the backend keeps the entry (lifetime + stale window); ``None`` = no limit.
+    #: Seconds the backend keeps the entry (lifetime + the larger of the stale window and the
+    #: grace window); ``None`` = no limit.
     retention: float | None
 
 
-def write_plan(policy: Policy, now: float) -> WritePlan | None:
+def write_plan(policy: Policy, now: float, grace: float = 0.0) -> WritePlan | None:
     """The expiry of a result produced at ``now``, or ``None`` when it must not be stored.
 
-    An entry with ``ttl=0`` is stale on arrival; it is kept only when a ``stale_if_error``
-    window gives it a use.
+    ``grace``: seconds every entry is kept past its expiry (``configure(grace=...)``), so that
+    a ``stale_if_error`` given only at read time (RFC 5861 §4 lets the *request* carry it) can
+    still serve it; an entry written under ``stale_if_error=N`` is kept at least ``N``. The
+    entry's own ``stale_window`` stays the write-time directive: a read without
+    ``stale_if_error`` never serves an expired entry, whatever is retained.
+
+    An entry with ``ttl=0`` is stale on arrival; it is kept only when a stale or grace window
+    gives it a use.
     """
     if not policy.writes:
         return None
     ttl = policy.ttl
-    if ttl is None:
-        return WritePlan(None, float(policy.stale_if_error or 0.0), None)
     window = float(policy.stale_if_error or 0.0)
-    retention = ttl + window
+    if ttl is None:
+        return WritePlan(None, window, None)
+    retention = ttl + max(window, grace)
     if retention <= 0:
         return None
     return WritePlan(now + ttl, window, retention)

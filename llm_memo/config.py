@@ -19,10 +19,19 @@ Environment variables:
 ``LLM_MEMO_ONLY_IF_CACHED``     ``1``/``true``: never call (offline replay)
 ``LLM_MEMO_STRICT``             ``1``/``true``: raise on backend failures
 ``LLM_MEMO_SIGNING_KEY``        HMAC key(s), comma-separated; the first signs
+``LLM_MEMO_GRACE``              seconds expired entries are kept for ``stale_if_error``
 ==============================  ====================================================
 
 Backends named by URL are built once per process (per URL, per sync/async flavour) and
 rebuilt in a forked child, so gunicorn or celery workers never share a parent's sockets.
+
+A URL is validated where it is given (``configure``, the decorator, ``cache_controls``,
+``LLM_MEMO_BACKEND`` on first read) and built on first use. Building or opening it can still
+fail (a directory that cannot be created, a folder another process locks): then the call gets a
+stand-in whose every operation raises that failure as a
+:class:`~llm_memo.errors.BackendError`, so calls go through uncached (logged, counted), and the
+backend is built again after a back-off. The embedded default (nothing configured) whose cache
+directory cannot be opened falls back to an in-memory backend for the process, with one warning.
 
 Not here: what the directives mean (``_policy.py``).
 """
@@ -31,7 +40,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import inspect
+import logging
+import math
 import os
 import threading
 import time
@@ -43,7 +55,7 @@ from .controls import EMPTY, UNSET, Directives, Unset, seconds
 from .errors import BackendError, ConfigurationError
 from .events import Event
 
-__all__ = ["Settings", "configure", "settings"]
+__all__ = ["DEFAULT_GRACE", "Settings", "Unopened", "configure", "settings"]
 
 #: Seconds a caller waits for an identical call already in flight before calling itself.
 DEFAULT_WAIT_TIMEOUT = 300.0
@@ -51,6 +63,12 @@ DEFAULT_WAIT_TIMEOUT = 300.0
 DEFAULT_LOCK_TTL = 120.0
 #: Values whose encoded form is larger than this are zlib-compressed when that saves space.
 DEFAULT_COMPRESS_THRESHOLD = 16 * 1024
+#: Seconds every backend keeps an entry past its expiry, so that a ``stale_if_error`` given at
+#: read time (in an outage handler) can still serve it: 24 hours. ``0``: ``ttl`` is when an
+#: entry is deleted.
+DEFAULT_GRACE = 24 * 3600.0
+
+logger = logging.getLogger("llm_memo")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -73,6 +91,7 @@ class Settings:
     lock: bool = False
     lock_ttl: float = DEFAULT_LOCK_TTL
     compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD
+    grace: float = DEFAULT_GRACE
     clock: Callable[[], float] = time.time
     embedder: Any = None
     generation: int = 0
@@ -127,7 +146,19 @@ def _from_env() -> Settings:
         result.strict = _bool_env("LLM_MEMO_STRICT", raw)
     if raw := env.get("LLM_MEMO_SIGNING_KEY", "").strip():
         result.signing_keys = _keys([k.strip() for k in raw.split(",") if k.strip()])
+    if raw := env.get("LLM_MEMO_GRACE", "").strip():
+        try:
+            result.grace = _grace(float(raw))
+        except ValueError as exc:
+            raise ConfigurationError(f"LLM_MEMO_GRACE={raw!r} is not a number of seconds") from exc
     return result
+
+
+def _grace(value: Any) -> float:
+    grace = seconds("grace", value, allow_none=False)
+    if grace is None or not math.isfinite(grace):
+        raise ConfigurationError(f"grace must be a finite number of seconds, got {value!r}")
+    return grace
 
 
 def settings() -> Settings:
@@ -178,6 +209,7 @@ def configure(
     lock: bool | Unset = UNSET,
     lock_ttl: float | Unset = UNSET,
     compress_threshold: int | Unset = UNSET,
+    grace: float | datetime.timedelta | Unset = UNSET,
     clock: Callable[[], float] | Unset = UNSET,
     embedder: Any = UNSET,
     **directives: Any,
@@ -202,13 +234,20 @@ def configure(
         lock: cross-process single-flight by default, on backends that support it.
         lock_ttl: seconds a cross-process lock outlives a crashed holder.
         compress_threshold: encoded size in bytes above which values are compressed.
+        grace: seconds (or a timedelta) every backend keeps an entry past its expiry, so that
+            a ``stale_if_error`` given only at read time can serve it (default 24 h,
+            ``LLM_MEMO_GRACE``). Normal reads never serve an expired entry. ``0`` makes
+            ``ttl`` the deletion time; entries written under ``stale_if_error=N`` are kept at
+            least ``ttl + N`` either way.
         clock: the time source for entry timestamps (tests pass a fake clock).
         embedder: the embedder semantic backends built from URLs use.
         **directives: ``ttl``, ``max_age``, ``stale_if_error``, ``namespace``, ``enabled``,
             ``no_cache``, ``no_store``, ``only_if_cached``, ``threshold``.
 
     Raises:
-        ConfigurationError: an unknown option or an invalid value.
+        ConfigurationError: an unknown option or an invalid value, including a backend URL
+            with an unknown scheme or option, a malformed one, or one whose extra is not
+            installed (checked now, without opening anything).
 
     Example::
 
@@ -242,6 +281,8 @@ def configure(
             if not isinstance(compress_threshold, int) or compress_threshold < 0:
                 raise ConfigurationError("compress_threshold must be a non-negative int")
             updated.compress_threshold = compress_threshold
+        if grace is not UNSET:
+            updated.grace = _grace(grace)
         if clock is not UNSET:
             if not callable(clock):
                 raise ConfigurationError("clock must be a callable returning seconds")
@@ -289,7 +330,9 @@ _default_key = "<default>"
 def backend_from_spec(spec: Any, asynchronous: bool) -> Any:
     """Turn a ``backend=`` value (URL, path, object, or UNSET for the default) into a backend.
 
-    URL-built backends are cached per process.
+    URL-built backends are cached per process. One that cannot be built comes back as an
+    :class:`Unopened` stand-in that raises the failure from every operation; it is built again
+    once its back-off has passed (``Unopened.due``).
     """
     if spec is UNSET:
         spec = _default_key
@@ -297,21 +340,118 @@ def backend_from_spec(spec: Any, asynchronous: bool) -> Any:
         return spec
     cache_key = (os.fspath(spec), asynchronous)
     backend = _backends.get(cache_key)
-    if backend is not None:
+    if backend is not None and not (type(backend) is Unopened and backend.due()):
         return backend
     with _lock:
         backend = _backends.get(cache_key)
-        if backend is None:
-            from .backends import from_url
-
-            if spec == _default_key:
-                from .backends.disk import DiskBackend
-
-                backend = DiskBackend()
-            else:
-                backend = from_url(spec, asynchronous=asynchronous)
+        if backend is None or (type(backend) is Unopened and backend.due()):
+            backend = _build(cache_key[0], asynchronous, backend)
             _backends[cache_key] = backend
     return backend
+
+
+def _build(spec: str, asynchronous: bool, before: Unopened | None) -> Any:
+    from .backends import from_url
+    from .backends._registry import Reopen
+
+    if spec == _default_key:
+        return _default_backend()
+    try:
+        return from_url(spec, asynchronous=asynchronous)
+    except (BackendError, ConfigurationError, OSError) as exc:
+        # Found at build time, not where the URL was given (which validated it): a folder
+        # another process locks, no embedder configured yet, a driver refusing its settings.
+        # Like any backend failure it fails open and is retried after a back-off.
+        reopen = before.reopen if before is not None else Reopen()
+        error = BackendError(f"cannot open backend {_redact(spec)}: {exc}")
+        error.__cause__ = exc
+        reopen.failed(error)
+        return Unopened(_redact(spec), reopen)
+
+
+def _redact(spec: str) -> str:
+    # A URL's password never reaches a log line.
+    head, sep, rest = spec.partition("://")
+    userinfo, at, tail = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return spec
+    return f"{head}://{userinfo.partition(':')[0]}:***@{tail}"
+
+
+def _default_backend() -> Any:
+    """The embedded default: a disk cache in the user's cache directory, or, for a user
+    without a writable one (a service account with ``HOME=/nonexistent``), memory.
+
+    Never a shared world-writable folder such as ``/tmp``: another user could plant entries.
+    """
+    from .backends.disk import DiskBackend, default_directory
+    from .backends.memory import MemoryBackend
+
+    try:
+        directory = default_directory()
+        home = os.path.expanduser("~")
+        if directory.startswith(home + os.sep) and not os.path.isdir(home):
+            # A service account's HOME=/nonexistent: creating it (as root could) is not ours.
+            raise BackendError(f"{directory} is under the home directory {home}, which is absent")
+        disk = DiskBackend(directory)
+        disk.open()
+    except (BackendError, OSError) as exc:
+        logger.warning(
+            "llm_memo: the default disk cache cannot be opened (%s); caching in memory for "
+            "this process instead. Set LLM_MEMO_BACKEND or configure(backend=...) to a "
+            "writable location to keep entries across runs",
+            exc,
+        )
+        return MemoryBackend()
+    return disk
+
+
+class Unopened:
+    """Stands in for a backend that could not be built or opened.
+
+    Every operation raises the failure as a :class:`~llm_memo.errors.BackendError` (the
+    driver's exception chained), so the decorator's fail-open path handles it like any other
+    backend failure: logged once per burst, counted, the call goes through; ``strict=True``
+    raises :class:`~llm_memo.errors.BackendUnavailableError`. Once :meth:`due`, the backend is
+    built again (back-off: 1 s doubling to 60 s).
+
+    .. versionadded:: 0.2.0
+    """
+
+    __slots__ = ("reopen", "spec")
+
+    def __init__(self, spec: str, reopen: Any) -> None:
+        self.spec = spec
+        self.reopen = reopen
+
+    def __repr__(self) -> str:
+        return f"Unopened({self.spec!r})"
+
+    def due(self) -> bool:
+        """Whether building the backend may be tried again now."""
+        return bool(self.reopen.due())
+
+    def _fail(self) -> BackendError:
+        return BackendError(str(self.reopen.error()))
+
+    def get(self, key: str) -> Any:
+        """Raise the failure to open."""
+        raise self._fail() from self.reopen.cause
+
+    def set(self, key: str, entry: Any, ttl: float | None) -> None:
+        """Raise the failure to open."""
+        raise self._fail() from self.reopen.cause
+
+    def delete(self, key: str) -> bool:
+        """Raise the failure to open."""
+        raise self._fail() from self.reopen.cause
+
+    def clear(self, prefix: str = "") -> int:
+        """Raise the failure to open."""
+        raise self._fail() from self.reopen.cause
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def close_backends() -> None:

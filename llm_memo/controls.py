@@ -25,6 +25,7 @@ import contextvars
 import datetime as _dt
 import enum
 import functools
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -169,6 +170,11 @@ class Directives:
             else:  # backend: a URL, a path or a backend object; resolved on first use
                 if value is None:
                     raise ConfigurationError("backend=None is not a backend; omit it to inherit")
+                if isinstance(value, (str, os.PathLike)):
+                    # Validated here, where it is given; opened on first use (failing open).
+                    from .backends._registry import check_url
+
+                    check_url(value)
                 out[name] = value
         return cls(**out)
 

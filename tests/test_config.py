@@ -6,12 +6,19 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from llm_memo import ConfigurationError, MissingDependencyError, configure, llm_cached
+from llm_memo import (
+    ConfigurationError,
+    MissingDependencyError,
+    cache_controls,
+    configure,
+    llm_cached,
+)
 from llm_memo import config as config_module
 from llm_memo.backends import from_url
 from llm_memo.backends.disk import DiskBackend
@@ -203,3 +210,147 @@ def test_forked_child_rebuilds_url_backends(tmp_path: Path) -> None:
 
 
 def _unused(*_: Any) -> None: ...
+
+
+# -- configuration errors are raised where given (issue 9, section 1) ------------------------
+
+BAD_URLS = {
+    "unknown scheme": "bogus://x",
+    "memory option": "memory://?bogus=1",
+    "memory value": "memory://?max_entries=lots",
+    "memory zero": "memory://?max_entries=0",
+    "memory path": "memory://somewhere/else",
+    "disk option": "disk:///srv/cache?bogus=1",
+    "disk value": "disk:///srv/cache?size_limit=big",
+    "redis port": "redis://localhost:notaport/0",
+    "redis option": "redis://localhost:6379/0?bogus=1",
+    "redis db": "redis://localhost:6379/zero",
+    "object store query": "s3://bucket/prefix?region=x",
+    "file query": "file:///srv/cache?x=1",
+}
+
+WHERE: dict[str, Callable[[str], Any]] = {
+    "configure": lambda url: configure(backend=url),
+    "decorator": lambda url: llm_cached(backend=url)(lambda q: q),
+    "cache_controls": lambda url: cache_controls(backend=url),
+}
+
+
+class TestConfigurationErrorsWhereGiven:
+    @pytest.mark.parametrize("where", sorted(WHERE))
+    @pytest.mark.parametrize("case", sorted(BAD_URLS))
+    def test_bad_url_raises_where_given(self, where: str, case: str) -> None:
+        """A malformed URL, an unknown scheme or option is a ConfigurationError at configure,
+        the decorator and cache_controls, never later inside a call."""
+        with pytest.raises(ConfigurationError):
+            WHERE[where](BAD_URLS[case])
+
+    @pytest.mark.parametrize("case", sorted(BAD_URLS))
+    def test_bad_env_url_raises_at_first_read(
+        self, case: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """LLM_MEMO_BACKEND is checked when settings are first read (decoration at the latest)."""
+        monkeypatch.setenv("LLM_MEMO_BACKEND", BAD_URLS[case])
+        config_module.reset()
+        with pytest.raises(ConfigurationError):
+            llm_cached(lambda q: q)
+
+    @pytest.mark.parametrize("where", sorted(WHERE))
+    def test_missing_extra_raises_where_given(
+        self, where: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A scheme whose driver is not installed names the extra, where the URL is given."""
+        from llm_memo.backends import _registry
+
+        real = _registry._installed
+        monkeypatch.setattr(_registry, "_installed", lambda name: name != "s3fs" and real(name))
+        with pytest.raises(MissingDependencyError, match=r"llm-memo\[s3\]"):
+            WHERE[where]("s3://bucket/prefix")
+
+    def test_validation_creates_nothing(self, tmp_path: Path) -> None:
+        """Validating a disk URL or path opens nothing: no directory appears."""
+        for spec in (str(tmp_path / "a"), f"disk://{tmp_path / 'b'}?size_limit=1000000"):
+            configure(backend=spec)
+            llm_cached(backend=spec)(lambda q: q)
+            with cache_controls(backend=spec):
+                pass
+        assert sorted(os.listdir(tmp_path)) == []
+
+    def test_unknown_disk_option_never_reaches_diskcache(self, tmp_path: Path) -> None:
+        """``-o bogus=1`` on disk (an option to from_url) is refused before diskcache could
+        save it in its Settings table."""
+        with pytest.raises(ConfigurationError, match="bogus"):
+            from_url(f"disk://{tmp_path / 'c'}", bogus=1)
+        with pytest.raises(ConfigurationError, match="bogus"):
+            DiskBackend(tmp_path / "c", bogus=1)
+        with pytest.raises(ConfigurationError, match="eviction_policy"):
+            DiskBackend(tmp_path / "c", eviction_policy="sometimes")
+        assert not (tmp_path / "c").exists()
+        DiskBackend(tmp_path / "c", cull_limit=5).open()  # a real diskcache setting passes
+
+    def test_unknown_memory_option(self) -> None:
+        with pytest.raises(ConfigurationError, match="bogus"):
+            from_url("memory://", bogus=1)
+
+    def test_every_registered_scheme_validates(self) -> None:
+        """Each built-in scheme's well-formed URL passes check_url (no scheme is forgotten)."""
+        from llm_memo.backends._registry import _ROWS, check_url
+
+        good = {
+            "memory": "memory://?max_entries=5",
+            "disk": "disk:///srv/llm?size_limit=10&timeout=1&async_timeout=0.05",
+            "file": "file:///srv/llm",
+            "redis": "redis://localhost:6379/0?socket_timeout=1",
+            "rediss": "rediss://localhost:6380/0",
+            "unix": "unix:///run/redis.sock?db=1",
+            "redis+cluster": "redis+cluster://a:7000,b:7001/",
+            "rediss+cluster": "rediss+cluster://a:7000,b:7001/",
+            "redis+sentinel": "redis+sentinel://s1:26379,s2:26379/mymaster/0",
+            "qdrant+local": "qdrant+local:///srv/q",
+        }
+        for scheme in sorted(_ROWS):
+            url = good.get(scheme, f"{scheme}://host/bucket")
+            check_url(url)
+        with pytest.raises(ConfigurationError):
+            check_url("redis://localhost:6379/0", bogus=1)
+
+    def test_network_checks_do_not_import_heavy_drivers(self) -> None:
+        """Validating a qdrant or object-store URL looks the driver up without importing it."""
+        code = textwrap.dedent(
+            """
+            import sys
+            from llm_memo import configure
+            configure(backend="qdrant://localhost:6333/c")
+            configure(backend="s3://bucket/prefix")
+            configure(backend="gs://bucket/prefix")
+            heavy = [m for m in ("qdrant_client", "s3fs", "gcsfs", "fsspec") if m in sys.modules]
+            print(heavy)
+            """
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]", done.stdout
+
+
+class TestGraceSetting:
+    def test_default_env_and_configure(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """grace defaults to 24 h; LLM_MEMO_GRACE and configure(grace=...) set it."""
+        import datetime
+
+        monkeypatch.delenv("LLM_MEMO_GRACE", raising=False)
+        config_module.reset()
+        assert config_module.settings().grace == 86400.0
+        monkeypatch.setenv("LLM_MEMO_GRACE", "600")
+        config_module.reset()
+        assert config_module.settings().grace == 600.0
+        assert configure(grace=0).grace == 0.0
+        assert configure(grace=datetime.timedelta(hours=1)).grace == 3600.0
+        for bad in (-1, "soon", None, float("inf")):
+            with pytest.raises(ConfigurationError):
+                configure(grace=bad)  # type: ignore[arg-type]
+        monkeypatch.setenv("LLM_MEMO_GRACE", "a while")
+        config_module.reset()
+        with pytest.raises(ConfigurationError, match="LLM_MEMO_GRACE"):
+            config_module.settings()

@@ -57,6 +57,28 @@ class TestWritePlan:
         assert plan is not None
         assert (plan.expires_at, plan.stale_window, plan.retention) == (1060.0, 30.0, 90.0)
 
+    def test_grace_extends_retention_not_freshness(self) -> None:
+        """Every entry is kept ttl + grace, so a read-time stale_if_error can find it; a longer
+        write-time stale_if_error wins; the entry's own expiry and stale window are unchanged."""
+        plan = write_plan(Policy(ttl=60), 1000.0, 86400.0)
+        assert plan is not None
+        assert (plan.expires_at, plan.stale_window, plan.retention) == (1060.0, 0.0, 86460.0)
+        plan = write_plan(Policy(ttl=60, stale_if_error=100000), 1000.0, 86400.0)
+        assert plan is not None
+        assert (plan.stale_window, plan.retention) == (100000.0, 100060.0)
+        plan = write_plan(Policy(ttl=None), 1000.0, 86400.0)
+        assert plan is not None
+        assert plan.retention is None
+        entry = Entry(b"v", "json", created_at=1000.0, expires_at=1060.0)
+        assert freshness(entry, 2000.0, Policy()) is Freshness.UNUSABLE
+        assert freshness(entry, 2000.0, Policy(stale_if_error=3600)) is Freshness.STALE
+
+    def test_zero_ttl_with_grace_is_kept_stale(self) -> None:
+        """ttl=0 with a grace window: stale on arrival, kept for the window."""
+        plan = write_plan(Policy(ttl=0), 1000.0, 600.0)
+        assert plan is not None
+        assert (plan.expires_at, plan.retention) == (1000.0, 600.0)
+
     def test_no_ttl_keeps_forever(self) -> None:
         plan = write_plan(Policy(), 1000.0)
         assert plan is not None

@@ -31,6 +31,7 @@ DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 _INF = float("inf")
+_OPTIONS = ("max_entries", "max_bytes", "clock")
 logger = logging.getLogger("llm_memo")
 
 
@@ -79,11 +80,34 @@ class MemoryBackend:
         """Build from ``memory://`` with optional ``?max_entries=N&max_bytes=N``.
 
         Raises:
-            ConfigurationError: an unknown or malformed query parameter.
+            ConfigurationError: an unknown or malformed query parameter or option.
         """
+        return cls(**cls._settings(url, options))  # type: ignore[arg-type]
+
+    @classmethod
+    def check_url(cls, url: str, **options: object) -> None:
+        """Validate ``url`` and ``options`` as :meth:`from_url` would, building nothing.
+
+        Raises:
+            ConfigurationError: an unknown or malformed query parameter or option.
+        """
+        cls._settings(url, options)
+
+    @classmethod
+    def _settings(cls, url: str, options: dict[str, object]) -> dict[str, object]:
         parts = urlsplit(url)
+        if parts.netloc or parts.path.strip("/"):
+            raise ConfigurationError(
+                f"{url!r}: a memory:// URL names no host or path (memory://?max_entries=N)"
+            )
         kwargs: dict[str, object] = dict(options)
-        for name, value in parse_qsl(parts.query, strict_parsing=False):
+        unknown = sorted(set(kwargs).difference(_OPTIONS))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown memory backend option(s) {', '.join(unknown)}; known: "
+                + ", ".join(_OPTIONS)
+            )
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
             if name not in ("max_entries", "max_bytes"):
                 raise ConfigurationError(
                     f"unknown memory:// option {name!r}; known: max_entries, max_bytes"
@@ -92,7 +116,11 @@ class MemoryBackend:
                 kwargs[name] = int(value)
             except ValueError as exc:
                 raise ConfigurationError(f"memory:// option {name} must be an integer") from exc
-        return cls(**kwargs)  # type: ignore[arg-type]
+        for name in ("max_entries", "max_bytes"):
+            bound = kwargs.get(name, 1)
+            if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+                raise ConfigurationError(f"{name} must be a positive integer, got {bound!r}")
+        return kwargs
 
     def __repr__(self) -> str:
         return f"MemoryBackend(max_entries={self.max_entries}, max_bytes={self.max_bytes})"

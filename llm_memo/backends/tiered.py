@@ -8,8 +8,9 @@ L1 evicts it). Writes go to L2 first, then L1; deletes and clears go to both.
 Failures: an L1 hit needs nothing from L2, so it is served while L2 is down; an L1 miss asks
 L2, whose :class:`~llm_memo.errors.BackendError` reaches the decorator (which then calls the
 function: fail-open). A write or delete that fails at L2 still reaches L1, then raises, so the
-failure is counted. L1 failures (a disk L1 timing out) are logged at debug level and read as
-misses: L1 is an optimisation, never the reason a call fails.
+failure is counted. L1 failures (a disk L1 timing out, or one that cannot be opened) read as
+misses, logged as a warning once per burst (every 30 s at most): L1 is an optimisation, never
+the reason a call fails, but an L1 that never works should not go unnoticed.
 
 L1 is synchronous and local (:class:`~llm_memo.backends.memory.MemoryBackend`, or a disk
 backend), called inline even from async code: it answers in microseconds. L2 is any backend:
@@ -50,6 +51,9 @@ __all__ = ["AsyncTieredBackend", "TieredBackend"]
 
 logger = logging.getLogger("llm_memo")
 
+# L1 failures are logged at most once per this many seconds per tiered backend.
+_L1_LOG_INTERVAL = 30.0
+
 
 class _Tiers:
     """What both tiered backends share: L1, its lifetimes and its failure policy."""
@@ -66,6 +70,8 @@ class _Tiers:
         self.l1 = l1
         self.l1_ttl = l1_ttl
         self._clock = clock
+        self._l1_reported = -_L1_LOG_INTERVAL
+        self._l1_suppressed = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.l1!r}, {self.l2!r}, l1_ttl={self.l1_ttl!r})"
@@ -76,31 +82,42 @@ class _Tiers:
             return ttl
         return cap if ttl is None else min(ttl, cap)
 
+    def _l1_failed(self, operation: str, exc: BackendError) -> None:
+        now = time.monotonic()
+        if now - self._l1_reported < _L1_LOG_INTERVAL:
+            self._l1_suppressed += 1
+            return
+        more = f" ({self._l1_suppressed} more since the last report)" if self._l1_suppressed else ""
+        self._l1_reported, self._l1_suppressed = now, 0
+        logger.warning(
+            "llm_memo: L1 %r %s failed, using L2 only: %s%s", self.l1, operation, exc, more
+        )
+
     def _l1_get(self, key: str) -> Entry | Literal[Missing.MISSING]:
         try:
             return self.l1.get(key)
         except BackendError as exc:
-            logger.debug("llm_memo: L1 %r read failed, asking L2: %s", self.l1, exc)
+            self._l1_failed("read", exc)
             return MISSING
 
     def _l1_set(self, key: str, entry: Entry, ttl: float | None) -> None:
         try:
             self.l1.set(key, entry, ttl)
         except BackendError as exc:
-            logger.debug("llm_memo: L1 %r write failed: %s", self.l1, exc)
+            self._l1_failed("write", exc)
 
     def _l1_delete(self, key: str) -> bool:
         try:
             return self.l1.delete(key)
         except BackendError as exc:
-            logger.debug("llm_memo: L1 %r delete failed: %s", self.l1, exc)
+            self._l1_failed("delete", exc)
             return False
 
     def _l1_clear(self, prefix: str) -> int:
         try:
             return self.l1.clear(prefix)
         except BackendError as exc:
-            logger.debug("llm_memo: L1 %r clear failed: %s", self.l1, exc)
+            self._l1_failed("clear", exc)
             return 0
 
     def _fill(self, key: str, entry: Entry) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import pickle
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import diskcache
 import pytest
 
+from llm_memo import Outcome, cache_controls, llm_cached
 from llm_memo.backends import MISSING, from_url
 from llm_memo.backends.disk import DiskBackend, default_directory
 from llm_memo.errors import ConfigurationError
@@ -77,12 +81,33 @@ class TestDiskSafety:
         )
         time.sleep(0.1)
         assert make_key(digest="1" * 32) not in list(backend.keys())
-        assert backend.purge_expired() == 2
+        assert backend.purge_expired(grace=0) == 2
         assert sorted(backend.keys()) == [make_key(digest="2" * 32), make_key(digest="4" * 32)]
+
+    def test_purge_expired_keeps_the_grace_window(self, tmp_path: Path) -> None:
+        """purge_expired() keeps an expired entry until expiry + grace (default: configure's,
+        24 h), so a read-time stale_if_error can still serve it; past it, the entry goes."""
+        import time
+
+        from llm_memo import configure
+
+        backend = DiskBackend(tmp_path)
+        now = time.time()
+        recent, old = make_key(digest="3" * 32), make_key(digest="5" * 32)
+        backend.set(recent, make_entry(expires_at=now - 10), None)
+        backend.set(old, make_entry(expires_at=now - 3600), None)
+        assert backend.purge_expired() == 0, "the default 24 h grace keeps both"
+        assert backend.purge_expired(grace=60) == 1
+        assert list(backend.keys()) == [recent]
+        configure(grace=5)
+        assert backend.purge_expired() == 1, "configure(grace=...) is the default"
+        assert list(backend.keys()) == []
 
     def test_refuses_to_store_non_bytes(self, tmp_path: Path) -> None:
         """The Disk refuses anything but bytes, so nothing is ever pickled on write."""
         backend = DiskBackend(tmp_path)
+        backend.open()
+        assert backend._cache is not None
         with pytest.raises(TypeError):
             backend._cache.set("k", {"a": 1})
         assert pickle.dumps  # the module is not used by the backend itself
@@ -90,6 +115,8 @@ class TestDiskSafety:
     def test_size_limit_is_explicit(self, tmp_path: Path) -> None:
         """The size limit given is the one diskcache enforces."""
         backend = DiskBackend(tmp_path, size_limit=123_456_789)
+        backend.open()
+        assert backend._cache is not None
         assert backend._cache.size_limit == 123_456_789
 
     def test_url_and_bare_path(self, tmp_path: Path) -> None:
@@ -164,3 +191,102 @@ class TestDiskFailOpen:
         finally:
             holder.execute("ROLLBACK")
             holder.close()
+
+
+class TestLockWait:
+    """Async callers use the disk inline but wait for another writer's SQLite lock only
+    ``async_timeout`` (a timeout is a miss, counted); sync callers wait ``timeout`` as before."""
+
+    @staticmethod
+    def hold_write_lock(directory: Path) -> sqlite3.Connection:
+        holder = sqlite3.connect(
+            directory / "cache.db", isolation_level=None, timeout=30, check_same_thread=False
+        )
+        holder.execute("BEGIN EXCLUSIVE")
+        return holder
+
+    def test_async_call_under_a_held_lock_goes_through_as_an_error(self, tmp_path: Path) -> None:
+        """Another connection holds the write lock (BEGIN EXCLUSIVE) while an async def on the
+        disk cache is awaited: it returns the function's result with outcome error."""
+        backend = DiskBackend(tmp_path)
+        backend.open()
+        calls: list[str] = []
+
+        @llm_cached(backend=backend)
+        async def ask(q: str) -> str:
+            calls.append(q)
+            return q.upper()
+
+        holder = self.hold_write_lock(tmp_path)
+        try:
+
+            async def run() -> tuple[str, list[Outcome]]:
+                with cache_controls() as scope:
+                    result = await asyncio.wait_for(ask("q"), timeout=60)
+                return result, [e.outcome for e in scope.events]
+
+            result, outcomes = asyncio.run(run())
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert result == "Q"
+        assert outcomes == [Outcome.ERROR], outcomes
+        assert ask.cache.stats().errors == 1
+        assert calls == ["q"]
+
+        # The lock is free again: the next call stores, the one after hits.
+        async def twice() -> list[Outcome]:
+            with cache_controls() as scope:
+                await ask("q")
+                await ask("q")
+            return [e.outcome for e in scope.events]
+
+        assert asyncio.run(twice()) == [Outcome.MISS, Outcome.HIT]
+
+    def test_busy_timeout_follows_the_caller(self, tmp_path: Path) -> None:
+        """On an event loop the connection waits async_timeout; off it, timeout."""
+        backend = DiskBackend(tmp_path, timeout=3.0, async_timeout=0.25)
+        backend.open()
+
+        def busy() -> int:
+            assert backend._cache is not None
+            return int(backend._cache._con.execute("PRAGMA busy_timeout").fetchone()[0])
+
+        backend.get("k")
+        assert busy() == 3000
+
+        async def inline() -> int:
+            backend.get("k")
+            return busy()
+
+        assert asyncio.run(inline()) == 250
+        backend.get("k")
+        assert busy() == 3000, "a sync caller after an async one gets its own timeout back"
+
+    def test_sync_caller_still_waits_for_the_lock(self, tmp_path: Path) -> None:
+        """A sync caller waits for the lock as before: released while it waits, the write
+        succeeds (outcome miss, then a hit)."""
+        backend = DiskBackend(tmp_path, timeout=60.0)
+        backend.open()
+
+        @llm_cached(backend=backend)
+        def ask(q: str) -> str:
+            return q.upper()
+
+        holder = self.hold_write_lock(tmp_path)
+        release = threading.Timer(0.3, lambda: (holder.execute("ROLLBACK"), holder.close()))
+        release.start()
+        try:
+            with cache_controls() as scope:
+                assert ask("q") == "Q"
+                assert ask("q") == "Q"
+        finally:
+            release.join()
+        assert [e.outcome for e in scope.events] == [Outcome.MISS, Outcome.HIT]
+
+    def test_async_timeout_is_validated(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigurationError):
+            DiskBackend(tmp_path, async_timeout=-1)
+        with pytest.raises(ConfigurationError):
+            from_url(f"disk://{tmp_path}?async_timeout=soon")
+        assert DiskBackend.from_url(f"disk://{tmp_path}?async_timeout=0.5").async_timeout == 0.5
