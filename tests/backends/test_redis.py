@@ -43,6 +43,7 @@ from tests.servers import (
     RedisSentinel,
     RedisServer,
     free_port,
+    poll_until,
     start_redis_server,
 )
 
@@ -488,6 +489,184 @@ class TestFailures:
         assert {o for p, o in outcomes if p == "down"} == {Outcome.ERROR}
         # Each call that was not a hit called the function exactly once.
         assert sum(calls.values()) == sum(1 for _, o in outcomes if o is not Outcome.HIT)
+
+
+# -- refusals and half-open probes ---------------------------------------------------------------
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand (the breaker's cool-down without sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _half_open(breaker: CircuitBreaker, clock: _Clock) -> None:
+    """Open ``breaker`` as an outage would, then let its cool-down pass: the next operation is
+    the half-open probe."""
+    for _ in range(breaker.failures):
+        breaker.failure()
+    assert breaker.is_open
+    clock.now += breaker.max_cooldown + 1
+
+
+@contextlib.contextmanager
+def _out_of_memory(server: RedisServer) -> Iterator[None]:
+    """Every write refused with an ``OOM`` error reply; reads still answer."""
+    server.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    server.command("CONFIG", "SET", "maxmemory", "1")
+    try:
+        yield
+    finally:
+        server.command("CONFIG", "SET", "maxmemory", "0")
+
+
+class TestRefusals:
+    """An error reply (OOM, READONLY, ...) is one call's refusal: a BackendError for that call,
+    never a breaker failure, and a half-open probe that gets one (or is cancelled) resolves."""
+
+    def test_error_replies_never_open_the_breaker(self, redis_scratch: RedisServer) -> None:
+        """Writes refused with OOM, many times over, leave the breaker closed: reads go on."""
+        clock = _Clock()
+        breaker = CircuitBreaker(failures=1, clock=clock)
+        backend = RedisBackend.from_url(redis_scratch.url, breaker=breaker)
+        key = make_key()
+        backend.set(key, make_entry(b"kept"), None)
+        with _out_of_memory(redis_scratch):
+            for _ in range(5):
+                with pytest.raises(BackendError) as info:
+                    backend.set(make_key(digest=uuid.uuid4().hex), make_entry(), 60)
+                assert isinstance(info.value.__cause__, redis.exceptions.OutOfMemoryError), info
+                assert not isinstance(info.value, BackendUnavailableError), info
+            assert not breaker.is_open
+            got = backend.get(key)
+        assert got is not MISSING and got.value == b"kept", got
+        backend.close()
+
+    def test_probe_refused_with_oom_resolves(self, redis_scratch: RedisServer) -> None:
+        """The half-open probe gets an OOM reply: that call fails, and the next one runs (the
+        breaker is not left "probing" for ever with a healthy server)."""
+        clock = _Clock()
+        breaker = CircuitBreaker(failures=2, cooldown=5, max_cooldown=5, clock=clock)
+        backend = RedisBackend.from_url(redis_scratch.url, breaker=breaker)
+        backend.get("warm-up")
+        _half_open(breaker, clock)
+        with _out_of_memory(redis_scratch):
+            with pytest.raises(BackendError) as info:
+                backend.set(make_key(), make_entry(), 60)
+            assert not isinstance(info.value, BackendUnavailableError), info.value
+            assert backend.get(make_key()) is MISSING  # raised "probe under way" before
+        assert not breaker.is_open
+        backend.close()
+
+    def test_probe_refused_by_a_read_only_replica_resolves(
+        self, redis_replica: RedisServer
+    ) -> None:
+        """A READONLY reply to the probe (a write to a replica) resolves it, sync and async."""
+        for flavour in ("sync", "async"):
+            clock = _Clock()
+            breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
+            _half_open(breaker, clock)
+            if flavour == "sync":
+                backend = RedisBackend.from_url(redis_replica.url, breaker=breaker)
+                with pytest.raises(BackendError) as info:
+                    backend.set(make_key(), make_entry(), 60)
+                assert isinstance(info.value.__cause__, redis.exceptions.ReadOnlyError), info
+                assert backend.get(make_key()) is MISSING, flavour
+                backend.close()
+            else:
+
+                async def probe(breaker: CircuitBreaker = breaker) -> None:
+                    backend = AsyncRedisBackend.from_url(redis_replica.url, breaker=breaker)
+                    try:
+                        with pytest.raises(BackendError) as info:
+                            await backend.set(make_key(), make_entry(), 60)
+                        assert isinstance(info.value.__cause__, redis.exceptions.ReadOnlyError)
+                        assert await backend.get(make_key()) is MISSING
+                    finally:
+                        await backend.close()
+
+                asyncio.run(probe())
+            assert not breaker.is_open, flavour
+
+    def test_cancelled_probe_resolves(self, redis_scratch: RedisServer) -> None:
+        """The probe is cancelled by the caller's ``asyncio.wait_for`` while the server does not
+        answer (``CLIENT PAUSE``); once it answers again, the next call goes through."""
+        clock = _Clock()
+        breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
+        key = make_key()
+
+        async def run() -> Any:
+            backend = AsyncRedisBackend.from_url(redis_scratch.url, breaker=breaker)
+            try:
+                await backend.set(key, make_entry(b"v"), 60)
+                _half_open(breaker, clock)
+                # Paused clients (CLIENT UNPAUSE included) get no answer for 3 s; the wait
+                # below lets the pause run out before the last call.
+                redis_scratch.command("CLIENT", "PAUSE", "3000", "ALL")
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(backend.get(key), 0.2)
+                task = asyncio.create_task(backend.get(key))
+                await asyncio.sleep(0.05)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                poll_until(redis_scratch.ping, timeout=60, what="the pause to end")
+                return await backend.get(key)
+            finally:
+                await backend.close()
+
+        got = asyncio.run(run())
+        assert got is not MISSING and got.value == b"v", got
+        assert not breaker.is_open
+
+    def test_only_unreachable_counts(self) -> None:
+        """The classification: refused/reset/timed out and cluster-down count as the server
+        being unreachable; error replies, redirects, a full local pool and bad input do not."""
+        from redis import exceptions as e
+
+        from llm_memo.backends.redis._async import _unreachable
+
+        outages: list[BaseException] = [
+            e.ConnectionError("Connection refused"),
+            e.TimeoutError("Timeout reading from socket"),
+            e.BusyLoadingError("LOADING"),
+            e.AuthenticationError("invalid password"),
+            e.ClusterDownError("CLUSTERDOWN"),
+            e.MasterDownError("MASTERDOWN"),
+            e.RedisClusterException("Redis Cluster cannot be connected"),
+            e.SlotNotCoveredError("slot 12 not covered"),
+            ConnectionResetError(104, "Connection reset by peer"),
+            TimeoutError(),
+            OSError("network unreachable"),
+        ]
+        refusals: list[BaseException] = [
+            e.ResponseError("ERR unknown command"),
+            e.OutOfMemoryError("OOM command not allowed"),
+            e.ReadOnlyError("READONLY"),
+            e.NoScriptError("NOSCRIPT"),
+            e.MovedError("3999 127.0.0.1:6381"),
+            e.AskError("3999 127.0.0.1:6381"),
+            e.TryAgainError("TRYAGAIN"),
+            e.ClusterCrossSlotError("CROSSSLOT"),
+            e.ClusterError("TTL exhausted."),
+            e.MaxConnectionsError("Too many connections"),
+            e.DataError("Invalid input"),
+            e.CrossSlotTransactionError("cross slot"),
+            asyncio.CancelledError(),
+            KeyboardInterrupt(),
+        ]
+        wrongly = [x for x in outages if not _unreachable(x)]
+        wrongly += [x for x in refusals if _unreachable(x)]
+        assert wrongly == [], wrongly
+        wrapped = BackendError("GET failed")
+        wrapped.__cause__ = e.ConnectionError("refused")
+        assert _unreachable(wrapped)
+        wrapped.__cause__ = e.ReadOnlyError("READONLY")
+        assert not _unreachable(wrapped)
 
 
 # -- cross-process single-flight -----------------------------------------------------------------
