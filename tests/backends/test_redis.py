@@ -543,7 +543,8 @@ class TestRefusals:
                 assert not isinstance(info.value, BackendUnavailableError), info
             assert not breaker.is_open
             got = backend.get(key)
-        assert got is not MISSING and got.value == b"kept", got
+        assert got is not MISSING, got
+        assert got.value == b"kept", got
         backend.close()
 
     def test_probe_refused_with_oom_resolves(self, redis_scratch: RedisServer) -> None:
@@ -620,7 +621,8 @@ class TestRefusals:
                 await backend.close()
 
         got = asyncio.run(run())
-        assert got is not MISSING and got.value == b"v", got
+        assert got is not MISSING, got
+        assert got.value == b"v", got
         assert not breaker.is_open
 
     def test_only_unreachable_counts(self) -> None:

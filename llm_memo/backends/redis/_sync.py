@@ -52,13 +52,24 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 from redis.backoff import NoBackoff
-from redis.exceptions import ClusterError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import (
+    ClusterDownError,
+    CrossSlotTransactionError,
+    InvalidPipelineStack,
+    InvalidResponse,
+    MaxConnectionsError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...entry import Entry
 from ...errors import BackendError, CodecError, ConfigurationError
 from ...keys import _KEY_PREFIX
 from .. import MISSING, Missing
-from .._breaker import CircuitBreaker
+from .._breaker import BreakerGuard, CircuitBreaker
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -106,10 +117,27 @@ def _millis(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def _server_answered(exc: BaseException) -> bool:
-    """An error *reply* (WRONGTYPE, OOM, READONLY...): the server is up, so the breaker, which
-    exists to stop waiting on a dead server, does not count it. Cluster-down replies do count."""
-    return isinstance(exc, ResponseError) and not isinstance(exc, ClusterError)
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server cannot be reached: the only thing the circuit breaker,
+    which exists to stop waiting on a dead server, counts (issue 9).
+
+    Counted: refused, reset or timed-out connections, a refused login or a server still loading
+    (every request would fail the same way), a peer that does not speak RESP, a cluster that
+    reports itself down or that no node of answers. Not counted (a refusal of *this* request,
+    with the server up): every other error reply (OOM, READONLY, WRONGTYPE, NOSCRIPT, MOVED /
+    ASK / TRYAGAIN redirects and a redirect loop's "TTL exhausted", CROSSSLOT), a local
+    connection pool that is full, a command the client refuses to send. A ``BackendError`` is
+    judged by its cause.
+    """
+    if isinstance(exc, BackendError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, ResponseError):
+        return isinstance(exc, ClusterDownError)
+    if isinstance(exc, RedisClusterException):
+        return not isinstance(exc, (CrossSlotTransactionError, InvalidPipelineStack))
+    if isinstance(exc, MaxConnectionsError):
+        return False
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, InvalidResponse, OSError))
 
 
 # -- URLs ----------------------------------------------------------------------------------------
@@ -498,9 +526,12 @@ class RedisBackend:
                 self._client, self._owner = client, owner
             return client
 
+    def _guard(self) -> BreakerGuard:
+        # Every operation runs inside one: it resolves the breaker on every way out, cancelled
+        # included, and counts only an unreachable server against it.
+        return self._breaker.guard(self._label, outage=_unreachable)
+
     def _failed(self, operation: str, exc: BaseException) -> BackendError:
-        if not _server_answered(exc):
-            self._breaker.failure()
         return BackendError(f"{self._label}: {operation} failed: {type(exc).__name__}: {exc}")
 
     def _forked(self) -> None:
@@ -524,14 +555,13 @@ class RedisBackend:
         Raises:
             BackendError: Redis failed or the breaker is open.
         """
-        self._breaker.before(self._label)
-        try:
-            data = self._redis().get(self.prefix + key)
-        except _ERRORS as exc:
-            if isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE"):
-                return MISSING
-            raise self._failed("GET", exc) from exc
-        self._breaker.success()
+        with self._guard():
+            try:
+                data = self._redis().get(self.prefix + key)
+            except _ERRORS as exc:
+                if isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE"):
+                    return MISSING
+                raise self._failed("GET", exc) from exc
         if not isinstance(data, bytes):
             return MISSING
         try:
@@ -551,24 +581,22 @@ class RedisBackend:
             self.delete(key)
             return
         data = entry.to_bytes()
-        self._breaker.before(self._label)
-        try:
-            if ttl is None:
-                self._redis().set(self.prefix + key, data)
-            else:
-                self._redis().set(self.prefix + key, data, px=_millis(ttl))
-        except _ERRORS as exc:
-            raise self._failed("SET", exc) from exc
-        self._breaker.success()
+        with self._guard():
+            try:
+                if ttl is None:
+                    self._redis().set(self.prefix + key, data)
+                else:
+                    self._redis().set(self.prefix + key, data, px=_millis(ttl))
+            except _ERRORS as exc:
+                raise self._failed("SET", exc) from exc
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` (``UNLINK``); return whether it was there."""
-        self._breaker.before(self._label)
-        try:
-            removed = self._redis().unlink(self.prefix + key)
-        except _ERRORS as exc:
-            raise self._failed("UNLINK", exc) from exc
-        self._breaker.success()
+        with self._guard():
+            try:
+                removed = self._redis().unlink(self.prefix + key)
+            except _ERRORS as exc:
+                raise self._failed("UNLINK", exc) from exc
         return bool(removed)
 
     def clear(self, prefix: str = "") -> int:
@@ -577,21 +605,20 @@ class RedisBackend:
         ``SCAN MATCH`` (on every master of a cluster) and ``UNLINK`` in batches. An empty
         prefix removes every llm_memo key (``llm_memo:...``) and nothing else.
         """
-        self._breaker.before(self._label)
         removed = 0
-        try:
-            client = self._redis()
-            batch: list[bytes] = []
-            for name in client.scan_iter(match=self._pattern(prefix), count=_SCAN_COUNT):
-                batch.append(name)
-                if len(batch) >= _UNLINK_BATCH:
+        with self._guard():
+            try:
+                client = self._redis()
+                batch: list[bytes] = []
+                for name in client.scan_iter(match=self._pattern(prefix), count=_SCAN_COUNT):
+                    batch.append(name)
+                    if len(batch) >= _UNLINK_BATCH:
+                        removed += client.unlink(*batch)
+                        batch = []
+                if batch:
                     removed += client.unlink(*batch)
-                    batch = []
-            if batch:
-                removed += client.unlink(*batch)
-        except _ERRORS as exc:
-            raise self._failed("clear", exc) from exc
-        self._breaker.success()
+            except _ERRORS as exc:
+                raise self._failed("clear", exc) from exc
         return removed
 
     def keys(self, prefix: str = "") -> Iterator[str]:
@@ -599,23 +626,24 @@ class RedisBackend:
 
         An empty prefix lists every llm_memo key. Locks in use are not listed.
         """
-        self._breaker.before(self._label)
         skip = len(self.prefix)
         lock_root = self.prefix + _LOCK_ROOT
         seen: set[bytes] = set()  # SCAN may return a key twice while the table grows
-        try:
-            for name in self._redis().scan_iter(
-                match=self._pattern(prefix), count=_SCAN_COUNT
-            ):
-                if name in seen:
-                    continue
-                seen.add(name)
-                text = name.decode("utf-8", "surrogateescape")
-                if not text.startswith(lock_root):
-                    yield text[skip:]
-        except _ERRORS as exc:
-            raise self._failed("SCAN", exc) from exc
-        self._breaker.success()
+        # The guard spans the iteration: a consumer that stops early closes the generator, and
+        # the guard resolves that (GeneratorExit) as neither success nor failure.
+        with self._guard():
+            try:
+                for name in self._redis().scan_iter(
+                    match=self._pattern(prefix), count=_SCAN_COUNT
+                ):
+                    if name in seen:
+                        continue
+                    seen.add(name)
+                    text = name.decode("utf-8", "surrogateescape")
+                    if not text.startswith(lock_root):
+                        yield text[skip:]
+            except _ERRORS as exc:
+                raise self._failed("SCAN", exc) from exc
 
     def close(self) -> None:
         """Close the client if the backend built it (a client passed in stays open)."""
@@ -667,12 +695,11 @@ class RedisBackend:
         deadline = time.monotonic() + max(wait, 0.0)
         delay = _POLL_FIRST
         while True:
-            self._breaker.before(self._label)
-            try:
-                taken = self._redis().set(name, token, px=px, nx=True)
-            except _ERRORS as exc:
-                raise self._failed("lock", exc) from exc
-            self._breaker.success()
+            with self._guard():
+                try:
+                    taken = self._redis().set(name, token, px=px, nx=True)
+                except _ERRORS as exc:
+                    raise self._failed("lock", exc) from exc
             if taken:
                 return True
             left = deadline - time.monotonic()
@@ -683,9 +710,8 @@ class RedisBackend:
             delay = min(delay * 2, _POLL_MAX)
 
     def _release(self, name: str, token: str) -> None:
-        self._breaker.before(self._label)
-        try:
-            self._redis().eval(_RELEASE, 1, name, token)
-        except _ERRORS as exc:
-            raise self._failed("unlock", exc) from exc
-        self._breaker.success()
+        with self._guard():
+            try:
+                self._redis().eval(_RELEASE, 1, name, token)
+            except _ERRORS as exc:
+                raise self._failed("unlock", exc) from exc
