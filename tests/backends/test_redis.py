@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -1006,6 +1007,111 @@ def test_async_backend_follows_a_new_event_loop(redis_server: RedisServer) -> No
     asyncio.run(write())
     assert asyncio.run(read_and_close()) == b"v"
     gc.collect()  # the first loop's connections are collected here, warnings ignored
+
+
+def _named_connections(server: RedisServer, name: str) -> int:
+    listing = server.command("CLIENT", "LIST").decode()
+    return sum(1 for line in listing.splitlines() if f" name={name} " in f" {line} ")
+
+
+def _wait_for_connections(server: RedisServer, name: str, expected: int, what: str) -> None:
+    """Wait (bounded) until the server lists ``expected`` connections named ``name``; a socket
+    closed just before is seen by the server a moment later."""
+    try:
+        poll_until(lambda: _named_connections(server, name) == expected, timeout=10, what=what)
+    except TimeoutError:
+        seen = _named_connections(server, name)
+        raise AssertionError(
+            f"{what}: {seen} connections named {name} open, not {expected}"
+        ) from None
+
+
+@contextlib.contextmanager
+def _resource_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Collect ResourceWarnings (unclosed connections, sockets, transports) raised in the block,
+    including from finalizers run by a gc.collect() at its end."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", ResourceWarning)
+        yield seen
+        gc.collect()
+    seen[:] = [w for w in seen if issubclass(w.category, ResourceWarning)]
+
+
+class TestEventLoops:
+    """The async backend builds one client per event loop and closes it with its loop (issue 9:
+    a cached ``async def`` across ``asyncio.run()`` calls left a connection open per loop)."""
+
+    def test_each_asyncio_run_closes_its_connections(self, redis_scratch: RedisServer) -> None:
+        """Five asyncio.run() in a row through the decorator: after each, the server lists none
+        of the backend's connections, and nothing warns about an unclosed one."""
+        name = f"loops-{uuid.uuid4().hex[:8]}"
+        url = f"{redis_scratch.url}?client_name={name}"
+        calls = []
+
+        @llm_cached(backend=url, ttl=60, name=f"loops-{uuid.uuid4().hex}")
+        async def ask(prompt: str) -> str:
+            calls.append(prompt)
+            return prompt.upper()
+
+        async def once() -> str:
+            assert _named_connections(redis_scratch, name) <= 1
+            return await ask("q")
+
+        with _resource_warnings() as seen:
+            for i in range(5):
+                assert asyncio.run(once()) == "Q"
+                _wait_for_connections(redis_scratch, name, 0, f"after asyncio.run #{i + 1}")
+        assert calls == ["q"]  # the later runs were hits, on a fresh connection each
+        assert [str(w.message) for w in seen] == []
+
+    def test_a_loop_closed_without_shutdown_is_swept(self, redis_scratch: RedisServer) -> None:
+        """A loop closed by hand (no shutdown_asyncgens) cannot close its connections itself:
+        the backend releases them, without a warning, when another loop uses it."""
+        name = f"sweep-{uuid.uuid4().hex[:8]}"
+        backend = AsyncRedisBackend.from_url(f"{redis_scratch.url}?client_name={name}")
+        key = make_key(digest=uuid.uuid4().hex)
+        with _resource_warnings() as seen:
+            for _ in range(3):
+                loop = asyncio.new_event_loop()
+                loop.run_until_complete(backend.set(key, make_entry(b"v"), 30))
+                loop.close()
+            got = asyncio.run(backend.get(key))
+            assert got is not MISSING
+            _wait_for_connections(redis_scratch, name, 0, "after the swept loops")
+        assert [str(w.message) for w in seen] == []
+
+    def test_loops_in_threads_keep_their_own_clients(self, redis_scratch: RedisServer) -> None:
+        """Two threads, each running its own loops, share one backend: each loop gets its own
+        client, none is closed under another's feet, all are closed with their loops."""
+        name = f"threads-{uuid.uuid4().hex[:8]}"
+        backend = AsyncRedisBackend.from_url(f"{redis_scratch.url}?client_name={name}")
+        errors: list[BaseException] = []
+
+        async def work(tag: str) -> None:
+            for i in range(50):
+                key = make_key(digest=f"{tag}{i:031d}")
+                await backend.set(key, make_entry(tag.encode()), 30)
+                got = await backend.get(key)
+                assert got is not MISSING, (tag, i)
+                assert got.value == tag.encode(), (tag, i, got)
+                await asyncio.sleep(0)
+
+        def thread(tag: str) -> None:
+            try:
+                for _ in range(3):
+                    asyncio.run(work(tag))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        with _resource_warnings() as seen:
+            threads = [threading.Thread(target=thread, args=(t,)) for t in "ab"]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            _wait_for_connections(redis_scratch, name, 0, "after both threads' loops")
+        assert errors == []
+        assert [str(w.message) for w in seen] == []
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
