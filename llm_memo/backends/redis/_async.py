@@ -69,6 +69,7 @@ from ...errors import BackendError, CodecError, ConfigurationError
 from ...keys import _KEY_PREFIX
 from .. import MISSING, Missing
 from .._breaker import BreakerGuard, CircuitBreaker
+from ._owners import Owned
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -367,6 +368,14 @@ class _UrlClient:
         return _build_client(self.target, self.client_kwargs)
 
 
+async def _close_client(client: _Client) -> None:
+    # A Sentinel client also holds connections to the sentinels themselves.
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    await client.aclose()
+    for sentinel in getattr(manager, "sentinels", ()):
+        await sentinel.aclose()
+
+
 def _check_client(client: object) -> None:
     get_encoder = getattr(client, "get_encoder", None)
     if get_encoder is not None and getattr(get_encoder(), "decode_responses", False):
@@ -427,15 +436,16 @@ class AsyncRedisBackend:
         self.prefix = prefix
         self._breaker = breaker if breaker is not None else CircuitBreaker()
         self._build_lock = threading.Lock()
-        self._owner: object = None
+        # Clients the backend builds, one per owner (event loop / process), closed with it.
+        self._owned: Owned[_Client] = Owned(_close_client, _ERRORS)
         if callable(client):
             self._factory: Callable[[], _Client] | None = client
-            self._client: _Client | None = None
+            self._given: _Client | None = None
             self._label = client.target.label if isinstance(client, _UrlClient) else "redis"
         else:
             _check_client(client)
             self._factory = None
-            self._client = client
+            self._given = client
             self._label = type(client).__name__
         _live.add(self)
 
@@ -504,25 +514,24 @@ class AsyncRedisBackend:
     # -- plumbing --------------------------------------------------------------------------
 
     def _redis(self) -> _Client:
-        client = self._client
-        if self._factory is not None and (
-            client is None or asyncio.get_running_loop() != self._owner
-        ):
-            client = self._connect()
-        assert client is not None
+        client = self._given
+        if client is None:
+            owner = asyncio.get_running_loop()
+            client = self._owned.get(owner)
+            if client is None:
+                client = self._connect(owner)
         return client
 
-    def _connect(self) -> _Client:
+    def _connect(self, owner: object) -> _Client:
+        # A client per owner: asyncio connections cannot cross event loops, and a forked child
+        # must not share its parent's sockets. Each is closed with its owner (see _owners.py).
         assert self._factory is not None
-        owner = asyncio.get_running_loop()
         with self._build_lock:
-            client = self._client
-            if client is None or owner != self._owner:
-                # A client of another event loop (or the parent process) cannot be used or
-                # closed from here; it is dropped.
+            client = self._owned.get(owner)
+            if client is None:
                 client = self._factory()
                 _check_client(client)
-                self._client, self._owner = client, owner
+                self._owned.add(owner, client)
             return client
 
     def _guard(self) -> BreakerGuard:
@@ -540,6 +549,7 @@ class AsyncRedisBackend:
         clock = getattr(old, "_clock", time.monotonic)
         self._breaker = CircuitBreaker(old.failures, old.cooldown, old.max_cooldown, clock)
         self._build_lock = threading.Lock()
+        self._owned.forget()  # the parent's clients: dropped, never touched
 
     def _pattern(self, prefix: str) -> str:
         return _glob_escape(self.prefix + (prefix or _ROOT)) + "*"
@@ -645,18 +655,14 @@ class AsyncRedisBackend:
                 raise self._failed("SCAN", exc) from exc
 
     async def close(self) -> None:
-        """Close the client if the backend built it (a client passed in stays open)."""
+        """Close the client the backend built for this event loop (process, for the sync
+        backend), and release those of loops already closed; a client passed in stays open.
+        Clients of loops still running in other threads close with their loop. The backend
+        stays usable: the next operation builds a new client."""
         if self._factory is None:
             return
-        client, self._client = self._client, None
-        if client is None or self._owner != asyncio.get_running_loop():
-            return  # another loop's (or process's) client is dropped, not touched
-        # A Sentinel client also holds connections to the sentinels themselves.
-        manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
         try:
-            await client.aclose()
-            for sentinel in getattr(manager, "sentinels", ()):
-                await sentinel.aclose()
+            await self._owned.aclose(asyncio.get_running_loop())
         except _ERRORS as exc:
             raise BackendError(f"{self._label}: close failed: {exc}") from exc
 
