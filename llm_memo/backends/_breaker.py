@@ -23,10 +23,17 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import TypeAlias
 
 from ..errors import BackendUnavailableError
 
-__all__ = ["BreakerGuard", "CircuitBreaker"]
+__all__ = ["BreakerGuard", "CircuitBreaker", "Outage"]
+
+#: What :meth:`CircuitBreaker.guard` counts as "the store is unreachable": exception classes, or
+#: a predicate for stores whose outages and refusals share a class (an HTTP status, a gRPC code).
+Outage: TypeAlias = (
+    "type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]"
+)
 
 
 class CircuitBreaker:
@@ -82,17 +89,14 @@ class CircuitBreaker:
                 )
             self._probing = True
 
-    def guard(
-        self,
-        name: str = "backend",
-        outage: type[BaseException] | tuple[type[BaseException], ...] = (OSError,),
-    ) -> BreakerGuard:
+    def guard(self, name: str = "backend", outage: Outage = (OSError,)) -> BreakerGuard:
         """A context manager around one operation on the store.
 
         Args:
             name: the store's name, for the open-circuit error message.
-            outage: exception classes that mean "the store is unreachable" (counted as failures);
-                every other exception, cancellation included, counts as neither.
+            outage: exception classes that mean "the store is unreachable" (counted as failures),
+                or a predicate that tells such an exception; every other exception,
+                cancellation included, counts as neither.
 
         Raises:
             BackendUnavailableError: on enter, when the breaker is open.
@@ -152,12 +156,7 @@ class BreakerGuard:
 
     __slots__ = ("_breaker", "_name", "_outage")
 
-    def __init__(
-        self,
-        breaker: CircuitBreaker,
-        name: str,
-        outage: type[BaseException] | tuple[type[BaseException], ...],
-    ) -> None:
+    def __init__(self, breaker: CircuitBreaker, name: str, outage: Outage) -> None:
         self._breaker = breaker
         self._name = name
         self._outage = outage
@@ -174,7 +173,18 @@ class BreakerGuard:
     ) -> None:
         if exc_type is None:
             self._breaker.success()
-        elif issubclass(exc_type, self._outage):
-            self._breaker.failure()
-        else:
-            self._breaker.neither()
+            return
+        failed = False
+        try:
+            failed = self._is_outage(exc_type, exc)
+        finally:  # even a predicate that raises resolves a half-open probe
+            if failed:
+                self._breaker.failure()
+            else:
+                self._breaker.neither()
+
+    def _is_outage(self, exc_type: type[BaseException], exc: BaseException | None) -> bool:
+        outage = self._outage
+        if isinstance(outage, (type, tuple)):
+            return issubclass(exc_type, outage)
+        return exc is not None and outage(exc)

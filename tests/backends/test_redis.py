@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,6 +44,7 @@ from tests.servers import (
     RedisSentinel,
     RedisServer,
     free_port,
+    poll_until,
     start_redis_server,
 )
 
@@ -490,6 +492,186 @@ class TestFailures:
         assert sum(calls.values()) == sum(1 for _, o in outcomes if o is not Outcome.HIT)
 
 
+# -- refusals and half-open probes ---------------------------------------------------------------
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand (the breaker's cool-down without sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _half_open(breaker: CircuitBreaker, clock: _Clock) -> None:
+    """Open ``breaker`` as an outage would, then let its cool-down pass: the next operation is
+    the half-open probe."""
+    for _ in range(breaker.failures):
+        breaker.failure()
+    assert breaker.is_open
+    clock.now += breaker.max_cooldown + 1
+
+
+@contextlib.contextmanager
+def _out_of_memory(server: RedisServer) -> Iterator[None]:
+    """Every write refused with an ``OOM`` error reply; reads still answer."""
+    server.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    server.command("CONFIG", "SET", "maxmemory", "1")
+    try:
+        yield
+    finally:
+        server.command("CONFIG", "SET", "maxmemory", "0")
+
+
+class TestRefusals:
+    """An error reply (OOM, READONLY, ...) is one call's refusal: a BackendError for that call,
+    never a breaker failure, and a half-open probe that gets one (or is cancelled) resolves."""
+
+    def test_error_replies_never_open_the_breaker(self, redis_scratch: RedisServer) -> None:
+        """Writes refused with OOM, many times over, leave the breaker closed: reads go on."""
+        clock = _Clock()
+        breaker = CircuitBreaker(failures=1, clock=clock)
+        backend = RedisBackend.from_url(redis_scratch.url, breaker=breaker)
+        key = make_key()
+        backend.set(key, make_entry(b"kept"), None)
+        with _out_of_memory(redis_scratch):
+            for _ in range(5):
+                with pytest.raises(BackendError) as info:
+                    backend.set(make_key(digest=uuid.uuid4().hex), make_entry(), 60)
+                assert isinstance(info.value.__cause__, redis.exceptions.OutOfMemoryError), info
+                assert not isinstance(info.value, BackendUnavailableError), info
+            assert not breaker.is_open
+            got = backend.get(key)
+        assert got is not MISSING, got
+        assert got.value == b"kept", got
+        backend.close()
+
+    def test_probe_refused_with_oom_resolves(self, redis_scratch: RedisServer) -> None:
+        """The half-open probe gets an OOM reply: that call fails, and the next one runs (the
+        breaker is not left "probing" for ever with a healthy server)."""
+        clock = _Clock()
+        breaker = CircuitBreaker(failures=2, cooldown=5, max_cooldown=5, clock=clock)
+        backend = RedisBackend.from_url(redis_scratch.url, breaker=breaker)
+        backend.get("warm-up")
+        _half_open(breaker, clock)
+        with _out_of_memory(redis_scratch):
+            with pytest.raises(BackendError) as info:
+                backend.set(make_key(), make_entry(), 60)
+            assert not isinstance(info.value, BackendUnavailableError), info.value
+            assert backend.get(make_key()) is MISSING  # raised "probe under way" before
+        assert not breaker.is_open
+        backend.close()
+
+    def test_probe_refused_by_a_read_only_replica_resolves(
+        self, redis_replica: RedisServer
+    ) -> None:
+        """A READONLY reply to the probe (a write to a replica) resolves it, sync and async."""
+        for flavour in ("sync", "async"):
+            clock = _Clock()
+            breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
+            _half_open(breaker, clock)
+            if flavour == "sync":
+                backend = RedisBackend.from_url(redis_replica.url, breaker=breaker)
+                with pytest.raises(BackendError) as info:
+                    backend.set(make_key(), make_entry(), 60)
+                assert isinstance(info.value.__cause__, redis.exceptions.ReadOnlyError), info
+                assert backend.get(make_key()) is MISSING, flavour
+                backend.close()
+            else:
+
+                async def probe(breaker: CircuitBreaker = breaker) -> None:
+                    backend = AsyncRedisBackend.from_url(redis_replica.url, breaker=breaker)
+                    try:
+                        with pytest.raises(BackendError) as info:
+                            await backend.set(make_key(), make_entry(), 60)
+                        assert isinstance(info.value.__cause__, redis.exceptions.ReadOnlyError)
+                        assert await backend.get(make_key()) is MISSING
+                    finally:
+                        await backend.close()
+
+                asyncio.run(probe())
+            assert not breaker.is_open, flavour
+
+    def test_cancelled_probe_resolves(self, redis_scratch: RedisServer) -> None:
+        """The probe is cancelled by the caller's ``asyncio.wait_for`` while the server does not
+        answer (``CLIENT PAUSE``); once it answers again, the next call goes through."""
+        clock = _Clock()
+        breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
+        key = make_key()
+
+        async def run() -> Any:
+            backend = AsyncRedisBackend.from_url(redis_scratch.url, breaker=breaker)
+            try:
+                await backend.set(key, make_entry(b"v"), 60)
+                _half_open(breaker, clock)
+                # Paused clients (CLIENT UNPAUSE included) get no answer for 3 s; the wait
+                # below lets the pause run out before the last call.
+                redis_scratch.command("CLIENT", "PAUSE", "3000", "ALL")
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(backend.get(key), 0.2)
+                task = asyncio.create_task(backend.get(key))
+                await asyncio.sleep(0.05)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                poll_until(redis_scratch.ping, timeout=60, what="the pause to end")
+                return await backend.get(key)
+            finally:
+                await backend.close()
+
+        got = asyncio.run(run())
+        assert got is not MISSING, got
+        assert got.value == b"v", got
+        assert not breaker.is_open
+
+    def test_only_unreachable_counts(self) -> None:
+        """The classification: refused/reset/timed out and cluster-down count as the server
+        being unreachable; error replies, redirects, a full local pool and bad input do not."""
+        from redis import exceptions as e
+
+        from llm_memo.backends.redis._async import _unreachable
+
+        outages: list[BaseException] = [
+            e.ConnectionError("Connection refused"),
+            e.TimeoutError("Timeout reading from socket"),
+            e.BusyLoadingError("LOADING"),
+            e.AuthenticationError("invalid password"),
+            e.ClusterDownError("CLUSTERDOWN"),
+            e.MasterDownError("MASTERDOWN"),
+            e.RedisClusterException("Redis Cluster cannot be connected"),
+            e.SlotNotCoveredError("slot 12 not covered"),
+            ConnectionResetError(104, "Connection reset by peer"),
+            TimeoutError(),
+            OSError("network unreachable"),
+        ]
+        refusals: list[BaseException] = [
+            e.ResponseError("ERR unknown command"),
+            e.OutOfMemoryError("OOM command not allowed"),
+            e.ReadOnlyError("READONLY"),
+            e.NoScriptError("NOSCRIPT"),
+            e.MovedError("3999 127.0.0.1:6381"),
+            e.AskError("3999 127.0.0.1:6381"),
+            e.TryAgainError("TRYAGAIN"),
+            e.ClusterCrossSlotError("CROSSSLOT"),
+            e.ClusterError("TTL exhausted."),
+            e.MaxConnectionsError("Too many connections"),
+            e.DataError("Invalid input"),
+            e.CrossSlotTransactionError("cross slot"),
+            asyncio.CancelledError(),
+            KeyboardInterrupt(),
+        ]
+        wrongly = [x for x in outages if not _unreachable(x)]
+        wrongly += [x for x in refusals if _unreachable(x)]
+        assert wrongly == [], wrongly
+        wrapped = BackendError("GET failed")
+        wrapped.__cause__ = e.ConnectionError("refused")
+        assert _unreachable(wrapped)
+        wrapped.__cause__ = e.ReadOnlyError("READONLY")
+        assert not _unreachable(wrapped)
+
+
 # -- cross-process single-flight -----------------------------------------------------------------
 
 
@@ -805,10 +987,9 @@ def test_unix_socket_serves_the_decorator(unix_redis: str) -> None:
 # -- event loops and forks -----------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_async_backend_follows_a_new_event_loop(redis_server: RedisServer) -> None:
     """A URL-built AsyncRedisBackend keeps working across asyncio.run() calls (a new client
-    per loop; the dead loop's connections are dropped)."""
+    per loop, closed with its loop: nothing warns)."""
     redis_server.ensure_running()
     backend = AsyncRedisBackend.from_url(redis_server.url_for_db(7))
     key = make_key(digest=uuid.uuid4().hex)
@@ -824,7 +1005,112 @@ def test_async_backend_follows_a_new_event_loop(redis_server: RedisServer) -> No
 
     asyncio.run(write())
     assert asyncio.run(read_and_close()) == b"v"
-    gc.collect()  # the first loop's connections are collected here, warnings ignored
+    gc.collect()  # anything left unclosed would warn here (warnings are errors)
+
+
+def _named_connections(server: RedisServer, name: str) -> int:
+    listing = server.command("CLIENT", "LIST").decode()
+    return sum(1 for line in listing.splitlines() if f" name={name} " in f" {line} ")
+
+
+def _wait_for_connections(server: RedisServer, name: str, expected: int, what: str) -> None:
+    """Wait (bounded) until the server lists ``expected`` connections named ``name``; a socket
+    closed just before is seen by the server a moment later."""
+    try:
+        poll_until(lambda: _named_connections(server, name) == expected, timeout=10, what=what)
+    except TimeoutError:
+        seen = _named_connections(server, name)
+        raise AssertionError(
+            f"{what}: {seen} connections named {name} open, not {expected}"
+        ) from None
+
+
+@contextlib.contextmanager
+def _resource_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Collect ResourceWarnings (unclosed connections, sockets, transports) raised in the block,
+    including from finalizers run by a gc.collect() at its end."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", ResourceWarning)
+        yield seen
+        gc.collect()
+    seen[:] = [w for w in seen if issubclass(w.category, ResourceWarning)]
+
+
+class TestEventLoops:
+    """The async backend builds one client per event loop and closes it with its loop (issue 9:
+    a cached ``async def`` across ``asyncio.run()`` calls left a connection open per loop)."""
+
+    def test_each_asyncio_run_closes_its_connections(self, redis_scratch: RedisServer) -> None:
+        """Five asyncio.run() in a row through the decorator: after each, the server lists none
+        of the backend's connections, and nothing warns about an unclosed one."""
+        name = f"loops-{uuid.uuid4().hex[:8]}"
+        url = f"{redis_scratch.url}?client_name={name}"
+        calls = []
+
+        @llm_cached(backend=url, ttl=60, name=f"loops-{uuid.uuid4().hex}")
+        async def ask(prompt: str) -> str:
+            calls.append(prompt)
+            return prompt.upper()
+
+        async def once() -> str:
+            assert _named_connections(redis_scratch, name) <= 1
+            return await ask("q")
+
+        with _resource_warnings() as seen:
+            for i in range(5):
+                assert asyncio.run(once()) == "Q"
+                _wait_for_connections(redis_scratch, name, 0, f"after asyncio.run #{i + 1}")
+        assert calls == ["q"]  # the later runs were hits, on a fresh connection each
+        assert [str(w.message) for w in seen] == []
+
+    def test_a_loop_closed_without_shutdown_is_swept(self, redis_scratch: RedisServer) -> None:
+        """A loop closed by hand (no shutdown_asyncgens) cannot close its connections itself:
+        the backend releases them, without a warning, when another loop uses it."""
+        name = f"sweep-{uuid.uuid4().hex[:8]}"
+        backend = AsyncRedisBackend.from_url(f"{redis_scratch.url}?client_name={name}")
+        key = make_key(digest=uuid.uuid4().hex)
+        with _resource_warnings() as seen:
+            for _ in range(3):
+                loop = asyncio.new_event_loop()
+                loop.run_until_complete(backend.set(key, make_entry(b"v"), 30))
+                loop.close()
+            got = asyncio.run(backend.get(key))
+            assert got is not MISSING
+            _wait_for_connections(redis_scratch, name, 0, "after the swept loops")
+        assert [str(w.message) for w in seen] == []
+
+    def test_loops_in_threads_keep_their_own_clients(self, redis_scratch: RedisServer) -> None:
+        """Two threads, each running its own loops, share one backend: each loop gets its own
+        client, none is closed under another's feet, all are closed with their loops."""
+        name = f"threads-{uuid.uuid4().hex[:8]}"
+        backend = AsyncRedisBackend.from_url(f"{redis_scratch.url}?client_name={name}")
+        errors: list[BaseException] = []
+
+        async def work(tag: str) -> None:
+            for i in range(50):
+                key = make_key(digest=f"{tag}{i:031d}")
+                await backend.set(key, make_entry(tag.encode()), 30)
+                got = await backend.get(key)
+                assert got is not MISSING, (tag, i)
+                assert got.value == tag.encode(), (tag, i, got)
+                await asyncio.sleep(0)
+
+        def thread(tag: str) -> None:
+            try:
+                for _ in range(3):
+                    asyncio.run(work(tag))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        with _resource_warnings() as seen:
+            threads = [threading.Thread(target=thread, args=(t,)) for t in "ab"]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            _wait_for_connections(redis_scratch, name, 0, "after both threads' loops")
+        assert errors == []
+        assert [str(w.message) for w in seen] == []
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

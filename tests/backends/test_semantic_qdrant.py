@@ -11,11 +11,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from llm_memo import BackendError, ConfigurationError, configure, llm_cached
 from llm_memo.backends import MISSING, AsyncSemantic, Semantic, from_url
+from llm_memo.backends._breaker import CircuitBreaker
 from llm_memo.backends.semantic import DEFAULT_THRESHOLD, LexicalGuard, key_prefixes
 from llm_memo.backends.semantic.qdrant import (
     DEFAULT_COLLECTION,
@@ -23,7 +25,9 @@ from llm_memo.backends.semantic.qdrant import (
     QdrantSemanticBackend,
     point_id,
 )
+from llm_memo.errors import BackendUnavailableError
 from llm_memo.testing import FakeClock
+from tests.servers import free_port
 
 from .conformance import BackendConformance, SyncOverAsync, make_entry, make_key
 from .test_embedders import (
@@ -330,6 +334,100 @@ class TestFailures:
         )
         with pytest.raises(BackendError, match="not created by llm_memo"):
             QdrantSemanticBackend(client, embedder=ToyEmbedder()).get(KEY_A)
+
+
+class TestBreaker:
+    """Only an unreachable server counts against the breaker; a refusal (local mode's "not
+    found", an HTTP 4xx, a rate limit) and a failing embedder never do, and every probe resolves
+    (issue 9)."""
+
+    def test_a_dropped_collection_is_a_refusal_not_an_outage(self, toy: ToyEmbedder) -> None:
+        """The collection deleted under the backend: that call fails, the next recreates it;
+        with a breaker that opens on one failure, nothing is refused in between."""
+        client = QdrantClient(":memory:")
+        breaker = CircuitBreaker(failures=1)
+        backend = QdrantSemanticBackend(client, embedder=toy, guard=None, breaker=breaker)
+        backend.add(KEY_A, make_entry(), 60, CTX, RESET)
+        client.delete_collection(DEFAULT_COLLECTION)
+        with pytest.raises(BackendError) as info:
+            backend.search(CTX, RESET, None)
+        assert not isinstance(info.value, BackendUnavailableError), info.value
+        assert not breaker.is_open
+        backend.add(KEY_A, make_entry(), 60, CTX, RESET)
+        assert backend.search(CTX, RESET, 0.5) is not None
+
+    def test_probe_whose_embedder_fails_resolves(self) -> None:
+        """The embedder raising inside the half-open probe lets the next call probe."""
+        clock = FakeClock()
+        breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
+
+        class EmbedderDown(Exception):
+            pass
+
+        class Failing(ToyEmbedder):
+            failing = False
+
+            def __call__(self, texts: list[str]) -> list[list[float]]:
+                if self.failing:
+                    raise EmbedderDown("embedding service said no")
+                return super().__call__(texts)
+
+        toy = Failing()
+        backend = QdrantSemanticBackend(
+            QdrantClient(":memory:"), embedder=toy, guard=None, breaker=breaker
+        )
+        backend.add(KEY_A, make_entry(), 60, CTX, RESET)
+        breaker.failure()
+        assert breaker.is_open
+        clock.advance(10)
+        toy.failing = True
+        with pytest.raises(EmbedderDown):
+            backend.search(CTX, OTHER, None)
+        toy.failing = False
+        assert backend.search(CTX, RESET, 0.5) is not None
+        assert not breaker.is_open
+
+    def test_a_refused_port_opens_the_breaker(self) -> None:
+        """A server URL where nothing listens: BackendErrors, then the breaker answers alone."""
+        backend = QdrantSemanticBackend.from_url(
+            f"qdrant://127.0.0.1:{free_port()}/c", embedder=ToyEmbedder(),
+            breaker=CircuitBreaker(failures=2),
+        )  # fmt: skip
+        for _ in range(2):
+            with pytest.raises(BackendError) as info:
+                backend.search(CTX, RESET, None)
+            assert not isinstance(info.value, BackendUnavailableError), info.value
+        with pytest.raises(BackendUnavailableError):
+            backend.search(CTX, RESET, None)
+        backend.close()
+
+    def test_only_unreachable_counts(self) -> None:
+        """The classification, exception by exception."""
+        from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+        from llm_memo.backends.semantic.qdrant import _unreachable
+
+        def status(code: int) -> UnexpectedResponse:
+            return UnexpectedResponse(code, "", b"", httpx.Headers())
+
+        outages: list[BaseException] = [
+            ResponseHandlingException(httpx.ConnectError("refused")),
+            ResponseHandlingException(httpx.ReadTimeout("timed out")),
+            status(502), status(503), status(504),
+            ConnectionRefusedError(111, "refused"),
+            TimeoutError(),
+        ]  # fmt: skip
+        refusals: list[BaseException] = [
+            status(400), status(404), status(409), status(500),
+            ResourceExhaustedResponse("slow down", 1),
+            ValueError("Collection llm_memo not found"),
+            RuntimeError("instance is closed"),
+            asyncio.CancelledError(),
+        ]  # fmt: skip
+        wrongly = [x for x in outages if not _unreachable(x)]
+        wrongly += [x for x in refusals if _unreachable(x)]
+        assert wrongly == [], wrongly
 
 
 # -- through the decorator, with the real offline model --------------------------------------------

@@ -569,3 +569,86 @@ class TestOutage:
         time.sleep(0.1)
         backend.add(KEY_A, make_entry(), 60, CTX, RESET)
         assert backend.search(CTX, RESET, None) is not None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _FailingToy(ToyEmbedder):
+    """A toy embedder that raises while ``failing`` is set (a remote embedder having a bad day)."""
+
+    failing = False
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        if self.failing:
+            raise RuntimeError("embedding service said no")
+        return super().__call__(texts)
+
+
+class TestRefusals:
+    """Error replies and failures that are not the server's never count against the breaker, and
+    a half-open probe that meets one still resolves (issue 9)."""
+
+    def _half_open(self, breaker: CircuitBreaker, clock: _Clock) -> None:
+        for _ in range(breaker.failures):
+            breaker.failure()
+        assert breaker.is_open
+        clock.now += breaker.max_cooldown + 1
+
+    def test_probe_refused_with_oom_resolves(self, redis_scratch: RedisServer) -> None:
+        """add() during OOM fails with a BackendError; the breaker stays usable (sync, async)."""
+        clock = _Clock()
+        breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
+        url = semantic_url(redis_scratch.url)
+        backend = RedisSemanticBackend.from_url(url, embedder=ToyEmbedder(), breaker=breaker)
+        backend.add(KEY_A, make_entry(), 60, CTX, RESET)
+        redis_scratch.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        redis_scratch.command("CONFIG", "SET", "maxmemory", "1")
+        try:
+            for _ in range(3):
+                self._half_open(breaker, clock)
+                with pytest.raises(BackendError) as info:
+                    backend.add(KEY_B, make_entry(), 60, CTX, OTHER)
+                assert "OutOfMemoryError" in str(info.value), info.value
+                assert backend.search(CTX, RESET, 0.5) is not None  # not "probe under way"
+
+            async def run() -> Any:
+                aio = AsyncRedisSemanticBackend.from_url(
+                    url, embedder=ToyEmbedder(), breaker=breaker
+                )
+                try:
+                    self._half_open(breaker, clock)
+                    with pytest.raises(BackendError):
+                        await aio.add(KEY_B, make_entry(), 60, CTX, OTHER)
+                    return await aio.search(CTX, RESET, 0.5)
+                finally:
+                    await aio.close()
+
+            assert asyncio.run(run()) is not None
+        finally:
+            redis_scratch.command("CONFIG", "SET", "maxmemory", "0")
+        assert not breaker.is_open
+        backend.close()
+
+    def test_probe_whose_embedder_fails_resolves(self, redis_scratch: RedisServer) -> None:
+        """The embedder raising inside a probe is not the store failing: the next call probes."""
+        clock = _Clock()
+        breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
+        toy = _FailingToy()
+        backend = RedisSemanticBackend.from_url(
+            semantic_url(redis_scratch.url), embedder=toy, breaker=breaker
+        )
+        backend.add(KEY_A, make_entry(), 60, CTX, RESET)
+        self._half_open(breaker, clock)
+        toy.failing = True
+        with pytest.raises(RuntimeError):
+            backend.search(CTX, OTHER, None)
+        toy.failing = False
+        assert backend.search(CTX, RESET, 0.5) is not None
+        assert not breaker.is_open
+        backend.close()

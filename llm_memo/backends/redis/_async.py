@@ -51,13 +51,25 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
-from redis.exceptions import ClusterError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import (
+    ClusterDownError,
+    CrossSlotTransactionError,
+    InvalidPipelineStack,
+    InvalidResponse,
+    MaxConnectionsError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...entry import Entry
 from ...errors import BackendError, CodecError, ConfigurationError
 from ...keys import _KEY_PREFIX
 from .. import MISSING, Missing
-from .._breaker import CircuitBreaker
+from .._breaker import BreakerGuard, CircuitBreaker
+from ._owners import Owned
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -105,10 +117,27 @@ def _millis(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def _server_answered(exc: BaseException) -> bool:
-    """An error *reply* (WRONGTYPE, OOM, READONLY...): the server is up, so the breaker, which
-    exists to stop waiting on a dead server, does not count it. Cluster-down replies do count."""
-    return isinstance(exc, ResponseError) and not isinstance(exc, ClusterError)
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server cannot be reached: the only thing the circuit breaker,
+    which exists to stop waiting on a dead server, counts (issue 9).
+
+    Counted: refused, reset or timed-out connections, a refused login or a server still loading
+    (every request would fail the same way), a peer that does not speak RESP, a cluster that
+    reports itself down or that no node of answers. Not counted (a refusal of *this* request,
+    with the server up): every other error reply (OOM, READONLY, WRONGTYPE, NOSCRIPT, MOVED /
+    ASK / TRYAGAIN redirects and a redirect loop's "TTL exhausted", CROSSSLOT), a local
+    connection pool that is full, a command the client refuses to send. A ``BackendError`` is
+    judged by its cause.
+    """
+    if isinstance(exc, BackendError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, ResponseError):
+        return isinstance(exc, ClusterDownError)
+    if isinstance(exc, RedisClusterException):
+        return not isinstance(exc, (CrossSlotTransactionError, InvalidPipelineStack))
+    if isinstance(exc, MaxConnectionsError):
+        return False
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, InvalidResponse, OSError))
 
 
 # -- URLs ----------------------------------------------------------------------------------------
@@ -339,6 +368,14 @@ class _UrlClient:
         return _build_client(self.target, self.client_kwargs)
 
 
+async def _close_client(client: _Client) -> None:
+    # A Sentinel client also holds connections to the sentinels themselves.
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    await client.aclose()
+    for sentinel in getattr(manager, "sentinels", ()):
+        await sentinel.aclose()
+
+
 def _check_client(client: object) -> None:
     get_encoder = getattr(client, "get_encoder", None)
     if get_encoder is not None and getattr(get_encoder(), "decode_responses", False):
@@ -399,15 +436,16 @@ class AsyncRedisBackend:
         self.prefix = prefix
         self._breaker = breaker if breaker is not None else CircuitBreaker()
         self._build_lock = threading.Lock()
-        self._owner: object = None
+        # Clients the backend builds, one per owner (event loop / process), closed with it.
+        self._owned: Owned[_Client] = Owned(_close_client, _ERRORS)
         if callable(client):
             self._factory: Callable[[], _Client] | None = client
-            self._client: _Client | None = None
+            self._given: _Client | None = None
             self._label = client.target.label if isinstance(client, _UrlClient) else "redis"
         else:
             _check_client(client)
             self._factory = None
-            self._client = client
+            self._given = client
             self._label = type(client).__name__
         _live.add(self)
 
@@ -476,30 +514,32 @@ class AsyncRedisBackend:
     # -- plumbing --------------------------------------------------------------------------
 
     def _redis(self) -> _Client:
-        client = self._client
-        if self._factory is not None and (
-            client is None or asyncio.get_running_loop() != self._owner
-        ):
-            client = self._connect()
-        assert client is not None
+        client = self._given
+        if client is None:
+            owner = asyncio.get_running_loop()
+            client = self._owned.get(owner)
+            if client is None:
+                client = self._connect(owner)
         return client
 
-    def _connect(self) -> _Client:
+    def _connect(self, owner: object) -> _Client:
+        # A client per owner: asyncio connections cannot cross event loops, and a forked child
+        # must not share its parent's sockets. Each is closed with its owner (see _owners.py).
         assert self._factory is not None
-        owner = asyncio.get_running_loop()
         with self._build_lock:
-            client = self._client
-            if client is None or owner != self._owner:
-                # A client of another event loop (or the parent process) cannot be used or
-                # closed from here; it is dropped.
+            client = self._owned.get(owner)
+            if client is None:
                 client = self._factory()
                 _check_client(client)
-                self._client, self._owner = client, owner
+                self._owned.add(owner, client)
             return client
 
+    def _guard(self) -> BreakerGuard:
+        # Every operation runs inside one: it resolves the breaker on every way out, cancelled
+        # included, and counts only an unreachable server against it.
+        return self._breaker.guard(self._label, outage=_unreachable)
+
     def _failed(self, operation: str, exc: BaseException) -> BackendError:
-        if not _server_answered(exc):
-            self._breaker.failure()
         return BackendError(f"{self._label}: {operation} failed: {type(exc).__name__}: {exc}")
 
     def _forked(self) -> None:
@@ -509,6 +549,7 @@ class AsyncRedisBackend:
         clock = getattr(old, "_clock", time.monotonic)
         self._breaker = CircuitBreaker(old.failures, old.cooldown, old.max_cooldown, clock)
         self._build_lock = threading.Lock()
+        self._owned.forget()  # the parent's clients: dropped, never touched
 
     def _pattern(self, prefix: str) -> str:
         return _glob_escape(self.prefix + (prefix or _ROOT)) + "*"
@@ -523,14 +564,13 @@ class AsyncRedisBackend:
         Raises:
             BackendError: Redis failed or the breaker is open.
         """
-        self._breaker.before(self._label)
-        try:
-            data = await self._redis().get(self.prefix + key)
-        except _ERRORS as exc:
-            if isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE"):
-                return MISSING
-            raise self._failed("GET", exc) from exc
-        self._breaker.success()
+        with self._guard():
+            try:
+                data = await self._redis().get(self.prefix + key)
+            except _ERRORS as exc:
+                if isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE"):
+                    return MISSING
+                raise self._failed("GET", exc) from exc
         if not isinstance(data, bytes):
             return MISSING
         try:
@@ -550,24 +590,22 @@ class AsyncRedisBackend:
             await self.delete(key)
             return
         data = entry.to_bytes()
-        self._breaker.before(self._label)
-        try:
-            if ttl is None:
-                await self._redis().set(self.prefix + key, data)
-            else:
-                await self._redis().set(self.prefix + key, data, px=_millis(ttl))
-        except _ERRORS as exc:
-            raise self._failed("SET", exc) from exc
-        self._breaker.success()
+        with self._guard():
+            try:
+                if ttl is None:
+                    await self._redis().set(self.prefix + key, data)
+                else:
+                    await self._redis().set(self.prefix + key, data, px=_millis(ttl))
+            except _ERRORS as exc:
+                raise self._failed("SET", exc) from exc
 
     async def delete(self, key: str) -> bool:
         """Remove ``key`` (``UNLINK``); return whether it was there."""
-        self._breaker.before(self._label)
-        try:
-            removed = await self._redis().unlink(self.prefix + key)
-        except _ERRORS as exc:
-            raise self._failed("UNLINK", exc) from exc
-        self._breaker.success()
+        with self._guard():
+            try:
+                removed = await self._redis().unlink(self.prefix + key)
+            except _ERRORS as exc:
+                raise self._failed("UNLINK", exc) from exc
         return bool(removed)
 
     async def clear(self, prefix: str = "") -> int:
@@ -576,21 +614,20 @@ class AsyncRedisBackend:
         ``SCAN MATCH`` (on every master of a cluster) and ``UNLINK`` in batches. An empty
         prefix removes every llm_memo key (``llm_memo:...``) and nothing else.
         """
-        self._breaker.before(self._label)
         removed = 0
-        try:
-            client = self._redis()
-            batch: list[bytes] = []
-            async for name in client.scan_iter(match=self._pattern(prefix), count=_SCAN_COUNT):
-                batch.append(name)
-                if len(batch) >= _UNLINK_BATCH:
+        with self._guard():
+            try:
+                client = self._redis()
+                batch: list[bytes] = []
+                async for name in client.scan_iter(match=self._pattern(prefix), count=_SCAN_COUNT):
+                    batch.append(name)
+                    if len(batch) >= _UNLINK_BATCH:
+                        removed += await client.unlink(*batch)
+                        batch = []
+                if batch:
                     removed += await client.unlink(*batch)
-                    batch = []
-            if batch:
-                removed += await client.unlink(*batch)
-        except _ERRORS as exc:
-            raise self._failed("clear", exc) from exc
-        self._breaker.success()
+            except _ERRORS as exc:
+                raise self._failed("clear", exc) from exc
         return removed
 
     async def keys(self, prefix: str = "") -> AsyncIterator[str]:
@@ -598,37 +635,34 @@ class AsyncRedisBackend:
 
         An empty prefix lists every llm_memo key. Locks in use are not listed.
         """
-        self._breaker.before(self._label)
         skip = len(self.prefix)
         lock_root = self.prefix + _LOCK_ROOT
         seen: set[bytes] = set()  # SCAN may return a key twice while the table grows
-        try:
-            async for name in self._redis().scan_iter(
-                match=self._pattern(prefix), count=_SCAN_COUNT
-            ):
-                if name in seen:
-                    continue
-                seen.add(name)
-                text = name.decode("utf-8", "surrogateescape")
-                if not text.startswith(lock_root):
-                    yield text[skip:]
-        except _ERRORS as exc:
-            raise self._failed("SCAN", exc) from exc
-        self._breaker.success()
+        # The guard spans the iteration: a consumer that stops early closes the generator, and
+        # the guard resolves that (GeneratorExit) as neither success nor failure.
+        with self._guard():
+            try:
+                async for name in self._redis().scan_iter(
+                    match=self._pattern(prefix), count=_SCAN_COUNT
+                ):
+                    if name in seen:
+                        continue
+                    seen.add(name)
+                    text = name.decode("utf-8", "surrogateescape")
+                    if not text.startswith(lock_root):
+                        yield text[skip:]
+            except _ERRORS as exc:
+                raise self._failed("SCAN", exc) from exc
 
     async def close(self) -> None:
-        """Close the client if the backend built it (a client passed in stays open)."""
+        """Close the client the backend built for this event loop (process, for the sync
+        backend), and release those of loops already closed; a client passed in stays open.
+        Clients of loops still running in other threads close with their loop. The backend
+        stays usable: the next operation builds a new client."""
         if self._factory is None:
             return
-        client, self._client = self._client, None
-        if client is None or self._owner != asyncio.get_running_loop():
-            return  # another loop's (or process's) client is dropped, not touched
-        # A Sentinel client also holds connections to the sentinels themselves.
-        manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
         try:
-            await client.aclose()
-            for sentinel in getattr(manager, "sentinels", ()):
-                await sentinel.aclose()
+            await self._owned.aclose(asyncio.get_running_loop())
         except _ERRORS as exc:
             raise BackendError(f"{self._label}: close failed: {exc}") from exc
 
@@ -666,12 +700,11 @@ class AsyncRedisBackend:
         deadline = time.monotonic() + max(wait, 0.0)
         delay = _POLL_FIRST
         while True:
-            self._breaker.before(self._label)
-            try:
-                taken = await self._redis().set(name, token, px=px, nx=True)
-            except _ERRORS as exc:
-                raise self._failed("lock", exc) from exc
-            self._breaker.success()
+            with self._guard():
+                try:
+                    taken = await self._redis().set(name, token, px=px, nx=True)
+                except _ERRORS as exc:
+                    raise self._failed("lock", exc) from exc
             if taken:
                 return True
             left = deadline - time.monotonic()
@@ -682,9 +715,8 @@ class AsyncRedisBackend:
             delay = min(delay * 2, _POLL_MAX)
 
     async def _release(self, name: str, token: str) -> None:
-        self._breaker.before(self._label)
-        try:
-            await self._redis().eval(_RELEASE, 1, name, token)
-        except _ERRORS as exc:
-            raise self._failed("unlock", exc) from exc
-        self._breaker.success()
+        with self._guard():
+            try:
+                await self._redis().eval(_RELEASE, 1, name, token)
+            except _ERRORS as exc:
+                raise self._failed("unlock", exc) from exc

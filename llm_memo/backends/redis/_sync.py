@@ -52,13 +52,25 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 from redis.backoff import NoBackoff
-from redis.exceptions import ClusterError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import (
+    ClusterDownError,
+    CrossSlotTransactionError,
+    InvalidPipelineStack,
+    InvalidResponse,
+    MaxConnectionsError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...entry import Entry
 from ...errors import BackendError, CodecError, ConfigurationError
 from ...keys import _KEY_PREFIX
 from .. import MISSING, Missing
-from .._breaker import CircuitBreaker
+from .._breaker import BreakerGuard, CircuitBreaker
+from ._owners import Owned
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -106,10 +118,27 @@ def _millis(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def _server_answered(exc: BaseException) -> bool:
-    """An error *reply* (WRONGTYPE, OOM, READONLY...): the server is up, so the breaker, which
-    exists to stop waiting on a dead server, does not count it. Cluster-down replies do count."""
-    return isinstance(exc, ResponseError) and not isinstance(exc, ClusterError)
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server cannot be reached: the only thing the circuit breaker,
+    which exists to stop waiting on a dead server, counts (issue 9).
+
+    Counted: refused, reset or timed-out connections, a refused login or a server still loading
+    (every request would fail the same way), a peer that does not speak RESP, a cluster that
+    reports itself down or that no node of answers. Not counted (a refusal of *this* request,
+    with the server up): every other error reply (OOM, READONLY, WRONGTYPE, NOSCRIPT, MOVED /
+    ASK / TRYAGAIN redirects and a redirect loop's "TTL exhausted", CROSSSLOT), a local
+    connection pool that is full, a command the client refuses to send. A ``BackendError`` is
+    judged by its cause.
+    """
+    if isinstance(exc, BackendError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, ResponseError):
+        return isinstance(exc, ClusterDownError)
+    if isinstance(exc, RedisClusterException):
+        return not isinstance(exc, (CrossSlotTransactionError, InvalidPipelineStack))
+    if isinstance(exc, MaxConnectionsError):
+        return False
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, InvalidResponse, OSError))
 
 
 # -- URLs ----------------------------------------------------------------------------------------
@@ -340,6 +369,14 @@ class _UrlClient:
         return _build_client(self.target, self.client_kwargs)
 
 
+def _close_client(client: _Client) -> None:
+    # A Sentinel client also holds connections to the sentinels themselves.
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    client.close()
+    for sentinel in getattr(manager, "sentinels", ()):
+        sentinel.close()
+
+
 def _check_client(client: object) -> None:
     get_encoder = getattr(client, "get_encoder", None)
     if get_encoder is not None and getattr(get_encoder(), "decode_responses", False):
@@ -400,15 +437,16 @@ class RedisBackend:
         self.prefix = prefix
         self._breaker = breaker if breaker is not None else CircuitBreaker()
         self._build_lock = threading.Lock()
-        self._owner: object = None
+        # Clients the backend builds, one per owner (event loop / process), closed with it.
+        self._owned: Owned[_Client] = Owned(_close_client, _ERRORS)
         if callable(client):
             self._factory: Callable[[], _Client] | None = client
-            self._client: _Client | None = None
+            self._given: _Client | None = None
             self._label = client.target.label if isinstance(client, _UrlClient) else "redis"
         else:
             _check_client(client)
             self._factory = None
-            self._client = client
+            self._given = client
             self._label = type(client).__name__
         _live.add(self)
 
@@ -477,30 +515,32 @@ class RedisBackend:
     # -- plumbing --------------------------------------------------------------------------
 
     def _redis(self) -> _Client:
-        client = self._client
-        if self._factory is not None and (
-            client is None or os.getpid() != self._owner
-        ):
-            client = self._connect()
-        assert client is not None
+        client = self._given
+        if client is None:
+            owner = os.getpid()
+            client = self._owned.get(owner)
+            if client is None:
+                client = self._connect(owner)
         return client
 
-    def _connect(self) -> _Client:
+    def _connect(self, owner: object) -> _Client:
+        # A client per owner: asyncio connections cannot cross event loops, and a forked child
+        # must not share its parent's sockets. Each is closed with its owner (see _owners.py).
         assert self._factory is not None
-        owner = os.getpid()
         with self._build_lock:
-            client = self._client
-            if client is None or owner != self._owner:
-                # A client of another event loop (or the parent process) cannot be used or
-                # closed from here; it is dropped.
+            client = self._owned.get(owner)
+            if client is None:
                 client = self._factory()
                 _check_client(client)
-                self._client, self._owner = client, owner
+                self._owned.add(owner, client)
             return client
 
+    def _guard(self) -> BreakerGuard:
+        # Every operation runs inside one: it resolves the breaker on every way out, cancelled
+        # included, and counts only an unreachable server against it.
+        return self._breaker.guard(self._label, outage=_unreachable)
+
     def _failed(self, operation: str, exc: BaseException) -> BackendError:
-        if not _server_answered(exc):
-            self._breaker.failure()
         return BackendError(f"{self._label}: {operation} failed: {type(exc).__name__}: {exc}")
 
     def _forked(self) -> None:
@@ -510,6 +550,7 @@ class RedisBackend:
         clock = getattr(old, "_clock", time.monotonic)
         self._breaker = CircuitBreaker(old.failures, old.cooldown, old.max_cooldown, clock)
         self._build_lock = threading.Lock()
+        self._owned.forget()  # the parent's clients: dropped, never touched
 
     def _pattern(self, prefix: str) -> str:
         return _glob_escape(self.prefix + (prefix or _ROOT)) + "*"
@@ -524,14 +565,13 @@ class RedisBackend:
         Raises:
             BackendError: Redis failed or the breaker is open.
         """
-        self._breaker.before(self._label)
-        try:
-            data = self._redis().get(self.prefix + key)
-        except _ERRORS as exc:
-            if isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE"):
-                return MISSING
-            raise self._failed("GET", exc) from exc
-        self._breaker.success()
+        with self._guard():
+            try:
+                data = self._redis().get(self.prefix + key)
+            except _ERRORS as exc:
+                if isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE"):
+                    return MISSING
+                raise self._failed("GET", exc) from exc
         if not isinstance(data, bytes):
             return MISSING
         try:
@@ -551,24 +591,22 @@ class RedisBackend:
             self.delete(key)
             return
         data = entry.to_bytes()
-        self._breaker.before(self._label)
-        try:
-            if ttl is None:
-                self._redis().set(self.prefix + key, data)
-            else:
-                self._redis().set(self.prefix + key, data, px=_millis(ttl))
-        except _ERRORS as exc:
-            raise self._failed("SET", exc) from exc
-        self._breaker.success()
+        with self._guard():
+            try:
+                if ttl is None:
+                    self._redis().set(self.prefix + key, data)
+                else:
+                    self._redis().set(self.prefix + key, data, px=_millis(ttl))
+            except _ERRORS as exc:
+                raise self._failed("SET", exc) from exc
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` (``UNLINK``); return whether it was there."""
-        self._breaker.before(self._label)
-        try:
-            removed = self._redis().unlink(self.prefix + key)
-        except _ERRORS as exc:
-            raise self._failed("UNLINK", exc) from exc
-        self._breaker.success()
+        with self._guard():
+            try:
+                removed = self._redis().unlink(self.prefix + key)
+            except _ERRORS as exc:
+                raise self._failed("UNLINK", exc) from exc
         return bool(removed)
 
     def clear(self, prefix: str = "") -> int:
@@ -577,21 +615,20 @@ class RedisBackend:
         ``SCAN MATCH`` (on every master of a cluster) and ``UNLINK`` in batches. An empty
         prefix removes every llm_memo key (``llm_memo:...``) and nothing else.
         """
-        self._breaker.before(self._label)
         removed = 0
-        try:
-            client = self._redis()
-            batch: list[bytes] = []
-            for name in client.scan_iter(match=self._pattern(prefix), count=_SCAN_COUNT):
-                batch.append(name)
-                if len(batch) >= _UNLINK_BATCH:
+        with self._guard():
+            try:
+                client = self._redis()
+                batch: list[bytes] = []
+                for name in client.scan_iter(match=self._pattern(prefix), count=_SCAN_COUNT):
+                    batch.append(name)
+                    if len(batch) >= _UNLINK_BATCH:
+                        removed += client.unlink(*batch)
+                        batch = []
+                if batch:
                     removed += client.unlink(*batch)
-                    batch = []
-            if batch:
-                removed += client.unlink(*batch)
-        except _ERRORS as exc:
-            raise self._failed("clear", exc) from exc
-        self._breaker.success()
+            except _ERRORS as exc:
+                raise self._failed("clear", exc) from exc
         return removed
 
     def keys(self, prefix: str = "") -> Iterator[str]:
@@ -599,37 +636,34 @@ class RedisBackend:
 
         An empty prefix lists every llm_memo key. Locks in use are not listed.
         """
-        self._breaker.before(self._label)
         skip = len(self.prefix)
         lock_root = self.prefix + _LOCK_ROOT
         seen: set[bytes] = set()  # SCAN may return a key twice while the table grows
-        try:
-            for name in self._redis().scan_iter(
-                match=self._pattern(prefix), count=_SCAN_COUNT
-            ):
-                if name in seen:
-                    continue
-                seen.add(name)
-                text = name.decode("utf-8", "surrogateescape")
-                if not text.startswith(lock_root):
-                    yield text[skip:]
-        except _ERRORS as exc:
-            raise self._failed("SCAN", exc) from exc
-        self._breaker.success()
+        # The guard spans the iteration: a consumer that stops early closes the generator, and
+        # the guard resolves that (GeneratorExit) as neither success nor failure.
+        with self._guard():
+            try:
+                for name in self._redis().scan_iter(
+                    match=self._pattern(prefix), count=_SCAN_COUNT
+                ):
+                    if name in seen:
+                        continue
+                    seen.add(name)
+                    text = name.decode("utf-8", "surrogateescape")
+                    if not text.startswith(lock_root):
+                        yield text[skip:]
+            except _ERRORS as exc:
+                raise self._failed("SCAN", exc) from exc
 
     def close(self) -> None:
-        """Close the client if the backend built it (a client passed in stays open)."""
+        """Close the client the backend built for this event loop (process, for the sync
+        backend), and release those of loops already closed; a client passed in stays open.
+        Clients of loops still running in other threads close with their loop. The backend
+        stays usable: the next operation builds a new client."""
         if self._factory is None:
             return
-        client, self._client = self._client, None
-        if client is None or self._owner != os.getpid():
-            return  # another loop's (or process's) client is dropped, not touched
-        # A Sentinel client also holds connections to the sentinels themselves.
-        manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
         try:
-            client.close()
-            for sentinel in getattr(manager, "sentinels", ()):
-                sentinel.close()
+            self._owned.close(os.getpid())
         except _ERRORS as exc:
             raise BackendError(f"{self._label}: close failed: {exc}") from exc
 
@@ -667,12 +701,11 @@ class RedisBackend:
         deadline = time.monotonic() + max(wait, 0.0)
         delay = _POLL_FIRST
         while True:
-            self._breaker.before(self._label)
-            try:
-                taken = self._redis().set(name, token, px=px, nx=True)
-            except _ERRORS as exc:
-                raise self._failed("lock", exc) from exc
-            self._breaker.success()
+            with self._guard():
+                try:
+                    taken = self._redis().set(name, token, px=px, nx=True)
+                except _ERRORS as exc:
+                    raise self._failed("lock", exc) from exc
             if taken:
                 return True
             left = deadline - time.monotonic()
@@ -683,9 +716,8 @@ class RedisBackend:
             delay = min(delay * 2, _POLL_MAX)
 
     def _release(self, name: str, token: str) -> None:
-        self._breaker.before(self._label)
-        try:
-            self._redis().eval(_RELEASE, 1, name, token)
-        except _ERRORS as exc:
-            raise self._failed("unlock", exc) from exc
-        self._breaker.success()
+        with self._guard():
+            try:
+                self._redis().eval(_RELEASE, 1, name, token)
+            except _ERRORS as exc:
+                raise self._failed("unlock", exc) from exc

@@ -49,13 +49,18 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
-from qdrant_client.http.exceptions import ApiException
+from qdrant_client.common.client_exceptions import QdrantException
+from qdrant_client.http.exceptions import (
+    ApiException,
+    ResponseHandlingException,
+    UnexpectedResponse,
+)
 
 from ...entry import Entry
 from ...errors import BackendError, CodecError, ConfigurationError
 from ...keys import _KEY_PREFIX
 from .. import MISSING, Missing
-from .._breaker import CircuitBreaker
+from .._breaker import BreakerGuard, CircuitBreaker
 from . import (
     DEFAULT_CANDIDATES,
     DEFAULT_THRESHOLD,
@@ -93,16 +98,45 @@ _NEVER = 1.0e300  # the deadline of an entry kept until deleted (JSON has no inf
 _ROOT = _KEY_PREFIX + ":"
 _POINTS = uuid.UUID("5f0c4f0e-1c55-4a62-9a5e-8f3a7c1d2b61")  # uuid5 namespace of point ids
 _SCROLL = 1024
-# What a failed client call raises: API and transport errors, and local mode's ValueError
-# ("collection not found") / RuntimeError ("instance is closed"). Only exceptions raised *by a
-# client call* are treated as store failures (see ``drive``), never our own code's.
-_FAILURES: tuple[type[BaseException], ...] = (ApiException, ValueError, RuntimeError, OSError)
+# What a failed client call raises: API and transport errors, a rate limit (429 with a retry
+# delay), and local mode's ValueError ("collection not found") / RuntimeError ("instance is
+# closed"). Only exceptions raised *by a client call* are treated as store failures (see
+# ``drive``), never our own code's.
+_FAILURES: tuple[type[BaseException], ...] = (
+    ApiException, QdrantException, ValueError, RuntimeError, OSError,
+)  # fmt: skip
+# HTTP statuses that say "nobody is there to answer" (a proxy or load balancer in front), and
+# the gRPC codes that do.
+_UNAVAILABLE_STATUS = frozenset({502, 503, 504})
+_UNAVAILABLE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+_RPC_ERROR: type[BaseException] | None = None
 try:  # gRPC transport errors, when grpc is installed
     from grpc import RpcError  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     _FAILURES = (*_FAILURES, RpcError)
+    _RPC_ERROR = RpcError
 except ImportError:  # pragma: no cover - grpcio is a qdrant-client dependency
     pass
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the Qdrant server cannot be reached, the only thing the breaker
+    counts: a transport failure (refused, reset, timed out), a 502/503/504 from whatever stands
+    in front of it, gRPC ``UNAVAILABLE`` / ``DEADLINE_EXCEEDED``. An answer that refuses this
+    request (any other status, a rate limit, local mode's "collection not found", a reply that
+    does not parse) is not. A ``BackendError`` is judged by its cause."""
+    if isinstance(exc, BackendError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, ResponseHandlingException):
+        # Transport errors arrive wrapped; a response that does not validate is wrapped too.
+        return not isinstance(exc.source, ValueError)  # pydantic's ValidationError is one
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code in _UNAVAILABLE_STATUS
+    if _RPC_ERROR is not None and isinstance(exc, _RPC_ERROR):
+        code = getattr(exc, "code", None)  # grpc.Call errors carry a status code
+        return callable(code) and getattr(code(), "name", "") in _UNAVAILABLE_CODES
+    return isinstance(exc, OSError)
+
 
 _GUARD = LexicalGuard()
 
@@ -546,9 +580,13 @@ class _Base:
             f"embedder={self.embedder.name!r}, threshold={self.threshold})"
         )
 
+    def _guard(self) -> BreakerGuard:
+        # One guard per flow: it resolves the breaker however the flow ends (a refusal, a
+        # failing embedder, a cancelled task); only an unreachable server counts against it.
+        return self._breaker.guard(f"qdrant {self.collection}", outage=_unreachable)
+
     def _failed(self, what: str, exc: BaseException) -> BackendError:
         self._flows.dimension = None  # the collection may be gone: check again next time
-        self._breaker.failure()
         return BackendError(f"qdrant {self.collection}: {what} failed: {type(exc).__name__}: {exc}")
 
     @classmethod
@@ -668,13 +706,11 @@ class QdrantSemanticBackend(_Base):
             return method(**op.kwargs)
 
     def _run(self, flow: Flow[Any], what: str) -> Any:
-        self._breaker.before(f"qdrant {self.collection}")
-        try:
-            result = drive(flow, self._perform, _FAILURES)
-        except _FAILURES as exc:
-            raise self._failed(what, exc) from exc
-        self._breaker.success()
-        return result
+        with self._guard():
+            try:
+                return drive(flow, self._perform, _FAILURES)
+            except _FAILURES as exc:
+                raise self._failed(what, exc) from exc
 
     def get(self, key: str) -> Entry | Literal[Missing.MISSING]:
         """The live entry under ``key`` (one ``retrieve``), or :data:`MISSING`.
@@ -812,13 +848,11 @@ class AsyncQdrantSemanticBackend(_Base):
             return method(**kwargs)
 
     async def _run(self, flow: Flow[Any], what: str) -> Any:
-        self._breaker.before(f"qdrant {self.collection}")
-        try:
-            result = await adrive(flow, self._perform, _FAILURES)
-        except _FAILURES as exc:
-            raise self._failed(what, exc) from exc
-        self._breaker.success()
-        return result
+        with self._guard():
+            try:
+                return await adrive(flow, self._perform, _FAILURES)
+            except _FAILURES as exc:
+                raise self._failed(what, exc) from exc
 
     async def get(self, key: str) -> Entry | Literal[Missing.MISSING]:
         """As :meth:`QdrantSemanticBackend.get`."""

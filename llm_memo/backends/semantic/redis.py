@@ -50,14 +50,15 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
-from redis.exceptions import ClusterError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError
 
 from ...entry import Entry
 from ...errors import BackendError, CodecError, ConfigurationError
 from ...keys import _KEY_PREFIX
 from .. import Missing
-from .._breaker import CircuitBreaker
+from .._breaker import BreakerGuard, CircuitBreaker
 from ..redis import AsyncRedisBackend, RedisBackend
+from ..redis._async import _unreachable
 from . import (
     DEFAULT_CANDIDATES,
     DEFAULT_THRESHOLD,
@@ -533,10 +534,13 @@ class _Base:
             f"threshold={self.threshold})"
         )
 
-    def _failed(self, what: str, exc: BaseException) -> BackendError:
-        # An error *reply* means the server is up: the breaker only counts unreachable servers.
-        if not isinstance(exc, ResponseError) or isinstance(exc, ClusterError):
-            self._breaker.failure()
+    def _guard(self) -> BreakerGuard:
+        # One guard per flow: it resolves the breaker however the flow ends (an error reply, a
+        # failing embedder, a cancelled task), and only an unreachable server counts against it.
+        return self._breaker.guard("redis semantic", outage=_unreachable)
+
+    @staticmethod
+    def _failed(what: str, exc: BaseException) -> BackendError:
         return BackendError(f"redis semantic: {what} failed: {type(exc).__name__}: {exc}")
 
     @staticmethod
@@ -649,13 +653,11 @@ class RedisSemanticBackend(_Base):
         return pipe.execute(raise_on_error=False)
 
     def _run(self, flow: Flow[Any], what: str) -> Any:
-        self._breaker.before("redis semantic")
-        try:
-            result = drive(flow, self._perform, _ERRORS)
-        except _ERRORS as exc:
-            raise self._failed(what, exc) from exc
-        self._breaker.success()
-        return result
+        with self._guard():
+            try:
+                return drive(flow, self._perform, _ERRORS)
+            except _ERRORS as exc:
+                raise self._failed(what, exc) from exc
 
     def get(self, key: str) -> Entry | Literal[Missing.MISSING]:
         """The entry under ``key`` (one ``GET``), or :data:`MISSING`."""
@@ -762,13 +764,11 @@ class AsyncRedisSemanticBackend(_Base):
         return await pipe.execute(raise_on_error=False)
 
     async def _run(self, flow: Flow[Any], what: str) -> Any:
-        self._breaker.before("redis semantic")
-        try:
-            result = await adrive(flow, self._perform, _ERRORS)
-        except _ERRORS as exc:
-            raise self._failed(what, exc) from exc
-        self._breaker.success()
-        return result
+        with self._guard():
+            try:
+                return await adrive(flow, self._perform, _ERRORS)
+            except _ERRORS as exc:
+                raise self._failed(what, exc) from exc
 
     async def get(self, key: str) -> Entry | Literal[Missing.MISSING]:
         """As :meth:`RedisSemanticBackend.get`."""
