@@ -36,7 +36,7 @@ from llm_memo.backends.objectstore import (
 from llm_memo.errors import BackendError, BackendUnavailableError
 from llm_memo.keys import function_prefix, namespace_prefix
 
-from ..servers import HOST, AzureServer, GCSServer, S3Server
+from ..servers import HOST, S3Server
 from .conformance import make_entry, make_key
 
 # Namespaces and function names that no store could hold as one path component, or that are
@@ -237,7 +237,9 @@ class TestLongNames:
         assert ns != _segments(make_key(ODD_NAMES["long"] + "y", "app.ask", "ab" * 16))[1]
 
     @pytest.mark.parametrize("kind", sorted(ODD_NAMES))
-    def test_store_list_and_clear_on_files(self, file_backend: ObjectStoreBackend, kind: str) -> None:
+    def test_store_list_and_clear_on_files(
+        self, file_backend: ObjectStoreBackend, kind: str
+    ) -> None:
         """set/get/keys/clear with an odd namespace and function, next to a plain tenant."""
         name = ODD_NAMES[kind]
         odd_keys = {make_key(name, name, f"{i:032x}") for i in range(3)}
@@ -276,7 +278,7 @@ class TestLongNames:
                 for ask in tenants:
                     for prompt in ("p", "q"):
                         ask(prompt)
-        outcomes = [e.outcome for e in scope.events]
+        outcomes = [e.outcome.value for e in scope.events]
         assert outcomes.count("miss") == 6, outcomes
         assert outcomes.count("hit") == 24, outcomes
         assert "error" not in outcomes
@@ -312,7 +314,9 @@ class TestLongNames:
         assert backend.clear(namespace_prefix(name)) == 1
         assert list(backend.keys()) == []
 
-    def test_a_moved_object_is_not_its_new_path_s_key(self, file_backend: ObjectStoreBackend) -> None:
+    def test_a_moved_object_is_not_its_new_path_s_key(
+        self, file_backend: ObjectStoreBackend
+    ) -> None:
         """The full key kept in the object is checked on read and on listing: an object copied
         to another shortened path is a miss there and is not listed under that path's key."""
         name = ODD_NAMES["long"]
@@ -423,14 +427,15 @@ class TestBoundedWaits:
         assert DEFAULT_TIMEOUT <= 2
         s3 = ObjectStoreBackend("s3://b/p", storage_options=_s3_options("http://127.0.0.1:9"))
         config = s3.fs.config_kwargs
-        assert config["connect_timeout"] <= 2 and config["read_timeout"] <= 2, config
-        assert s3.timeout is not None and s3.timeout <= 2
+        assert config["connect_timeout"] <= 2, config
+        assert config["read_timeout"] <= 2, config
+        assert s3.timeout is not None
+        assert s3.timeout <= 2
         gcs = ObjectStoreBackend("gs://b/p", storage_options=_gcs_options("http://127.0.0.1:9"))
         timeout = gcs.fs.session_kwargs["timeout"]
-        assert timeout.connect <= 2 and timeout.sock_read <= 2, timeout
-        azure = ObjectStoreBackend(
-            "az://c/p", storage_options=_azure_options("http://127.0.0.1:9")
-        )
+        assert timeout.connect <= 2, timeout
+        assert timeout.sock_read <= 2, timeout
+        azure = ObjectStoreBackend("az://c/p", storage_options=_azure_options("http://127.0.0.1:9"))
         assert azure.fs._timeout_kwargs["connection_timeout"] <= 2, azure.fs._timeout_kwargs
         assert azure.fs._timeout_kwargs["read_timeout"] <= 2, azure.fs._timeout_kwargs
         slow = ObjectStoreBackend(
@@ -478,8 +483,8 @@ class TestBoundedWaits:
                     async def aask(prompt: str) -> str:
                         return prompt.upper()
 
-                    cached = llm_cached(backend=backend, ttl=60)(aask)
-                    got = asyncio.run(run_async(cached))
+                    acached = llm_cached(backend=backend, ttl=60)(aask)
+                    got = asyncio.run(run_async(acached))
             return got, [e.outcome for e in scope.events]
 
         got, outcomes = _within(OUTER, run)
@@ -505,7 +510,7 @@ def _within(seconds: float, action: Callable[[], Any]) -> Any:
     def target() -> None:
         try:
             result.append(action())
-        except BaseException as exc:  # re-raised below, in the test's thread
+        except BaseException as exc:  # noqa: BLE001 (re-raised below, in the test's thread)
             error.append(exc)
 
     thread = threading.Thread(target=target, daemon=True)
