@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import hashlib
 import inspect
 import math
 import os
@@ -44,7 +46,15 @@ import struct
 import sys
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol, TypeVar
 from urllib.parse import quote, unquote
@@ -54,7 +64,6 @@ from ..errors import (
     BackendError,
     CodecError,
     ConfigurationError,
-    LLMMemoError,
     MissingDependencyError,
 )
 from . import MISSING, Missing
@@ -69,12 +78,12 @@ __all__ = [
 ]
 
 #: Seconds one get, set or delete may take in all, the driver's own retries included; past it
-#: the operation fails (fail-open) and the circuit breaker opens at once.
-DEFAULT_TIMEOUT: Final = 10.0
+#: the operation fails open (outcome ``error``) and counts as one circuit-breaker failure.
+DEFAULT_TIMEOUT: Final = 2.0
 #: Seconds to establish a connection, passed to each driver's own options.
-CONNECT_TIMEOUT: Final = 2
+CONNECT_TIMEOUT: Final = 1
 #: Seconds to wait for the next bytes of a response, passed to each driver's own options.
-READ_TIMEOUT: Final = 10
+READ_TIMEOUT: Final = 2
 
 _LOCAL: Final = frozenset({"file", "local"})
 _S3: Final = frozenset({"s3", "s3a"})
@@ -132,8 +141,8 @@ def _levels(text: str) -> tuple[list[str], str, bool]:
     return levels, text, False
 
 
-def _object_name(key: str) -> str:
-    """The object's path below the root.
+def _segments(key: str) -> list[str]:
+    """The object's path segments below the root, before any is shortened.
 
     ``llm_memo:<ver>:<ns>:<fn>:<hash>`` goes to ``<ver>/<ns>/<fn>/<hash[:2]>/<hash>``. A key
     that leaves this shape goes to ``_other/<escaped>`` below its last plain level (so a
@@ -143,74 +152,150 @@ def _object_name(key: str) -> str:
     if match is not None:
         ver, ns, fn, digest = match.groups()
         if ver not in _DOTS and ns not in _DOTS and fn not in _DOTS:
-            return f"{ver}/{ns}/{fn}/{digest[:2]}/{digest}"
+            return [ver, ns, fn, digest[:2], digest]
     tag, sep, tail = key.partition(":")
     levels, rest, _ = _levels(tail) if tag == _TAG and sep else ([], key, False)
-    if not levels:
-        return f"{_OTHER}/{_escape(key)}"
-    return "/".join((*levels, _OTHER, _escape(rest)))
+    return [*levels, _OTHER, _escape(rest if levels else key)]
+
+
+# A path segment longer than _SEGMENT_MAX characters (all segments are ASCII: keys.py and
+# _escape percent-escape everything else) is shortened to its first _SEGMENT_KEEP characters,
+# "!" and a 128-bit BLAKE2b digest of the whole segment: at most 93 bytes, so any namespace or
+# function fits a POSIX file name (255 bytes per component) and a whole object name stays
+# under 5 x 101 bytes, far below S3's and GCS's 1024-byte and Azure's 1024-character limits.
+# "!" never occurs in a plain or escaped segment (quote() escapes it), so a shortened segment
+# cannot equal another key's plain one; the full key is in the object's header (LMO2 frame),
+# where listings read it back and every read checks it.
+_SEGMENT_MAX: Final = 100
+_SEGMENT_KEEP: Final = 60
+_MARK: Final = "!"
+
+
+def _fit(segment: str) -> str:
+    """``segment``, or its shortened form when it is too long to be a path component."""
+    if len(segment) <= _SEGMENT_MAX:
+        return segment
+    head = segment[:_SEGMENT_KEEP]
+    cut = head.rfind("%", len(head) - 2)  # never end the readable part inside a %XX escape
+    if cut != -1:
+        head = head[:cut]
+    digest = hashlib.blake2b(segment.encode("utf-8", "surrogatepass"), digest_size=16)
+    return f"{head}{_MARK}{digest.hexdigest()}"
+
+
+def _object_name(key: str) -> str:
+    """The object's path below the root (see :func:`_segments` and :func:`_fit`)."""
+    return "/".join(_fit(segment) for segment in _segments(key))
 
 
 def _join(root: str, *parts: str) -> str:
     return "/".join((root, *parts))
 
 
-def _key_of(root: str, path: str) -> str | None:
-    """The key stored at ``path``, or ``None`` for anything that is not an entry's object
-    (temporary files, foreign objects). Exactly inverts :func:`_object_name`."""
-    head = root + "/"
-    if not path.startswith(head):
-        return None
-    name = path[len(head) :]
-    segments = name.split("/")
+def _key_from(segments: Sequence[str]) -> str | None:
+    """Invert :func:`_segments` (unshortened segments), or ``None`` for another shape."""
     if len(segments) >= 2 and segments[-2] == _OTHER and segments[-1].startswith("_"):
         rest = unquote(segments[-1][1:])
         levels = segments[:-2]
-        key = ":".join((_TAG, *levels, rest)) if levels else rest
-    elif len(segments) == 5:
+        return ":".join((_TAG, *levels, rest)) if levels else rest
+    if len(segments) == 5:
         ver, ns, fn, _, digest = segments
-        key = f"{_TAG}:{ver}:{ns}:{fn}:{digest}"
-    else:
-        return None
-    return key if _object_name(key) == name else None
+        return f"{_TAG}:{ver}:{ns}:{fn}:{digest}"
+    return None
+
+
+def _prefix_levels(prefix: str) -> tuple[list[str], bool]:
+    """The plain levels that lead a key prefix, and whether the prefix then leaves the
+    llm_memo shape (its keys are in the ``_other/`` directory below those levels)."""
+    tag, sep, tail = prefix.partition(":")
+    if not sep or tag != _TAG:
+        return [], True
+    levels, _, odd = _levels(tail)
+    return levels, odd
 
 
 def _scan_top(root: str, prefix: str) -> str:
     """The directory whose subtree holds every object whose key starts with ``prefix``: a
     namespace or function prefix is its own subtree; other prefixes widen to what holds them."""
-    tag, sep, tail = prefix.partition(":")
-    if not sep:
-        return root if _TAG.startswith(prefix) else _join(root, _OTHER)
-    if tag != _TAG:
-        return _join(root, _OTHER)
-    levels, _, odd = _levels(tail)
-    if odd:
-        return _join(root, *levels, _OTHER) if levels else _join(root, _OTHER)
-    return _join(root, *levels)
+    if ":" not in prefix and _TAG.startswith(prefix):
+        return root
+    levels, odd = _prefix_levels(prefix)
+    fitted = [_fit(level) for level in levels]
+    return _join(root, *fitted, _OTHER) if odd else _join(root, *fitted)
 
 
-def _entries_in(root: str, prefix: str, listed: Iterable[str]) -> dict[str, str]:
-    """``{path: key}`` of the listed objects that are entries whose key starts with ``prefix``."""
-    found = {}
+def _entries_in(root: str, prefix: str, listed: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """Sort listed paths: ``{path: key}`` of the entries whose key starts with ``prefix`` and
+    can be read off the path, and the paths with a shortened segment, whose key is in their
+    header. Anything else (temporary files, foreign objects) is neither.
+
+    Below a namespace or function prefix, its own shortened levels are known from the prefix,
+    so clearing or listing a long namespace needs no header reads.
+    """
+    head = root + "/"
+    known, _ = _prefix_levels(prefix)
+    fitted = [_fit(level) for level in known]
+    found: dict[str, str] = {}
+    unnamed: list[str] = []
     for path in listed:
-        key = _key_of(root, path)
-        if key is not None and key.startswith(prefix):
+        if not path.startswith(head):
+            continue
+        name = path[len(head) :]
+        segments = name.split("/")
+        if segments[: len(fitted)] == fitted:
+            segments[: len(known)] = known
+        if any(_MARK in segment for segment in segments):
+            if not segments[-1].startswith("."):  # a temporary file is never an entry
+                unnamed.append(path)
+            continue
+        key = _key_from(segments)
+        if key is not None and key.startswith(prefix) and _object_name(key) == name:
             found[path] = key
-    return found
+    return found, unnamed
 
 
-# -- framing: keep-until header + Entry.to_bytes() ---------------------------------------------
+def _key_of(root: str, path: str) -> str | None:
+    """The key stored at ``path`` when the path alone says it (no shortened segment), else
+    ``None``. Exactly inverts :func:`_object_name` for such keys."""
+    return _entries_in(root, "", [path])[0].get(path)
 
-_FRAME = struct.Struct("<4sd")
-_MAGIC: Final = b"LMO1"
+
+def _named(
+    root: str, prefix: str, paths: Sequence[str], heads: Sequence[bytes | None]
+) -> tuple[dict[str, str], list[str]]:
+    """``{path: key}`` for paths whose header names a key that starts with ``prefix`` and
+    belongs at that path (a copied or moved object does not); and the paths whose header is
+    longer than what was read."""
+    found: dict[str, str] = {}
+    longer: list[str] = []
+    for path, head in zip(paths, heads, strict=True):
+        key = _header_key(head)
+        if isinstance(key, int):
+            longer.append(path)
+        elif key is not None and key.startswith(prefix) and _join(root, _object_name(key)) == path:
+            found[path] = key
+    return found, longer
 
 
-def _frame(entry: Entry, ttl: float | None, now: float) -> bytes | None:
+# -- framing: keep-until header, the key, Entry.to_bytes() ------------------------------------
+
+_FRAME = struct.Struct("<4sd")  # magic, keep-until (f64 seconds since the epoch)
+_KEY_LENGTH = struct.Struct("<I")
+_MAGIC: Final = b"LMO2"  # then the key: u32 length + UTF-8, then the entry
+_OLD_MAGIC: Final = b"LMO1"  # no key; still judged by purge_expired(), never read as an entry
+_HEAD: Final = _FRAME.size + _KEY_LENGTH.size
+#: Bytes read from each object whose key is not in its path, to list it: enough for any key
+#: the decorator makes; a longer key costs a second read of that object.
+_HEAD_READ: Final = 4096
+
+
+def _frame(key: str, entry: Entry, ttl: float | None, now: float) -> bytes | None:
     """The object's bytes, or ``None`` when ``ttl`` leaves nothing to keep."""
     if ttl is not None and ttl <= 0:
         return None
     keep_until = math.inf if ttl is None else now + ttl
-    return _FRAME.pack(_MAGIC, keep_until) + entry.to_bytes()
+    raw = key.encode("utf-8", "surrogatepass")
+    return _FRAME.pack(_MAGIC, keep_until) + _KEY_LENGTH.pack(len(raw)) + raw + entry.to_bytes()
 
 
 def _keep_until(head: bytes | None) -> float | None:
@@ -218,16 +303,34 @@ def _keep_until(head: bytes | None) -> float | None:
     if head is None or len(head) < _FRAME.size:
         return None
     magic, keep_until = _FRAME.unpack_from(head)
-    return float(keep_until) if magic == _MAGIC else None
+    return float(keep_until) if magic in (_MAGIC, _OLD_MAGIC) else None
 
 
-def _unframe(data: bytes, now: float) -> Entry | Literal[Missing.MISSING]:
-    """Parse an object: an entry within its deadline, else MISSING (expired, foreign, torn)."""
+def _header_key(head: bytes | None) -> str | int | None:
+    """The key in a frame header; the header's length when ``head`` is only its start;
+    ``None`` for bytes that are not a keyed frame."""
+    if head is None or len(head) < _HEAD or head[:4] != _MAGIC:
+        return None
+    end = _HEAD + int(_KEY_LENGTH.unpack_from(head, _FRAME.size)[0])
+    if len(head) < end:
+        return end
+    try:
+        return head[_HEAD:end].decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return None
+
+
+def _unframe(data: bytes, now: float, key: str) -> Entry | Literal[Missing.MISSING]:
+    """Parse an object: ``key``'s entry within its deadline, else MISSING (expired, foreign,
+    torn, or another key's object copied here)."""
     keep_until = _keep_until(data)
     if keep_until is None or not keep_until > now:  # NaN is never "> now"
         return MISSING
+    if _header_key(data) != key:
+        return MISSING
+    (length,) = _KEY_LENGTH.unpack_from(data, _FRAME.size)
     try:
-        return Entry.from_bytes(data[_FRAME.size :])
+        return Entry.from_bytes(data[_HEAD + length :])
     except CodecError:
         return MISSING
 
@@ -243,41 +346,80 @@ def _expired(paths: Sequence[str], heads: Sequence[bytes | None], now: float) ->
     return out
 
 
-# -- errors ------------------------------------------------------------------------------------
+# -- errors: "the store is unreachable" versus "this request was refused" --------------------
+#
+# Only the first counts as a circuit-breaker failure (SPEC 6): one tenant's name the store
+# refuses, a value too large or an error reply on one object must never stop everyone caching.
 
-_DRIVER_ERRORS: Final = (
-    ("botocore.exceptions", ("BotoCoreError", "ClientError")),
-    ("aiohttp", ("ClientError",)),
-    ("azure.core.exceptions", ("AzureError",)),
-    ("google.auth.exceptions", ("GoogleAuthError",)),
-    ("gcsfs.retry", ("HttpError",)),
+# Driver exceptions that mean no answer came: connection refused, reset or dropped mid-reply,
+# DNS failure, timeouts. Looked up only in modules already imported (building a filesystem
+# imports its driver), so an S3 user never imports the Azure SDK for an isinstance check.
+_UNREACHABLE: Final = (
+    ("botocore.exceptions", ("ConnectionError", "HTTPClientError")),
+    ("aiohttp", ("ClientConnectionError", "ClientPayloadError")),
+    ("azure.core.exceptions", ("ServiceRequestError", "ServiceResponseError")),
+    ("google.auth.exceptions", ("TransportError",)),
+    # gcsfs turns a 502 into requests' ProxyError, a requests ConnectionError.
+    ("requests.exceptions", ("ConnectionError", "Timeout")),
 )
+# OSError codes of an unreachable store (a network filesystem too); every other code (a name
+# too long, permission denied, file too large, no space, EIO for an unknown S3 error) is about
+# the one request.
+_UNREACHABLE_ERRNOS: Final = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH",
+        "EHOSTDOWN", "ENETUNREACH", "ENETDOWN", "ENETRESET", "ENOTCONN", "ESTALE",
+    )
+    if hasattr(errno, name)
+)  # fmt: skip
 
 
-def _store_errors() -> tuple[type[Exception], ...]:
-    """Exception classes that mean "the store failed", from the drivers already imported.
-
-    Only modules that are loaded are consulted (building a filesystem imports its driver), so
-    an S3 user never imports the Azure SDK for an isinstance check.
-    """
-    # ValueError too: gcsfs reports a rejected request (HTTP 400) as ValueError("Bad Request").
-    found: list[type[Exception]] = [OSError, asyncio.TimeoutError, ValueError]
-    for module_name, names in _DRIVER_ERRORS:
+def _unreachable_classes() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError, asyncio.TimeoutError]
+    for module_name, names in _UNREACHABLE:
         module = sys.modules.get(module_name)
         for name in names:
             cls = getattr(module, name, None)
-            if isinstance(cls, type) and issubclass(cls, Exception):
+            if isinstance(cls, type) and issubclass(cls, BaseException):
                 found.append(cls)
     return tuple(found)
 
 
-def _is_store_error(exc: BaseException, kinds: tuple[type[Exception], ...]) -> bool:
-    if isinstance(exc, LLMMemoError):  # our own ConfigurationError is a ValueError
-        return False
-    # adlfs's rm() re-raises driver errors as RuntimeError("Failed to remove ...") from them.
-    return isinstance(exc, kinds) or (
-        isinstance(exc, RuntimeError) and isinstance(exc.__cause__, kinds)
-    )
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of a driver's error reply (botocore, Azure SDK, gcsfs, aiohttp)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status if isinstance(status, int) else None
+    for name in ("status_code", "status", "code"):
+        status = getattr(exc, name, None)
+        if isinstance(status, int) and not isinstance(status, bool) and 100 <= status < 600:
+            return status
+    return None
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it: s3fs and adlfs re-raise driver errors ``from``
+    them) says the store did not answer, or answered 5xx after the driver's retries."""
+    kinds = _unreachable_classes()
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, kinds):
+            return True
+        if isinstance(cause, OSError) and cause.errno in _UNREACHABLE_ERRNOS:
+            return True
+        status = _status(cause)
+        if status is not None and status >= 500:
+            return True
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    return False
+
+
+class _UnreachableError(BackendError):
+    """The store did not answer: the one kind of failure the circuit breaker counts."""
 
 
 def _describe(exc: BaseException) -> str:
@@ -436,7 +578,7 @@ class _Target:
             fs = self._build(asynchronous=False)
         elif getattr(fs, "async_impl", False) and (forked or getattr(fs, "asynchronous", False)):
             fs = _clone(fs, asynchronous=False)
-        return _FsspecIO(fs, timeout)
+        return _LoopIO(fs, timeout) if getattr(fs, "async_impl", False) else _FsspecIO(fs)
 
     def async_io(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> _AsyncIO:
         if self.local:
@@ -595,24 +737,18 @@ class _InlineIO:
 
 
 class _FsspecIO:
-    """Any fsspec filesystem through its sync API.
+    """A filesystem with only a sync API (sftp, hdfs, ...) through that API: no deadline of
+    ours, only the driver's own timeouts."""
 
-    On async-capable filesystems (s3fs, gcsfs, adlfs) the sync API runs the call on fsspec's own
-    I/O loop thread, and ``timeout=`` is the deadline fsspec's ``sync()`` puts on the whole
-    call, the driver's retries included; other filesystems get no deadline.
-    """
-
-    def __init__(self, fs: Any, timeout: float | None) -> None:
+    def __init__(self, fs: Any) -> None:
         protocols = _protocols(fs)
         self.fs = fs
-        self._read = _read_options(fs)
-        self._deadline = {"timeout": timeout} if timeout and fs.async_impl else {}
         self._probe = not protocols & _DELETE_REPORTS_MISSING
         self._dirs = not protocols & _FLAT
 
     def read(self, path: str) -> bytes | None:
         try:
-            return bytes(self.fs.cat_file(path, **self._read, **self._deadline))
+            return bytes(self.fs.cat_file(path))
         except FileNotFoundError:
             return None
 
@@ -625,18 +761,18 @@ class _FsspecIO:
 
     def write(self, path: str, data: bytes) -> None:
         try:
-            self.fs.pipe_file(path, data, **self._deadline)
+            self.fs.pipe_file(path, data)
         except FileNotFoundError:
             if not self._dirs:
                 raise  # a missing bucket or container: a store error
             self.fs.makedirs(self.fs._parent(path), exist_ok=True)
-            self.fs.pipe_file(path, data, **self._deadline)
+            self.fs.pipe_file(path, data)
 
     def remove(self, path: str, *, report: bool) -> bool:
         try:
-            if report and self._probe and self.fs.info(path, **self._deadline)["type"] != "file":
+            if report and self._probe and self.fs.info(path)["type"] != "file":
                 return False
-            self.fs.rm_file(path, **self._deadline)
+            self.fs.rm_file(path)
         except FileNotFoundError:
             return False
         return True
@@ -654,14 +790,58 @@ class _FsspecIO:
             return []
 
     def close(self) -> None:
-        # Sync-mode s3fs, gcsfs and adlfs close their sessions from weakref finalizers on
-        # fsspec's loop when the filesystem is collected; dropping it is the close.
         self.fs = None
 
 
+_T = TypeVar("_T")
+
+
+class _LoopIO:
+    """An async-capable filesystem (s3fs, gcsfs, adlfs) in sync mode: the same coroutines as
+    :class:`_AsyncFsspecIO`, deadlines included, run on fsspec's own I/O loop thread (what
+    the filesystem's sync methods do too), so a sync get/set/delete has one deadline over the
+    whole operation and a timed-out request is cancelled, not left running."""
+
+    def __init__(self, fs: Any, timeout: float | None) -> None:
+        self.fs = fs
+        self._aio = _AsyncFsspecIO(fs, timeout, owned=False)
+
+    def _run(self, op: Callable[..., Awaitable[_T]], *args: Any, **kwargs: Any) -> _T:
+        from fsspec.asyn import sync
+
+        result: _T = sync(self.fs.loop, op, *args, **kwargs)
+        return result
+
+    def read(self, path: str) -> bytes | None:
+        return self._run(self._aio.read, path)
+
+    def read_heads(self, paths: Sequence[str], size: int) -> list[bytes | None]:
+        return self._run(self._aio.read_heads, paths, size)
+
+    def write(self, path: str, data: bytes) -> None:
+        self._run(self._aio.write, path, data)
+
+    def remove(self, path: str, *, report: bool) -> bool:
+        return self._run(self._aio.remove, path, report=report)
+
+    def remove_many(self, paths: Sequence[str]) -> None:
+        self._run(self._aio.remove_many, paths)
+
+    def find(self, top: str) -> list[str]:
+        return self._run(self._aio.find, top)
+
+    def close(self) -> None:
+        # Sync-mode s3fs, gcsfs and adlfs close their sessions from weakref finalizers on
+        # fsspec's loop when the filesystem is collected; dropping it is the close.
+        self.fs = None
+        self._aio.fs = None
+
+
 class _AsyncFsspecIO:
-    """Any fsspec filesystem through its async API, on the running loop; ``timeout`` is an
-    ``asyncio.wait_for`` deadline on each get/set/delete, the driver's retries included."""
+    """Any fsspec filesystem through its async API, on the running loop. ``timeout`` is one
+    ``asyncio.wait_for`` deadline over each whole get/set/delete (a delete's HEAD included),
+    the driver's own retries included: gcsfs retries for ~30 s, botocore and s3fs retry
+    read timeouts, the Azure SDK backs off 15 s; none of them can multiply the bound."""
 
     def __init__(self, fs: Any, timeout: float | None, *, owned: bool) -> None:
         protocols = _protocols(fs)
@@ -671,10 +851,27 @@ class _AsyncFsspecIO:
         self._timeout = timeout or None
         self._probe = not protocols & _DELETE_REPORTS_MISSING
         self._dirs = not protocols & _FLAT
+        self._connected = False
+
+    async def _connect(self) -> None:
+        # Building the driver's client is opening the backend, not a request: s3fs loads
+        # botocore's service model and resolves credentials (over a second of CPU on a busy
+        # machine), gcsfs opens its aiohttp session. It happens once, outside the deadline.
+        if self._connected:
+            return
+        if inspect.iscoroutinefunction(getattr(self.fs, "set_session", None)):
+            await self.fs.set_session()  # s3fs
+        elif inspect.iscoroutinefunction(getattr(self.fs, "_set_session", None)):
+            await self.fs._set_session()  # gcsfs
+        self._connected = True
 
     async def read(self, path: str) -> bytes | None:
+        await self._connect()
+        return await asyncio.wait_for(self._get(path), self._timeout)
+
+    async def _get(self, path: str) -> bytes | None:
         try:
-            data = await asyncio.wait_for(self.fs._cat_file(path, **self._read), self._timeout)
+            data = await self.fs._cat_file(path, **self._read)
         except FileNotFoundError:
             return None
         return bytes(data)
@@ -687,21 +884,29 @@ class _AsyncFsspecIO:
         return [bytes(h) if isinstance(h, (bytes, bytearray)) else None for h in heads]
 
     async def write(self, path: str, data: bytes) -> None:
+        await self._connect()
+        await asyncio.wait_for(self._put(path, data), self._timeout)
+
+    async def _put(self, path: str, data: bytes) -> None:
         try:
-            await asyncio.wait_for(self.fs._pipe_file(path, data), self._timeout)
+            await self.fs._pipe_file(path, data)
         except FileNotFoundError:
             if not self._dirs:
                 raise  # a missing bucket or container: a store error
             await self.fs._makedirs(self.fs._parent(path), exist_ok=True)
-            await asyncio.wait_for(self.fs._pipe_file(path, data), self._timeout)
+            await self.fs._pipe_file(path, data)
 
     async def remove(self, path: str, *, report: bool) -> bool:
+        await self._connect()
+        return await asyncio.wait_for(self._delete(path, report), self._timeout)
+
+    async def _delete(self, path: str, report: bool) -> bool:
         try:
             if report and self._probe:
-                info = await asyncio.wait_for(self.fs._info(path), self._timeout)
+                info = await self.fs._info(path)
                 if info["type"] != "file":
                     return False
-            await asyncio.wait_for(self.fs._rm_file(path), self._timeout)
+            await self.fs._rm_file(path)
         except FileNotFoundError:
             return False
         return True
@@ -779,7 +984,6 @@ class _ObjectStore:
         self.timeout = timeout
         self.breaker = breaker if breaker is not None else CircuitBreaker()
         self._clock = clock
-        self._errors = _store_errors()
 
     @classmethod
     def from_url(cls: type[_B], url: str, **options: Any) -> _B:
@@ -810,22 +1014,23 @@ class _ObjectStore:
 
     @contextlib.contextmanager
     def _guard(self, op: str) -> Iterator[None]:
-        """Circuit breaker around one operation; driver errors become BackendError."""
-        self.breaker.before(self.url)
-        try:
-            yield
-        except BaseException as exc:
-            if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-                # The deadline passed (the store hangs, or the driver keeps retrying an
-                # unreachable endpoint): open the breaker now instead of paying it again.
-                for _ in range(self.breaker.failures):
-                    self.breaker.failure()
-            else:
-                self.breaker.failure()
-            if _is_store_error(exc, self._errors):
-                raise BackendError(f"{self.url}: {op} failed: {_describe(exc)}") from exc
-            raise
-        self.breaker.success()
+        """One operation on the store: driver errors become BackendError, and the breaker
+        (through its guard) counts only "the store is unreachable" as a failure. A refusal of
+        this one request, a cancelled task or KeyboardInterrupt counts as neither, which still
+        ends a half-open probe."""
+        with self.breaker.guard(self.url, outage=_UnreachableError):
+            try:
+                yield
+            except BackendError:
+                raise
+            except Exception as exc:
+                # The BackendError boundary: whatever a driver raises (aiohttp, botocore, the
+                # Azure SDK, OSError, a driver's own bug) fails open for this call.
+                if _is_unreachable(exc):
+                    raise _UnreachableError(
+                        f"{self.url}: {op} failed, store unreachable: {_describe(exc)}"
+                    ) from exc
+                raise BackendError(f"{self.url}: {op} refused: {_describe(exc)}") from exc
 
 
 class ObjectStoreBackend(_ObjectStore):
@@ -894,14 +1099,15 @@ class ObjectStoreBackend(_ObjectStore):
     def get(self, key: str) -> Entry | Literal[Missing.MISSING]:
         """Return the live entry under ``key`` or :data:`MISSING`: one GET, nothing else.
 
-        A missing, expired or unparsable object is a miss.
+        A missing, expired or unparsable object, or one that holds another key, is a miss.
 
         Raises:
             BackendError: the store failed (or the breaker is open).
         """
+        path = self._path(key)
         with self._guard("get"):
-            data = self._io.read(self._path(key))
-        return MISSING if data is None else _unframe(data, self._clock())
+            data = self._io.read(path)
+        return MISSING if data is None else _unframe(data, self._clock(), key)
 
     def set(self, key: str, entry: Entry, ttl: float | None) -> None:
         """Write ``entry`` as one whole object, readable for ``ttl`` seconds (``None``: forever).
@@ -909,7 +1115,7 @@ class ObjectStoreBackend(_ObjectStore):
         Raises:
             BackendError: the store failed.
         """
-        path, data = self._path(key), _frame(entry, ttl, self._clock())
+        path, data = self._path(key), _frame(key, entry, ttl, self._clock())
         with self._guard("set"):
             if data is None:
                 self._io.remove(path, report=False)
@@ -922,8 +1128,19 @@ class ObjectStoreBackend(_ObjectStore):
         Raises:
             BackendError: the store failed.
         """
+        path = self._path(key)
         with self._guard("delete"):
-            return self._io.remove(self._path(key), report=True)
+            return self._io.remove(path, report=True)
+
+    def _entries(self, io: _SyncIO, prefix: str, top: str) -> dict[str, str]:
+        """``{path: key}`` of the entries below ``top`` whose key starts with ``prefix``; keys
+        that are not in their path are read from the objects' headers."""
+        found, unnamed = _entries_in(self.root, prefix, io.find(top))
+        if unnamed:
+            named, longer = _named(self.root, prefix, unnamed, io.read_heads(unnamed, _HEAD_READ))
+            found.update(named)
+            found.update(_named(self.root, prefix, longer, [io.read(p) for p in longer])[0])
+        return found
 
     def clear(self, prefix: str = "") -> int:
         """Remove the entries whose key starts with ``prefix``; return how many.
@@ -935,21 +1152,21 @@ class ObjectStoreBackend(_ObjectStore):
             BackendError: the store failed.
         """
         with self._guard("clear"):
-            listed = self._io.find(_scan_top(self.root, prefix))
-            doomed = list(_entries_in(self.root, prefix, listed))
-            self._io.remove_many(doomed)
+            io = self._io
+            doomed = list(self._entries(io, prefix, _scan_top(self.root, prefix)))
+            io.remove_many(doomed)
         return len(doomed)
 
     def keys(self, prefix: str = "") -> Iterator[str]:
-        """Iterate the stored keys starting with ``prefix`` (expired ones included until
-        :meth:`purge_expired` or a lifecycle rule removes them).
+        """Iterate the stored keys starting with ``prefix``, in full however long (expired ones
+        included until :meth:`purge_expired` or a lifecycle rule removes them).
 
         Raises:
             BackendError: the listing failed.
         """
         with self._guard("keys"):
-            listed = self._io.find(_scan_top(self.root, prefix))
-        return iter(_entries_in(self.root, prefix, listed).values())
+            found = self._entries(self._io, prefix, _scan_top(self.root, prefix))
+        return iter(found.values())
 
     def purge_expired(self) -> int:
         """Delete every entry past its ttl; return how many. Lists the whole tree and reads
@@ -959,9 +1176,10 @@ class ObjectStoreBackend(_ObjectStore):
             BackendError: the store failed.
         """
         with self._guard("purge_expired"):
-            paths = list(_entries_in(self.root, "", self._io.find(self.root)))
-            doomed = _expired(paths, self._io.read_heads(paths, _FRAME.size), self._clock())
-            self._io.remove_many(doomed)
+            io = self._io
+            paths = list(self._entries(io, "", self.root))
+            doomed = _expired(paths, io.read_heads(paths, _FRAME.size), self._clock())
+            io.remove_many(doomed)
         return len(doomed)
 
     def close(self) -> None:
@@ -1018,13 +1236,14 @@ class AsyncObjectStoreBackend(_ObjectStore):
 
     async def get(self, key: str) -> Entry | Literal[Missing.MISSING]:
         """Return the live entry under ``key`` or :data:`MISSING`: one GET, nothing else."""
+        path = self._path(key)
         with self._guard("get"):
-            data = await self._io().read(self._path(key))
-        return MISSING if data is None else _unframe(data, self._clock())
+            data = await self._io().read(path)
+        return MISSING if data is None else _unframe(data, self._clock(), key)
 
     async def set(self, key: str, entry: Entry, ttl: float | None) -> None:
         """Write ``entry`` as one whole object, readable for ``ttl`` seconds."""
-        path, data = self._path(key), _frame(entry, ttl, self._clock())
+        path, data = self._path(key), _frame(key, entry, ttl, self._clock())
         with self._guard("set"):
             if data is None:
                 await self._io().remove(path, report=False)
@@ -1033,31 +1252,40 @@ class AsyncObjectStoreBackend(_ObjectStore):
 
     async def delete(self, key: str) -> bool:
         """Remove ``key``; return whether it was there."""
+        path = self._path(key)
         with self._guard("delete"):
-            return await self._io().remove(self._path(key), report=True)
+            return await self._io().remove(path, report=True)
+
+    async def _entries(self, io: _AsyncIO, prefix: str, top: str) -> dict[str, str]:
+        """The async twin of :meth:`ObjectStoreBackend._entries`."""
+        found, unnamed = _entries_in(self.root, prefix, await io.find(top))
+        if unnamed:
+            heads = await io.read_heads(unnamed, _HEAD_READ)
+            named, longer = _named(self.root, prefix, unnamed, heads)
+            found.update(named)
+            found.update(_named(self.root, prefix, longer, [await io.read(p) for p in longer])[0])
+        return found
 
     async def clear(self, prefix: str = "") -> int:
         """Remove the entries whose key starts with ``prefix``; return how many."""
         with self._guard("clear"):
             io = self._io()
-            listed = await io.find(_scan_top(self.root, prefix))
-            doomed = list(_entries_in(self.root, prefix, listed))
+            doomed = list(await self._entries(io, prefix, _scan_top(self.root, prefix)))
             await io.remove_many(doomed)
         return len(doomed)
 
     async def keys(self, prefix: str = "") -> AsyncIterator[str]:
         """Iterate the stored keys starting with ``prefix``."""
         with self._guard("keys"):
-            io = self._io()
-            listed = await io.find(_scan_top(self.root, prefix))
-        for key in _entries_in(self.root, prefix, listed).values():
+            found = await self._entries(self._io(), prefix, _scan_top(self.root, prefix))
+        for key in found.values():
             yield key
 
     async def purge_expired(self) -> int:
         """Delete every entry past its ttl; return how many."""
         with self._guard("purge_expired"):
             io = self._io()
-            paths = list(_entries_in(self.root, "", await io.find(self.root)))
+            paths = list(await self._entries(io, "", self.root))
             doomed = _expired(paths, await io.read_heads(paths, _FRAME.size), self._clock())
             await io.remove_many(doomed)
         return len(doomed)

@@ -23,7 +23,9 @@ import pytest
 
 from llm_memo import cache_controls, llm_cached
 from llm_memo.backends import MISSING, AsyncListing, Listing, from_url
+from llm_memo.backends._breaker import CircuitBreaker
 from llm_memo.backends.objectstore import (
+    CONNECT_TIMEOUT,
     AsyncObjectStoreBackend,
     ObjectStoreBackend,
     _key_of,
@@ -57,6 +59,9 @@ class FakeClock:
         self.now += seconds
 
 
+GENEROUS = 60.0
+
+
 @dataclass
 class Store:
     """One place to put entries: a root URL (fresh bucket) plus what reaches it."""
@@ -78,10 +83,16 @@ class Store:
             self.protocol, skip_instance_cache=True, **self.storage_options, **extra
         )
 
+    # Behaviour tests get a generous deadline: the 2 s default bounds a hanging store in
+    # production, but a loaded CI machine may take longer to PUT the conformance suite's 1 MiB
+    # value, and a timeout must not fail a test about something else. The defaults have
+    # tests of their own (test_objectstore_faults.py).
     def sync(self, **options: Any) -> ObjectStoreBackend:
+        options.setdefault("timeout", GENEROUS)
         return ObjectStoreBackend(self.url, storage_options=self.storage_options, **options)
 
     def asynchronous(self, **options: Any) -> AsyncObjectStoreBackend:
+        options.setdefault("timeout", GENEROUS)
         return AsyncObjectStoreBackend(self.url, storage_options=self.storage_options, **options)
 
     def object_path(self, key: str) -> str:
@@ -554,10 +565,15 @@ class TestFailOpen:
         assert asyncio.run(main()) == ["Y"] * 3
 
     def test_deadline_covers_driver_retries_gcs(self, gcs_server: GCSServer) -> None:
-        """gcsfs retries a refused connection for ~30 s; the deadline stops it and the breaker
-        opens at once, so the next call costs nothing."""
+        """gcsfs retries a refused connection for ~30 s; the deadline stops it, it counts as a
+        failure (the store is unreachable) and the open breaker answers the next call."""
         options = {**gcs_server.storage_options, "endpoint_url": f"http://{HOST}:{free_port()}"}
-        backend = ObjectStoreBackend("gs://bucket/llm", storage_options=options, timeout=1)
+        backend = ObjectStoreBackend(
+            "gs://bucket/llm",
+            storage_options=options,
+            timeout=1,
+            breaker=CircuitBreaker(failures=1),
+        )
         with pytest.raises(BackendError):
             backend.get(make_key())
         assert backend.breaker.is_open
@@ -568,7 +584,10 @@ class TestFailOpen:
         """The Azure SDK retries a refused connection with 15 s back-offs; same deadline."""
         dead = azure_server.connection_string.replace(f":{azure_server.port}/", f":{free_port()}/")
         backend = AsyncObjectStoreBackend(
-            "az://container/llm", storage_options={"connection_string": dead}, timeout=1
+            "az://container/llm",
+            storage_options={"connection_string": dead},
+            timeout=1,
+            breaker=CircuitBreaker(failures=1),
         )
 
         async def main() -> None:
@@ -642,7 +661,7 @@ class TestConfiguration:
         options = {**s3_store.storage_options, "config_kwargs": {"read_timeout": 3}}
         fs = ObjectStoreBackend(s3_store.url, storage_options=options).fs
         assert fs.config_kwargs["read_timeout"] == 3
-        assert fs.config_kwargs["connect_timeout"] == 2
+        assert fs.config_kwargs["connect_timeout"] == CONNECT_TIMEOUT
         assert fs.endpoint_url == s3_store.storage_options["endpoint_url"]
 
     @pytest.mark.parametrize(
