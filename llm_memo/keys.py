@@ -660,6 +660,7 @@ class KeyBuilder:
         "_sig",
         "_var_kw",
         "_var_pos",
+        "_var_pos_key",
         "function_id",
         "profile",
     )
@@ -692,6 +693,7 @@ class KeyBuilder:
             sig = None
         self._sig = sig
         self._var_pos: str | None = None
+        self._var_pos_key = "*args" if sig is None else None
         self._var_kw: str | None = None
         self._pos_names: tuple[str, ...] = ()
         self._posonly: frozenset[str] = frozenset()
@@ -712,6 +714,7 @@ class KeyBuilder:
         for p in params:
             if p.kind is p.VAR_POSITIONAL:
                 self._var_pos = p.name
+                self._var_pos_key = "*" + p.name
                 fast = False
             elif p.kind is p.VAR_KEYWORD:
                 self._var_kw = p.name
@@ -900,6 +903,14 @@ class KeyBuilder:
         for name, value in view.items():
             t = type(value)
             if t is str or value is None or t is bool:
+                continue
+            if name == self._var_pos_key:
+                # Each positional item is an argument of its own: the same depth allowance
+                # wherever a value is passed.
+                view[name] = [
+                    _canon_param(f"{self._var_pos or 'args'}[{i}]", item, self.function_id)
+                    for i, item in enumerate(value)
+                ]
                 continue
             if t is int and _MIN_INT <= value < _MAX_INT:
                 continue
