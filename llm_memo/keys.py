@@ -897,14 +897,15 @@ class KeyBuilder:
         view = self._bind(args, kwargs)
         headers = self._headers(view) if self._key_headers else None
         view = self._drop_ignored(view)
-        absent = None
+        absent: list[str] | None = None
+        var_pos_key = self._var_pos_key
         # The view is our own dict: rewrite only the arguments that are not canonical already
         # (most are: strings, ints, plain lists of plain dicts), checked without copying.
         for name, value in view.items():
             t = type(value)
             if t is str or value is None or t is bool:
                 continue
-            if name == self._var_pos_key:
+            if name == var_pos_key:
                 # Each positional item is an argument of its own: the same depth allowance
                 # wherever a value is passed.
                 view[name] = [
@@ -921,7 +922,9 @@ class KeyBuilder:
                     view[name] = _canon(value, MAX_DEPTH, False)
                 continue
             if _is_absent(value):
-                absent = [*(absent or ()), name]
+                if absent is None:
+                    absent = []
+                absent.append(name)
                 continue
             view[name] = _canon_param(
                 name, value, self.function_id, is_self=name == self._self_name
