@@ -4,13 +4,20 @@ The key contract (SPEC §4), in the order the code applies it:
 
 1. **Bind** the call to the function's signature with defaults applied, so positional vs keyword
    and omitted defaults give one key. ``**kwargs`` are merged into the top level, ``*args`` kept
-   as a list. SDK "not given" sentinels (openai / anthropic ``NOT_GIVEN``, ``Omit``) count as
-   absent. Names in :data:`DEFAULT_IGNORE` plus the decorator's ``ignore=`` are dropped.
+   as a list under ``"*<name>"``; a ``**kwargs`` entry that could pass for another part is keyed
+   as ``"**<name>"``, so ``f(5)`` and ``f(args=[5])`` never meet. SDK "not given" sentinels
+   (openai / anthropic ``NOT_GIVEN``, ``Omit``) count as absent. Names in
+   :data:`DEFAULT_IGNORE`, the SDK profile's names (``_sdk_profiles``: litellm's ``cache``,
+   ``callbacks``, ``litellm_*``...) and the decorator's ``ignore=`` are dropped, except those
+   brought back with ``key_params=``. A bound SDK client method adds ``"$endpoint"`` (the
+   server that answers, never its credentials); ``key_headers=`` adds ``"$headers"``.
 2. **Canonicalise** (:func:`canonical`): mappings become key-sorted, lists and tuples one kind,
    integral floats ints (``0 == 0.0``) while ``True`` stays distinct from ``1``, pydantic
-   models and dataclasses the plain JSON the SDK would send, objects with ``__llm_memo_key__``
-   whatever it returns. Anything else raises :class:`~llm_memo.errors.UnkeyableArgumentError`
-   naming the parameter: an unstable key is worse than an error.
+   models and dataclasses the plain JSON the SDK would send (set fields as sorted lists),
+   objects with ``__llm_memo_key__`` whatever it returns, sets sorted by canonical bytes.
+   Anything else raises :class:`~llm_memo.errors.UnkeyableArgumentError` naming the parameter:
+   an unstable key is worse than an error. So does an argument that contains itself or nests
+   deeper than :data:`MAX_DEPTH`: every walk here carries a depth bound, which also ends cycles.
 3. **Hash** the compact, key-sorted JSON (orjson) with xxh3-128.
 4. **Name** it ``llm_memo:<format>:<namespace>:<function>:<hash>``, the first three parts
    percent-escaped, so a namespace or one function's entries form a key prefix.
@@ -18,7 +25,8 @@ The key contract (SPEC §4), in the order the code applies it:
 Type tags in the canonical form (``{"$bytes": ...}``, ``{"$set": [...]}``) cannot collide with
 user data: user mapping keys that start with ``$`` are escaped by doubling the ``$``.
 
-Not here: values (``codec.py``) and when a key is used (``_policy.py``).
+Not here: values (``codec.py``), when a key is used (``_policy.py``), and what is known about
+each SDK (``_sdk_profiles.py``).
 """
 
 from __future__ import annotations
