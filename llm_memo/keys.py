@@ -4,13 +4,20 @@ The key contract (SPEC §4), in the order the code applies it:
 
 1. **Bind** the call to the function's signature with defaults applied, so positional vs keyword
    and omitted defaults give one key. ``**kwargs`` are merged into the top level, ``*args`` kept
-   as a list. SDK "not given" sentinels (openai / anthropic ``NOT_GIVEN``, ``Omit``) count as
-   absent. Names in :data:`DEFAULT_IGNORE` plus the decorator's ``ignore=`` are dropped.
+   as a list under ``"*<name>"``; a ``**kwargs`` entry that could pass for another part is keyed
+   as ``"**<name>"``, so ``f(5)`` and ``f(args=[5])`` never meet. SDK "not given" sentinels
+   (openai / anthropic ``NOT_GIVEN``, ``Omit``) count as absent. Names in
+   :data:`DEFAULT_IGNORE`, the SDK profile's names (``_sdk_profiles``: litellm's ``cache``,
+   ``callbacks``, ``litellm_*``...) and the decorator's ``ignore=`` are dropped, except those
+   brought back with ``key_params=``. A bound SDK client method adds ``"$endpoint"`` (the
+   server that answers, never its credentials); ``key_headers=`` adds ``"$headers"``.
 2. **Canonicalise** (:func:`canonical`): mappings become key-sorted, lists and tuples one kind,
    integral floats ints (``0 == 0.0``) while ``True`` stays distinct from ``1``, pydantic
-   models and dataclasses the plain JSON the SDK would send, objects with ``__llm_memo_key__``
-   whatever it returns. Anything else raises :class:`~llm_memo.errors.UnkeyableArgumentError`
-   naming the parameter: an unstable key is worse than an error.
+   models and dataclasses the plain JSON the SDK would send (set fields as sorted lists),
+   objects with ``__llm_memo_key__`` whatever it returns, sets sorted by canonical bytes.
+   Anything else raises :class:`~llm_memo.errors.UnkeyableArgumentError` naming the parameter:
+   an unstable key is worse than an error. So does an argument that contains itself or nests
+   deeper than :data:`MAX_DEPTH`: every walk here carries a depth bound, which also ends cycles.
 3. **Hash** the compact, key-sorted JSON (orjson) with xxh3-128.
 4. **Name** it ``llm_memo:<format>:<namespace>:<function>:<hash>``, the first three parts
    percent-escaped, so a namespace or one function's entries form a key prefix.
@@ -18,7 +25,8 @@ The key contract (SPEC §4), in the order the code applies it:
 Type tags in the canonical form (``{"$bytes": ...}``, ``{"$set": [...]}``) cannot collide with
 user data: user mapping keys that start with ``$`` are escaped by doubling the ``$``.
 
-Not here: values (``codec.py``) and when a key is used (``_policy.py``).
+Not here: values (``codec.py``), when a key is used (``_policy.py``), and what is known about
+each SDK (``_sdk_profiles.py``).
 """
 
 from __future__ import annotations
@@ -660,6 +668,7 @@ class KeyBuilder:
         "_sig",
         "_var_kw",
         "_var_pos",
+        "_var_pos_key",
         "function_id",
         "profile",
     )
@@ -692,6 +701,7 @@ class KeyBuilder:
             sig = None
         self._sig = sig
         self._var_pos: str | None = None
+        self._var_pos_key = "*args" if sig is None else None
         self._var_kw: str | None = None
         self._pos_names: tuple[str, ...] = ()
         self._posonly: frozenset[str] = frozenset()
@@ -712,6 +722,7 @@ class KeyBuilder:
         for p in params:
             if p.kind is p.VAR_POSITIONAL:
                 self._var_pos = p.name
+                self._var_pos_key = "*" + p.name
                 fast = False
             elif p.kind is p.VAR_KEYWORD:
                 self._var_kw = p.name
@@ -894,12 +905,21 @@ class KeyBuilder:
         view = self._bind(args, kwargs)
         headers = self._headers(view) if self._key_headers else None
         view = self._drop_ignored(view)
-        absent = None
+        absent: list[str] | None = None
+        var_pos_key = self._var_pos_key
         # The view is our own dict: rewrite only the arguments that are not canonical already
         # (most are: strings, ints, plain lists of plain dicts), checked without copying.
         for name, value in view.items():
             t = type(value)
             if t is str or value is None or t is bool:
+                continue
+            if name == var_pos_key:
+                # Each positional item is an argument of its own: the same depth allowance
+                # wherever a value is passed.
+                view[name] = [
+                    _canon_param(f"{self._var_pos or 'args'}[{i}]", item, self.function_id)
+                    for i, item in enumerate(value)
+                ]
                 continue
             if t is int and _MIN_INT <= value < _MAX_INT:
                 continue
@@ -910,7 +930,9 @@ class KeyBuilder:
                     view[name] = _canon(value, MAX_DEPTH, False)
                 continue
             if _is_absent(value):
-                absent = [*(absent or ()), name]
+                if absent is None:
+                    absent = []
+                absent.append(name)
                 continue
             view[name] = _canon_param(
                 name, value, self.function_id, is_self=name == self._self_name

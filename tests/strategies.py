@@ -1,10 +1,14 @@
-"""Hypothesis strategies for chat requests and JSON-like values (used by the key tests)."""
+"""Hypothesis strategies for the key tests: chat requests, JSON-like values, and arbitrary
+nested arguments (cycles, sets, deep nesting, enums, models, dataclasses, mixed numbers)."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from typing import Any
 
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 # Scalars whose key forms must be canonical: ints, finite floats, bools, None, text.
 scalars = st.one_of(
@@ -65,3 +69,157 @@ def reorder(value: Any, rnd: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53:
         return float(value) if rnd.random() < 0.5 else value
     return value
+
+
+# -- arbitrary nested arguments (issue 9): cycles, sets, deep nesting, models ---------------------
+#
+# Every value drawn here must be either keyed stably (the same key every time, in every process)
+# or refused with UnkeyableArgumentError: tests/test_key_fuzz.py checks both. The classes live
+# at module level so values can be pickled into another process.
+
+
+class Color(enum.Enum):
+    RED = "red"
+    ONE = 1
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+class FuzzModel(BaseModel):
+    """A pydantic model with set, list and untyped fields."""
+
+    value: Any = None
+    tags: set[str] = set()
+    ids: frozenset[int] = frozenset()
+    items: list[Any] = []
+
+
+@dataclasses.dataclass
+class FuzzData:
+    """A dataclass with an untyped field and a set field."""
+
+    value: Any = None
+    tags: set[str] = dataclasses.field(default_factory=set)
+
+
+class Keyed:
+    """An object with its own key view (which may be anything, itself included)."""
+
+    def __init__(self, view: Any) -> None:
+        self.view = view
+
+    def __llm_memo_key__(self) -> Any:
+        return self.view
+
+
+mixed_numbers = st.one_of(
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(2**200), max_value=2**200),
+    st.floats(),  # NaN and infinities included
+    st.decimals(allow_nan=False),
+    st.fractions(max_denominator=10),  # no canonical form: refused
+    st.complex_numbers(max_magnitude=10, allow_nan=False),  # no canonical form: refused
+)
+hashable_scalars = st.one_of(
+    st.none(),
+    mixed_numbers.filter(lambda v: v == v),  # NaN is not equal to itself inside a set
+    st.text(max_size=8),
+    st.binary(max_size=8),
+    st.sampled_from(list(Color) + list(Level)),
+    st.dates(),
+)
+hashables = st.one_of(
+    hashable_scalars,
+    st.tuples(hashable_scalars, hashable_scalars),
+    st.frozensets(hashable_scalars, max_size=4),
+)
+leaves = st.one_of(hashable_scalars, st.sets(hashables, max_size=5), st.frozensets(hashables))
+mapping_keys = st.one_of(
+    st.text(max_size=6), st.sampled_from(["$set", "$$x", "$int"]), st.integers()
+)
+
+
+def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.lists(children, max_size=4),
+        st.tuples(children, children),
+        st.dictionaries(mapping_keys, children, max_size=4),
+        st.builds(FuzzModel, value=children, tags=st.sets(st.text(max_size=5), max_size=6)),
+        st.builds(
+            FuzzModel, items=st.lists(children, max_size=3), ids=st.frozensets(st.integers())
+        ),
+        st.builds(FuzzData, value=children, tags=st.sets(st.text(max_size=5), max_size=6)),
+        st.builds(Keyed, children),
+    )
+
+
+nested: st.SearchStrategy[Any] = st.recursive(leaves, _containers, max_leaves=16)
+
+
+@st.composite
+def deep(draw: st.DrawFn, max_levels: int = 400) -> Any:
+    """A value nested from 1 to ``max_levels`` levels deep (by default past MAX_DEPTH and
+    orjson's own limit)."""
+    value = draw(leaves)
+    for _ in range(draw(st.integers(1, max_levels))):
+        kind = draw(st.sampled_from(["list", "tuple", "dict", "model", "data"]))
+        if kind == "list":
+            value = [value]
+        elif kind == "tuple":
+            value = (value,)
+        elif kind == "dict":
+            value = {"k": value}
+        elif kind == "model":
+            value = FuzzModel(value=value)
+        else:
+            value = FuzzData(value=value)
+    return value
+
+
+def _mutable_parts(value: Any, out: list[Any], seen: set[int]) -> None:
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, (list, dict, FuzzModel, FuzzData, Keyed)):
+        out.append(value)
+    children: Any = ()
+    if isinstance(value, dict):
+        children = value.values()
+    elif isinstance(value, (list, tuple)):
+        children = value
+    elif isinstance(value, (FuzzModel, FuzzData)):
+        children = [value.value]
+    elif isinstance(value, Keyed):
+        children = [value.view]
+    for child in children:
+        _mutable_parts(child, out, seen)
+
+
+@st.composite
+def with_cycles(draw: st.DrawFn) -> Any:
+    """A nested value in which one mutable part is made to refer back to the root or to itself
+    (a message dict holding its own list, a model field pointing up, a key view of itself)."""
+    root = draw(st.one_of(st.lists(nested, min_size=1, max_size=3), st.builds(Keyed, nested)))
+    parts: list[Any] = []
+    _mutable_parts(root, parts, set())
+    holder = draw(st.sampled_from(parts))
+    target = draw(st.sampled_from([root, holder]))
+    if isinstance(holder, list):
+        holder.append(target)
+    elif isinstance(holder, dict):
+        holder["loop"] = target
+    elif isinstance(holder, Keyed):
+        holder.view = [holder.view, target]
+    else:
+        holder.value = target  # a model field or a dataclass field
+    return root
+
+
+#: Anything a careless or hostile caller might pass as one argument.
+arguments: st.SearchStrategy[Any] = st.one_of(nested, deep(), with_cycles())
+#: The same, shallow enough to pickle into another process (still past MAX_DEPTH).
+picklable_arguments: st.SearchStrategy[Any] = st.one_of(nested, deep(150), with_cycles())
