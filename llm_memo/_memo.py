@@ -291,7 +291,16 @@ class Memo:
         keys = self._settings.signing_keys
         # Unsigned and uncompressed (the common case): nothing to verify or inflate.
         payload = unseal(key, entry, keys, limit=limit) if keys or entry.flags else entry.value
-        return self.codec.decode(tag, payload, allow_pickle=self.allow_pickle)
+        value = self.codec.decode(tag, payload, allow_pickle=self.allow_pickle)
+        if chunks or tag == "stream" or tag == "astream":
+            return value  # a stream is never checked against the annotation (stream=True)
+        expected = self.codec.allow.expected
+        if expected is not None and not isinstance(value, expected):
+            raise CodecError(
+                f"a stored {type(value).__qualname__} contradicts the return annotation "
+                f"of {self.function_id}"
+            )
+        return value
 
     def unusable(self, key: str, exc: CodecError) -> None:
         """Log an entry that was found but cannot be served (a miss; the fresh result will
@@ -309,7 +318,18 @@ class Memo:
         )
 
     def encode(self, value: Any) -> tuple[str, bytes] | None:
-        """Encode a result, or ``None`` (logged once per function) when it cannot be stored."""
+        """Encode a result, or ``None`` (logged once per function) when it cannot be stored,
+        which includes a result that its own return annotation contradicts (a read of it would
+        be refused)."""
+        expected = self.codec.allow.expected
+        if expected is not None and not isinstance(value, expected):
+            self._unstorable(
+                UnencodableValueError(
+                    f"a {type(value).__qualname__} result contradicts its return annotation "
+                    "(fix the annotation to cache it)"
+                )
+            )
+            return None
         try:
             return self.codec.encode(value, allow_pickle=self.allow_pickle)
         except UnencodableValueError as exc:

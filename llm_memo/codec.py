@@ -39,6 +39,7 @@ import inspect
 import math
 import pickle
 import sys
+import types
 import typing
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -56,6 +57,7 @@ __all__ = [
     "StreamUsage",
     "UnencodableValueError",
     "check_key",
+    "expected_types",
     "inflate",
     "join_chunks",
     "register_type",
@@ -167,6 +169,51 @@ def _return_annotation(fn: Callable[..., Any]) -> Any:
     return ann
 
 
+_NONE_TYPE = type(None)
+# PEP 484's numeric tower: an int is acceptable where a float is declared, an int or a float
+# where a complex is.
+_TOWER: dict[type, tuple[type, ...]] = {float: (float, int), complex: (complex, float, int)}
+
+
+def expected_types(annotation: Any, depth: int = 0) -> tuple[type, ...] | None:
+    """The classes a value annotated ``annotation`` must be an instance of, or ``None`` when the
+    annotation names no concrete class to check (``Any``, ``object``, a TypeVar, a string or
+    forward reference, a Protocol, a TypedDict, ``Literal``...).
+
+    A class is itself; ``X | Y`` / ``Optional[X]`` is the union of its members (``None`` when any
+    member is open); a generic alias is its origin (``list[str]`` -> ``list``);
+    ``Annotated[X, ...]`` is ``X``. Used to refuse a stored value that contradicts the return
+    annotation (SPEC §5).
+
+    .. versionadded:: 0.2.0
+    """
+    if depth > 8:
+        return None
+    if annotation is None or annotation is _NONE_TYPE:
+        return (_NONE_TYPE,)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return expected_types(typing.get_args(annotation)[0], depth + 1)
+    if origin is typing.Union or origin is types.UnionType:
+        out: list[type] = []
+        for arg in typing.get_args(annotation):
+            member = expected_types(arg, depth + 1)
+            if member is None:
+                return None
+            out.extend(member)
+        return tuple(dict.fromkeys(out))
+    tp = annotation if origin is None else origin
+    if not isinstance(tp, type) or tp is object:
+        return None
+    if getattr(tp, "_is_protocol", False) or typing.is_typeddict(tp):
+        return None
+    try:
+        isinstance(None, tp)
+    except TypeError:  # a class isinstance() cannot check
+        return None
+    return _TOWER.get(tp, (tp,))
+
+
 def _collect(tp: Any, out: dict[str, type], depth: int = 0) -> None:
     if depth > 8:
         return
@@ -213,12 +260,14 @@ class AllowList:
         self._local: dict[str, type] = {}
         self._adapter: _Adapter | None = None
         self._chunk_adapter: _Adapter | None = None
+        self._expected: tuple[type, ...] | None = None
 
     def _load(self) -> None:
         if self._ready:
             return
         ann = _return_annotation(self._fn) if self._fn is not None else None
         if ann is not None:
+            self._expected = expected_types(ann)
             _collect(ann, self._local)
             chunk = _chunk_annotation(ann)
             self._adapter = self._make_adapter(ann if chunk is None else None)
@@ -246,6 +295,14 @@ class AllowList:
     def allows(self, cls: type) -> bool:
         """Whether values of exactly ``cls`` may be stored (a reader could restore them)."""
         return self.resolve(type_name(cls)) is cls
+
+    @property
+    def expected(self) -> tuple[type, ...] | None:
+        """The classes the return annotation allows (see :func:`expected_types`), or ``None``
+        when it names none to check. Resolved once, with the rest of the allow-list."""
+        if not self._ready:
+            self._load()
+        return self._expected
 
     def adapter(self, chunk: bool) -> _Adapter | None:
         """The TypeAdapter for the return annotation (or for stream chunks), if any."""
