@@ -317,10 +317,10 @@ class Memo:
             exc,
         )
 
-    def encode(self, value: Any) -> tuple[str, bytes] | None:
-        """Encode a result, or ``None`` (logged once per function) when it cannot be stored,
-        which includes a result that its own return annotation contradicts (a read of it would
-        be refused)."""
+    def encode(self, value: Any, backend: Any = None) -> tuple[str, bytes] | None:
+        """Encode a result, or ``None`` (logged once per function) when it cannot be stored:
+        not encodable, contradicted by its own return annotation (a read of it would be
+        refused), or larger than ``backend``'s entry size (:meth:`entry_limit`)."""
         expected = self.codec.allow.expected
         if expected is not None and not isinstance(value, expected):
             self._unstorable(
@@ -331,10 +331,15 @@ class Memo:
             )
             return None
         try:
-            return self.codec.encode(value, allow_pickle=self.allow_pickle)
+            encoded = self.codec.encode(value, allow_pickle=self.allow_pickle)
         except UnencodableValueError as exc:
             self._unstorable(exc)
             return None
+        limit = self.entry_limit(backend)
+        if len(encoded[1]) > limit:
+            self.too_large(len(encoded[1]), limit)
+            return None
+        return encoded
 
     def encode_chunk(self, chunk: Any) -> bytes | None:
         """Snapshot one stream chunk as it passes, or ``None`` (logged once per function) when
@@ -367,8 +372,8 @@ class Memo:
         if not self._warned_size:
             self._warned_size = True
             logger.warning(
-                "not caching a result of %s: its encoded value (%d+ bytes) exceeds the "
-                "backend's entry size limit of %d bytes",
+                "not caching a result of %s: its encoded value of at least %d bytes exceeds "
+                "the backend's entry size limit of %d bytes (max_entry_size)",
                 self.function_id,
                 size,
                 limit,

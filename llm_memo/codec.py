@@ -327,6 +327,29 @@ def _json_native(value: Any, depth: int = 0) -> bool:
     return False
 
 
+# What decoding a hostile or damaged payload can raise (orjson's JSONDecodeError and pydantic's
+# ValidationError are ValueErrors; a malformed chunk list gives TypeError / IndexError; absurd
+# nesting RecursionError): each is a CodecError, so a miss, never a crash.
+_DECODE_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+)
+
+
+def _unpickle(payload: bytes) -> Any:
+    # Only with allow_pickle (an explicit opt-in that trusts the cache). Unpickling damaged
+    # bytes can raise almost anything (EOFError, ImportError, ...): each is a miss.
+    try:
+        return pickle.loads(payload)  # noqa: S301 - explicit opt-in, documented
+    except Exception as exc:  # any failure of damaged bytes: see above
+        raise CodecError(f"cannot unpickle the entry: {exc!r}") from exc
+
+
 @functools.lru_cache(maxsize=256)
 def _dataclass_adapter(cls: type) -> Any:
     from pydantic import TypeAdapter
@@ -448,10 +471,10 @@ class Codec:
             if tag == "stream" or tag == "astream":
                 return self.decode_chunks(payload, allow_pickle=allow_pickle)
             if tag == "pickle" and allow_pickle:
-                return pickle.loads(payload)  # noqa: S301 - explicit opt-in, documented
+                return _unpickle(payload)
         except CodecError:
             raise
-        except (ValueError, TypeError, KeyError, AttributeError, pickle.UnpicklingError) as exc:
+        except _DECODE_ERRORS as exc:
             raise CodecError(f"cannot decode a {tag!r} entry: {exc}") from exc
         raise CodecError(f"entry type {tag!r} is not allowed here")
 
@@ -508,6 +531,14 @@ class Codec:
         Raises:
             CodecError: as :meth:`decode`.
         """
+        try:
+            return self._decode_chunks(payload, allow_pickle)
+        except CodecError:
+            raise
+        except _DECODE_ERRORS as exc:
+            raise CodecError(f"cannot decode a stream entry: {exc}") from exc
+
+    def _decode_chunks(self, payload: bytes, allow_pickle: bool) -> list[Any]:
         items = orjson.loads(payload)
         if type(items) is not list:
             raise CodecError("stream entry is not a list")
@@ -537,7 +568,7 @@ class Codec:
                     raise CodecError("stream was written for another chunk annotation")
                 out.append(adapter.adapter.validate_python(obj))
             elif tag == "pickle" and allow_pickle:
-                out.append(pickle.loads(base64.b64decode(obj)))  # noqa: S301 - opt-in
+                out.append(_unpickle(base64.b64decode(obj)))
             else:
                 raise CodecError(f"stream chunk type {tag!r} is not allowed here")
         return out
@@ -601,6 +632,9 @@ def check_key(key: str, entry: Entry) -> None:
         raise CodecError("entry belongs to another key (copied or swapped), not to this one")
 
 
+_INFLATE_STEP = 1024 * 1024
+
+
 def inflate(data: bytes, limit: int = DEFAULT_MAX_ENTRY_SIZE) -> bytes:
     """Decompress a zlib value, refusing to produce more than ``limit`` bytes.
 
@@ -614,15 +648,27 @@ def inflate(data: bytes, limit: int = DEFAULT_MAX_ENTRY_SIZE) -> bytes:
     .. versionadded:: 0.2.0
     """
     inflater = zlib.decompressobj()
+    parts: list[bytes] = []
+    size = 0
+    pending: bytes = data
     try:
-        out = inflater.decompress(data, limit + 1)
+        # In steps, so a bomb is refused having produced at most ``limit`` + one step; an empty
+        # input still drains output zlib holds back (a long match copy in progress).
+        while not inflater.eof and size <= limit:
+            part = inflater.decompress(pending, min(_INFLATE_STEP, limit + 1 - size))
+            left = inflater.unconsumed_tail
+            if not part and len(left) == len(pending):
+                break  # no progress: the input ended before the stream did
+            pending = left
+            parts.append(part)
+            size += len(part)
     except zlib.error as exc:
         raise CodecError("compressed entry is corrupt") from exc
-    if len(out) > limit or inflater.unconsumed_tail:
+    if size > limit:
         raise CodecError(f"compressed entry inflates past the entry size limit ({limit} bytes)")
     if not inflater.eof or inflater.unused_data:
         raise CodecError("compressed entry is truncated or has trailing data")
-    return out
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def unseal(
