@@ -390,7 +390,7 @@ def _call_sync(
     now = memo.now()
     plan = memo.plan(policy, now)
     if plan is not None and memo.should_store(result):
-        encoded = memo.encode(result)
+        encoded = memo.encode(result, backend)
         if encoded is not None:
             entry = memo.entry_for(key, encoded, plan, now, result)
             try:
@@ -555,7 +555,7 @@ async def _call_async(
     now = memo.now()
     plan = memo.plan(policy, now)
     if plan is not None and memo.should_store(result):
-        encoded = memo.encode(result)
+        encoded = memo.encode(result, backend)
         if encoded is not None:
             entry = memo.entry_for(key, encoded, plan, now, result)
             try:

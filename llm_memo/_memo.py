@@ -305,7 +305,16 @@ class Memo:
         keys = self._settings.signing_keys
         # Unsigned and uncompressed (the common case): nothing to verify or inflate.
         payload = unseal(key, entry, keys, limit=limit) if keys or entry.flags else entry.value
-        return self.codec.decode(tag, payload, allow_pickle=self.allow_pickle)
+        value = self.codec.decode(tag, payload, allow_pickle=self.allow_pickle)
+        if chunks or tag == "stream" or tag == "astream":
+            return value  # a stream is never checked against the annotation (stream=True)
+        expected = self.codec.allow.expected
+        if expected is not None and not isinstance(value, expected):
+            raise CodecError(
+                f"a stored {type(value).__qualname__} contradicts the return annotation "
+                f"of {self.function_id}"
+            )
+        return value
 
     def unusable(self, key: str, exc: CodecError) -> None:
         """Log an entry that was found but cannot be served (a miss; the fresh result will
@@ -322,13 +331,29 @@ class Memo:
             exc,
         )
 
-    def encode(self, value: Any) -> tuple[str, bytes] | None:
-        """Encode a result, or ``None`` (logged once per function) when it cannot be stored."""
+    def encode(self, value: Any, backend: Any = None) -> tuple[str, bytes] | None:
+        """Encode a result, or ``None`` (logged once per function) when it cannot be stored:
+        not encodable, contradicted by its own return annotation (a read of it would be
+        refused), or larger than ``backend``'s entry size (:meth:`entry_limit`)."""
+        expected = self.codec.allow.expected
+        if expected is not None and not isinstance(value, expected):
+            self._unstorable(
+                UnencodableValueError(
+                    f"a {type(value).__qualname__} result contradicts its return annotation "
+                    "(fix the annotation to cache it)"
+                )
+            )
+            return None
         try:
-            return self.codec.encode(value, allow_pickle=self.allow_pickle)
+            encoded = self.codec.encode(value, allow_pickle=self.allow_pickle)
         except UnencodableValueError as exc:
             self._unstorable(exc)
             return None
+        limit = self.entry_limit(backend)
+        if len(encoded[1]) > limit:
+            self.too_large(len(encoded[1]), limit)
+            return None
+        return encoded
 
     def encode_chunk(self, chunk: Any) -> bytes | None:
         """Snapshot one stream chunk as it passes, or ``None`` (logged once per function) when
@@ -361,8 +386,8 @@ class Memo:
         if not self._warned_size:
             self._warned_size = True
             logger.warning(
-                "not caching a result of %s: its encoded value (%d+ bytes) exceeds the "
-                "backend's entry size limit of %d bytes",
+                "not caching a result of %s: its encoded value of at least %d bytes exceeds "
+                "the backend's entry size limit of %d bytes (max_entry_size)",
                 self.function_id,
                 size,
                 limit,

@@ -39,6 +39,7 @@ import inspect
 import math
 import pickle
 import sys
+import types
 import typing
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -56,6 +57,7 @@ __all__ = [
     "StreamUsage",
     "UnencodableValueError",
     "check_key",
+    "expected_types",
     "inflate",
     "join_chunks",
     "register_type",
@@ -167,6 +169,51 @@ def _return_annotation(fn: Callable[..., Any]) -> Any:
     return ann
 
 
+_NONE_TYPE = type(None)
+# PEP 484's numeric tower: an int is acceptable where a float is declared, an int or a float
+# where a complex is.
+_TOWER: dict[type, tuple[type, ...]] = {float: (float, int), complex: (complex, float, int)}
+
+
+def expected_types(annotation: Any, depth: int = 0) -> tuple[type, ...] | None:
+    """The classes a value annotated ``annotation`` must be an instance of, or ``None`` when the
+    annotation names no concrete class to check (``Any``, ``object``, a TypeVar, a string or
+    forward reference, a Protocol, a TypedDict, ``Literal``...).
+
+    A class is itself; ``X | Y`` / ``Optional[X]`` is the union of its members (``None`` when any
+    member is open); a generic alias is its origin (``list[str]`` -> ``list``);
+    ``Annotated[X, ...]`` is ``X``. Used to refuse a stored value that contradicts the return
+    annotation (SPEC §5).
+
+    .. versionadded:: 0.2.0
+    """
+    if depth > 8:
+        return None
+    if annotation is None or annotation is _NONE_TYPE:
+        return (_NONE_TYPE,)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return expected_types(typing.get_args(annotation)[0], depth + 1)
+    if origin is typing.Union or origin is types.UnionType:
+        out: list[type] = []
+        for arg in typing.get_args(annotation):
+            member = expected_types(arg, depth + 1)
+            if member is None:
+                return None
+            out.extend(member)
+        return tuple(dict.fromkeys(out))
+    tp = annotation if origin is None else origin
+    if not isinstance(tp, type) or tp is object:
+        return None
+    if getattr(tp, "_is_protocol", False) or typing.is_typeddict(tp):
+        return None
+    try:
+        isinstance(None, tp)
+    except TypeError:  # a class isinstance() cannot check
+        return None
+    return _TOWER.get(tp, (tp,))
+
+
 def _collect(tp: Any, out: dict[str, type], depth: int = 0) -> None:
     if depth > 8:
         return
@@ -213,12 +260,14 @@ class AllowList:
         self._local: dict[str, type] = {}
         self._adapter: _Adapter | None = None
         self._chunk_adapter: _Adapter | None = None
+        self._expected: tuple[type, ...] | None = None
 
     def _load(self) -> None:
         if self._ready:
             return
         ann = _return_annotation(self._fn) if self._fn is not None else None
         if ann is not None:
+            self._expected = expected_types(ann)
             _collect(ann, self._local)
             chunk = _chunk_annotation(ann)
             self._adapter = self._make_adapter(ann if chunk is None else None)
@@ -247,6 +296,14 @@ class AllowList:
         """Whether values of exactly ``cls`` may be stored (a reader could restore them)."""
         return self.resolve(type_name(cls)) is cls
 
+    @property
+    def expected(self) -> tuple[type, ...] | None:
+        """The classes the return annotation allows (see :func:`expected_types`), or ``None``
+        when it names none to check. Resolved once, with the rest of the allow-list."""
+        if not self._ready:
+            self._load()
+        return self._expected
+
     def adapter(self, chunk: bool) -> _Adapter | None:
         """The TypeAdapter for the return annotation (or for stream chunks), if any."""
         self._load()
@@ -268,6 +325,29 @@ def _json_native(value: Any, depth: int = 0) -> bool:
     if t is list:
         return all(_json_native(v, depth + 1) for v in value)
     return False
+
+
+# What decoding a hostile or damaged payload can raise (orjson's JSONDecodeError and pydantic's
+# ValidationError are ValueErrors; a malformed chunk list gives TypeError / IndexError; absurd
+# nesting RecursionError): each is a CodecError, so a miss, never a crash.
+_DECODE_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+)
+
+
+def _unpickle(payload: bytes) -> Any:
+    # Only with allow_pickle (an explicit opt-in that trusts the cache). Unpickling damaged
+    # bytes can raise almost anything (EOFError, ImportError, ...): each is a miss.
+    try:
+        return pickle.loads(payload)  # noqa: S301 - explicit opt-in, documented
+    except Exception as exc:  # any failure of damaged bytes: see above
+        raise CodecError(f"cannot unpickle the entry: {exc!r}") from exc
 
 
 @functools.lru_cache(maxsize=256)
@@ -391,10 +471,10 @@ class Codec:
             if tag == "stream" or tag == "astream":
                 return self.decode_chunks(payload, allow_pickle=allow_pickle)
             if tag == "pickle" and allow_pickle:
-                return pickle.loads(payload)  # noqa: S301 - explicit opt-in, documented
+                return _unpickle(payload)
         except CodecError:
             raise
-        except (ValueError, TypeError, KeyError, AttributeError, pickle.UnpicklingError) as exc:
+        except _DECODE_ERRORS as exc:
             raise CodecError(f"cannot decode a {tag!r} entry: {exc}") from exc
         raise CodecError(f"entry type {tag!r} is not allowed here")
 
@@ -451,6 +531,14 @@ class Codec:
         Raises:
             CodecError: as :meth:`decode`.
         """
+        try:
+            return self._decode_chunks(payload, allow_pickle)
+        except CodecError:
+            raise
+        except _DECODE_ERRORS as exc:
+            raise CodecError(f"cannot decode a stream entry: {exc}") from exc
+
+    def _decode_chunks(self, payload: bytes, allow_pickle: bool) -> list[Any]:
         items = orjson.loads(payload)
         if type(items) is not list:
             raise CodecError("stream entry is not a list")
@@ -480,7 +568,7 @@ class Codec:
                     raise CodecError("stream was written for another chunk annotation")
                 out.append(adapter.adapter.validate_python(obj))
             elif tag == "pickle" and allow_pickle:
-                out.append(pickle.loads(base64.b64decode(obj)))  # noqa: S301 - opt-in
+                out.append(_unpickle(base64.b64decode(obj)))
             else:
                 raise CodecError(f"stream chunk type {tag!r} is not allowed here")
         return out
@@ -544,6 +632,9 @@ def check_key(key: str, entry: Entry) -> None:
         raise CodecError("entry belongs to another key (copied or swapped), not to this one")
 
 
+_INFLATE_STEP = 1024 * 1024
+
+
 def inflate(data: bytes, limit: int = DEFAULT_MAX_ENTRY_SIZE) -> bytes:
     """Decompress a zlib value, refusing to produce more than ``limit`` bytes.
 
@@ -557,15 +648,27 @@ def inflate(data: bytes, limit: int = DEFAULT_MAX_ENTRY_SIZE) -> bytes:
     .. versionadded:: 0.2.0
     """
     inflater = zlib.decompressobj()
+    parts: list[bytes] = []
+    size = 0
+    pending: bytes = data
     try:
-        out = inflater.decompress(data, limit + 1)
+        # In steps, so a bomb is refused having produced at most ``limit`` + one step; an empty
+        # input still drains output zlib holds back (a long match copy in progress).
+        while not inflater.eof and size <= limit:
+            part = inflater.decompress(pending, min(_INFLATE_STEP, limit + 1 - size))
+            left = inflater.unconsumed_tail
+            if not part and len(left) == len(pending):
+                break  # no progress: the input ended before the stream did
+            pending = left
+            parts.append(part)
+            size += len(part)
     except zlib.error as exc:
         raise CodecError("compressed entry is corrupt") from exc
-    if len(out) > limit or inflater.unconsumed_tail:
+    if size > limit:
         raise CodecError(f"compressed entry inflates past the entry size limit ({limit} bytes)")
     if not inflater.eof or inflater.unused_data:
         raise CodecError("compressed entry is truncated or has trailing data")
-    return out
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def unseal(
