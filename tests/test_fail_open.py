@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import diskcache
 import pytest
 
 from llm_memo import (
@@ -30,6 +29,7 @@ from llm_memo import (
     configure,
 )
 from llm_memo.backends import _registry, register_backend
+from llm_memo.backends import disk as disk_module
 from llm_memo.backends.disk import DiskBackend
 from llm_memo.backends.memory import MemoryBackend
 from llm_memo.backends.tiered import TieredBackend
@@ -139,7 +139,7 @@ class TestUnopenableBackend:
         def refuse(*args: Any, **kwargs: Any) -> Any:
             raise sqlite3.OperationalError("unable to open database file")
 
-        monkeypatch.setattr(diskcache, "Cache", refuse)
+        monkeypatch.setattr(disk_module, "_Cache", refuse)
         backend = DiskBackend(tmp_path / "c")
         with pytest.raises(BackendError) as info:
             backend.get("k")
@@ -189,13 +189,13 @@ class TestReopening:
         """Attempts to open are spaced 1 s, 2 s, 4 s... apart up to 60 s; calls in between
         cost no attempt."""
         attempts: list[float] = []
-        real = diskcache.Cache
+        real = disk_module._Cache
 
         def spy(*args: Any, **kwargs: Any) -> Any:
             attempts.append(monotonic.now)
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(diskcache, "Cache", spy)
+        monkeypatch.setattr(disk_module, "_Cache", spy)
         backend = DiskBackend(blocked_dir(tmp_path))
         for _ in range(400):
             with pytest.raises(BackendError):

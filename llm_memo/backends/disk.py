@@ -104,6 +104,59 @@ class SafeDisk(diskcache.Disk):  # type: ignore[misc]
         return super().fetch(mode, filename, value, read)
 
 
+class _Cache(diskcache.Cache):  # type: ignore[misc]
+    """diskcache's Cache with its lock retries bounded.
+
+    Opening writes the Settings table and sets pragmas, and each new connection sets pragmas
+    again; diskcache retries those statements for 60 s while another process holds the lock.
+    Here they give up after the backend's ``timeout`` (``async_timeout`` on an event loop), the
+    same bound as any write, and the failure fails open like any other.
+    """
+
+    def __init__(self, directory: str, *, waits: tuple[float, float], **kwargs: Any) -> None:
+        self._waits = waits  # (off an event loop, on one)
+        super().__init__(directory, **kwargs)
+
+    def _wait(self) -> float:
+        return self._waits[_get_running_loop() is not None]
+
+    @property
+    def _sql_retry(self) -> Any:
+        sql = self._sql
+        limit = self._wait()
+
+        def execute(statement: str, *args: Any, **kwargs: Any) -> Any:
+            start = time.monotonic()
+            while True:
+                try:
+                    return sql(statement, *args, **kwargs)
+                except sqlite3.OperationalError as exc:
+                    if str(exc) != "database is locked" or time.monotonic() - start > limit:
+                        raise
+                    time.sleep(0.001)
+
+        return execute
+
+    def reset(self, key: str, value: Any = diskcache.core.ENOVAL, update: bool = True) -> Any:
+        if update or value is diskcache.core.ENOVAL or not key.startswith("sqlite_"):
+            return super().reset(key, value, update)
+        # A pragma only (opening, or a new connection): set it unless it already has the value.
+        pragma = key[len("sqlite_") :]
+        start, limit = time.monotonic(), self._wait()
+        while True:
+            try:
+                rows = self._sql(f"PRAGMA {pragma}").fetchall()
+                if not rows or rows[0][0] != value:
+                    self._sql(f"PRAGMA {pragma} = {value}").fetchall()
+                break
+            except sqlite3.OperationalError as exc:
+                if str(exc) != "database is locked" or time.monotonic() - start > limit:
+                    raise
+                time.sleep(0.001)
+        setattr(self, key, value)
+        return value
+
+
 def default_directory() -> str:
     """Where the embedded default cache lives: ``<user cache dir>/llm_memo/cache``.
 
@@ -210,8 +263,9 @@ class DiskBackend:
             if not reopen.due():
                 raise reopen.error() from reopen.cause
             try:
-                cache = diskcache.Cache(
+                cache = _Cache(
                     self.directory,
+                    waits=(self.timeout, self.async_timeout),
                     timeout=self.timeout,
                     disk=SafeDisk,
                     size_limit=self.size_limit,
