@@ -37,6 +37,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import diskcache
 
+from .. import _fork
+from .._policy import retained_until
 from ..entry import Entry
 from ..errors import BackendError, CodecError, ConfigurationError
 from . import MISSING, Missing
@@ -216,6 +218,11 @@ class DiskBackend:
         self._reopen = Reopen()
         # Per thread: (id of the SQLite connection, whether it has the async busy timeout).
         self._local = threading.local()
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        # Another thread may have held the lock at fork time; diskcache itself reconnects.
+        self._open_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> DiskBackend:
@@ -397,9 +404,10 @@ class DiskBackend:
             removed = int(cache.expire())
             for key in self.keys():
                 entry = self.get(key)
-                if entry is MISSING or entry.expires_at is None:
+                if entry is MISSING:
                     continue
-                if entry.expires_at + max(entry.stale_window, grace) < now:
+                until = retained_until(entry, grace)
+                if until is not None and until < now:
                     removed += bool(cache.delete(key))
         except _STORE_ERRORS as exc:
             raise BackendError(f"disk cache purge failed: {_describe(exc)}") from exc
