@@ -297,6 +297,30 @@ class TestTiered:
         assert "cannot open" in logged[0], logged
 
 
+def test_default_cache_locked_by_another_process_stays_on_disk(tmp_path: Path) -> None:
+    """A default cache that is merely locked right now (another process writing) is not a
+    reason to give up on disk: the call fails open, and the backend stays the disk cache."""
+    import sqlite3
+
+    from llm_memo.backends.disk import default_directory
+    from llm_memo.config import backend_from_spec
+    from llm_memo.controls import UNSET
+
+    directory = Path(default_directory())  # under the test's XDG_CACHE_HOME
+    DiskBackend(directory).open()
+    holder = sqlite3.connect(directory / "cache.db", isolation_level=None, timeout=30)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        probe = Probe("async", answer)
+        with cache_controls() as scope:
+            assert probe() == answer("q")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert [e.outcome for e in scope.events] == [Outcome.ERROR]
+    assert type(backend_from_spec(UNSET, True)) is DiskBackend
+
+
 RUN_DEFAULT = textwrap.dedent(
     """
     import logging, sys
