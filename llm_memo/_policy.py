@@ -35,7 +35,15 @@ from typing import Any
 from .controls import UNSET, Directives
 from .entry import Entry
 
-__all__ = ["Freshness", "Policy", "WritePlan", "freshness", "resolve", "write_plan"]
+__all__ = [
+    "Freshness",
+    "Policy",
+    "WritePlan",
+    "freshness",
+    "resolve",
+    "retained_until",
+    "write_plan",
+]
 
 #: Namespace of calls that name none.
 DEFAULT_NAMESPACE = "default"
@@ -129,3 +137,11 @@ def write_plan(policy: Policy, now: float, grace: float = 0.0) -> WritePlan | No
     if retention <= 0:
         return None
     return WritePlan(now + ttl, window, retention)
+
+
+def retained_until(entry: Entry, grace: float) -> float | None:
+    """When ``entry`` is of no use to anyone any more (``None``: never): its expiry plus the
+    larger of its own stale window and the grace window. What ``purge --expired`` removes."""
+    if entry.expires_at is None:
+        return None
+    return entry.expires_at + max(entry.stale_window, grace)

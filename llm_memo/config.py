@@ -387,6 +387,7 @@ def _default_backend() -> Any:
     from .backends.disk import DiskBackend, default_directory
     from .backends.memory import MemoryBackend
 
+    disk = None
     try:
         directory = default_directory()
         home = os.path.expanduser("~")
@@ -396,6 +397,10 @@ def _default_backend() -> Any:
         disk = DiskBackend(directory)
         disk.open()
     except (BackendError, OSError) as exc:
+        if disk is not None and _locked(exc):
+            # Another process holds the cache's lock right now: the directory is fine. The
+            # backend fails open meanwhile and opens again after its back-off.
+            return disk
         logger.warning(
             "llm_memo: the default disk cache cannot be opened (%s); caching in memory for "
             "this process instead. Set LLM_MEMO_BACKEND or configure(backend=...) to a "
@@ -404,6 +409,13 @@ def _default_backend() -> Any:
         )
         return MemoryBackend()
     return disk
+
+
+def _locked(exc: BaseException) -> bool:
+    import sqlite3
+
+    cause = exc.__cause__
+    return isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
 
 
 class Unopened:

@@ -227,6 +227,7 @@ BAD_URLS = {
     "redis db": "redis://localhost:6379/zero",
     "object store query": "s3://bucket/prefix?region=x",
     "file query": "file:///srv/cache?x=1",
+    "recordings without a folder": "recordings://",
 }
 
 WHERE: dict[str, Callable[[str], Any]] = {
@@ -307,6 +308,7 @@ class TestConfigurationErrorsWhereGiven:
             "rediss+cluster": "rediss+cluster://a:7000,b:7001/",
             "redis+sentinel": "redis+sentinel://s1:26379,s2:26379/mymaster/0",
             "qdrant+local": "qdrant+local:///srv/q",
+            "recordings": "recordings:///srv/recordings",
         }
         for scheme in sorted(_ROWS):
             url = good.get(scheme, f"{scheme}://host/bucket")

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import diskcache
 import pytest
 
 from llm_memo import (
@@ -30,6 +29,7 @@ from llm_memo import (
     configure,
 )
 from llm_memo.backends import _registry, register_backend
+from llm_memo.backends import disk as disk_module
 from llm_memo.backends.disk import DiskBackend
 from llm_memo.backends.memory import MemoryBackend
 from llm_memo.backends.tiered import TieredBackend
@@ -139,7 +139,7 @@ class TestUnopenableBackend:
         def refuse(*args: Any, **kwargs: Any) -> Any:
             raise sqlite3.OperationalError("unable to open database file")
 
-        monkeypatch.setattr(diskcache, "Cache", refuse)
+        monkeypatch.setattr(disk_module, "_Cache", refuse)
         backend = DiskBackend(tmp_path / "c")
         with pytest.raises(BackendError) as info:
             backend.get("k")
@@ -189,13 +189,13 @@ class TestReopening:
         """Attempts to open are spaced 1 s, 2 s, 4 s... apart up to 60 s; calls in between
         cost no attempt."""
         attempts: list[float] = []
-        real = diskcache.Cache
+        real = disk_module._Cache
 
         def spy(*args: Any, **kwargs: Any) -> Any:
             attempts.append(monotonic.now)
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(diskcache, "Cache", spy)
+        monkeypatch.setattr(disk_module, "_Cache", spy)
         backend = DiskBackend(blocked_dir(tmp_path))
         for _ in range(400):
             with pytest.raises(BackendError):
@@ -295,6 +295,30 @@ class TestTiered:
         logged = warnings_about(caplog, "L1")
         assert len(logged) == 1, logged
         assert "cannot open" in logged[0], logged
+
+
+def test_default_cache_locked_by_another_process_stays_on_disk(tmp_path: Path) -> None:
+    """A default cache that is merely locked right now (another process writing) is not a
+    reason to give up on disk: the call fails open, and the backend stays the disk cache."""
+    import sqlite3
+
+    from llm_memo.backends.disk import default_directory
+    from llm_memo.config import backend_from_spec
+    from llm_memo.controls import UNSET
+
+    directory = Path(default_directory())  # under the test's XDG_CACHE_HOME
+    DiskBackend(directory).open()
+    holder = sqlite3.connect(directory / "cache.db", isolation_level=None, timeout=30)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        probe = Probe("async", answer)
+        with cache_controls() as scope:
+            assert probe() == answer("q")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert [e.outcome for e in scope.events] == [Outcome.ERROR]
+    assert type(backend_from_spec(UNSET, True)) is DiskBackend
 
 
 RUN_DEFAULT = textwrap.dedent(

@@ -164,6 +164,14 @@ for _scheme, _sync, _async, _extra, _requires, _check in [
         ("qdrant_client", "numpy"),
         None,
     ),
+    (
+        "recordings",
+        "llm_memo.recording:RecordingBackend",
+        "llm_memo.recording:RecordingBackend",
+        None,
+        (),
+        "llm_memo.backends._registry:_check_recordings",
+    ),
 ]:
     _ROWS[_scheme] = _Row(_sync, _async, _extra, _requires, _check)
 
@@ -311,6 +319,16 @@ def _check_object_store(url: str, **options: Any) -> None:
 def _monotonic() -> float:
     # Looked up per call, so tests can replace the clock of every Reopen at once.
     return time.monotonic()
+
+
+def _check_recordings(url: str, **options: Any) -> None:
+    if not url.partition("://")[2]:
+        raise ConfigurationError("recordings:// needs a folder: recordings:///path/to/dir")
+    unknown = sorted(set(options).difference({"redact", "rewrite"}))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown recordings:// option(s) {', '.join(unknown)}; known: redact, rewrite"
+        )
 
 
 class Reopen:

@@ -37,6 +37,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import diskcache
 
+from .. import _fork
+from .._policy import retained_until
 from ..entry import Entry
 from ..errors import BackendError, CodecError, ConfigurationError
 from . import MISSING, Missing
@@ -104,6 +106,59 @@ class SafeDisk(diskcache.Disk):  # type: ignore[misc]
         return super().fetch(mode, filename, value, read)
 
 
+class _Cache(diskcache.Cache):  # type: ignore[misc]
+    """diskcache's Cache with its lock retries bounded.
+
+    Opening writes the Settings table and sets pragmas, and each new connection sets pragmas
+    again; diskcache retries those statements for 60 s while another process holds the lock.
+    Here they give up after the backend's ``timeout`` (``async_timeout`` on an event loop), the
+    same bound as any write, and the failure fails open like any other.
+    """
+
+    def __init__(self, directory: str, *, waits: tuple[float, float], **kwargs: Any) -> None:
+        self._waits = waits  # (off an event loop, on one)
+        super().__init__(directory, **kwargs)
+
+    def _wait(self) -> float:
+        return self._waits[_get_running_loop() is not None]
+
+    @property
+    def _sql_retry(self) -> Any:
+        sql = self._sql
+        limit = self._wait()
+
+        def execute(statement: str, *args: Any, **kwargs: Any) -> Any:
+            start = time.monotonic()
+            while True:
+                try:
+                    return sql(statement, *args, **kwargs)
+                except sqlite3.OperationalError as exc:
+                    if str(exc) != "database is locked" or time.monotonic() - start > limit:
+                        raise
+                    time.sleep(0.001)
+
+        return execute
+
+    def reset(self, key: str, value: Any = diskcache.core.ENOVAL, update: bool = True) -> Any:
+        if update or value is diskcache.core.ENOVAL or not key.startswith("sqlite_"):
+            return super().reset(key, value, update)
+        # A pragma only (opening, or a new connection): set it unless it already has the value.
+        pragma = key[len("sqlite_") :]
+        start, limit = time.monotonic(), self._wait()
+        while True:
+            try:
+                rows = self._sql(f"PRAGMA {pragma}").fetchall()
+                if not rows or rows[0][0] != value:
+                    self._sql(f"PRAGMA {pragma} = {value}").fetchall()
+                break
+            except sqlite3.OperationalError as exc:
+                if str(exc) != "database is locked" or time.monotonic() - start > limit:
+                    raise
+                time.sleep(0.001)
+        setattr(self, key, value)
+        return value
+
+
 def default_directory() -> str:
     """Where the embedded default cache lives: ``<user cache dir>/llm_memo/cache``.
 
@@ -163,6 +218,11 @@ class DiskBackend:
         self._reopen = Reopen()
         # Per thread: (id of the SQLite connection, whether it has the async busy timeout).
         self._local = threading.local()
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        # Another thread may have held the lock at fork time; diskcache itself reconnects.
+        self._open_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> DiskBackend:
@@ -210,8 +270,9 @@ class DiskBackend:
             if not reopen.due():
                 raise reopen.error() from reopen.cause
             try:
-                cache = diskcache.Cache(
+                cache = _Cache(
                     self.directory,
+                    waits=(self.timeout, self.async_timeout),
                     timeout=self.timeout,
                     disk=SafeDisk,
                     size_limit=self.size_limit,
@@ -343,9 +404,10 @@ class DiskBackend:
             removed = int(cache.expire())
             for key in self.keys():
                 entry = self.get(key)
-                if entry is MISSING or entry.expires_at is None:
+                if entry is MISSING:
                     continue
-                if entry.expires_at + max(entry.stale_window, grace) < now:
+                until = retained_until(entry, grace)
+                if until is not None and until < now:
                     removed += bool(cache.delete(key))
         except _STORE_ERRORS as exc:
             raise BackendError(f"disk cache purge failed: {_describe(exc)}") from exc

@@ -243,6 +243,35 @@ class TestLockWait:
 
         assert asyncio.run(twice()) == [Outcome.MISS, Outcome.HIT]
 
+    def test_opening_on_a_loop_under_a_held_lock_does_not_stall(self, tmp_path: Path) -> None:
+        """The first use of a disk cache from an event loop while another connection holds the
+        write lock: opening (which writes diskcache's Settings table, retried for 60 s by
+        diskcache) gives up after async_timeout; the call returns with outcome error."""
+        DiskBackend(tmp_path).open()  # the database exists, as when another process uses it
+        backend = DiskBackend(tmp_path)
+
+        @llm_cached(backend=backend)
+        async def ask(q: str) -> str:
+            return q.upper()
+
+        async def run() -> tuple[str, list[Outcome]]:
+            with cache_controls() as scope:
+                result = await ask("q")
+            return result, [e.outcome for e in scope.events]
+
+        done: list[tuple[str, list[Outcome]]] = []
+        holder = self.hold_write_lock(tmp_path)
+        try:
+            worker = threading.Thread(target=lambda: done.append(asyncio.run(run())))
+            worker.start()
+            worker.join(timeout=30)  # generous: without the bound, diskcache waits 60 s
+            assert done, "the event loop was still blocked opening the cache after 30 s"
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+            worker.join()
+        assert done == [("Q", [Outcome.ERROR])], done
+
     def test_busy_timeout_follows_the_caller(self, tmp_path: Path) -> None:
         """On an event loop the connection waits async_timeout; off it, timeout."""
         backend = DiskBackend(tmp_path, timeout=3.0, async_timeout=0.25)
