@@ -13,7 +13,7 @@ import socket
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,10 @@ def _bounded(body: Callable[[], None], timeout: float = _OUTER) -> None:
 
 
 @pytest.fixture
-def proxy(redis_scratch: RedisServer) -> Iterator[FaultProxy]:
-    with FaultProxy((redis_scratch.host, redis_scratch.port)) as proxy:
-        yield proxy
+def proxy(
+    redis_scratch: RedisServer, fault_proxy: Callable[[tuple[str, int]], FaultProxy]
+) -> FaultProxy:
+    return fault_proxy((redis_scratch.host, redis_scratch.port))
 
 
 def _url(proxy: FaultProxy) -> str:
