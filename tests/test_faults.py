@@ -349,3 +349,37 @@ def test_breaker_is_used_through_its_guard_only() -> None:
         for name in files
     }
     assert {name: hits for name, hits in found.items() if hits} == {}
+
+
+class TestGuardPredicate:
+    """``CircuitBreaker.guard(outage=<predicate>)``: the predicate decides what is an outage, and
+    even a predicate that raises resolves a half-open probe."""
+
+    def _half_open(self) -> tuple[CircuitBreaker, _Clock]:
+        clock = _Clock()
+        breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
+        breaker.failure()
+        clock.now += 10
+        return breaker, clock
+
+    def test_the_predicate_decides(self) -> None:
+        breaker, _ = self._half_open()
+        is_down = lambda exc: "down" in str(exc)  # noqa: E731
+        with pytest.raises(ValueError), breaker.guard(outage=is_down):
+            raise ValueError("refused for this request")
+        assert not breaker.is_open  # neither: the probe resolved, the next call may probe
+        with pytest.raises(ValueError), breaker.guard(outage=is_down):
+            raise ValueError("server down")
+        assert breaker.is_open
+
+    def test_a_predicate_that_raises_still_resolves_the_probe(self) -> None:
+        breaker, _ = self._half_open()
+
+        def broken(exc: BaseException) -> bool:
+            raise RuntimeError("bug in the predicate")
+
+        with pytest.raises(RuntimeError), breaker.guard(outage=broken):
+            raise ValueError("anything")
+        with breaker.guard(outage=broken):
+            pass  # not "a probe is already under way"
+        assert not breaker.is_open
