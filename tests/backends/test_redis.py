@@ -626,6 +626,45 @@ class TestRefusals:
         assert got.value == b"v", got
         assert not breaker.is_open
 
+    def test_cluster_probe_refused_with_oom_resolves(self, redis_cluster: RedisCluster) -> None:
+        """On a cluster too (sync and async clients): an OOM reply to the probe resolves it."""
+        _flush_cluster(redis_cluster)
+        key = make_key()
+
+        def every_node(*args: str) -> None:
+            for host, port in redis_cluster.nodes:
+                with redis.Redis(host=host, port=port) as node:
+                    node.execute_command(*args)
+
+        every_node("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        every_node("CONFIG", "SET", "maxmemory", "1")
+        try:
+            clock = _Clock()
+            breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
+            backend = RedisBackend.from_url(redis_cluster.url, breaker=breaker)
+            _half_open(breaker, clock)
+            with pytest.raises(BackendError) as info:
+                backend.set(key, make_entry(), 60)
+            assert isinstance(info.value.__cause__, redis.exceptions.OutOfMemoryError), info
+            assert backend.get(key) is MISSING
+            backend.close()
+
+            async def probe() -> None:
+                aio = AsyncRedisBackend.from_url(redis_cluster.url, breaker=breaker)
+                try:
+                    _half_open(breaker, clock)
+                    with pytest.raises(BackendError) as info:
+                        await aio.set(key, make_entry(), 60)
+                    assert isinstance(info.value.__cause__, redis.exceptions.OutOfMemoryError)
+                    assert await aio.get(key) is MISSING
+                finally:
+                    await aio.close()
+
+            asyncio.run(probe())
+        finally:
+            every_node("CONFIG", "SET", "maxmemory", "0")
+        assert not breaker.is_open
+
     def test_only_unreachable_counts(self) -> None:
         """The classification: refused/reset/timed out and cluster-down count as the server
         being unreachable; error replies, redirects, a full local pool and bad input do not."""

@@ -22,6 +22,7 @@ Not here: building clients (``_async.py``), the URL table, the breaker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import weakref
@@ -114,8 +115,10 @@ class Owned(Generic[C]):
     def __del__(self) -> None:
         # A backend dropped with clients of closed loops: release them rather than leave the
         # garbage collector to warn about them. (Live loops close theirs through the watcher.)
-        for held in self._take_dead():
-            _release(held)
+        # At interpreter exit module globals may already be gone: then there is nothing to do.
+        with contextlib.suppress(AttributeError, TypeError):
+            for held in self._take_dead():
+                _release(held)
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ What the backend does, and why:
   :class:`~llm_memo.errors.BackendError`, so the decorator calls the function instead. A
   :class:`~llm_memo.backends._breaker.CircuitBreaker` stops calling a server that keeps failing
   and probes it again after a cool-down: an outage costs microseconds per call, not a connect
-  timeout, and caching resumes by itself when the server is back.
+  timeout, and caching resumes by itself when the server is back. Every operation runs inside
+  the breaker's guard, which counts only an unreachable server (:func:`_unreachable`): an error
+  reply (OOM, READONLY...) fails that one call, and a probe always resolves, cancelled or not.
 * **Only our keys.** ``clear`` and ``keys`` walk ``SCAN MATCH <escaped prefix>*`` (on every
   master of a cluster) and ``UNLINK`` in batches; never ``FLUSHDB``. An empty prefix covers the
   keys llm_memo writes (``llm_memo:...``), never other data in the database.
@@ -23,10 +25,10 @@ What the backend does, and why:
   a short jittered back-off, released by a compare-and-delete script, so a holder whose lock
   expired never releases the next holder's.
 
-Clients built from a URL (or by a factory) belong to the backend: built on first use, built
-again for a new owner (the event loop for the async backend, since asyncio connections cannot
-cross loops; the process for the sync one, so a forked worker never shares sockets), and closed
-by ``close()``. A ready-made client passed in stays the caller's.
+Clients built from a URL (or by a factory) belong to the backend: built on first use, one per
+owner (the event loop for the async backend, since asyncio connections cannot cross loops; the
+process for the sync one, so a forked worker never shares sockets), closed with their event loop
+(see ``_owners.py``) or by ``close()``. A ready-made client passed in stays the caller's.
 
 Not here: encoding values (``codec.py``), freshness (``_policy.py``), the URL scheme table
 (``_registry.py``).
