@@ -655,7 +655,8 @@ class KeyBuilder:
 
     The request view is a dict: named parameters by name, ``**kwargs`` entries next to them,
     ``*args`` as a list under ``"*<name>"``, and, where they apply, ``"$endpoint"`` (the SDK
-    client's endpoint) and ``"$headers"`` (the headers chosen with ``key_headers``). A
+    client's endpoint), ``"$wrappers"`` (wrappers around the SDK method, such as
+    ``with_raw_response``) and ``"$headers"`` (the headers chosen with ``key_headers``). A
     ``**kwargs`` entry that could be mistaken for one of those, or for a positional-only
     parameter, is keyed as ``"**<name>"``, so no two calls share a view by accident.
 
@@ -698,6 +699,7 @@ class KeyBuilder:
         "_var_kw",
         "_var_pos",
         "_var_pos_key",
+        "_wrappers",
         "function_id",
         "profile",
     )
@@ -722,7 +724,8 @@ class KeyBuilder:
         self._kept = kept
         self._key_headers = self._check_headers(key_headers)
         self._key_fn = key
-        self._client = _sdk_profiles.endpoint_client(fn)
+        self._client, wrappers = _sdk_profiles.endpoint_client(fn)
+        self._wrappers = list(wrappers)
         self._endpoint_cache: tuple[Any, Any, Any, dict[str, Any]] | None = None
         try:
             sig: inspect.Signature | None = inspect.signature(fn)
@@ -971,6 +974,8 @@ class KeyBuilder:
                 del view[name]
         if self._client is not None:
             view["$endpoint"] = self._endpoint()
+            if self._wrappers:
+                view["$wrappers"] = list(self._wrappers)
         if headers:
             view["$headers"] = headers
         return view
