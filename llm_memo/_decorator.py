@@ -481,7 +481,9 @@ def llm_cached(
     for opt in ("key_params", "key_headers"):
         if opt in options:
             names = options[opt]
-            if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            if not isinstance(names, (tuple, list, set, frozenset)) or not all(
+                isinstance(n, str) for n in names
+            ):
                 raise ConfigurationError(f"{opt}= takes a tuple of names, e.g. {opt}=({names!r},)")
             options[opt] = tuple(names)
     directives = Directives.build(backend=backend, ttl=ttl, namespace=namespace, **policy)

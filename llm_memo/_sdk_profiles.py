@@ -201,16 +201,31 @@ def sdk_client_of(obj: Any) -> Any:
     return None
 
 
-def endpoint_client(fn: Callable[..., Any]) -> Any:
+def endpoint_client(fn: Callable[..., Any]) -> tuple[Any, tuple[str, ...]]:
     """The SDK client whose server answers calls of ``fn`` (a bound method of a client or of
-    one of its resources, possibly wrapped), or ``None``."""
+    one of its resources, possibly wrapped), or ``None``; and the wrappers met on the way.
+
+    The wrappers matter: ``with_raw_response.create`` copies the name of ``create`` (so it has
+    the same function identity) but returns a raw response, never a ``ChatCompletion``; its
+    entries must not meet those of ``create``. A wrapper is named by its own code's module and
+    name (``openai._legacy_response.wrapped``), which ``functools.wraps`` does not copy.
+    """
+    wrappers: list[str] = []
     for step in _steps(fn):
         owner = getattr(step, "__self__", None)
         if owner is not None:
             client = sdk_client_of(owner)
             if client is not None:
-                return client
-    return None
+                return client, tuple(wrappers)
+        code = getattr(step, "__code__", None)
+        if code is not None and getattr(step, "__wrapped__", None) is not None:
+            # Where the wrapper's code lives (its globals' module, not its copied __module__)
+            # and its own name: the same on every Python version.
+            module = getattr(step, "__globals__", {}).get("__name__", "?")
+            wrappers.append(f"{module}.{code.co_name}")
+        elif isinstance(step, functools.partial):
+            wrappers.append("functools.partial")
+    return None, ()
 
 
 def _without_credentials(query: Iterable[tuple[str, Any]]) -> dict[str, Any]:

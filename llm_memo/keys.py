@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_IGNORE",
     "IGNORE_GROUPS",
     "MAX_DEPTH",
+    "MAX_NODES",
     "KeyBuilder",
     "canonical",
     "canonical_bytes",
@@ -118,6 +119,11 @@ _ABSENT_NAMES = frozenset({"NotGiven", "Omit"})
 #: orjson's own limit (254 levels) and the walk inside Python's recursion limit.
 MAX_DEPTH = 128
 
+#: How many lists, tuples, mappings and sets the canonical form of one argument may hold, a
+#: part shared by several places counted at each (so ``x = [x, x]`` nested 40 times, whose
+#: canonical form would have 2**40 parts, is refused instead of never finishing).
+MAX_NODES = 1_000_000
+
 
 class _Unkeyable(Exception):
     """Internal: carries the path to the offending value up to the parameter level.
@@ -141,6 +147,10 @@ class _TooDeep(_Unkeyable):
     """Internal: the canonical form would nest deeper than :data:`MAX_DEPTH`."""
 
 
+class _TooBig(_Unkeyable):
+    """Internal: the canonical form would hold more than :data:`MAX_NODES` containers."""
+
+
 def _step(exc: _Unkeyable, segment: str, container: Any) -> _Unkeyable:
     exc.trail.append((segment, container))
     return exc
@@ -160,12 +170,14 @@ def _canon_key(k: Any) -> Any:
 def _plain(obj: Any) -> bool:
     """Whether a list/tuple/dict is canonical as it stands: only str keys not starting with
     "$", and only str, None, bool, in-range int, list, tuple and dict inside (no floats), at
-    most :data:`MAX_DEPTH` levels deep (so a cycle is never plain)."""
+    most :data:`MAX_DEPTH` levels deep (so a cycle is never plain) and :data:`MAX_NODES` big."""
     stack = [(obj, MAX_DEPTH)]
     pop, push = stack.pop, stack.append
+    budget = MAX_NODES
     while stack:
         o, d = pop()
-        if d <= 0:
+        budget -= 1
+        if d <= 0 or budget < 0:
             return False
         if type(o) is dict:
             for k in o:
@@ -225,7 +237,7 @@ def canonical(value: Any) -> Any:
 def _canon_param(parameter: str, value: Any, function: str = "", is_self: bool = False) -> Any:
     """The canonical form of one parameter's value, with errors naming the parameter."""
     try:
-        return _canon(value, MAX_DEPTH, False)
+        return _canon(value, MAX_DEPTH, False, [MAX_NODES])
     except _Unkeyable as exc:
         raise _unkeyable_error(parameter, exc, function, is_self) from None
     except RecursionError as exc:
@@ -239,54 +251,60 @@ def _canon_param(parameter: str, value: Any, function: str = "", is_self: bool =
 # dataclass (where a set keys as a sorted list, as in the JSON the SDK would send).
 
 
-def _canon(obj: Any, d: int, m: bool) -> Any:
+def _canon(obj: Any, d: int, m: bool, b: list[int]) -> Any:
     # Hot path: exact builtin types first, in order of frequency in chat requests.
     t = type(obj)
     if t is str or obj is None or t is bool:
         return obj
     if t is dict:
-        return _canon_dict(obj, d, m)
+        return _canon_dict(obj, d, m, b)
     if t is list or t is tuple:
-        return _canon_list(obj, d, m)
+        return _canon_list(obj, d, m, b)
     if t is int:
         return obj if _MIN_INT <= obj < _MAX_INT else {"$int": str(obj)}
     if t is float:
         if obj.is_integer():
-            return _canon(int(obj), d, m)
+            return _canon(int(obj), d, m, b)
         if math.isfinite(obj):
             return obj
         return {"$float": repr(obj)}
-    return _canon_other(obj, d, m)
+    return _canon_other(obj, d, m, b)
 
 
-def _canon_dict(obj: Mapping[Any, Any], d: int, m: bool) -> Any:
+def _canon_dict(obj: Mapping[Any, Any], d: int, m: bool, b: list[int]) -> Any:
     if d <= 0:
         raise _TooDeep(obj)
+    b[0] -= 1  # the size budget: shared parts count at each place
+    if b[0] < 0:
+        raise _TooBig(obj)
     out: dict[str, Any] = {}
     for k, v in obj.items():
         if _is_absent(v):
             continue
         ck = _canon_key(k)
         if ck is None:
-            return _canon_map(obj, d, m)
+            return _canon_map(obj, d, m, b)
         try:
-            out[ck] = _canon(v, d - 1, m)
+            out[ck] = _canon(v, d - 1, m, b)
         except _Unkeyable as exc:
             raise _step(exc, f"[{k!r}]", obj) from None
     return out
 
 
-def _canon_map(obj: Mapping[Any, Any], d: int, m: bool) -> Any:
+def _canon_map(obj: Mapping[Any, Any], d: int, m: bool, b: list[int]) -> Any:
     # A mapping with non-str keys: a sorted list of pairs, so {1: x} differs from {"1": x}.
     # Three levels: the tag's dict, the list of pairs, each pair.
     if d <= 2:
         raise _TooDeep(obj)
+    b[0] -= 1  # the size budget: shared parts count at each place
+    if b[0] < 0:
+        raise _TooBig(obj)
     pairs = []
     for k, v in obj.items():
         if _is_absent(v):
             continue
         try:
-            pairs.append([_canon(k, d - 3, m), _canon(v, d - 3, m)])
+            pairs.append([_canon(k, d - 3, m, b), _canon(v, d - 3, m, b)])
         except _Unkeyable as exc:
             raise _step(exc, f"[{k!r}]", obj) from None
     pairs.sort(key=_sort_key_of_pair)
@@ -301,34 +319,37 @@ def _sort_key(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-def _canon_list(obj: Iterable[Any], d: int, m: bool) -> list[Any]:
+def _canon_list(obj: Iterable[Any], d: int, m: bool, b: list[int]) -> list[Any]:
     if d <= 0:
         raise _TooDeep(obj)
+    b[0] -= 1  # the size budget: shared parts count at each place
+    if b[0] < 0:
+        raise _TooBig(obj)
     out = []
     for i, v in enumerate(obj):
         try:
-            out.append(_canon(v, d - 1, m))
+            out.append(_canon(v, d - 1, m, b))
         except _Unkeyable as exc:
             raise _step(exc, f"[{i}]", obj) from None
     return out
 
 
-def _canon_set(obj: Iterable[Any], d: int, m: bool) -> Any:
+def _canon_set(obj: Iterable[Any], d: int, m: bool, b: list[int]) -> Any:
     # Sorted by canonical bytes: stable in every process (never hash order) and total over
     # mixed types. Inside a model or dataclass a set is the sorted list its JSON would carry;
     # elsewhere it is tagged, so {1, 2} differs from [1, 2].
     if m:
-        items = _canon_list(obj, d, m)
+        items = _canon_list(obj, d, m, b)
         items.sort(key=_sort_key)
         return items
     if d <= 1:
         raise _TooDeep(obj)
-    items = _canon_list(obj, d - 1, m)
+    items = _canon_list(obj, d - 1, m, b)
     items.sort(key=_sort_key)
     return {"$set": items}
 
 
-def _canon_other(obj: Any, d: int, m: bool) -> Any:
+def _canon_other(obj: Any, d: int, m: bool, b: list[int]) -> Any:
     hook = getattr(type(obj), "__llm_memo_key__", None)
     if hook is not None and not isinstance(obj, type):
         # The hook's value may be the object again, or a fresh object forever: it counts as
@@ -336,28 +357,28 @@ def _canon_other(obj: Any, d: int, m: bool) -> Any:
         if d <= 0:
             raise _TooDeep(obj)
         try:
-            return _canon(hook(obj), d - 1, m)
+            return _canon(hook(obj), d - 1, m, b)
         except _Unkeyable as exc:
             raise _step(exc, "", obj) from None
     if isinstance(obj, enum.Enum):
-        return _canon(obj.value, d, m)
+        return _canon(obj.value, d, m, b)
     if isinstance(obj, str):
         return str.__str__(obj)
     if isinstance(obj, bool):  # pragma: no cover - bool cannot be subclassed
         return bool(obj)
     if isinstance(obj, int):
-        return _canon(int(obj), d, m)
+        return _canon(int(obj), d, m, b)
     if isinstance(obj, float):
-        return _canon(float(obj), d, m)
+        return _canon(float(obj), d, m, b)
     if isinstance(obj, Mapping):
-        return _canon_dict(obj, d, m)
+        return _canon_dict(obj, d, m, b)
     if isinstance(obj, (list, tuple)):
-        return _canon_list(obj, d, m)
+        return _canon_list(obj, d, m, b)
     if _is_pydantic_model(obj):
         if d <= 0:
             raise _TooDeep(obj)
         try:
-            return _canon(_model_json(obj, d), d, True)
+            return _canon(_model_json(obj, d, b), d, True, b)
         except _Unkeyable as exc:
             raise _step(exc, "", obj) from None
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -365,17 +386,17 @@ def _canon_other(obj: Any, d: int, m: bool) -> Any:
             raise _TooDeep(obj)
         fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
         try:
-            return _canon_dict(fields, d, True)
+            return _canon_dict(fields, d, True, b)
         except _Unkeyable as exc:
             raise _step(exc, "", obj) from None
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return {"$bytes": base64.b64encode(bytes(obj)).decode()}
     if isinstance(obj, (set, frozenset)):
-        return _canon_set(obj, d, m)
+        return _canon_set(obj, d, m, b)
     if isinstance(obj, (_dt.datetime, _dt.date, _dt.time)):
         return {"$" + type(obj).__name__: obj.isoformat()}
     if isinstance(obj, _dt.timedelta):
-        return {"$timedelta": _canon(obj.total_seconds(), d, m)}
+        return {"$timedelta": _canon(obj.total_seconds(), d, m, b)}
     if isinstance(obj, decimal.Decimal):
         return {"$decimal": str(obj.normalize())}
     if isinstance(obj, uuid.UUID):
@@ -388,7 +409,7 @@ def _canon_other(obj: Any, d: int, m: bool) -> Any:
     if client is not None:
         # An SDK client (or one of its resources) as an argument: the server that answers,
         # never its credentials.
-        return _canon(_sdk_profiles.endpoint_of(client), d, m)
+        return _canon(_sdk_profiles.endpoint_of(client), d, m, b)
     raise _Unkeyable(obj)
 
 
@@ -396,7 +417,7 @@ def _is_pydantic_model(obj: Any) -> bool:
     return hasattr(type(obj), "__pydantic_serializer__") and hasattr(obj, "model_dump")
 
 
-def _model_json(obj: Any, d: int) -> Any:
+def _model_json(obj: Any, d: int, b: list[int]) -> Any:
     """A pydantic model's JSON dump, with every list that was a set sorted.
 
     ``model_dump(mode="json")`` turns a set into a list in iteration order, which for strings
@@ -416,26 +437,26 @@ def _model_json(obj: Any, d: int) -> Any:
             python = obj.model_dump(mode="python", by_alias=True, exclude_unset=True)
         except (ValueError, RecursionError):  # pragma: no cover - the JSON dump worked
             return data
-        data = _sort_sets(data, python, d)
+        data = _sort_sets(data, python, d, b)
     return data
 
 
-def _sort_sets(js: Any, py: Any, d: int) -> Any:
+def _sort_sets(js: Any, py: Any, d: int, b: list[int]) -> Any:
     if d <= 0:
         return js  # the canonical walk refuses it as too deep
     if type(js) is list:
         if isinstance(py, (set, frozenset)) and len(py) == len(js):
             # pydantic writes a set's items in its iteration order: pair them up again.
-            items = [_sort_sets(j, p, d - 1) for j, p in zip(js, py, strict=True)]
-            items.sort(key=lambda v: _sort_key(_canon(v, d - 1, True)))
+            items = [_sort_sets(j, p, d - 1, b) for j, p in zip(js, py, strict=True)]
+            items.sort(key=lambda v: _sort_key(_canon(v, d - 1, True, b)))
             return items
         if isinstance(py, (list, tuple)) and len(py) == len(js):
-            return [_sort_sets(j, p, d - 1) for j, p in zip(js, py, strict=True)]
+            return [_sort_sets(j, p, d - 1, b) for j, p in zip(js, py, strict=True)]
         return js
     if type(js) is dict and isinstance(py, dict) and len(py) == len(js):
         # Both dumps keep field and key order; keys may differ in form (1 vs "1").
         return {
-            k: _sort_sets(v, p, d - 1) for (k, v), p in zip(js.items(), py.values(), strict=True)
+            k: _sort_sets(v, p, d - 1, b) for (k, v), p in zip(js.items(), py.values(), strict=True)
         }
     return js
 
@@ -486,7 +507,7 @@ def _canon_class(cls: type) -> Any:
     name = f"{cls.__module__}.{cls.__qualname__}"
     schema = getattr(cls, "model_json_schema", None)
     if callable(schema) and hasattr(cls, "__pydantic_serializer__"):
-        return {"$model": name, "schema": _canon(schema(), MAX_DEPTH - 1, False)}
+        return {"$model": name, "schema": _canon(schema(), MAX_DEPTH - 1, False, [MAX_NODES])}
     if dataclasses.is_dataclass(cls):
         fields = [[f.name, str(f.type)] for f in dataclasses.fields(cls)]
         return {"$dataclass": name, "fields": fields}
@@ -572,6 +593,14 @@ def _unkeyable_error(
 ) -> UnkeyableArgumentError:
     target = f" for {function}" if function else ""
     trail = list(reversed(exc.trail))
+    if isinstance(exc, _TooBig):
+        return UnkeyableArgumentError(
+            f"cannot build a cache key{target}: argument {parameter!r} holds more than "
+            f"{MAX_NODES:,} lists, tuples, mappings and sets (a part shared by several places "
+            f"counts at each). Fix: leave it out with @llm_cached(ignore=({parameter!r},)), or "
+            f"pass key=<function of the same arguments> returning a smaller value.",
+            parameter=parameter,
+        )
     if isinstance(exc, _TooDeep):
         cycle = _find_cycle(trail)
         if cycle is not None:
@@ -626,7 +655,8 @@ class KeyBuilder:
 
     The request view is a dict: named parameters by name, ``**kwargs`` entries next to them,
     ``*args`` as a list under ``"*<name>"``, and, where they apply, ``"$endpoint"`` (the SDK
-    client's endpoint) and ``"$headers"`` (the headers chosen with ``key_headers``). A
+    client's endpoint), ``"$wrappers"`` (wrappers around the SDK method, such as
+    ``with_raw_response``) and ``"$headers"`` (the headers chosen with ``key_headers``). A
     ``**kwargs`` entry that could be mistaken for one of those, or for a positional-only
     parameter, is keyed as ``"**<name>"``, so no two calls share a view by accident.
 
@@ -669,6 +699,7 @@ class KeyBuilder:
         "_var_kw",
         "_var_pos",
         "_var_pos_key",
+        "_wrappers",
         "function_id",
         "profile",
     )
@@ -693,7 +724,8 @@ class KeyBuilder:
         self._kept = kept
         self._key_headers = self._check_headers(key_headers)
         self._key_fn = key
-        self._client = _sdk_profiles.endpoint_client(fn)
+        self._client, wrappers = _sdk_profiles.endpoint_client(fn)
+        self._wrappers = list(wrappers)
         self._endpoint_cache: tuple[Any, Any, Any, dict[str, Any]] | None = None
         try:
             sig: inspect.Signature | None = inspect.signature(fn)
@@ -927,7 +959,7 @@ class KeyBuilder:
                 continue
             if t is float and math.isfinite(value):
                 if value.is_integer():
-                    view[name] = _canon(value, MAX_DEPTH, False)
+                    view[name] = _canon(value, MAX_DEPTH, False, [MAX_NODES])
                 continue
             if _is_absent(value):
                 if absent is None:
@@ -942,6 +974,8 @@ class KeyBuilder:
                 del view[name]
         if self._client is not None:
             view["$endpoint"] = self._endpoint()
+            if self._wrappers:
+                view["$wrappers"] = list(self._wrappers)
         if headers:
             view["$headers"] = headers
         return view

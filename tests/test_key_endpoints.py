@@ -77,18 +77,20 @@ class TestOpenAI:
         the endpoint of the client that answers."""
         a = openai.OpenAI(base_url=A, api_key="k")
         b = openai.OpenAI(base_url=B, api_key="k")
-        keys_a = {
+        same_as_a = {
             key_of(a.chat.completions.create, **CHAT),
-            key_of(a.chat.completions.with_raw_response.create, **CHAT),
-            key_of(a.chat.completions.with_streaming_response.create, **CHAT),
             key_of(a.with_options(timeout=3, max_retries=1).chat.completions.create, **CHAT),
             key_of(b.with_options(base_url=A).chat.completions.create, **CHAT),
         }
-        assert len(keys_a) == 1, keys_a
-        raw_b = key_of(b.chat.completions.with_raw_response.create, **CHAT)
-        opt_b = key_of(a.with_options(base_url=B).chat.completions.create, **CHAT)
-        assert raw_b == opt_b
-        assert raw_b not in keys_a
+        assert len(same_as_a) == 1, same_as_a
+        assert key_of(a.with_options(base_url=B).chat.completions.create, **CHAT) == key_of(
+            b.chat.completions.create, **CHAT
+        )
+        for wrapped in ("with_raw_response", "with_streaming_response"):
+            on_a = getattr(a.chat.completions, wrapped).create
+            on_b = getattr(b.chat.completions, wrapped).create
+            assert view_of(on_a, **CHAT)["$endpoint"]["base_url"] == A + "/"
+            assert key_of(on_a, **CHAT) != key_of(on_b, **CHAT)
         partial_a = functools.partial(a.chat.completions.create, model="gpt-4o-mini")
         partial_b = functools.partial(b.chat.completions.create, model="gpt-4o-mini")
         assert KeyBuilder(partial_a, "p").key((), {"messages": MSGS}, "d") != KeyBuilder(
@@ -237,3 +239,29 @@ class TestClientAsArgument:
         def ask(prompt: str) -> None: ...
 
         assert KeyBuilder(ask, "ask").canonical_view(("p",), {}) == {"prompt": "p"}
+
+
+class TestResponseWrappers:
+    def test_raw_and_streaming_response_never_share_entries_with_create(self) -> None:
+        """with_raw_response.create copies create's name (the same function identity) but
+        returns a raw response: its keys differ from create's, and from the streamed one's."""
+        client = openai.OpenAI(base_url=A, api_key="k")
+        plain = llm_cached(backend="memory://")(client.chat.completions.create)
+        raw = llm_cached(backend="memory://")(client.chat.completions.with_raw_response.create)
+        streamed = llm_cached(backend="memory://")(
+            client.chat.completions.with_streaming_response.create
+        )
+        assert plain.cache.function_id == raw.cache.function_id
+        keys = {plain.cache.key(**CHAT), raw.cache.key(**CHAT), streamed.cache.key(**CHAT)}
+        assert len(keys) == 3, keys
+
+    def test_your_own_wraps_wrapper_is_its_own_request(self) -> None:
+        """A functools.wraps wrapper of yours around an SDK method keys apart from it."""
+        client = openai.OpenAI(base_url=A, api_key="k")
+
+        @functools.wraps(client.chat.completions.create)
+        def my_create(**kw: Any) -> Any:
+            return client.chat.completions.create(**kw)
+
+        assert key_of(my_create, **CHAT) != key_of(client.chat.completions.create, **CHAT)
+        assert key_of(my_create, **CHAT) == key_of(my_create, **CHAT)

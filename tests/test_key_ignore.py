@@ -189,6 +189,8 @@ class TestKeyParams:
             ({"key_params": ("token",), "ignore": ("token",)}, "both"),
             ({"key_params": "token"}, "tuple"),
             ({"key_headers": "anthropic-beta"}, "tuple"),
+            ({"key_params": 5}, "tuple"),
+            ({"key_headers": (b"x-f",)}, "tuple"),
         ],
     )
     def test_misuse_is_a_configuration_error_at_decoration(

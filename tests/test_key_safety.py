@@ -19,7 +19,14 @@ import pytest
 from pydantic import BaseModel
 
 from llm_memo import UnkeyableArgumentError, call, llm_cached
-from llm_memo.keys import MAX_DEPTH, KeyBuilder, canonical, canonical_bytes, split_for_similarity
+from llm_memo.keys import (
+    MAX_DEPTH,
+    MAX_NODES,
+    KeyBuilder,
+    canonical,
+    canonical_bytes,
+    split_for_similarity,
+)
 
 
 def ask(model: str, messages: list[Any], temperature: float = 0.0, **params: Any) -> Any:
@@ -410,3 +417,45 @@ class TestVariadicParts:
         assert f(5) == "(5,)|{}"
         assert f(args=[5]) == "()|{'args': [5]}"
         assert f(5) == "(5,)|{}"
+
+
+# -- size ----------------------------------------------------------------------------------
+
+
+class TestSize:
+    def test_shared_parts_that_explode_are_refused_at_the_default_bound(self) -> None:
+        """x = [x, x] nested 40 times (2**40 parts once expanded) is refused, not walked."""
+        value: Any = "leaf"
+        for _ in range(40):
+            value = [value, value]
+        with pytest.raises(UnkeyableArgumentError) as info:
+            key("m", [], extra=value)
+        assert f"{MAX_NODES:,}" in str(info.value)
+
+    @pytest.mark.parametrize("shape", ["lists", "dicts", "tuples", "dataclasses", "sets"])
+    def test_shared_parts_that_explode_are_refused(
+        self, shape: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Every container kind counts against the size bound (a small one here, for speed)."""
+        monkeypatch.setattr("llm_memo.keys.MAX_NODES", 10_000)
+        value: Any = "leaf"
+        for _ in range(40):
+            if shape == "lists":
+                value = [value, value]
+            elif shape == "dicts":
+                value = {"a": value, "b": value}
+            elif shape == "tuples":
+                value = (value, value)
+            elif shape == "dataclasses":
+                value = Node("n", [value, value])
+            else:
+                value = [frozenset({1}), value, value]
+        with pytest.raises(UnkeyableArgumentError) as info:
+            key("m", [], extra=value)
+        assert info.value.parameter == "extra", info.value.parameter
+        assert "10,000" in str(info.value)
+
+    def test_large_flat_values_are_keyed(self) -> None:
+        """Size counts containers, not items: a long list of numbers or strings keys."""
+        assert key("m", [], extra=[0.5] * 200_000) != key("m", [], extra=[0.5] * 199_999)
+        assert key("m", [], extra=[{"a": i} for i in range(50_000)])
