@@ -282,6 +282,7 @@ class DiskBackend:
                 error = BackendError(f"cannot open disk cache at {self.directory}: {exc}")
                 raise reopen.failed(error) from exc
             reopen.succeeded()
+            self._local = threading.local()  # connections of a closed cache are gone
             self._cache = cache
             return cache
 

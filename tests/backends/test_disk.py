@@ -303,7 +303,12 @@ class TestLockWait:
             return q.upper()
 
         holder = self.hold_write_lock(tmp_path)
-        release = threading.Timer(0.3, lambda: (holder.execute("ROLLBACK"), holder.close()))
+
+        def free() -> None:
+            holder.execute("ROLLBACK")
+            holder.close()
+
+        release = threading.Timer(0.3, free)
         release.start()
         try:
             with cache_controls() as scope:
