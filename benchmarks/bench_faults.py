@@ -28,7 +28,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,81 +48,109 @@ from tests.servers import RedisServer, start_redis_server
 
 KEYS = 5  # the loop cycles over this many requests, so a healthy cache answers with hits
 PAUSE = 0.002  # between calls: a busy service, not a tight loop
+# How long each proxy fault lasts: longer than the 3 read timeouts it takes a hanging store to
+# open the breaker, so the table shows the calls after that too.
+FAULT_SECONDS = 5.0
+
+
+@dataclass
+class Call:
+    start: float
+    end: float
+    outcome: Outcome | None
+    raised: BaseException | None
 
 
 @dataclass
 class Phase:
     name: str
-    outcomes: Counter[str] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)  # seconds
-    raised: list[BaseException] = field(default_factory=list)
-
-    def add(self, outcome: Outcome | None, seconds: float) -> None:
-        self.outcomes[str(outcome)] += 1
-        self.latencies.append(seconds)
-
-    def row(self) -> str:
-        lat = sorted(self.latencies) or [0.0]
-        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
-        return (
-            f"  {self.name:<10} calls {len(self.latencies):>6}   raised {len(self.raised):>2}   "
-            f"median {statistics.median(lat) * 1e3:8.3f} ms   worst {lat[-1] * 1e3:8.1f} ms"
-            f"   slow (>100 ms) {sum(1 for x in lat if x > 0.1):>3}   [{outcomes}]"
-        )
+    start: float
+    end: float = float("inf")
 
 
 class Runner:
-    """Calls ``ask`` in a loop on a thread, recording each call under the current phase."""
+    """Calls ``ask`` in a loop on a thread, recording each call; phases are marks in time.
+
+    A phase's row counts the calls that *ended* in it. :meth:`worst_during` is the slowest call
+    that *overlapped* a phase: a call that started just before a fault and waited for its
+    timeout is the fault's worst case.
+    """
 
     def __init__(self, ask: Callable[[int], Any]) -> None:
         self.ask = ask
-        self.phases: list[Phase] = [Phase("before")]
+        self.calls: list[Call] = []
+        self.phases: list[Phase] = [Phase("before", time.perf_counter())]
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.first_hit_at: float | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def phase(self, name: str) -> float:
+        now = time.perf_counter()
         with self.lock:
-            self.phases.append(Phase(name))
-            self.first_hit_at = None
-            return time.perf_counter()
+            self.phases[-1].end = now
+            self.phases.append(Phase(name, now))
+        return now
 
     def _run(self) -> None:
         i = 0
         while not self.stop.is_set():
             n = i % KEYS
             i += 1
-            with self.lock:
-                phase = self.phases[-1]
             t0 = time.perf_counter()
             outcome: Outcome | None = None
+            raised: BaseException | None = None
             try:
                 with cache_controls() as scope:
                     self.ask(n)
                 outcome = scope.events[-1].outcome if scope.events else None
             except BaseException as exc:  # noqa: BLE001 - a raise is the finding
-                phase.raised.append(exc)
-            t1 = time.perf_counter()
+                raised = exc
             with self.lock:
-                phase.add(outcome, t1 - t0)
-                if outcome is Outcome.HIT and self.first_hit_at is None:
-                    self.first_hit_at = t1
+                self.calls.append(Call(t0, time.perf_counter(), outcome, raised))
             time.sleep(PAUSE)
 
-    def wait_for_hit(self, since: float, limit: float = 120.0) -> float | None:
-        """Seconds from ``since`` to the first hit of the current phase (None: none in time)."""
+    def first_hit_after(self, since: float, limit: float = 120.0) -> float | None:
+        """Seconds from ``since`` to the end of the first hit that started after it (None: no
+        hit within ``limit`` seconds)."""
         deadline = time.perf_counter() + limit
         while time.perf_counter() < deadline:
             with self.lock:
-                hit = self.first_hit_at
-            if hit is not None:
-                return hit - since
+                hits = [c.end for c in self.calls if c.start >= since and c.outcome is Outcome.HIT]
+            if hits:
+                return hits[0] - since
             time.sleep(0.005)
         return None
 
-    def calls(self, phase: str) -> int:
-        return sum(len(p.latencies) for p in self.phases if p.name == phase)
+    def worst_during(self, name: str) -> float:
+        """The slowest call that overlapped phase ``name``, in seconds."""
+        phase = next(p for p in self.phases if p.name == name)
+        return max(
+            (c.end - c.start for c in self.calls if c.start < phase.end and c.end > phase.start),
+            default=0.0,
+        )
+
+    @property
+    def raised(self) -> int:
+        return sum(1 for c in self.calls if c.raised is not None)
+
+    def rows(self) -> list[str]:
+        self.phases[-1].end = max((c.end for c in self.calls), default=self.phases[-1].start)
+        rows = []
+        for phase in self.phases:
+            ended = [c for c in self.calls if phase.start <= c.end < phase.end] or [
+                c for c in self.calls if c.end == phase.end
+            ]
+            latencies = sorted(c.end - c.start for c in ended) or [0.0]
+            worst = latencies[-1]
+            outcomes = Counter(str(c.outcome) for c in ended)
+            listed = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+            rows.append(
+                f"  {phase.name:<10} calls {len(ended):>6}   raised "
+                f"{sum(1 for c in ended if c.raised is not None):>2}   median "
+                f"{statistics.median(latencies) * 1e3:8.3f} ms   worst {worst * 1e3:8.1f} ms   "
+                f"slow (>100 ms) {sum(1 for x in latencies if x > 0.1):>3}   [{listed}]"
+            )
+        return rows
 
 
 def _ask(backend: Any, name: str) -> Callable[[int], Any]:
@@ -146,16 +174,15 @@ def kill_and_restart(server: RedisServer) -> int:
     time.sleep(3.0)
     since = runner.phase("restarted")
     server.restart()
-    resumed = runner.wait_for_hit(since)
+    resumed = runner.first_hit_after(since)
     time.sleep(1.0)
     runner.stop.set()
     runner.thread.join(30)
     backend.close()
-    raised = sum(len(p.raised) for p in runner.phases)
-    made = sum(len(p.latencies) for p in runner.phases)
-    print(f"  calls made {made}, calls that raised {raised}")
-    for phase in runner.phases:
-        print(phase.row())
+    raised = runner.raised
+    print(f"  calls made {len(runner.calls)}, calls that raised {raised}")
+    print("\n".join(runner.rows()))
+    print(f"  worst call while Redis was down: {runner.worst_during('down') * 1e3:.1f} ms")
     text = "never (within 120 s)" if resumed is None else f"{resumed:.2f} s"
     print(f"  time from restart (server answering) to the first hit again: {text}")
     return raised
@@ -192,10 +219,10 @@ def faults_through_proxy(server: RedisServer, asynchronous: bool) -> int:
             time.sleep(0.5)
             runner.phase(label)
             inject(proxy)
-            time.sleep(3.0)
+            time.sleep(FAULT_SECONDS)
             since = runner.phase("recovered")
             proxy.pass_through()
-            resumed = runner.wait_for_hit(since)
+            resumed = runner.first_hit_after(since)
             time.sleep(0.3)
             runner.stop.set()
             runner.thread.join(60)
@@ -206,9 +233,9 @@ def faults_through_proxy(server: RedisServer, asynchronous: bool) -> int:
                 loop.close()
             else:
                 backend.close()
-        raised += sum(len(p.raised) for p in runner.phases)
-        for phase in runner.phases:
-            print(phase.row())
+        raised += runner.raised
+        print("\n".join(runner.rows()))
+        print(f"  {label}: worst call while the fault lasted: {runner.worst_during(label):.2f} s")
         text = "never (within 120 s)" if resumed is None else f"{resumed:.2f} s"
         print(f"  {label}: time from the fault's end to the first hit again: {text}\n")
     return raised

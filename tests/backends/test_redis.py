@@ -1118,6 +1118,26 @@ class TestEventLoops:
             _wait_for_connections(redis_scratch, name, 0, "after the swept loops")
         assert [str(w.message) for w in seen] == []
 
+    @pytest.mark.parametrize("deployment", ["cluster", "sentinel"])
+    def test_cluster_and_sentinel_clients_close_with_their_loop(
+        self, deployment: str, request: pytest.FixtureRequest
+    ) -> None:
+        """The same for a cluster client (connections to every node) and a Sentinel client
+        (connections to the master and to the sentinels): asyncio.run() in a row, then a loop
+        closed by hand and swept; nothing is left to warn about."""
+        target = request.getfixturevalue(f"redis_{deployment}")
+        backend = AsyncRedisBackend.from_url(target.url)
+        key = make_key(digest=uuid.uuid4().hex)
+        with _resource_warnings() as seen:
+            for _ in range(3):
+                asyncio.run(backend.set(key, make_entry(b"v"), 30))
+            loop = asyncio.new_event_loop()
+            got = loop.run_until_complete(backend.get(key))
+            loop.close()
+            assert got is not MISSING
+            asyncio.run(backend.get(key))
+        assert [str(w.message) for w in seen] == []
+
     def test_loops_in_threads_keep_their_own_clients(self, redis_scratch: RedisServer) -> None:
         """Two threads, each running its own loops, share one backend: each loop gets its own
         client, none is closed under another's feet, all are closed with their loops."""

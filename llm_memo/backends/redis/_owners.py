@@ -209,6 +209,9 @@ def _release(held: _Held[Any]) -> None:
     _end(held)
     for connection in _connections(held.client):
         _drop(connection)
+    if getattr(held.client, "_initialize", True) is False:
+        # A cluster client warns from __del__ unless it was closed; aclose() would set this.
+        held.client._initialize = True
 
 
 def _connections(client: Any) -> list[Any]:
