@@ -501,6 +501,50 @@ class TestBoundedWaits:
         assert outcomes == ["error", "error"], outcomes
         assert breaker.is_open
 
+    @pytest.mark.parametrize("mode", ["sync", "async"])
+    @pytest.mark.parametrize("driver", sorted(DRIVERS))
+    def test_management_calls_are_bounded(
+        self, hang_server: HangServer, driver: str, mode: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """keys(), clear() and purge_expired() on a hanging store end with a BackendError
+        after their listing deadline (shortened here), not after minutes of driver retries
+        (gcsfs and the Azure SDK back off for well over 5 minutes)."""
+        import llm_memo.backends.objectstore as objectstore
+
+        monkeypatch.setattr(objectstore, "LISTING_TIMEOUT", 1.0)
+        backend = _backend(driver, hang_server.url, mode, timeout=0.5)
+
+        async def calls() -> list[str]:
+            failed = []
+            for name, call in [
+                ("keys", lambda: _alist(backend.keys())),
+                ("clear", lambda: backend.clear(namespace_prefix("n"))),
+                ("purge_expired", backend.purge_expired),
+            ]:
+                try:
+                    await call() if mode == "async" else _drain(call())
+                except BackendError:
+                    failed.append(name)
+            if mode == "async":
+                await backend.close()
+            return failed
+
+        def run() -> list[str]:
+            failed = asyncio.run(calls())
+            if mode == "sync":
+                backend.close()
+            return failed
+
+        assert _within(OUTER, run) == ["keys", "clear", "purge_expired"]
+
+
+async def _alist(items: Any) -> list[Any]:
+    return [item async for item in items]
+
+
+def _drain(result: Any) -> Any:
+    return list(result) if isinstance(result, Iterator) else result
+
 
 def _within(seconds: float, action: Callable[[], Any]) -> Any:
     """Run ``action`` in a thread; fail (not hang) if it does not end in ``seconds``."""
