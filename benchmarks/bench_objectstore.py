@@ -328,9 +328,7 @@ class SwitchProxy:
 
 
 def s3_hang(server: S3Server, seconds: float = 20.0) -> None:
-    header(
-        f"S3 that hangs for {seconds:.0f} s, then recovers (defaults: 2 s deadline, breaker 3/2 s)"
-    )
+    print(f"\n## S3 that hangs for {seconds:.0f} s, then recovers (default timeouts, breaker)\n")
     bucket = server.create_bucket("bench-hang")
     upstream = int(server.endpoint_url.rsplit(":", 1)[1])
     proxy = SwitchProxy(upstream)
