@@ -1,6 +1,8 @@
 """Object-store benchmarks: a hit through @llm_cached vs a raw ``fs.cat_file`` of the same
 object, on local files and on S3 (moto), sync and async; and the requests each operation sends
-(BENCHMARKS.md: exactly one GET per hit, no LIST/HEAD on the hit path).
+(BENCHMARKS.md: exactly one GET per hit, no LIST/HEAD on the hit path); and a store that hangs
+(issue 9): calls made while S3 accepts connections and never answers (none fails, worst latency),
+and the time until caching resumes once it answers again.
 
 Workload: the typical chat request (~2.4 KB) answered by a ~3 KB chat completion (a dict).
 Starts its own moto server on a random loopback port (helpers from tests/servers.py) and stops
@@ -14,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +271,113 @@ def s3_hits(server: S3Server) -> None:
     backend.close()
 
 
+# -- a store that hangs, then recovers ----------------------------------------------------------
+
+
+class SwitchProxy:
+    """A TCP proxy in front of moto that can be switched to "hang": it then accepts connections
+    and forwards nothing either way (requests in flight stall too), until switched back."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = upstream_port
+        self.hanging = False
+        self._sock = socket.create_server((HOST, 0))
+        self.port = int(self._sock.getsockname()[1])
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            self._conns.append(client)
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        while self.hanging:  # accepted, never answered
+            time.sleep(0.02)
+        try:
+            server = socket.create_connection((HOST, self.upstream))
+        except OSError:
+            client.close()
+            return
+        self._conns.append(server)
+        for src, dst in ((client, server), (server, client)):
+            threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        with suppress(OSError):
+            while data := src.recv(65536):
+                while self.hanging:
+                    time.sleep(0.02)
+                dst.sendall(data)
+        for sock in (src, dst):
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._sock.close()
+        for sock in self._conns:
+            sock.close()
+
+
+def s3_hang(server: S3Server, seconds: float = 20.0) -> None:
+    print(f"\n## S3 that hangs for {seconds:.0f} s, then recovers (default timeouts, breaker)\n")
+    bucket = server.create_bucket("bench-hang")
+    upstream = int(server.endpoint_url.rsplit(":", 1)[1])
+    proxy = SwitchProxy(upstream)
+    options = {**server.storage_options, "endpoint_url": proxy.url}
+    backend = ObjectStoreBackend(f"s3://{bucket}/cache", storage_options=options)
+    ask = _ask(backend)
+    request = chat_request()
+    ask(**request)  # stored while the store answers
+    from llm_memo import cache_controls
+
+    proxy.hanging = True
+    latencies: list[float] = []
+    outcomes: list[str] = []
+    failed = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        start = time.perf_counter()
+        try:
+            with cache_controls() as scope:
+                ask(**request)
+            outcomes.extend(e.outcome.value for e in scope.events)
+        except Exception:  # noqa: BLE001 (counted: the figure is "none failed")
+            failed += 1
+        latencies.append(time.perf_counter() - start)
+        time.sleep(0.05)  # ~20 calls/s offered
+    proxy.hanging = False
+    recovered = time.monotonic()
+    resumed = None
+    while time.monotonic() - recovered < 120:
+        with cache_controls() as scope:
+            ask(**request)
+        if scope.hits:
+            resumed = time.monotonic() - recovered
+            break
+        time.sleep(0.05)
+    latencies.sort()
+    print(f"  calls while hanging        {len(latencies)} ({failed} raised)")
+    tally = ", ".join(f"{o} {outcomes.count(o)}" for o in sorted(set(outcomes)))
+    print(f"  outcomes                   {tally}")
+    print(f"  worst call latency         {latencies[-1]:.2f} s")
+    print(f"  median call latency        {latencies[len(latencies) // 2] * 1000:.1f} ms")
+    print(
+        "  caching resumed after      "
+        + (f"{resumed:.2f} s (first hit after the store answers again)" if resumed else "> 120 s")
+    )
+    backend.close()
+    proxy.close()
+
+
 def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="llm-memo-bench-objectstore-"))
     try:
@@ -277,6 +389,7 @@ def main() -> None:
             return
         with moto_server(workdir) as server:
             s3_hits(server)
+            s3_hang(server)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -5,12 +5,15 @@ name: ``cat_file`` (one GET), never an ``exists``/``info``/LIST first, with a mi
 (``FileNotFoundError``) read as a miss. The key ``llm_memo:<ver>:<ns>:<fn>:<hash>`` is stored at
 ``<root>/<ver>/<ns>/<fn>/<hash[:2]>/<hash>``: a namespace or a function is a subtree (cleared by
 one listing plus bulk deletes), and the hash fan-out keeps every directory small. A key of any
-other shape is stored, escaped, in an ``_other/`` directory below its last plain level.
+other shape is stored, escaped, in an ``_other/`` directory below its last plain level. A path
+segment too long for a file name (over 100 characters) is shortened to a readable prefix, ``!``
+and a digest (:func:`_fit`), so any namespace or function name fits every store.
 
-Object stores have no per-object expiry, so the object is framed: a 12-byte header (magic and a
-keep-until deadline, f64 seconds since the epoch) in front of :meth:`Entry.to_bytes`. A read past
-the deadline, or of anything that is not a whole frame, is a miss; :meth:`purge_expired` (or a
-bucket lifecycle rule on object age) deletes what has expired.
+Object stores have no per-object expiry, so the object is framed: a header (magic, a keep-until
+deadline as f64 seconds since the epoch, the full key) in front of :meth:`Entry.to_bytes`. A read
+past the deadline, of another key's object, or of anything that is not a whole frame, is a
+miss; listings read the key from the header where the path no longer says it;
+:meth:`purge_expired` (or a bucket lifecycle rule on object age) deletes what has expired.
 
 Writes replace the whole object: one PUT on S3, GCS and Azure; on local files a temporary file in
 the same directory renamed over the target (``os.replace``), so no reader ever sees a torn entry.
@@ -20,13 +23,15 @@ uses fsspec's async implementations (``fs._cat_file``, ...) on a filesystem it c
 ``asynchronous=True`` inside each running event loop. Local files answer in microseconds, so the
 async class calls them inline. Everything the two classes share (layout, framing, parsing,
 expiry, error mapping) is a module-level function; the per-operation I/O is in small classes
-side by side (``_LocalIO``, ``_FsspecIO``, ``_AsyncFsspecIO``), deliberately written out twice
-in the sync and async dialects, so each backend method is a few lines.
+side by side (``_LocalIO``, ``_FsspecIO``, ``_AsyncFsspecIO``; ``_LoopIO`` runs the async one's
+coroutines on fsspec's loop for sync callers), so each backend method is a few lines.
 
-Failures fail open: every driver error (botocore, aiohttp, Azure SDK, ``OSError``, timeouts) is
-raised as :class:`~llm_memo.errors.BackendError`; each backend has a
-:class:`~llm_memo.backends._breaker.CircuitBreaker`, and each get/set/delete has a deadline
-covering the driver's own retries.
+Failures fail open: every exception a driver raises (botocore, aiohttp, Azure SDK, ``OSError``,
+timeouts, anything else) is raised as :class:`~llm_memo.errors.BackendError`. Each backend has a
+:class:`~llm_memo.backends._breaker.CircuitBreaker`, used through its guard, that counts only an
+unreachable store (no answer, a deadline passed, 5xx): a refusal of one request (a name the store
+rejects, a 403, a value too large) never stops caching for everyone. Each get/set/delete has one
+deadline covering the driver's own retries; management calls have one per listing step.
 
 Not here: value encoding (``codec.py``); Redis-style native expiry or locks.
 """
@@ -72,6 +77,7 @@ from ._breaker import CircuitBreaker
 __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_TIMEOUT",
+    "LISTING_TIMEOUT",
     "READ_TIMEOUT",
     "AsyncObjectStoreBackend",
     "ObjectStoreBackend",
@@ -80,6 +86,11 @@ __all__ = [
 #: Seconds one get, set or delete may take in all, the driver's own retries included; past it
 #: the operation fails open (outcome ``error``) and counts as one circuit-breaker failure.
 DEFAULT_TIMEOUT: Final = 2.0
+#: Seconds one step of a management call (``clear``, ``keys``, ``purge_expired``) may take on a
+#: network store: one listing, or one batch of 1,000 header reads or deletes (at least
+#: ``timeout``; none when ``timeout`` is ``None``). Without it a hanging store would hold
+#: ``fn.cache.clear()`` or ``llm-memo ls`` for minutes of driver retries.
+LISTING_TIMEOUT: Final = 60.0
 #: Seconds to establish a connection, passed to each driver's own options.
 CONNECT_TIMEOUT: Final = 1
 #: Seconds to wait for the next bytes of a response, passed to each driver's own options.
@@ -837,6 +848,32 @@ class _LoopIO:
         self._aio.fs = None
 
 
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: never "exception was never retrieved"
+
+
+async def _bounded(operation: Awaitable[_T], timeout: float | None) -> _T:
+    """Await ``operation`` for at most ``timeout`` seconds, then cancel it and raise
+    ``TimeoutError``, without waiting for the cancellation to finish: unlike
+    ``asyncio.wait_for``, a driver that is slow to honour a cancellation (the Azure SDK's blob
+    listing waits out its read timeout and retry back-offs first) cannot stretch the bound."""
+    if timeout is None:
+        return await operation
+    task = asyncio.ensure_future(operation)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except BaseException:  # cancelled from outside: take the operation down with us
+        task.cancel()
+        task.add_done_callback(_consume)
+        raise
+    if done:
+        return task.result()
+    task.cancel()
+    task.add_done_callback(_consume)
+    raise TimeoutError(f"no answer within {timeout:g} s")
+
+
 class _AsyncFsspecIO:
     """Any fsspec filesystem through its async API, on the running loop. ``timeout`` is one
     ``asyncio.wait_for`` deadline over each whole get/set/delete (a delete's HEAD included),
@@ -849,6 +886,7 @@ class _AsyncFsspecIO:
         self._owned = owned
         self._read = _read_options(fs)
         self._timeout = timeout or None
+        self._listing = max(LISTING_TIMEOUT, timeout) if timeout else None
         self._probe = not protocols & _DELETE_REPORTS_MISSING
         self._dirs = not protocols & _FLAT
         self._connected = False
@@ -867,7 +905,7 @@ class _AsyncFsspecIO:
 
     async def read(self, path: str) -> bytes | None:
         await self._connect()
-        return await asyncio.wait_for(self._get(path), self._timeout)
+        return await _bounded(self._get(path), self._timeout)
 
     async def _get(self, path: str) -> bytes | None:
         try:
@@ -877,15 +915,19 @@ class _AsyncFsspecIO:
         return bytes(data)
 
     async def read_heads(self, paths: Sequence[str], size: int) -> list[bytes | None]:
-        if not paths:
-            return []
-        n = len(paths)
-        heads = await self.fs._cat_ranges(list(paths), [0] * n, [size] * n, on_error="return")
-        return [bytes(h) if isinstance(h, (bytes, bytearray)) else None for h in heads]
+        await self._connect()
+        heads: list[bytes | None] = []
+        for start in range(0, len(paths), _BATCH):
+            batch = list(paths[start : start + _BATCH])
+            n = len(batch)
+            ranges = self.fs._cat_ranges(batch, [0] * n, [size] * n, on_error="return")
+            got = await _bounded(ranges, self._listing)
+            heads.extend(bytes(h) if isinstance(h, (bytes, bytearray)) else None for h in got)
+        return heads
 
     async def write(self, path: str, data: bytes) -> None:
         await self._connect()
-        await asyncio.wait_for(self._put(path, data), self._timeout)
+        await _bounded(self._put(path, data), self._timeout)
 
     async def _put(self, path: str, data: bytes) -> None:
         try:
@@ -898,7 +940,7 @@ class _AsyncFsspecIO:
 
     async def remove(self, path: str, *, report: bool) -> bool:
         await self._connect()
-        return await asyncio.wait_for(self._delete(path, report), self._timeout)
+        return await _bounded(self._delete(path, report), self._timeout)
 
     async def _delete(self, path: str, report: bool) -> bool:
         try:
@@ -912,14 +954,17 @@ class _AsyncFsspecIO:
         return True
 
     async def remove_many(self, paths: Sequence[str]) -> None:
+        await self._connect()
         for start in range(0, len(paths), _BATCH):
             with contextlib.suppress(FileNotFoundError):
-                await self.fs._rm(list(paths[start : start + _BATCH]))
+                batch = list(paths[start : start + _BATCH])
+                await _bounded(self.fs._rm(batch), self._listing)
 
     async def find(self, top: str) -> list[str]:
+        await self._connect()
         self.fs.invalidate_cache(top)
         try:
-            return list(await self.fs._find(top))
+            return list(await _bounded(self.fs._find(top), self._listing))
         except FileNotFoundError:
             return []
 

@@ -36,7 +36,7 @@ from llm_memo.backends.objectstore import (
 from llm_memo.errors import BackendError, BackendUnavailableError
 from llm_memo.keys import function_prefix, namespace_prefix
 
-from ..servers import HOST, S3Server
+from ..servers import HOST
 from .conformance import make_entry, make_key
 
 # Namespaces and function names that no store could hold as one path component, or that are
@@ -229,6 +229,17 @@ class TestLongNames:
         assert max(len(s.encode()) for s in _segments(odd)) <= 255
         assert len(_object_name(odd).encode()) <= 512
 
+    def test_only_segments_past_the_limit_are_shortened(self) -> None:
+        """100 characters stay as they are; 101 are shortened, never ending mid-escape."""
+        assert _segments(make_key("n" * 100, "f", "ab" * 16))[1] == "n" * 100
+        short = _segments(make_key("n" * 101, "f", "ab" * 16))[1]
+        assert len(short) < 100
+        assert "!" in short
+        escaped = _segments(make_key("a" * 58 + "é" * 20, "f", "ab" * 16))[1]
+        head = escaped.split("!")[0]
+        assert not head.endswith(("%", "%C", "%c")), head
+        assert head.startswith("a" * 58)
+
     def test_shortened_components_keep_a_readable_prefix(self) -> None:
         """A shortened component starts with the escaped name, so an operator recognises it."""
         key = make_key(ODD_NAMES["long"], "app.ask", "ab" * 16)
@@ -298,21 +309,52 @@ class TestLongNames:
             tenants[1]("p")
         assert [e.outcome for e in scope.events] == ["miss", "hit"]
 
-    def test_long_names_on_s3(self, s3_server: S3Server) -> None:
-        """S3 limits a key to 1024 bytes: a 5000-character namespace is stored all the same."""
-        bucket = s3_server.create_bucket()
-        backend = ObjectStoreBackend(
-            f"s3://{bucket}/llm", storage_options=s3_server.storage_options
-        )
+    @pytest.mark.parametrize("mode", ["sync", "async"])
+    @pytest.mark.parametrize("store", ["s3", "gcs", "azure"])
+    def test_long_names_on_every_store(
+        self, store: str, mode: str, request: pytest.FixtureRequest
+    ) -> None:
+        """S3 and GCS limit a name to 1024 bytes, Azure to 1024 characters: a 5000-character
+        namespace and function are stored, read, listed in full and cleared all the same."""
+        server = request.getfixturevalue(f"{store}_server")
+        bucket = server.create_bucket()
+        scheme = {"s3": "s3", "gcs": "gs", "azure": "az"}[store]
+        url, options = f"{scheme}://{bucket}/llm", dict(server.storage_options)
         name = ODD_NAMES["huge"]
-        key = make_key(name, name, "d" * 32)
-        backend.set(key, make_entry(b"huge"), None)
-        got = backend.get(key)
+        key, plain = make_key(name, name, "d" * 32), make_key("plain", "f", "e" * 32)
+
+        async def scenario(backend: Any, aio: bool) -> tuple[Any, list[str], list[str], int]:
+            async def call(result: Any) -> Any:
+                return await result if aio else result
+
+            await call(backend.set(key, make_entry(b"huge"), None))
+            await call(backend.set(plain, make_entry(b"plain"), None))
+            got = await call(backend.get(key))
+            listing = backend.keys()
+            listed = [k async for k in listing] if aio else list(listing)
+            ns_listing = backend.keys(namespace_prefix(name))
+            in_ns = [k async for k in ns_listing] if aio else list(ns_listing)
+            cleared = await call(backend.clear(namespace_prefix(name)))
+            return got, sorted(listed), in_ns, cleared
+
+        async def run_async() -> tuple[Any, list[str], list[str], int]:
+            backend = AsyncObjectStoreBackend(url, storage_options=options, timeout=60)
+            try:
+                return await scenario(backend, True)
+            finally:
+                await backend.close()
+
+        if mode == "async":
+            got, listed, in_ns, cleared = asyncio.run(run_async())
+        else:
+            backend = ObjectStoreBackend(url, storage_options=options, timeout=60)
+            got, listed, in_ns, cleared = asyncio.run(scenario(backend, False))
+            backend.close()
         assert got is not MISSING
         assert got.value == b"huge"
-        assert list(backend.keys()) == [key]
-        assert backend.clear(namespace_prefix(name)) == 1
-        assert list(backend.keys()) == []
+        assert listed == sorted([key, plain])
+        assert in_ns == [key]
+        assert cleared == 1
 
     def test_a_moved_object_is_not_its_new_path_s_key(
         self, file_backend: ObjectStoreBackend
@@ -500,6 +542,50 @@ class TestBoundedWaits:
         assert got == ["A", "B"]
         assert outcomes == ["error", "error"], outcomes
         assert breaker.is_open
+
+    @pytest.mark.parametrize("mode", ["sync", "async"])
+    @pytest.mark.parametrize("driver", sorted(DRIVERS))
+    def test_management_calls_are_bounded(
+        self, hang_server: HangServer, driver: str, mode: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """keys(), clear() and purge_expired() on a hanging store end with a BackendError
+        after their listing deadline (shortened here), not after minutes of driver retries
+        (gcsfs and the Azure SDK back off for well over 5 minutes)."""
+        import llm_memo.backends.objectstore as objectstore
+
+        monkeypatch.setattr(objectstore, "LISTING_TIMEOUT", 1.0)
+        backend = _backend(driver, hang_server.url, mode, timeout=0.5)
+
+        async def calls() -> list[str]:
+            failed = []
+            for name, call in [
+                ("keys", lambda: _alist(backend.keys())),
+                ("clear", lambda: backend.clear(namespace_prefix("n"))),
+                ("purge_expired", backend.purge_expired),
+            ]:
+                try:
+                    await call() if mode == "async" else _drain(call())
+                except BackendError:
+                    failed.append(name)
+            if mode == "async":
+                await backend.close()
+            return failed
+
+        def run() -> list[str]:
+            failed = asyncio.run(calls())
+            if mode == "sync":
+                backend.close()
+            return failed
+
+        assert _within(OUTER, run) == ["keys", "clear", "purge_expired"]
+
+
+async def _alist(items: Any) -> list[Any]:
+    return [item async for item in items]
+
+
+def _drain(result: Any) -> Any:
+    return list(result) if isinstance(result, Iterator) else result
 
 
 def _within(seconds: float, action: Callable[[], Any]) -> Any:
