@@ -31,7 +31,7 @@ from ._policy import Freshness, Policy, freshness
 from .backends import MISSING, AsyncLocking, Locking
 from .codec import StreamUsage, join_chunks, usage_tokens
 from .controls import CacheScope
-from .entry import Entry
+from .entry import DEFAULT_MAX_ENTRY_SIZE, Entry
 from .errors import BackendError, BackendUnavailableError, CacheMiss, CodecError
 from .events import Outcome
 
@@ -108,7 +108,9 @@ def _as_returned(entry: Entry, value: Any) -> Any:
 
 def _decode(memo: Memo, key: str, entry: Entry, backend: Any, returns: bool) -> Any:
     """The value of a usable entry for this call (see :func:`_judge`), or a CodecError."""
-    value = memo.decode(key, entry, memo.entry_limit(backend), chunks=not returns)
+    # The backend's entry size only matters for a compressed value (it bounds inflation).
+    limit = memo.entry_limit(backend) if entry.flags else DEFAULT_MAX_ENTRY_SIZE
+    value = memo.decode(key, entry, limit, chunks=not returns)
     return _as_returned(entry, value) if returns else value
 
 
