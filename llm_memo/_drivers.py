@@ -14,6 +14,8 @@ runs every behaviour through every driver).
 A plain or coroutine function may also *return* a stream (``stream=True`` on an SDK call): that
 is decided per call from the result, which is then recorded chunk by chunk by
 :class:`RecordingStream` / :class:`AsyncRecordingStream` and stored only when it completes.
+Generator functions are recorded by the same classes. Each chunk is encoded as it passes, before
+the consumer sees it: what is stored is what the source yielded.
 """
 
 from __future__ import annotations
