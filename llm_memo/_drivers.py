@@ -14,6 +14,8 @@ runs every behaviour through every driver).
 A plain or coroutine function may also *return* a stream (``stream=True`` on an SDK call): that
 is decided per call from the result, which is then recorded chunk by chunk by
 :class:`RecordingStream` / :class:`AsyncRecordingStream` and stored only when it completes.
+Generator functions are recorded by the same classes. Each chunk is encoded as it passes, before
+the consumer sees it: what is stored is what the source yielded.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ._policy import Freshness, Policy, freshness
 from .backends import MISSING, AsyncLocking, Locking
 from .codec import StreamUsage, join_chunks, usage_tokens
 from .controls import CacheScope
-from .entry import Entry
+from .entry import DEFAULT_MAX_ENTRY_SIZE, Entry
 from .errors import BackendError, BackendUnavailableError, CacheMiss, CodecError
 from .events import Outcome
 
@@ -108,7 +110,9 @@ def _as_returned(entry: Entry, value: Any) -> Any:
 
 def _decode(memo: Memo, key: str, entry: Entry, backend: Any, returns: bool) -> Any:
     """The value of a usable entry for this call (see :func:`_judge`), or a CodecError."""
-    value = memo.decode(key, entry, memo.entry_limit(backend), chunks=not returns)
+    # The backend's entry size only matters for a compressed value (it bounds inflation).
+    limit = memo.entry_limit(backend) if entry.flags else DEFAULT_MAX_ENTRY_SIZE
+    value = memo.decode(key, entry, limit, chunks=not returns)
     return _as_returned(entry, value) if returns else value
 
 

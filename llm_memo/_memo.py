@@ -26,17 +26,9 @@ import orjson
 from . import _fork, config, controls
 from ._policy import Policy, WritePlan, resolve, write_plan
 from .backends import AsyncLocking, AsyncSemantic, Describing, Locking, Semantic
-from .codec import (
-    AllowList,
-    Codec,
-    UnencodableValueError,
-    check_key,
-    seal,
-    unseal,
-    usage_tokens,
-)
+from .codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
 from .controls import UNSET, CacheScope, Directives, Unset
-from .entry import DEFAULT_MAX_ENTRY_SIZE, Entry
+from .entry import DEFAULT_MAX_ENTRY_SIZE, Entry, key_digest
 from .errors import BackendError, CodecError, ConfigurationError
 from .events import Event, Outcome, Stats
 from .keys import KeyBuilder, digest, function_prefix, split_for_similarity
@@ -298,7 +290,8 @@ class Memo:
             CodecError: another key's entry, tampered, corrupt, too large or not allowed; the
                 caller treats it as a miss.
         """
-        check_key(key, entry)
+        if entry.key_digest != key_digest(key):  # inline check_key(): this is the hit path
+            raise CodecError("entry belongs to another key (copied or swapped), not to this one")
         tag = entry.type_tag
         if chunks and tag != "stream" and tag != "astream":
             raise CodecError(f"a {tag!r} entry is not a stream; a generator cannot replay it")

@@ -21,10 +21,13 @@ is a pydantic model of the openai, anthropic or litellm SDK *whose module is alr
 A shared cache therefore cannot make a reader import or execute code. Values of other types
 are returned to the caller but not stored, and one log line per function names the fix.
 
-Entries are sealed here too (:func:`seal` / :func:`unseal`): large payloads are compressed,
-and with signing keys configured an HMAC-SHA256 over the key, the metadata and the value is
-checked before anything is decoded. Every failure is a :class:`~llm_memo.errors.CodecError`,
-which the decorator turns into a miss.
+Entries are sealed here too (:func:`seal` / :func:`unseal`): an entry carries its key's digest
+(:func:`check_key` refuses it under any other key), large payloads are compressed and inflated
+only up to the entry size limit (:func:`inflate`: a small bomb never balloons), and with signing
+keys configured an HMAC-SHA256 over the key, the metadata and the value is checked before
+anything is decoded. A decoded value is also checked against the concrete classes of the return
+annotation (:func:`expected_types`, by the decorator). Every failure is a
+:class:`~llm_memo.errors.CodecError`, which the decorator turns into a miss.
 
 Not here: the entry's byte layout (``entry.py``).
 """

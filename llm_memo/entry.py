@@ -67,7 +67,10 @@ def key_digest(key: str) -> bytes:
 
     .. versionadded:: 0.2.0
     """
-    return _xxh3_64(key.encode("utf-8", "surrogatepass"))
+    try:
+        return _xxh3_64(key.encode())  # the hit path: keys are ASCII (their parts are escaped)
+    except UnicodeEncodeError:  # a lone surrogate in a key someone built by hand
+        return _xxh3_64(key.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from llm_memo import CodecError, register_type
-from llm_memo.codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
+from llm_memo.codec import (
+    AllowList,
+    Codec,
+    StreamUsage,
+    UnencodableValueError,
+    join_chunks,
+    seal,
+    unseal,
+    usage_tokens,
+)
 from llm_memo.entry import FLAG_COMPRESSED, Entry
 
 from .samples import chat_chunks, chat_completion, completion_dict
@@ -256,3 +267,86 @@ def test_usage_tokens_shapes() -> None:
     ]
     assert usage_tokens(anthropic_stream) == 23
     assert usage_tokens("text") == 0
+
+
+def _reference_usage_tokens(value: list[Any]) -> int:
+    """usage_tokens() for chunk lists as it was before streams were counted incrementally."""
+
+    def field(obj: Any, name: str) -> Any:
+        return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+    total = 0
+    final_usage = None
+    for chunk in reversed(value):
+        final_usage = field(chunk, "usage")
+        if total := usage_tokens(chunk):
+            break
+    start = field(value[0], "message") if value else None
+    if start is not None and field(final_usage or {}, "input_tokens") is None:
+        usage = field(start, "usage") or {}
+        tokens = field(usage, "input_tokens")
+        total += tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else 0
+    return total
+
+
+_usage = st.fixed_dictionaries(
+    {},
+    optional={
+        "input_tokens": st.integers(0, 50),
+        "output_tokens": st.integers(0, 50),
+        "total_tokens": st.integers(0, 50),
+    },
+)
+_chunk = st.fixed_dictionaries(
+    {},
+    optional={
+        "usage": st.none() | _usage,
+        "message": st.fixed_dictionaries({}, optional={"usage": _usage}),
+        "type": st.sampled_from(["message_start", "content_block_delta", "message_delta"]),
+    },
+)
+
+
+class TestStreamUsage:
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(_chunk, max_size=6))
+    def test_incremental_count_matches_the_list_count(self, chunks: list[Any]) -> None:
+        """Counting chunk by chunk as they pass gives what counting the whole list gave."""
+        counter = StreamUsage()
+        for chunk in chunks:
+            counter.add(chunk)
+        assert counter.total == _reference_usage_tokens(chunks)
+        assert usage_tokens(chunks) == _reference_usage_tokens(chunks)
+
+    def test_sdk_chunks(self) -> None:
+        counter = StreamUsage()
+        for chunk in chat_chunks():
+            counter.add(chunk)
+        assert counter.total == usage_tokens(chat_chunks()) == 15
+
+
+class TestChunkEncoding:
+    def test_items_joined_equal_the_whole_list(self) -> None:
+        """Chunks encoded one at a time and joined decode as the list encoded at once."""
+        codec = Codec(AllowList(streams_answers))
+        chunks = [Answer(text="a"), {"b": 1}, Answer(text="c", score=1.5)]
+        one_by_one = join_chunks([codec.encode_chunk(c) for c in chunks])
+        assert one_by_one == codec.encode_chunks(chunks)
+        assert codec.decode_chunks(one_by_one) == chunks
+        assert join_chunks([]) == b"[]"
+        assert codec.decode_chunks(b"[]") == []
+
+    def test_pickled_chunks_roundtrip_only_when_allowed(self) -> None:
+        codec = Codec(AllowList(unannotated))
+        payload = codec.encode_chunks([{1, 2}], allow_pickle=True)
+        assert codec.decode_chunks(payload, allow_pickle=True) == [{1, 2}]
+        with pytest.raises(CodecError):
+            codec.decode_chunks(payload)
+
+    @pytest.mark.parametrize(
+        "payload", [b'[["json"]]', b"[[1, 2]]", b"[5]", b'[["pickle", "%%%"]]', b"{}", b"nope"]
+    )
+    def test_malformed_chunk_lists_are_codec_errors(self, payload: bytes) -> None:
+        codec = Codec(AllowList(unannotated))
+        with pytest.raises(CodecError):
+            codec.decode_chunks(payload, allow_pickle=True)

@@ -31,6 +31,8 @@ from .backends.conformance import entry_bytes_strategy, hostile_entries
 FUZZ = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+# Through the decorator: fewer examples, each is a whole cached call.
+FUZZ_CALLS = settings(FUZZ, max_examples=120)
 
 
 class Answer(BaseModel):
@@ -138,7 +140,7 @@ def _ask(backend: MemoryBackend, calls: list[str]) -> Any:
 
 
 class TestThroughTheDecorator:
-    @FUZZ
+    @FUZZ_CALLS
     @given(data=st.data())
     def test_planted_entries_never_cross_keys_or_types(self, data: st.DataObject) -> None:
         """Whatever entry is found under a key (another key's, damaged, of another type, a
@@ -157,7 +159,7 @@ class TestThroughTheDecorator:
             assert got == Answer(text="q"), f"another key's entry was served: {got!r}"
             assert calls == ["q"]
 
-    @FUZZ
+    @FUZZ_CALLS
     @given(data=st.data(), signed=st.booleans())
     def test_async_and_signed(self, data: st.DataObject, signed: bool) -> None:
         """The same through a coroutine function, with and without signing."""

@@ -117,7 +117,7 @@ def hostile_entries(
         | st.sampled_from([p for _, p in good])
     )
     digests = st.just(b"") | st.binary(min_size=8, max_size=8)
-    return st.one_of(
+    common = st.one_of(
         st.builds(_sealed, keys, tags, payloads, st.integers(0, 2)),
         st.builds(lambda k, g: _sealed(k, g[0], g[1], 0), keys, st.sampled_from(list(good))),
         st.builds(
@@ -129,13 +129,15 @@ def hostile_entries(
             signature=st.binary(max_size=40),
             key_digest=digests,
         ),
-        st.builds(
-            lambda k: dataclasses.replace(
-                _sealed(k, "json", b'"x"', 0), value=compressed_bomb(), flags=FLAG_COMPRESSED
-            ),
-            keys,
-        ),
     )
+    # A bomb costs the reader up to the entry size limit (64 MiB) to refuse: drawn rarely.
+    bomb = st.builds(
+        lambda k: dataclasses.replace(
+            _sealed(k, "json", b'"x"', 0), value=compressed_bomb(), flags=FLAG_COMPRESSED
+        ),
+        keys,
+    )
+    return st.integers(0, 15).flatmap(lambda n: bomb if n == 0 else common)
 
 
 def _mutate(base: bytes, how: int, at: int, value: int, junk: bytes) -> bytes:
