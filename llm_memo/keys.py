@@ -421,9 +421,11 @@ def _model_json(obj: Any, d: int, b: list[int]) -> Any:
     """A pydantic model's JSON dump, with every list that was a set sorted.
 
     ``model_dump(mode="json")`` turns a set into a list in iteration order, which for strings
-    is hash order: different in every process. Where the model may hold sets, the Python-mode
-    dump shows which lists were sets; both dumps have the same shape, so one walk over the two
-    finds them (a custom serializer that changes the shape leaves that part as it is).
+    (and ``None`` before Python 3.12) is hash order: different in every process. Where the model
+    may hold sets, one walk over the dump beside the model's own values finds them: the
+    serializer iterated those very set objects, so a set's items pair up with the dump's list
+    in order (a Python-mode dump would not do: it builds new sets, which may iterate in another
+    order). A part whose shape a custom serializer changed is left as it is.
     """
     try:
         data = obj.model_dump(mode="json", by_alias=True, exclude_unset=True)
@@ -431,33 +433,51 @@ def _model_json(obj: Any, d: int, b: list[int]) -> Any:
         raise _Unkeyable(obj, f"its model_dump() failed: {exc}") from None
     except RecursionError:
         raise _TooDeep(obj) from None
-    cls: Any = type(obj)
-    if _may_hold_sets(cls):
-        try:
-            python = obj.model_dump(mode="python", by_alias=True, exclude_unset=True)
-        except (ValueError, RecursionError):  # pragma: no cover - the JSON dump worked
-            return data
-        data = _sort_sets(data, python, d, b)
+    if _may_hold_sets(type(obj)):
+        data = _sort_sets(data, obj, d, b)
     return data
 
 
-def _sort_sets(js: Any, py: Any, d: int, b: list[int]) -> Any:
+def _dumped_fields(obj: Any) -> dict[str, Any] | None:
+    """The values behind a model's (or dataclass's) dumped dict, by the dump's keys."""
+    if _is_pydantic_model(obj):
+        fields: dict[str, Any] = {}
+        for name, info in type(obj).model_fields.items():
+            alias = info.serialization_alias or info.alias or name
+            fields[alias] = getattr(obj, name, None)
+        extra = getattr(obj, "__pydantic_extra__", None)
+        if isinstance(extra, dict):
+            fields.update(extra)
+        return fields
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name, None) for f in dataclasses.fields(obj)}
+    return None
+
+
+def _sort_sets(js: Any, orig: Any, d: int, b: list[int]) -> Any:
+    """Sort the lists of ``js`` (a JSON dump) that were sets in ``orig`` (what was dumped)."""
     if d <= 0:
         return js  # the canonical walk refuses it as too deep
     if type(js) is list:
-        if isinstance(py, (set, frozenset)) and len(py) == len(js):
-            # pydantic writes a set's items in its iteration order: pair them up again.
-            items = [_sort_sets(j, p, d - 1, b) for j, p in zip(js, py, strict=True)]
+        if isinstance(orig, (set, frozenset)) and len(orig) == len(js):
+            items = [_sort_sets(j, o, d - 1, b) for j, o in zip(js, orig, strict=True)]
             items.sort(key=lambda v: _sort_key(_canon(v, d - 1, True, b)))
             return items
-        if isinstance(py, (list, tuple)) and len(py) == len(js):
-            return [_sort_sets(j, p, d - 1, b) for j, p in zip(js, py, strict=True)]
+        if isinstance(orig, (list, tuple)) and len(orig) == len(js):
+            return [_sort_sets(j, o, d - 1, b) for j, o in zip(js, orig, strict=True)]
         return js
-    if type(js) is dict and isinstance(py, dict) and len(py) == len(js):
-        # Both dumps keep field and key order; keys may differ in form (1 vs "1").
-        return {
-            k: _sort_sets(v, p, d - 1, b) for (k, v), p in zip(js.items(), py.values(), strict=True)
-        }
+    if type(js) is dict:
+        fields = _dumped_fields(orig)
+        if fields is not None:
+            return {
+                k: _sort_sets(v, fields[k], d - 1, b) if k in fields else v for k, v in js.items()
+            }
+        if isinstance(orig, Mapping) and len(orig) == len(js):
+            # Both keep insertion order; keys may differ in form (1 vs "1").
+            return {
+                k: _sort_sets(v, o, d - 1, b)
+                for (k, v), o in zip(js.items(), orig.values(), strict=True)
+            }
     return js
 
 
