@@ -59,8 +59,10 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 
+from . import config
 from .__about__ import __version__
 from ._decorator import Difference, _diff
+from ._policy import retained_until
 from .backends import MISSING, Listing, from_url
 from .backends._registry import scheme_of
 from .codec import unseal
@@ -262,8 +264,9 @@ def _now() -> float:
 
 
 def _expired(entry: Entry, now: float) -> bool:
-    """Past its expiry and any ``stale_if_error`` window: of no use to anyone."""
-    until = entry.retain_until
+    """Past its expiry and the larger of its ``stale_if_error`` window and the grace window:
+    of no use to anyone (what a read-time ``stale_if_error`` could still serve is kept)."""
+    until = retained_until(entry, config.settings().grace)
     return until is not None and until <= now
 
 
@@ -633,7 +636,7 @@ def _cmd_copy(args: argparse.Namespace, out: _Out, err: TextIO) -> int:
                 if got is MISSING or _expired(got, now):
                     expired += 1
                 else:
-                    until = got.retain_until
+                    until = retained_until(got, config.settings().grace)
                     dst.set(key, got, None if until is None else until - now)
                     copied += 1
             progress.update(done, copied, skipped, final=done == len(keys))

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from llm_memo import cache_controls, llm_cached
+from llm_memo import cache_controls, configure, llm_cached
 from llm_memo.backends import MISSING, from_url, register_backend
 from llm_memo.backends.disk import DiskBackend
 from llm_memo.backends.objectstore import ObjectStoreBackend
@@ -174,6 +174,7 @@ class TestWriting:
 
     def test_purge_expired_deletes_only_expired(self, tmp_path: Path) -> None:
         """--expired removes entries past expiry and stale window, keeps everything else."""
+        configure(grace=0)  # the grace window is tested below
         url = str(tmp_path / "c")
         backend = DiskBackend(url)
         now = time.time()
@@ -190,6 +191,18 @@ class TestWriting:
         left = {row["key"] for row in cli("ls", "-b", url, "--json").json}
         assert left == {key(n=2), key(n=3), key(n=4)}
         assert cli("purge", "-b", url, "--expired").code == 1  # nothing matched now
+
+    def test_purge_expired_keeps_the_grace_window(self, tmp_path: Path) -> None:
+        """With the default grace window (24 h), an entry expired a minute ago is kept for a
+        read-time stale_if_error; one expired past the window is purged."""
+        url = str(tmp_path / "c")
+        backend = DiskBackend(url)
+        now = time.time()
+        backend.set(key(n=1), make_entry(expires_at=now - 60), None)
+        backend.set(key(n=2), make_entry(expires_at=now - 2 * 86400), None)
+        backend.close()
+        dry = cli("purge", "-b", url, "--expired", "--dry-run", "--json")
+        assert dry.json["keys"] == [key(n=2)], dry.json
 
     def test_purge_expired_uses_the_object_store_sweep(self, tmp_path: Path) -> None:
         """On file:// (object store), --expired runs the backend's purge_expired()."""
@@ -245,7 +258,9 @@ class TestCopy:
         assert cli("copy", url, dst_url, "--overwrite", "--json").json["copied"] == 4
 
     def test_filters_and_expired_entries(self, tmp_path: Path) -> None:
-        """--namespace limits the copy; expired entries are not copied."""
+        """--namespace limits the copy; entries past their retention (grace 0 here: past
+        expiry) are not copied."""
+        configure(grace=0)
         src = str(tmp_path / "src")
         backend = DiskBackend(src)
         backend.set(key(n=1), make_entry(expires_at=time.time() - 1), None)
@@ -559,6 +574,7 @@ class TestPurgeOnlyWhatItCanJudge:
     @pytest.mark.redis
     def test_redis(self, redis_server: Any) -> None:
         """Unreadable entries on Redis are kept and reported; stale ones are kept too."""
+        configure(grace=0)  # judge by expiry + stale window only
         prefix = f"cli-{time.time_ns()}:"
         url = f"{redis_server.url}?prefix={prefix}"
         backend = from_url(url)
@@ -586,6 +602,7 @@ class TestPurgeOnlyWhatItCanJudge:
 
     def test_disk(self, tmp_path: Path) -> None:
         """The same on disk, through the backend's sweep and through a filtered selection."""
+        configure(grace=0)  # judge by expiry + stale window only
         url = str(tmp_path / "c")
         backend = DiskBackend(url)
         now = time.time()
