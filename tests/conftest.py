@@ -32,6 +32,7 @@ def _clean_llm_memo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         "LLM_MEMO_ONLY_IF_CACHED",
         "LLM_MEMO_STRICT",
         "LLM_MEMO_SIGNING_KEY",
+        "LLM_MEMO_GRACE",
     ):
         monkeypatch.delenv(name, raising=False)
     config.reset()

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
 from llm_memo import UnkeyableArgumentError, call, llm_cached
+from llm_memo.entry import FORMAT_VERSION
 from llm_memo.keys import (
     DEFAULT_IGNORE,
     KeyBuilder,
@@ -299,7 +300,7 @@ class TestKeyStrings:
     def test_format(self) -> None:
         """Keys read format version, namespace, function, then the hash."""
         k = key_string("tenant:42", "pkg.mod.ask", "0" * 32)
-        assert k == "llm_memo:1:tenant%3A42:pkg.mod.ask:" + "0" * 32
+        assert k == f"llm_memo:{FORMAT_VERSION}:tenant%3A42:pkg.mod.ask:" + "0" * 32
         assert k.startswith(namespace_prefix("tenant:42"))
         assert k.startswith(function_prefix("tenant:42", "pkg.mod.ask"))
 

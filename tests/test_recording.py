@@ -15,7 +15,7 @@ import pytest
 from llm_memo import CacheMiss, cache_controls, configure, llm_cached
 from llm_memo.backends import MISSING, Listing
 from llm_memo.backends.memory import MemoryBackend
-from llm_memo.keys import function_prefix
+from llm_memo.keys import function_prefix, namespace_prefix
 from llm_memo.recording import (
     SCRUBBED,
     Mode,
@@ -101,7 +101,7 @@ class TestRecordingBackend:
         assert backend.delete(a)
         assert not backend.delete(a)
         assert not (tmp_path / "n1" / "f").exists()
-        assert backend.clear("llm_memo:1:n1:") == 1
+        assert backend.clear(namespace_prefix("n1")) == 1
         assert list(backend.keys()) == [c]
 
     def test_compressed_and_signed_entries_are_stored_readable(self, tmp_path: Path) -> None:

@@ -71,6 +71,7 @@ class TestGuard:
 
     def test_a_probe_under_way_refuses_concurrent_calls(self) -> None:
         breaker = _opened(_Clock())
-        with breaker.guard(outage=ConnectionError):
-            with pytest.raises(BackendUnavailableError), breaker.guard(outage=ConnectionError):
-                pass  # pragma: no cover
+        outer = breaker.guard(outage=ConnectionError)
+        inner = breaker.guard(outage=ConnectionError)
+        with outer, pytest.raises(BackendUnavailableError), inner:
+            pass  # pragma: no cover

@@ -281,7 +281,7 @@ class TestRequestCounts:
             assert backend.clear(function_prefix("n", "f")) == 3
         lists = [r for r in seen.requests if r.op == "LIST"]
         assert len(lists) == 1
-        assert "prefix=llm/1/n/f/&" in lists[0].query
+        assert "prefix=llm/2/n/f/&" in lists[0].query
         assert seen.count("DELETE") == 1  # one DeleteObjects batch
         assert seen.count("GET") == 0
         assert list(backend.keys()) == [make_key("n", "g", HEX)]
@@ -294,7 +294,7 @@ class TestLayout:
     def test_key_maps_to_fanned_out_path(self) -> None:
         """llm_memo:<ver>:<ns>:<fn>:<hash> -> <ver>/<ns>/<fn>/<hash[:2]>/<hash>."""
         key = key_string("prod", "app.ask", "0f" + "1" * 30)
-        assert _object_name(key) == f"1/prod/app.ask/0f/0f{'1' * 30}"
+        assert _object_name(key) == f"2/prod/app.ask/0f/0f{'1' * 30}"
 
     @pytest.mark.parametrize(
         "key",
@@ -341,9 +341,9 @@ class TestLayout:
         [
             ("", "r"),
             ("llm", "r"),
-            (namespace_prefix("a"), "r/1/a"),
-            (function_prefix("a", "f"), "r/1/a/f"),
-            (function_prefix("a", "f") + "ab1", "r/1/a/f"),
+            (namespace_prefix("a"), "r/2/a"),
+            (function_prefix("a", "f"), "r/2/a/f"),
+            (function_prefix("a", "f") + "ab1", "r/2/a/f"),
             ("llm_memo:1:a", "r/1"),
             ("llm_memo:1:.:", "r/1/_other"),
             ("something-else", "r/_other"),

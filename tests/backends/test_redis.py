@@ -189,8 +189,8 @@ class TestClusterSync(_Cluster, BackendConformance):
             for n in (client.get_node_from_key(k) for k in keys)  # type: ignore[no-untyped-call]
         }
         assert owners == {0, 1, 2}
-        assert sorted(backend.keys("llm_memo:1:spread:")) == sorted(keys)
-        assert backend.clear("llm_memo:1:spread:") == 60
+        assert sorted(backend.keys("llm_memo:2:spread:")) == sorted(keys)
+        assert backend.clear("llm_memo:2:spread:") == 60
         assert list(backend.keys()) == []
 
 
@@ -811,7 +811,7 @@ class TestLocks:
         with backend.lock(key, ttl=5, wait=0) as acquired:
             assert acquired
             assert list(backend.keys()) == []
-            assert backend.clear("llm_memo:1:ns:") == 0
+            assert backend.clear("llm_memo:2:ns:") == 0
             with backend.lock(key, ttl=5, wait=0) as again:
                 assert again is False
         backend.close()

@@ -271,7 +271,7 @@ class TestClear:
         kept = make_key("keep", "mod.ask", "f" * 32)
         backend.add(KEY_A, make_entry(), 60, CTX, RESET)
         backend.add(kept, make_entry(), 60, other_ctx, RESET)
-        assert backend.clear("llm_memo:1:ns:") == 1
+        assert backend.clear("llm_memo:2:ns:") == 1
         assert backend.search(CTX, RESET, None) is None
         assert backend.search(other_ctx, RESET, None) is not None
 

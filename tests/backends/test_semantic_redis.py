@@ -351,8 +351,8 @@ class TestClear:
         setup.backend.add(KEY_A, make_entry(), 60, CTX, RESET)
         setup.backend.add(KEY_B, make_entry(), 60, CTX, OTHER)
         setup.backend.add(make_key("keep", "mod.ask", "f" * 32), make_entry(), 60, kept_ctx, RESET)
-        assert setup.backend.clear("llm_memo:1:ns:") == 2
-        assert setup.raw.keys("llm_memo:1:ns:*") == []
+        assert setup.backend.clear("llm_memo:2:ns:") == 2
+        assert setup.raw.keys("llm_memo:2:ns:*") == []
         assert setup.backend.search(kept_ctx, RESET, None) is not None
         assert setup.backend.clear() == 1
         assert setup.raw.dbsize() == 0
@@ -459,7 +459,7 @@ class TestCluster:
         found = backend.search(contexts[3], RESET2, None)
         assert found is not None
         assert found[0] == keys[3]
-        assert backend.clear("llm_memo:1:spread:") == 10
+        assert backend.clear("llm_memo:2:spread:") == 10
         backend.close()
         raw.close()
 
