@@ -433,7 +433,8 @@ def _model_json(obj: Any, d: int, b: list[int]) -> Any:
         raise _Unkeyable(obj, f"its model_dump() failed: {exc}") from None
     except RecursionError:
         raise _TooDeep(obj) from None
-    if _may_hold_sets(type(obj)):
+    cls: Any = type(obj)
+    if _may_hold_sets(cls):
         data = _sort_sets(data, obj, d, b)
     return data
 
