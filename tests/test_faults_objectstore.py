@@ -12,6 +12,7 @@ fault are hits again, through the same backend and its same driver session."""
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import uuid
 from collections import Counter
@@ -39,14 +40,21 @@ _OUTER = 120.0
 # be misses and hits, do not run into it.
 _TIMEOUT = 5.0
 
-# The reply bytes a connection may still forward: 5 cuts every answer in its status line, so
-# every request during the fault fails (a reply of a few KB is then "mid-reply" for sure).
+# The reply bytes a connection may still forward. 5 cuts every answer in its status line, so
+# every request during the fault fails. 4000 lets a reply's status line and headers through and
+# cuts the body of a hit (an entry is some 16 KB): the driver must raise, never hand back a short
+# body, and no torn entry is ever served.
+_MID_BODY = 4000
 _FAULTS: dict[str, Callable[[FaultProxy], None]] = {
     "refuse": FaultProxy.refuse,
     "hang": FaultProxy.hang,
     "reset-mid-reply": lambda p: p.reset_after(5),
     "blackhole": lambda p: p.blackhole_after(5),
+    "reset-mid-body": lambda p: p.reset_after(_MID_BODY),
+    "blackhole-mid-body": lambda p: p.blackhole_after(_MID_BODY),
 }
+# Faults that forward part of a reply: some bytes reach the client during the fault.
+_PARTIAL = frozenset({"reset-mid-reply", "blackhole", "reset-mid-body", "blackhole-mid-body"})
 
 
 class _Clock:
@@ -140,7 +148,8 @@ def store(request: pytest.FixtureRequest) -> _Store:
 
 
 def _value(n: int) -> dict[str, Any]:
-    return {"n": n, "text": "x" * 2000}  # a reply of a few KB
+    # Some 16 KB that no codec shrinks much: a hit's reply body is far longer than _MID_BODY.
+    return {"n": n, "text": random.Random(n).randbytes(8000).hex()}
 
 
 def _breaker() -> tuple[CircuitBreaker, _Clock]:
@@ -175,10 +184,10 @@ class TestObjectStoresRecover:
 
         def body() -> None:
             try:
-                outcomes = _exercise(proxy, fault, clock, ask)
+                run = _exercise(proxy, fault, clock, ask)
             finally:
                 backend.close()
-            _check(outcomes, calls, f"{store.name} sync {fault}", proxy)
+            _check(run, calls, f"{store.name} sync {fault}", proxy, fault)
 
         _bounded(body)
 
@@ -202,20 +211,24 @@ class TestObjectStoresRecover:
             return _value(n)
 
         def body() -> None:
-            async def run() -> list[tuple[str, Outcome]]:
+            async def run() -> _Run:
                 try:
                     return await _aexercise(proxy, fault, clock, ask)
                 finally:
                     await backend.close()
 
-            _check(asyncio.run(run()), calls, f"{store.name} async {fault}", proxy)
+            _check(asyncio.run(run()), calls, f"{store.name} async {fault}", proxy, fault)
 
         _bounded(body)
 
 
-def _exercise(
-    proxy: FaultProxy, fault: str, clock: _Clock, ask: Callable[[int], Any]
-) -> list[tuple[str, Outcome]]:
+@dataclass
+class _Run:
+    outcomes: list[tuple[str, Outcome]]
+    during_bytes: int  # reply bytes the proxy forwarded during the fault
+
+
+def _exercise(proxy: FaultProxy, fault: str, clock: _Clock, ask: Callable[[int], Any]) -> _Run:
     outcomes: list[tuple[str, Outcome]] = []
 
     def call(phase: str, n: int) -> None:
@@ -225,9 +238,11 @@ def _exercise(
 
     for n in (1, 2, 1, 2):
         call("before", n)
+    down = proxy.bytes_down
     _FAULTS[fault](proxy)
     for n in (1, 2, 3) * 3:
         call("during", n)
+    during_bytes = proxy.bytes_down - down
     proxy.pass_through()
     for _ in range(20):  # a few cool-downs at most: a probe that gets through closes the breaker
         clock.now += 6
@@ -235,12 +250,12 @@ def _exercise(
         if outcomes[-1][1] is Outcome.HIT:
             break
     call("after", 2)
-    return outcomes
+    return _Run(outcomes, during_bytes)
 
 
 async def _aexercise(
     proxy: FaultProxy, fault: str, clock: _Clock, ask: Callable[[int], Awaitable[Any]]
-) -> list[tuple[str, Outcome]]:
+) -> _Run:
     outcomes: list[tuple[str, Outcome]] = []
 
     async def call(phase: str, n: int) -> None:
@@ -250,9 +265,11 @@ async def _aexercise(
 
     for n in (1, 2, 1, 2):
         await call("before", n)
+    down = proxy.bytes_down
     _FAULTS[fault](proxy)
     for n in (1, 2, 3) * 3:
         await call("during", n)
+    during_bytes = proxy.bytes_down - down
     proxy.pass_through()
     for _ in range(20):
         clock.now += 6
@@ -260,18 +277,17 @@ async def _aexercise(
         if outcomes[-1][1] is Outcome.HIT:
             break
     await call("after", 2)
-    return outcomes
+    return _Run(outcomes, during_bytes)
 
 
-def _check(
-    outcomes: list[tuple[str, Outcome]], calls: Counter[int], what: str, proxy: FaultProxy
-) -> None:
+def _check(run: _Run, calls: Counter[int], what: str, proxy: FaultProxy, fault: str) -> None:
     by_phase: dict[str, list[str]] = {}
-    for phase, outcome in outcomes:
+    for phase, outcome in run.outcomes:
         by_phase.setdefault(phase, []).append(outcome.value)
     report = (
         f"{what}: outcomes {by_phase}; function calls {dict(calls)}; "
-        f"proxy accepted {proxy.accepted} connections"
+        f"proxy accepted {proxy.accepted} connections, forwarded {run.during_bytes} reply "
+        "bytes during the fault"
     )
     # The emulator is reached through the proxy (not around it, e.g. through an env variable).
     assert proxy.accepted > 0, report
@@ -282,3 +298,5 @@ def _check(
     assert by_phase["after"][-2:] == ["hit", "hit"], report
     assert calls[1] == 1 + 3, report  # once before, three times during the fault
     assert calls[3] == 3, report
+    # The fault was what the test says: a cut mid-reply forwarded part of a reply first.
+    assert (run.during_bytes > 0) is (fault in _PARTIAL), report
