@@ -53,8 +53,6 @@ _FAULTS: dict[str, Callable[[FaultProxy], None]] = {
     "reset-mid-body": lambda p: p.reset_after(_MID_BODY),
     "blackhole-mid-body": lambda p: p.blackhole_after(_MID_BODY),
 }
-# Faults that forward part of a reply: some bytes reach the client during the fault.
-_PARTIAL = frozenset({"reset-mid-reply", "blackhole", "reset-mid-body", "blackhole-mid-body"})
 
 
 class _Clock:
@@ -187,7 +185,7 @@ class TestObjectStoresRecover:
                 run = _exercise(proxy, fault, clock, ask)
             finally:
                 backend.close()
-            _check(run, calls, f"{store.name} sync {fault}", proxy, fault)
+            _check(run, calls, f"{store.name} sync {fault}", proxy)
 
         _bounded(body)
 
@@ -217,7 +215,7 @@ class TestObjectStoresRecover:
                 finally:
                     await backend.close()
 
-            _check(asyncio.run(run()), calls, f"{store.name} async {fault}", proxy, fault)
+            _check(asyncio.run(run()), calls, f"{store.name} async {fault}", proxy)
 
         _bounded(body)
 
@@ -225,7 +223,9 @@ class TestObjectStoresRecover:
 @dataclass
 class _Run:
     outcomes: list[tuple[str, Outcome]]
-    during_bytes: int  # reply bytes the proxy forwarded during the fault
+    # Reply bytes the proxy counted while the fault was on, for the failure message only: the
+    # proxy counts a chunk after sending it, so the last reply before the switch may land here.
+    during_bytes: int
 
 
 def _exercise(proxy: FaultProxy, fault: str, clock: _Clock, ask: Callable[[int], Any]) -> _Run:
@@ -280,7 +280,7 @@ async def _aexercise(
     return _Run(outcomes, during_bytes)
 
 
-def _check(run: _Run, calls: Counter[int], what: str, proxy: FaultProxy, fault: str) -> None:
+def _check(run: _Run, calls: Counter[int], what: str, proxy: FaultProxy) -> None:
     by_phase: dict[str, list[str]] = {}
     for phase, outcome in run.outcomes:
         by_phase.setdefault(phase, []).append(outcome.value)
@@ -298,5 +298,3 @@ def _check(run: _Run, calls: Counter[int], what: str, proxy: FaultProxy, fault: 
     assert by_phase["after"][-2:] == ["hit", "hit"], report
     assert calls[1] == 1 + 3, report  # once before, three times during the fault
     assert calls[3] == 3, report
-    # The fault was what the test says: a cut mid-reply forwarded part of a reply first.
-    assert (run.during_bytes > 0) is (fault in _PARTIAL), report
