@@ -30,6 +30,9 @@ Counters: ``accepted`` (connections accepted), ``open_connections``, ``bytes_up`
         ...
         proxy.pass_through()
 
+:func:`within` runs a test body in a thread and fails, instead of hanging the suite, if it has
+not ended after a bound: a regression that waits for ever is a clear failure.
+
 Threads, one listener plus two pumps per connection; each waits at most ``TICK`` seconds before
 it looks at the mode again. Nothing here talks to anything but loopback.
 """
@@ -41,9 +44,10 @@ import select
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["TICK", "FaultProxy", "Mode"]
 
@@ -338,3 +342,24 @@ class FaultProxy:
                 self.bytes_up += n
             else:
                 self.bytes_down += n
+
+
+def within(seconds: float, action: Callable[[], Any]) -> Any:
+    """Run ``action`` in a thread and return its result (or re-raise what it raised); fail if
+    it has not ended after ``seconds`` (a generous bound: reaching it means something hung)."""
+    result: list[Any] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(action())
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
+            error.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds:.0f} s: a call hung"
+    if error:
+        raise error[0]
+    return result[0]

@@ -25,8 +25,9 @@ from llm_memo.backends._breaker import CircuitBreaker
 from llm_memo.backends.redis import AsyncRedisBackend, RedisBackend
 from llm_memo.entry import Entry
 from llm_memo.events import Outcome
+from llm_memo.testing import FakeClock
 from tests.backends.conformance import BackendConformance, make_entry
-from tests.faults import FaultProxy
+from tests.faults import FaultProxy, within
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -34,33 +35,6 @@ pytestmark = pytest.mark.redis
 # Short client timeouts keep a hang cheap; the outer bound is far above anything they add up to.
 _TIMEOUTS = "socket_timeout=0.25&socket_connect_timeout=0.25"
 _OUTER = 120.0
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _bounded(body: Callable[[], None], timeout: float = _OUTER) -> None:
-    """Run ``body`` in a thread; fail (instead of hanging the suite) if it has not ended after
-    ``timeout`` seconds, and re-raise what it raised."""
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            body()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    assert not thread.is_alive(), f"still running after {timeout:.0f} s: a call hung"
-    if failure:
-        raise failure[0]
 
 
 @pytest.fixture
@@ -148,7 +122,7 @@ class TestRedisRecovers:
 
     @pytest.mark.parametrize("fault", list(_FAULTS))
     def test_sync(self, proxy: FaultProxy, fault: str) -> None:
-        clock = _Clock()
+        clock = FakeClock(1000.0)
         breaker = CircuitBreaker(failures=2, cooldown=5, max_cooldown=5, clock=clock)
         backend = RedisBackend.from_url(_url(proxy), breaker=breaker)
         calls: Counter[int] = Counter()
@@ -162,12 +136,12 @@ class TestRedisRecovers:
             outcomes = _exercise(proxy, fault, clock, ask)
             _check(outcomes, calls, fault)
 
-        _bounded(body)
+        within(_OUTER, body)
         backend.close()
 
     @pytest.mark.parametrize("fault", list(_FAULTS))
     def test_async(self, proxy: FaultProxy, fault: str) -> None:
-        clock = _Clock()
+        clock = FakeClock(1000.0)
         breaker = CircuitBreaker(failures=2, cooldown=5, max_cooldown=5, clock=clock)
         backend = AsyncRedisBackend.from_url(_url(proxy), breaker=breaker)
         calls: Counter[int] = Counter()
@@ -186,11 +160,11 @@ class TestRedisRecovers:
 
             _check(asyncio.run(run()), calls, fault)
 
-        _bounded(body)
+        within(_OUTER, body)
 
 
 def _exercise(
-    proxy: FaultProxy, fault: str, clock: _Clock, ask: Callable[[int], Any]
+    proxy: FaultProxy, fault: str, clock: FakeClock, ask: Callable[[int], Any]
 ) -> list[tuple[str, Outcome]]:
     outcomes: list[tuple[str, Outcome]] = []
 
@@ -206,7 +180,7 @@ def _exercise(
         call("during", n)
     proxy.pass_through()
     for _ in range(20):  # a few cool-downs at most: the probe closes the breaker
-        clock.now += 6
+        clock.advance(6)
         call("after", 1)
         if outcomes[-1][1] is Outcome.HIT:
             break
@@ -215,7 +189,7 @@ def _exercise(
 
 
 async def _aexercise(
-    proxy: FaultProxy, fault: str, clock: _Clock, ask: Callable[[int], Any]
+    proxy: FaultProxy, fault: str, clock: FakeClock, ask: Callable[[int], Any]
 ) -> list[tuple[str, Outcome]]:
     outcomes: list[tuple[str, Outcome]] = []
 
@@ -231,7 +205,7 @@ async def _aexercise(
         await call("during", n)
     proxy.pass_through()
     for _ in range(20):
-        clock.now += 6
+        clock.advance(6)
         await call("after", 1)
         if outcomes[-1][1] is Outcome.HIT:
             break
@@ -257,7 +231,7 @@ class TestErrorReplies:
     reads keep hitting (the breaker never opens on a refusal), and writes resume after."""
 
     def test_oom_never_stops_caching_reads(self, redis_scratch: RedisServer) -> None:
-        clock = _Clock()
+        clock = FakeClock(1000.0)
         breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
         backend = RedisBackend.from_url(
             f"{redis_scratch.url}?{_TIMEOUTS}", breaker=breaker
@@ -289,7 +263,7 @@ class TestErrorReplies:
                 assert ask(2) == _value(2)
             assert scope.events[-1].outcome is Outcome.HIT
 
-        _bounded(body)
+        within(_OUTER, body)
         assert calls[1] == 1, calls
         backend.close()
 
@@ -355,11 +329,11 @@ class TestGuardPredicate:
     """``CircuitBreaker.guard(outage=<predicate>)``: the predicate decides what is an outage, and
     even a predicate that raises resolves a half-open probe."""
 
-    def _half_open(self) -> tuple[CircuitBreaker, _Clock]:
-        clock = _Clock()
+    def _half_open(self) -> tuple[CircuitBreaker, FakeClock]:
+        clock = FakeClock(1000.0)
         breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
         breaker.failure()
-        clock.now += 10
+        clock.advance(10)
         return breaker, clock
 
     def test_the_predicate_decides(self) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -27,7 +26,8 @@ from llm_memo import cache_controls, llm_cached
 from llm_memo.backends._breaker import CircuitBreaker
 from llm_memo.backends.objectstore import AsyncObjectStoreBackend, ObjectStoreBackend
 from llm_memo.events import Outcome
-from tests.faults import FaultProxy
+from llm_memo.testing import FakeClock
+from tests.faults import FaultProxy, within
 from tests.servers import AzureServer, GCSServer, S3Server
 
 _OUTER = 120.0
@@ -53,33 +53,6 @@ _FAULTS: dict[str, Callable[[FaultProxy], None]] = {
     "reset-mid-body": lambda p: p.reset_after(_MID_BODY),
     "blackhole-mid-body": lambda p: p.blackhole_after(_MID_BODY),
 }
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _bounded(body: Callable[[], None], timeout: float = _OUTER) -> None:
-    """Run ``body`` in a thread; fail (instead of hanging the suite) if it has not ended after
-    ``timeout`` seconds, and re-raise what it raised."""
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            body()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    assert not thread.is_alive(), f"still running after {timeout:.0f} s: a call hung"
-    if failure:
-        raise failure[0]
 
 
 @dataclass
@@ -150,8 +123,8 @@ def _value(n: int) -> dict[str, Any]:
     return {"n": n, "text": random.Random(n).randbytes(8000).hex()}
 
 
-def _breaker() -> tuple[CircuitBreaker, _Clock]:
-    clock = _Clock()
+def _breaker() -> tuple[CircuitBreaker, FakeClock]:
+    clock = FakeClock(1000.0)
     # One failure opens it: a hang costs one deadline, not one per call.
     return CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock), clock
 
@@ -187,7 +160,7 @@ class TestObjectStoresRecover:
                 backend.close()
             _check(run, calls, f"{store.name} sync {fault}", proxy)
 
-        _bounded(body)
+        within(_OUTER, body)
 
     @pytest.mark.parametrize("fault", list(_FAULTS))
     def test_async(
@@ -217,7 +190,7 @@ class TestObjectStoresRecover:
 
             _check(asyncio.run(run()), calls, f"{store.name} async {fault}", proxy)
 
-        _bounded(body)
+        within(_OUTER, body)
 
 
 @dataclass
@@ -228,7 +201,7 @@ class _Run:
     during_bytes: int
 
 
-def _exercise(proxy: FaultProxy, fault: str, clock: _Clock, ask: Callable[[int], Any]) -> _Run:
+def _exercise(proxy: FaultProxy, fault: str, clock: FakeClock, ask: Callable[[int], Any]) -> _Run:
     outcomes: list[tuple[str, Outcome]] = []
 
     def call(phase: str, n: int) -> None:
@@ -245,7 +218,7 @@ def _exercise(proxy: FaultProxy, fault: str, clock: _Clock, ask: Callable[[int],
     during_bytes = proxy.bytes_down - down
     proxy.pass_through()
     for _ in range(20):  # a few cool-downs at most: a probe that gets through closes the breaker
-        clock.now += 6
+        clock.advance(6)
         call("after", 1)
         if outcomes[-1][1] is Outcome.HIT:
             break
@@ -254,7 +227,7 @@ def _exercise(proxy: FaultProxy, fault: str, clock: _Clock, ask: Callable[[int],
 
 
 async def _aexercise(
-    proxy: FaultProxy, fault: str, clock: _Clock, ask: Callable[[int], Awaitable[Any]]
+    proxy: FaultProxy, fault: str, clock: FakeClock, ask: Callable[[int], Awaitable[Any]]
 ) -> _Run:
     outcomes: list[tuple[str, Outcome]] = []
 
@@ -272,7 +245,7 @@ async def _aexercise(
     during_bytes = proxy.bytes_down - down
     proxy.pass_through()
     for _ in range(20):
-        clock.now += 6
+        clock.advance(6)
         await call("after", 1)
         if outcomes[-1][1] is Outcome.HIT:
             break

@@ -8,35 +8,28 @@ import pytest
 
 from llm_memo.backends._breaker import CircuitBreaker
 from llm_memo.errors import BackendUnavailableError
+from llm_memo.testing import FakeClock
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _opened(clock: _Clock) -> CircuitBreaker:
+def _opened(clock: FakeClock) -> CircuitBreaker:
     breaker = CircuitBreaker(failures=2, cooldown=1.0, clock=clock)
     for _ in range(2):
         with pytest.raises(ConnectionError), breaker.guard(outage=ConnectionError):
             raise ConnectionError("refused")
     assert breaker.is_open
-    clock.now += 1.5  # past the cool-down: the next operation is the half-open probe
+    clock.advance(1.5)  # past the cool-down: the next operation is the half-open probe
     return breaker
 
 
 class TestGuard:
     def test_outage_exceptions_open_the_breaker(self) -> None:
         """Only the outage classes count as failures."""
-        breaker = _opened(_Clock())
+        breaker = _opened(FakeClock(0.0))
         assert breaker._count == 2
 
     def test_other_exceptions_count_for_nothing(self) -> None:
         """A per-request refusal (an error reply) never moves the failure count."""
-        breaker = CircuitBreaker(failures=1, clock=_Clock())
+        breaker = CircuitBreaker(failures=1, clock=FakeClock(0.0))
         with pytest.raises(ValueError), breaker.guard(outage=ConnectionError):
             raise ValueError("WRONGTYPE")
         assert not breaker.is_open
@@ -51,7 +44,7 @@ class TestGuard:
         self, exc: BaseException
     ) -> None:
         """A cancelled probe or one that got an error reply still resolves the half-open state."""
-        breaker = _opened(_Clock())
+        breaker = _opened(FakeClock(0.0))
         with pytest.raises(type(exc)), breaker.guard(outage=ConnectionError):
             raise exc
         # Without the guard resolving it, every later call would see "a probe is under way".
@@ -61,7 +54,7 @@ class TestGuard:
         assert breaker._count == 0
 
     def test_a_failed_probe_reopens_for_a_longer_cooldown(self) -> None:
-        clock = _Clock()
+        clock = FakeClock(0.0)
         breaker = _opened(clock)
         with pytest.raises(ConnectionError), breaker.guard(outage=ConnectionError):
             raise ConnectionError("still down")
@@ -70,7 +63,7 @@ class TestGuard:
             pass  # pragma: no cover - refused on enter
 
     def test_a_probe_under_way_refuses_concurrent_calls(self) -> None:
-        breaker = _opened(_Clock())
+        breaker = _opened(FakeClock(0.0))
         outer = breaker.guard(outage=ConnectionError)
         inner = breaker.guard(outage=ConnectionError)
         with outer, pytest.raises(BackendUnavailableError), inner:

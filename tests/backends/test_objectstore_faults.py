@@ -35,6 +35,7 @@ from llm_memo.backends.objectstore import (
 )
 from llm_memo.errors import BackendError, BackendUnavailableError
 from llm_memo.keys import function_prefix, namespace_prefix
+from tests.faults import within
 
 from ..servers import HOST
 from .conformance import make_entry, make_key
@@ -529,7 +530,7 @@ class TestBoundedWaits:
                     got = asyncio.run(run_async(acached))
             return got, [e.outcome for e in scope.events]
 
-        got, outcomes = _within(OUTER, run)
+        got, outcomes = within(OUTER, run)
         assert got == ["A", "B"]
         assert outcomes == ["error", "error"], outcomes
         assert breaker.is_open, "two timeouts (the get and the set of call 1) open it"
@@ -538,7 +539,7 @@ class TestBoundedWaits:
         # out and the breaker opens again; it never stays "probing" forever.
         clock.now += 60
         backend = _backend(driver, hang_server.url, mode, breaker=breaker)
-        got, outcomes = _within(OUTER, run)
+        got, outcomes = within(OUTER, run)
         assert got == ["A", "B"]
         assert outcomes == ["error", "error"], outcomes
         assert breaker.is_open
@@ -577,7 +578,7 @@ class TestBoundedWaits:
                 backend.close()
             return failed
 
-        assert _within(OUTER, run) == ["keys", "clear", "purge_expired"]
+        assert within(OUTER, run) == ["keys", "clear", "purge_expired"]
 
 
 async def _alist(items: Any) -> list[Any]:
@@ -586,26 +587,6 @@ async def _alist(items: Any) -> list[Any]:
 
 def _drain(result: Any) -> Any:
     return list(result) if isinstance(result, Iterator) else result
-
-
-def _within(seconds: float, action: Callable[[], Any]) -> Any:
-    """Run ``action`` in a thread; fail (not hang) if it does not end in ``seconds``."""
-    result: list[Any] = []
-    error: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            result.append(action())
-        except BaseException as exc:  # noqa: BLE001 (re-raised below, in the test's thread)
-            error.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still waiting after {seconds} s: the wait is unbounded"
-    if error:
-        raise error[0]
-    return result[0]
 
 
 class TestBreakerGuard:
@@ -625,7 +606,7 @@ class TestBreakerGuard:
             finally:
                 await backend.close()
 
-        _within(OUTER, lambda: asyncio.run(main()))
+        within(OUTER, lambda: asyncio.run(main()))
         assert not breaker.is_open
 
     def test_a_cancelled_probe_resolves(self, hang_server: HangServer) -> None:
@@ -646,7 +627,7 @@ class TestBreakerGuard:
             finally:
                 await backend.close()
 
-        _within(OUTER, lambda: asyncio.run(main()))
+        within(OUTER, lambda: asyncio.run(main()))
         assert not breaker.is_open
 
     def test_keyboard_interrupt_is_neither(

@@ -39,6 +39,7 @@ from llm_memo.backends._breaker import CircuitBreaker
 from llm_memo.backends.redis import AsyncRedisBackend, RedisBackend
 from llm_memo.errors import BackendUnavailableError
 from llm_memo.events import Outcome
+from llm_memo.testing import FakeClock
 from tests.servers import (
     RedisCluster,
     RedisSentinel,
@@ -495,23 +496,13 @@ class TestFailures:
 # -- refusals and half-open probes ---------------------------------------------------------------
 
 
-class _Clock:
-    """A monotonic clock the test moves by hand (the breaker's cool-down without sleeping)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _half_open(breaker: CircuitBreaker, clock: _Clock) -> None:
+def _half_open(breaker: CircuitBreaker, clock: FakeClock) -> None:
     """Open ``breaker`` as an outage would, then let its cool-down pass: the next operation is
     the half-open probe."""
     for _ in range(breaker.failures):
         breaker.failure()
     assert breaker.is_open
-    clock.now += breaker.max_cooldown + 1
+    clock.advance(breaker.max_cooldown + 1)
 
 
 @contextlib.contextmanager
@@ -531,7 +522,7 @@ class TestRefusals:
 
     def test_error_replies_never_open_the_breaker(self, redis_scratch: RedisServer) -> None:
         """Writes refused with OOM, many times over, leave the breaker closed: reads go on."""
-        clock = _Clock()
+        clock = FakeClock(1000.0)
         breaker = CircuitBreaker(failures=1, clock=clock)
         backend = RedisBackend.from_url(redis_scratch.url, breaker=breaker)
         key = make_key()
@@ -551,7 +542,7 @@ class TestRefusals:
     def test_probe_refused_with_oom_resolves(self, redis_scratch: RedisServer) -> None:
         """The half-open probe gets an OOM reply: that call fails, and the next one runs (the
         breaker is not left "probing" for ever with a healthy server)."""
-        clock = _Clock()
+        clock = FakeClock(1000.0)
         breaker = CircuitBreaker(failures=2, cooldown=5, max_cooldown=5, clock=clock)
         backend = RedisBackend.from_url(redis_scratch.url, breaker=breaker)
         backend.get("warm-up")
@@ -569,7 +560,7 @@ class TestRefusals:
     ) -> None:
         """A READONLY reply to the probe (a write to a replica) resolves it, sync and async."""
         for flavour in ("sync", "async"):
-            clock = _Clock()
+            clock = FakeClock(1000.0)
             breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
             _half_open(breaker, clock)
             if flavour == "sync":
@@ -597,7 +588,7 @@ class TestRefusals:
     def test_cancelled_probe_resolves(self, redis_scratch: RedisServer) -> None:
         """The probe is cancelled by the caller's ``asyncio.wait_for`` while the server does not
         answer (``CLIENT PAUSE``); once it answers again, the next call goes through."""
-        clock = _Clock()
+        clock = FakeClock(1000.0)
         breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
         key = make_key()
 
@@ -639,7 +630,7 @@ class TestRefusals:
         every_node("CONFIG", "SET", "maxmemory-policy", "noeviction")
         every_node("CONFIG", "SET", "maxmemory", "1")
         try:
-            clock = _Clock()
+            clock = FakeClock(1000.0)
             breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
             backend = RedisBackend.from_url(redis_cluster.url, breaker=breaker)
             _half_open(breaker, clock)

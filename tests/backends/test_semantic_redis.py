@@ -29,6 +29,7 @@ from llm_memo.backends.semantic.redis import (
     RedisSemanticBackend,
     _split_url,
 )
+from llm_memo.testing import FakeClock
 from tests.servers import RedisCluster, RedisServer, free_port
 
 from .conformance import BackendConformance, SyncOverAsync, make_entry, make_key
@@ -571,14 +572,6 @@ class TestOutage:
         assert backend.search(CTX, RESET, None) is not None
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class _FailingToy(ToyEmbedder):
     """A toy embedder that raises while ``failing`` is set (a remote embedder having a bad day)."""
 
@@ -594,15 +587,15 @@ class TestRefusals:
     """Error replies and failures that are not the server's never count against the breaker, and
     a half-open probe that meets one still resolves (issue 9)."""
 
-    def _half_open(self, breaker: CircuitBreaker, clock: _Clock) -> None:
+    def _half_open(self, breaker: CircuitBreaker, clock: FakeClock) -> None:
         for _ in range(breaker.failures):
             breaker.failure()
         assert breaker.is_open
-        clock.now += breaker.max_cooldown + 1
+        clock.advance(breaker.max_cooldown + 1)
 
     def test_probe_refused_with_oom_resolves(self, redis_scratch: RedisServer) -> None:
         """add() during OOM fails with a BackendError; the breaker stays usable (sync, async)."""
-        clock = _Clock()
+        clock = FakeClock(1000.0)
         breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
         url = semantic_url(redis_scratch.url)
         backend = RedisSemanticBackend.from_url(url, embedder=ToyEmbedder(), breaker=breaker)
@@ -637,7 +630,7 @@ class TestRefusals:
 
     def test_probe_whose_embedder_fails_resolves(self, redis_scratch: RedisServer) -> None:
         """The embedder raising inside a probe is not the store failing: the next call probes."""
-        clock = _Clock()
+        clock = FakeClock(1000.0)
         breaker = CircuitBreaker(failures=1, cooldown=5, max_cooldown=5, clock=clock)
         toy = _FailingToy()
         backend = RedisSemanticBackend.from_url(
