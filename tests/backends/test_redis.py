@@ -520,6 +520,33 @@ class TestRefusals:
     """An error reply (OOM, READONLY, ...) is one call's refusal: a BackendError for that call,
     never a breaker failure, and a half-open probe that gets one (or is cancelled) resolves."""
 
+    @pytest.mark.parametrize("raised", [AttributeError, IndexError, KeyError])
+    def test_a_driver_bug_fails_one_call_open(
+        self, redis_scratch: RedisServer, raised: type[Exception]
+    ) -> None:
+        """redis-py's own race (its asyncio cluster raised "'NoneType' object has no attribute
+        'writelines'" under load) is a BackendError for that call, not a breaker failure, and a
+        decorated call goes through instead of raising it."""
+
+        class Racy(redis.Redis):  # a real client whose GET hits a driver bug
+            def get(self, name: Any) -> Any:
+                raise raised("'NoneType' object has no attribute 'writelines'")
+
+        breaker = CircuitBreaker(failures=1, clock=FakeClock(1000.0))
+        backend = RedisBackend(Racy.from_url(redis_scratch.url), breaker=breaker)
+        with pytest.raises(BackendError) as info:
+            backend.get(make_key())
+        assert isinstance(info.value.__cause__, raised), info.value
+        assert not breaker.is_open
+
+        @llm_cached(backend=backend, name=f"racy-{uuid.uuid4().hex}")
+        def ask(n: int) -> int:
+            return n + 1
+
+        with cache_controls() as scope:
+            assert ask(1) == 2
+        assert [e.outcome for e in scope.events] == [Outcome.ERROR], scope.events
+
     def test_error_replies_never_open_the_breaker(self, redis_scratch: RedisServer) -> None:
         """Writes refused with OOM, many times over, leave the breaker closed: reads go on."""
         clock = FakeClock(1000.0)

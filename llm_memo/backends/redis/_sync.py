@@ -106,7 +106,11 @@ return 0
 """
 # Any of these from redis-py means the store failed. OSError covers socket errors (and
 # TimeoutError) that reach us unwrapped; RedisClusterException is not a RedisError.
-_ERRORS = (RedisError, RedisClusterException, OSError)
+# What a redis-py call may raise, mapped to BackendError at this boundary. Beyond its own
+# errors: the asyncio cluster client, under many tasks at once, can raise from its own races
+# (a connection another task just dropped: "'NoneType' object has no attribute 'writelines'");
+# such a driver bug fails one call open, as a refusal, and never reaches the caller.
+_ERRORS = (RedisError, RedisClusterException, OSError, AttributeError, IndexError, KeyError)
 _GLOB = str.maketrans({c: "\\" + c for c in "\\*?[]"})
 
 
