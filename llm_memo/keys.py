@@ -40,8 +40,10 @@ import functools
 import inspect
 import math
 import pathlib
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -56,7 +58,9 @@ __all__ = [
     "IGNORE_GROUPS",
     "MAX_DEPTH",
     "MAX_NODES",
+    "KEY_ROOT",
     "KeyBuilder",
+    "KeyParts",
     "canonical",
     "canonical_bytes",
     "digest",
@@ -64,6 +68,7 @@ __all__ = [
     "function_prefix",
     "key_string",
     "namespace_prefix",
+    "parse_key",
 ]
 
 #: The generic never-keyed list, by group (docs/guides/keys.md shows the same table; a test
@@ -107,6 +112,9 @@ DEFAULT_IGNORE: frozenset[str] = frozenset().union(*IGNORE_GROUPS.values())
 # choose the server that answers), and generic input names such as project or user.
 
 _KEY_PREFIX = "llm_memo"
+#: What every key llm_memo writes starts with. Backends list and clear "all of llm_memo's
+#: entries" as the keys under this prefix, and call :func:`parse_key` to read one apart.
+KEY_ROOT = _KEY_PREFIX + ":"
 _MAX_INT = 2**64
 _MIN_INT = -(2**63)
 _ABSENT_NAMES = frozenset({"NotGiven", "Omit"})
@@ -586,6 +594,51 @@ def key_string(namespace: str, function: str, hexdigest: str) -> str:
     .. versionadded:: 0.1.0
     """
     return function_prefix(namespace, function) + hexdigest
+
+
+# A key part as _escape writes it: percent-escaped, ASCII, never ":" or "/".
+_PART_RE = re.compile(r"[A-Za-z0-9_.~%-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyParts:
+    """A key read apart by :func:`parse_key`: ``llm_memo:<format>:<namespace>:<function>:<hash>``.
+
+    ``namespace`` and ``function`` are decoded (as the user wrote them); :attr:`escaped` gives
+    the four parts as they appear in the key (safe as path segments and glob patterns).
+
+    .. versionadded:: 0.3.0
+    """
+
+    format: str
+    namespace: str
+    function: str
+    digest: str
+    escaped: tuple[str, str, str, str]
+
+    @property
+    def current(self) -> bool:
+        """Whether the key was written in this version's key format."""
+        return self.format == str(FORMAT_VERSION)
+
+
+def parse_key(key: str) -> KeyParts | None:
+    """The parts of a key :func:`key_string` wrote, or ``None`` for any other string.
+
+    This is the only parser of the key format: object-store layout, recordings and the CLI
+    all read keys through it, so a future format changes one place.
+
+    .. versionadded:: 0.3.0
+    """
+    parts = key.split(":")
+    if len(parts) != 5 or parts[0] != _KEY_PREFIX:
+        return None
+    fmt, ns, fn, hexdigest = parts[1], parts[2], parts[3], parts[4]
+    if not all(_PART_RE.fullmatch(part) for part in (fmt, ns, fn, hexdigest)):
+        return None
+    from urllib.parse import unquote
+
+    return KeyParts(fmt, unquote(ns), unquote(fn), hexdigest, (fmt, ns, fn, hexdigest))
 
 
 def _describe(value: Any) -> str:
