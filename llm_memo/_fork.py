@@ -37,7 +37,7 @@ def on_fork(callback: Callable[[], None]) -> Callable[[], None]:
 
 
 def _reset_all() -> None:
-    for callback in list(_callbacks):
+    for callback in _callbacks:
         callback()
     for owner in list(_owners):
         owner._after_fork()
