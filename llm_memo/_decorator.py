@@ -21,9 +21,9 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 import wrapt
 
 from . import _drivers
-from ._memo import Memo, is_async_backend
+from ._memo import Memo
 from ._policy import Freshness, freshness
-from .backends import MISSING
+from .backends import MISSING, is_async_backend
 from .controls import UNSET, Directives, Unset
 from .errors import CodecError, ConfigurationError
 from .events import CacheStats

@@ -28,9 +28,9 @@ from types import TracebackType
 from typing import Any
 
 from ._flight import ASYNC_FLIGHTS, SYNC_FLIGHTS, Flight, Landing
-from ._memo import Memo, is_async_backend, is_semantic_backend
+from ._memo import Memo
 from ._policy import Freshness, Policy, freshness
-from .backends import MISSING, AsyncLocking, Locking
+from .backends import MISSING, AsyncLocking, Locking, is_async_backend, is_semantic_backend
 from .codec import StreamUsage, join_chunks, usage_tokens
 from .controls import CacheScope
 from .entry import DEFAULT_MAX_ENTRY_SIZE, Entry

@@ -25,7 +25,12 @@ import orjson
 
 from . import _fork, config, controls
 from ._policy import Policy, WritePlan, resolve, write_plan
-from .backends import AsyncLocking, AsyncSemantic, Describing, Locking, Semantic
+from .backends import (
+    AsyncLocking,
+    Locking,
+    is_async_backend,
+    is_describing_backend,
+)
 from .codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
 from .controls import UNSET, CacheScope, Directives, Unset
 from .entry import DEFAULT_MAX_ENTRY_SIZE, Entry, key_digest
@@ -40,42 +45,9 @@ logger = logging.getLogger("llm_memo")
 _DEBUG = logging.DEBUG
 _HIT = Outcome.HIT
 _STALE = Outcome.STALE
-_async_backend_types: dict[type, bool] = {}
-_semantic_backend_types: dict[type, bool] = {}
-_describing_backend_types: dict[type, bool] = {}
 # Backend failures are logged at most once per this many seconds per backend ("per burst");
 # every one is still counted.
 _ERROR_LOG_INTERVAL = 30.0
-
-
-def is_semantic_backend(backend: Any) -> bool:
-    """Whether ``backend`` can answer similar requests (decided once per backend type)."""
-    cls = type(backend)
-    known = _semantic_backend_types.get(cls)
-    if known is None:
-        known = isinstance(backend, (Semantic, AsyncSemantic))
-        _semantic_backend_types[cls] = known
-    return known
-
-
-def is_describing_backend(backend: Any) -> bool:
-    """Whether ``backend`` wants each call's request (decided once per backend type)."""
-    cls = type(backend)
-    known = _describing_backend_types.get(cls)
-    if known is None:
-        known = isinstance(backend, Describing)
-        _describing_backend_types[cls] = known
-    return known
-
-
-def is_async_backend(backend: Any) -> bool:
-    """Whether ``backend``'s methods are coroutines (decided once per backend type)."""
-    cls = type(backend)
-    known = _async_backend_types.get(cls)
-    if known is None:
-        known = inspect.iscoroutinefunction(getattr(cls, "get", None))
-        _async_backend_types[cls] = known
-    return known
 
 
 def function_identity(fn: Any) -> str:

@@ -157,20 +157,11 @@ def _options(pairs: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
-def _default_url() -> str:
-    env = os.environ.get("LLM_MEMO_BACKEND", "").strip()
-    if env:
-        return env
-    from .backends.disk import default_directory
-
-    return "disk://" + default_directory()
-
-
 def _open(url: str | None, options: dict[str, Any], *, must_exist: bool = True) -> Any:
     """The backend at ``url``. With ``must_exist`` (every command but copy's destination) a
     store that is not there is "no cache at ..." (exit 1), and nothing is created: a typo in
     ``-b`` must not leave an empty cache behind."""
-    url = url or _default_url()
+    url = url or config.default_backend_url()
     scheme = scheme_of(url)
     if scheme == "memory":
         raise _Exit(USAGE, "memory:// lives inside one process; the CLI cannot see it")

@@ -378,6 +378,16 @@ def _redact(spec: str) -> str:
     return f"{head}://{userinfo.partition(':')[0]}:***@{tail}"
 
 
+def default_backend_url() -> str:
+    """Where calls are cached when nothing is configured in code: ``LLM_MEMO_BACKEND``, else
+    the embedded disk cache in the user's cache directory (what the CLI opens by default)."""
+    if env := os.environ.get("LLM_MEMO_BACKEND", "").strip():
+        return env
+    from .backends.disk import default_directory
+
+    return "disk://" + default_directory()
+
+
 def _default_backend() -> Any:
     """The embedded default: a disk cache in the user's cache directory, or, for a user
     without a writable one (a service account with ``HOME=/nonexistent``), memory.

@@ -19,6 +19,7 @@ Not here: the concrete backends (``memory.py``, ``disk.py``, ...) and the scheme
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
@@ -265,3 +266,38 @@ class AsyncSemantic(Protocol):
     async def add(self, key: str, entry: Entry, ttl: float | None, context: str, text: str) -> None:
         """As :meth:`Semantic.add`."""
         ...
+
+
+_async_backend_types: dict[type, bool] = {}
+_semantic_backend_types: dict[type, bool] = {}
+_describing_backend_types: dict[type, bool] = {}
+
+
+def is_semantic_backend(backend: Any) -> bool:
+    """Whether ``backend`` can answer similar requests (decided once per backend type)."""
+    cls = type(backend)
+    known = _semantic_backend_types.get(cls)
+    if known is None:
+        known = isinstance(backend, (Semantic, AsyncSemantic))
+        _semantic_backend_types[cls] = known
+    return known
+
+
+def is_describing_backend(backend: Any) -> bool:
+    """Whether ``backend`` wants each call's request (decided once per backend type)."""
+    cls = type(backend)
+    known = _describing_backend_types.get(cls)
+    if known is None:
+        known = isinstance(backend, Describing)
+        _describing_backend_types[cls] = known
+    return known
+
+
+def is_async_backend(backend: Any) -> bool:
+    """Whether ``backend``'s methods are coroutines (decided once per backend type)."""
+    cls = type(backend)
+    known = _async_backend_types.get(cls)
+    if known is None:
+        known = inspect.iscoroutinefunction(getattr(cls, "get", None))
+        _async_backend_types[cls] = known
+    return known

@@ -33,7 +33,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Literal
 
-from .._memo import is_async_backend
 from ..entry import Entry
 from ..errors import BackendError, ConfigurationError
 from . import (
@@ -45,6 +44,7 @@ from . import (
     Listing,
     Locking,
     Missing,
+    is_async_backend,
 )
 
 __all__ = ["AsyncTieredBackend", "TieredBackend"]
