@@ -21,16 +21,13 @@ from tests.servers import (
     RedisSentinel,
     RedisServer,
     S3Server,
-    _classify_azure,
-    _classify_gcs,
-    _classify_s3,
-    _parse_line,
     ci_enabled,
     free_port,
     missing_service,
     redis_command,
     wait_for_port,
 )
+from tests.servers.requestlog import classify_azure, classify_gcs, classify_s3, parse_line
 
 
 def _client(module: str, install: str) -> ModuleType:
@@ -96,7 +93,7 @@ def test_wait_for_port_returns_once_listening() -> None:
     ],
 )
 def test_s3_log_lines(line: bytes, op: str, bucket: str, key: str) -> None:
-    request = _parse_line(line, _classify_s3)
+    request = parse_line(line, classify_s3)
     assert request is not None
     assert (request.op, request.bucket, request.key) == (op, bucket, key)
 
@@ -120,7 +117,7 @@ def test_gcs_log_lines(target: str, method: str, op: str, bucket: str | None, ke
         'time=2026-01-01T00:00:00Z level=INFO msg="127.0.0.1 - - [x] '
         f'\\"{method} {target} HTTP/1.1\\" 200 12\\n"'
     ).encode()
-    request = _parse_line(line, _classify_gcs)
+    request = parse_line(line, classify_gcs)
     assert request is not None
     assert (request.method, request.op, request.bucket, request.key) == (method, op, bucket, key)
 
@@ -139,7 +136,7 @@ def test_gcs_log_lines(target: str, method: str, op: str, bucket: str | None, ke
 )
 def test_azure_log_lines(target: str, method: str, op: str, bucket: str, key: str) -> None:
     line = f'127.0.0.1 - - [x] "{method} {target} HTTP/1.1" 200 -'.encode()
-    request = _parse_line(line, _classify_azure)
+    request = parse_line(line, classify_azure)
     assert request is not None
     assert (request.op, request.bucket, request.key) == (op, bucket, key)
 
@@ -163,6 +160,34 @@ def test_redis_server_requires_its_password(redis_server: RedisServer) -> None:
         pytest.raises(redis.exceptions.AuthenticationError),
     ):
         anonymous.get("llm-memo:smoke")
+
+
+@pytest.mark.redis
+def test_redis_command_replies_raw_over_one_quiet_connection(redis_server: RedisServer) -> None:
+    """The harness's redis-py client returns replies as the server sent them (bytes, lists,
+    ints; an error reply raises) and a fresh connection runs only AUTH before the command, so
+    tests that count ``INFO commandstats`` see nothing else of the harness."""
+    redis = _client("redis", "pip install redis")
+    key = f"llm-memo:harness:{time.time_ns()}"
+    assert redis_server.command("SET", key, b"v") == b"OK"
+    assert redis_server.command("GET", key) == b"v"
+    assert redis_server.command("KEYS", key) == [key.encode()]
+    assert redis_server.command("EXISTS", key) == 1
+    assert isinstance(redis_server.command("INFO", "commandstats"), bytes)
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        redis_server.command("HGET", key, "field")
+
+    def stats() -> dict[str, int]:
+        text = redis_server.command("INFO", "commandstats").decode()
+        lines = (line for line in text.splitlines() if line.startswith("cmdstat_"))
+        pairs = (line[len("cmdstat_") :].partition(":") for line in lines)
+        return {name: int(rest.split(",")[0].split("=")[1]) for name, _, rest in pairs}
+
+    before = stats()
+    after = stats()
+    ran = {name: after[name] - before.get(name, 0) for name in after}
+    # The first INFO (inside `before`) and the second AUTH (before `after`): nothing else.
+    assert {name: n for name, n in ran.items() if n} == {"info": 1, "auth": 1}
 
 
 @pytest.mark.redis
