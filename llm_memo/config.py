@@ -51,6 +51,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _fork
+from ._text import parse_bool
 from .controls import EMPTY, UNSET, Directives, Unset, seconds
 from .errors import BackendError, ConfigurationError
 from .events import Event
@@ -69,9 +71,6 @@ DEFAULT_COMPRESS_THRESHOLD = 16 * 1024
 DEFAULT_GRACE = 24 * 3600.0
 
 logger = logging.getLogger("llm_memo")
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass
@@ -106,12 +105,10 @@ _next_generation = 0
 
 
 def _bool_env(name: str, raw: str) -> bool:
-    low = raw.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    raise ConfigurationError(f"{name}={raw!r} is not a boolean (use 1/0, true/false)")
+    try:
+        return parse_bool(raw, name)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -509,6 +506,7 @@ def _run_close(coro: Any) -> None:
 _closing: set[asyncio.Task[Any]] = set()
 
 
+@_fork.on_fork
 def _after_fork_in_child() -> None:
     # A forked worker must not reuse the parent's connections or a lock another thread held
     # at fork time: forget URL-built backends (they are rebuilt on first use) and re-create
@@ -516,7 +514,3 @@ def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.RLock()
     _backends.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -74,6 +74,28 @@ class TestEnvironment:
         with pytest.raises(CacheMiss):
             ask("x")
 
+    @pytest.mark.parametrize(
+        "name",
+        ["LLM_MEMO_ENABLED", "LLM_MEMO_NO_CACHE", "LLM_MEMO_ONLY_IF_CACHED", "LLM_MEMO_STRICT"],
+    )
+    def test_env_booleans_are_strict_and_name_the_variable(
+        self, monkeypatch: pytest.MonkeyPatch, name: str
+    ) -> None:
+        """A boolean variable takes 1/0, true/false, yes/no, on/off in any case; anything else
+        (a typo such as ``ture``) is a ConfigurationError that names the variable and the value."""
+        for text, expected in [(" YES ", True), ("on", True), ("No", False), ("off", False)]:
+            monkeypatch.setenv(name, text)
+            config_module.reset()
+            current = config_module.settings()
+            field = name.removeprefix("LLM_MEMO_").lower()
+            value = current.strict if field == "strict" else getattr(current.directives, field)
+            assert value is expected, (name, text)
+        monkeypatch.setenv(name, "ture")
+        config_module.reset()
+        with pytest.raises(ConfigurationError, match=f"{name}='ture' is not a boolean") as info:
+            config_module.settings()
+        assert isinstance(info.value, ValueError)
+
 
 class TestConfigure:
     def test_configure_backend_object_and_url(self) -> None:
@@ -207,6 +229,16 @@ def test_forked_child_rebuilds_url_backends(tmp_path: Path) -> None:
     os.close(write)
     os.waitpid(pid, 0)
     assert os.read(read, 1) == b"1"
+
+
+def test_fork_hook_goes_through_the_one_fork_registry() -> None:
+    """config re-creates its lock and forgets URL-built backends in a forked child through
+    ``_fork.on_fork`` (the only caller of ``os.register_at_fork``), not a hook of its own."""
+    from llm_memo import _fork
+
+    assert config_module._after_fork_in_child in _fork._callbacks
+    source = Path(config_module.__file__).read_text()
+    assert "register_at_fork" not in source
 
 
 def _unused(*_: Any) -> None: ...
