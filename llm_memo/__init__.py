@@ -7,11 +7,13 @@ from llm_memo import llm_cached, cache_controls
 def ask(model: str, messages: list[dict], temperature: float = 0.0): ...
 ```
 
-This module only re-exports; nothing runs at import time.
+This module only re-exports (and names itself as the home of the classes it re-exports, so
+``repr()``, docs and pickles say ``llm_memo.Event``, not the private module that defines it);
+nothing else runs at import time. ``llm_cached`` returns a :class:`CachedFunction`.
 """
 
 from .__about__ import __version__
-from ._decorator import CacheHandle, Call, Explanation, call, llm_cached
+from ._decorator import CachedFunction, CacheHandle, Call, Explanation, call, llm_cached
 from .codec import register_type
 from .config import configure
 from .controls import CacheScope, cache_controls, propagate
@@ -34,6 +36,7 @@ __all__ = [
     "CacheMiss",
     "CacheScope",
     "CacheStats",
+    "CachedFunction",
     "Call",
     "CodecError",
     "ConfigurationError",
@@ -51,3 +54,12 @@ __all__ = [
     "propagate",
     "register_type",
 ]
+
+# As httpx does: the public classes report the package as their module. They stay importable
+# from their defining modules too, and pickles (by reference, ``llm_memo.CacheMiss``) resolve
+# here. Functions keep theirs (``llm_memo.configure`` is ``llm_memo.config.configure``).
+for _name in __all__:
+    _public = globals()[_name]
+    if isinstance(_public, type):
+        _public.__module__ = __name__
+del _name, _public

@@ -70,3 +70,68 @@ def test_import_is_light_and_does_no_work() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["[]", "True {}"]
+
+
+def test_public_classes_report_the_package_as_their_module() -> None:
+    """Every class the package re-exports says ``llm_memo`` is its module (repr, docs and
+    pickles show ``llm_memo.Event``) and is still the object its defining module holds."""
+    from llm_memo import _decorator, controls, errors, events
+
+    classes = [
+        getattr(llm_memo, n) for n in llm_memo.__all__ if isinstance(getattr(llm_memo, n), type)
+    ]
+    assert len(classes) >= 16
+    for cls in classes:
+        assert cls.__module__ == "llm_memo", cls
+    assert events.Event is llm_memo.Event
+    assert errors.CacheMiss is llm_memo.CacheMiss
+    assert controls.CacheScope is llm_memo.CacheScope
+    assert _decorator.CacheHandle is llm_memo.CacheHandle
+    assert repr(llm_memo.Outcome) == "<enum 'Outcome'>"
+    assert str(llm_memo.BackendError) == "<class 'llm_memo.BackendError'>"
+
+
+def test_llm_cached_returns_the_exported_cached_function_type() -> None:
+    """``llm_cached`` returns a ``llm_memo.CachedFunction``, bare and called, and the wrapped
+    function keeps its own ``__module__``."""
+
+    @llm_memo.llm_cached(backend="memory://")
+    def bare(q: str) -> str:
+        return q
+
+    @llm_memo.llm_cached
+    def called(q: str) -> str:
+        return q
+
+    for fn in (bare, called):
+        assert isinstance(fn, llm_memo.CachedFunction)
+        assert fn.__module__ == __name__
+    assert "CachedFunction" in llm_memo.__all__
+
+
+def test_errors_pickle_by_their_public_name() -> None:
+    """Errors survive a pickle round trip (another process, a multiprocessing pool) with their
+    message and attributes, and the pickle names them ``llm_memo.X``."""
+    import pickle
+
+    e = llm_memo
+    samples: list[BaseException] = [
+        e.LLMMemoError("base"),
+        e.ConfigurationError("bad url"),
+        e.MissingDependencyError("pip install 'llm-memo[redis]'"),
+        e.UnkeyableArgumentError("messages[0] has no canonical form", parameter="messages[0]"),
+        e.CodecError("corrupt"),
+        e.BackendError("redis: GET failed"),
+        e.BackendUnavailableError("strict"),
+        e.CacheMiss("nothing cached", key="llm_memo:v1:ns:fn:abc"),
+    ]
+    for error in samples:
+        data = pickle.dumps(error)
+        assert b"llm_memo" in data
+        assert type(error).__name__.encode() in data
+        assert b"llm_memo.errors" not in data
+        back = pickle.loads(data)  # noqa: S301 - our own bytes, just made
+        assert type(back) is type(error)
+        assert back.args == error.args
+        assert vars(back) == vars(error)
+    assert pickle.loads(pickle.dumps(e.Outcome.HIT)) is e.Outcome.HIT  # noqa: S301 - ours
