@@ -29,6 +29,8 @@ The package, one module per idea:
 ``objectstores``  moto / fake-gcs-server / Azurite handles and starters
 ``plugin``        markers, session environment, fixtures
 
+This ``__init__`` only re-exports (so its import lists repeat the plugin's) and names the plugin.
+
 Nothing here ever talks to anything but loopback.
 
 Missing servers: when a binary or package is missing, the fixture calls `pytest.skip` with the

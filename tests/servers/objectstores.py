@@ -6,6 +6,10 @@ each a real server process on a free loopback port, with its access log in a fil
 `tests.servers.requestlog` (``with handle.counting(bucket=b) as seen: ...``). `start_s3_server`,
 `start_gcs_server` and `start_azure_server` start one (the fixtures in `tests.servers.plugin`
 call them); a missing emulator is a `missing_service`.
+
+The three handles repeat a few dataclass lines (``_log``/``_process`` fields, ``stop``) on
+purpose: each is a frozen record of one server's own facts, built by keyword (the benchmarks
+build an `S3Server` directly), and a shared dataclass base would reorder their fields.
 """
 
 from __future__ import annotations

