@@ -33,7 +33,9 @@ stand-in whose every operation raises that failure as a
 backend is built again after a back-off. The embedded default (nothing configured) whose cache
 directory cannot be opened falls back to an in-memory backend for the process, with one warning.
 
-Not here: what the directives mean (``_policy.py``).
+Not here: what the directives mean (``_policy.py``). Past 500 lines on purpose: the settings and
+the backends built from them share one lock and one fork hook (``_fork.on_fork``), which a split
+would have to share across modules.
 """
 
 from __future__ import annotations
