@@ -51,6 +51,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .backends import _registry
 from .controls import EMPTY, UNSET, Directives, Unset, seconds
 from .errors import BackendError, ConfigurationError
 from .events import Event
@@ -520,3 +521,8 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# Backends built from URLs read configure(embedder=...) through the registry, which asks this
+# reader (see backends._registry.configured): config depends on backends, never the reverse.
+_registry.supply_settings(lambda name: getattr(settings(), name))

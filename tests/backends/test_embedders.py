@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.resources
 import json
 import math
 import os
@@ -28,15 +29,11 @@ from llm_memo import BackendError, ConfigurationError, cache_controls, llm_cache
 from llm_memo.backends.semantic import (
     DEFAULT_THRESHOLD,
     AsyncEmbedder,
-    Embed,
     Embedder,
     Guard,
     LexicalGuard,
     VectorCache,
-    adrive,
     check_embedder,
-    drive,
-    embed_flow,
     is_async_embedder,
     key_prefixes,
     partition_name,
@@ -44,6 +41,7 @@ from llm_memo.backends.semantic import (
     unit_vectors,
 )
 from llm_memo.backends.semantic import embedders as embedders_module
+from llm_memo.backends.semantic._flows import Embed, adrive, drive, embed_flow
 from llm_memo.backends.semantic.embedders import (
     AsyncLiteLLMEmbedder,
     AsyncOpenAIEmbedder,
@@ -522,6 +520,28 @@ class TestLexicalGuard:
     def check(self, guard: LexicalGuard, a: str, b: str) -> bool:
         return guard.allows(guard.features(a), guard.features(b))
 
+    def test_word_lists_are_package_data(self) -> None:
+        """The word lists are a data file inside the package (shipped with it), loaded once."""
+        data = importlib.resources.files("llm_memo.backends.semantic").joinpath("guard_words.json")
+        assert data.is_file()
+        raw = json.loads(data.read_text(encoding="utf-8"))
+        assert {"negations", "number_words", "antonym_pairs", "languages"} <= set(raw)
+        assert ["enable", "disable"] in raw["antonym_pairs"]
+        assert LexicalGuard()._words is LexicalGuard()._words
+
+    def test_parsed_features_are_memoised_and_survive_fork(self, guard: LexicalGuard) -> None:
+        """Parsing a stored features string is remembered (an unreadable one as refused), and a
+        forked child gets a fresh memo lock."""
+        stored = guard.features("How do I enable 2FA?")
+        assert guard.allows(stored, stored)
+        assert guard._parsed.get(stored) is not None
+        assert not guard.allows(stored, "lex1:not json")
+        assert guard._parsed.get("lex1:not json") is False
+        lock = guard._parsed._lock
+        guard._after_fork()
+        assert guard._parsed._lock is not lock
+        assert guard.allows(stored, stored)
+
     @pytest.mark.parametrize(
         ("a", "b"),
         [
@@ -578,3 +598,33 @@ class TestLexicalGuard:
         guard = LexicalGuard(extra_antonyms=[("bullish", "bearish")])
         assert not self.check(guard, "Is the outlook bullish?", "Is the outlook bearish?")
         assert self.check(LexicalGuard(), "Is the outlook bullish?", "Is the outlook bearish?")
+
+
+class TestLayers:
+    def test_no_upward_imports(self) -> None:
+        """Nothing in the semantic package imports the decorator or configuration layers; the
+        configured embedder reaches it through the backend registry."""
+        root = Path(__file__).resolve().parents[2] / "llm_memo" / "backends" / "semantic"
+        upward = re.compile(
+            r"^\s*(?:from|import)\s+[.\w]*\b(_memo|_decorator|_drivers|config|controls)\b", re.M
+        )
+        offenders = [
+            str(path.relative_to(root))
+            for path in root.rglob("*.py")
+            if upward.search(path.read_text())
+        ]
+        assert offenders == []
+
+    def test_configured_embedder_comes_through_the_registry(self) -> None:
+        """configure(embedder=...) is what the registry reports to URL-built backends."""
+        from llm_memo import configure
+        from llm_memo.backends import _registry
+        from llm_memo.backends.semantic import configured_embedder
+
+        toy = ToyEmbedder()
+        configure(embedder=toy)
+        assert _registry.configured("embedder") is toy
+        assert configured_embedder("qdrant") is toy
+        configure(embedder=None)
+        with pytest.raises(ConfigurationError, match=r"configure\(embedder="):
+            configured_embedder("qdrant")

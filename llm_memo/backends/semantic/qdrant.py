@@ -64,23 +64,18 @@ from .._breaker import BreakerGuard, CircuitBreaker
 from . import (
     DEFAULT_CANDIDATES,
     DEFAULT_THRESHOLD,
-    Embed,
-    Flow,
     Guard,
     LexicalGuard,
     VectorCache,
-    adrive,
     check_embedder,
     configured_embedder,
-    drive,
-    embed_async,
-    embed_flow,
-    embed_sync,
     is_async_embedder,
     key_prefixes,
     partition_name,
     resolve_threshold,
 )
+from ._flows import Embed, Flow, adrive, drive, embed_flow
+from .vectors import embed_async, embed_sync
 
 __all__ = [
     "DEFAULT_COLLECTION",

@@ -62,23 +62,18 @@ from ..redis._async import _unreachable
 from . import (
     DEFAULT_CANDIDATES,
     DEFAULT_THRESHOLD,
-    Embed,
-    Flow,
     Guard,
     LexicalGuard,
     VectorCache,
-    adrive,
     check_embedder,
     configured_embedder,
-    drive,
-    embed_async,
-    embed_flow,
-    embed_sync,
     is_async_embedder,
     numpy,
     partition_name,
     resolve_threshold,
 )
+from ._flows import Embed, Flow, adrive, drive, embed_flow
+from .vectors import embed_async, embed_sync
 
 __all__ = [
     "DEFAULT_MAX_PARTITION_HASH",
