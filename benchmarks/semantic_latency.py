@@ -39,7 +39,8 @@ from qdrant_client import QdrantClient, models
 from llm_memo.backends.semantic import partition_name
 from llm_memo.backends.semantic.embedders import LocalEmbedder
 from llm_memo.backends.semantic.qdrant import QdrantSemanticBackend, point_id
-from llm_memo.backends.semantic.redis import _HEAD, _KEY_LEN, RedisSemanticBackend
+from llm_memo.backends.semantic.redis import RedisSemanticBackend
+from llm_memo.backends.semantic.redis._index import HEAD, KEY_LEN
 from llm_memo.entry import Entry
 from llm_memo.keys import key_string
 from tests.servers import RedisServer, start_redis_server
@@ -200,7 +201,7 @@ def redis_loader(server: RedisServer, embedder: Vectors, mode: str, label: str) 
         mode=mode,
         max_partition=10_000_000,  # type: ignore[arg-type]
     )
-    index = backend._flows.index(CTX, mode)  # type: ignore[arg-type]
+    index = backend._layout.index(CTX, mode)  # type: ignore[arg-type]
     now = time.time()
 
     def fill(start: int, stop: int, vectors: np.ndarray) -> None:
@@ -209,8 +210,8 @@ def redis_loader(server: RedisServer, embedder: Vectors, mode: str, label: str) 
             key = key_of(i)
             pipe.set(key, ENTRY.to_bytes())
             if mode == "hash":
-                head = _HEAD.pack(float("inf"), now) + vectors[i].astype("<f2").tobytes()
-                pipe.hset(index, key, head + _KEY_LEN.pack(len(key)) + key.encode())
+                head = HEAD.pack(float("inf"), now) + vectors[i].astype("<f2").tobytes()
+                pipe.hset(index, key, head + KEY_LEN.pack(len(key)) + key.encode())
             else:
                 pipe.execute_command(
                     "VADD", index, "FP32", vectors[i].astype("<f4").tobytes(), key, "NOQUANT",
