@@ -171,14 +171,13 @@ def qdrant_loader(embedder: Vectors) -> Iterator[Loader]:
     client = QdrantClient(":memory:")
     backend = QdrantSemanticBackend(client, embedder=embedder, guard=None, candidates=4)
     backend.get(key_of(0))  # creates the collection
-    flows = backend._flows
     partition = partition_name(CTX, embedder.name)
 
     def fill(start: int, stop: int, vectors: np.ndarray) -> None:
         for offset in range(start, stop, 1000):
             points = []
             for i in range(offset, min(stop, offset + 1000)):
-                payload = flows._payload(key_of(i), ENTRY, None)
+                payload = backend._payload(key_of(i), ENTRY, None)
                 payload["partition"] = partition
                 points.append(models.PointStruct(
                     id=point_id(key_of(i)), vector={"text": vectors[i].tolist()}, payload=payload

@@ -16,7 +16,6 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,6 @@ from llm_memo.backends.semantic import (
     unit_vectors,
 )
 from llm_memo.backends.semantic import embedders as embedders_module
-from llm_memo.backends.semantic._flows import Embed, adrive, drive, embed_flow
 from llm_memo.backends.semantic.embedders import (
     AsyncLiteLLMEmbedder,
     AsyncOpenAIEmbedder,
@@ -50,6 +48,7 @@ from llm_memo.backends.semantic.embedders import (
     LocalEmbedder,
     OpenAIEmbedder,
 )
+from llm_memo.backends.semantic.vectors import embed_async, embed_sync
 from llm_memo.errors import MissingDependencyError
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network when litellm imports
@@ -426,18 +425,23 @@ class TestVectors:
         assert cache.get("b") is None
         assert (cache.get("a"), cache.get("c")) == (1, 3)
 
-    def test_embed_flow_uses_the_cache(self) -> None:
-        """A cached text needs no Embed operation."""
-        cache = VectorCache()
-        performed: list[Any] = []
+    def test_embed_pair(self) -> None:
+        """embed_sync and its async twin give the same unit vector; the async one awaits an
+        async embedder and runs a sync one in a worker thread."""
+        sync = embed_sync(ToyEmbedder(), "reset my password", False)
+        assert math.isclose(float(np.linalg.norm(sync)), 1.0, rel_tol=1e-5)
+        threaded = asyncio.run(embed_async(ToyEmbedder(), "reset my password", False))
+        awaited = asyncio.run(embed_async(AsyncToyEmbedder(), "reset my password", True))
+        assert np.array_equal(sync, threaded)
+        assert np.array_equal(sync, awaited)
 
-        def perform(op: Any) -> Any:
-            performed.append(op)
-            return "vector"
-
-        assert drive(embed_flow("t", cache), perform, ()) == "vector"
-        assert drive(embed_flow("t", cache), perform, ()) == "vector"
-        assert performed == [Embed("t")]
+    def test_vector_cache_is_fork_safe(self) -> None:
+        """A forked child gets a fresh lock for the vector cache (registered with _fork)."""
+        cache = VectorCache(size=2)
+        lock = cache._lock
+        cache._after_fork()
+        assert cache._lock is not lock
+        assert cache.size == 2
 
 
 class TestChecks:
@@ -468,45 +472,6 @@ class TestChecks:
         assert key_prefixes("llm_memo:1:ns:f:h") == [
             "llm_memo:", "llm_memo:1:", "llm_memo:1:ns:", "llm_memo:1:ns:f:",
         ]  # fmt: skip
-
-
-class TestDrive:
-    def _flow(self) -> Generator[Any, Any, str]:
-        try:
-            yield "fails"
-        except KeyError:
-            got = yield "second"
-            return f"recovered {got}"
-        return "unreachable"
-
-    def test_failures_are_thrown_into_the_flow(self) -> None:
-        """A failure of an operation reaches the flow at its yield, which may handle it."""
-
-        def perform(op: Any) -> Any:
-            if op == "fails":
-                raise KeyError(op)
-            return 42
-
-        assert drive(self._flow(), perform, (KeyError,)) == "recovered 42"
-
-    def test_other_errors_propagate(self) -> None:
-        """Errors that are not declared failures are not caught at all."""
-
-        def perform(op: Any) -> Any:
-            raise ZeroDivisionError
-
-        with pytest.raises(ZeroDivisionError):
-            drive(self._flow(), perform, (KeyError,))
-
-    def test_async_twin(self) -> None:
-        """adrive behaves the same with awaited operations."""
-
-        async def perform(op: Any) -> Any:
-            if op == "fails":
-                raise KeyError(op)
-            return 7
-
-        assert asyncio.run(adrive(self._flow(), perform, (KeyError,))) == "recovered 7"
 
 
 # -- the lexical guard -----------------------------------------------------------------------------

@@ -5,18 +5,25 @@
 * :func:`partition_name`: one partition per (exact context, embedder), so a match never crosses
   contexts nor embedders;
 * :func:`key_prefixes`: the ``:``-terminated prefixes of a key, for stores that clear by an exact
-  match on a stored field.
+  match on a stored field;
+* :class:`SearchSettings`, what both backends are built with (embedder, threshold, guard,
+  candidates), checked once; each backend class starts from it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import xxhash
 
 from ...errors import ConfigurationError
+from .guard import Guard
+from .vectors import VectorCache, check_embedder, is_async_embedder
 
 __all__ = [
     "DEFAULT_CANDIDATES",
     "DEFAULT_THRESHOLD",
+    "SearchSettings",
     "key_prefixes",
     "partition_name",
     "resolve_threshold",
@@ -58,3 +65,44 @@ def key_prefixes(key: str) -> list[str]:
     """Every prefix of ``key`` that ends with ``:`` (namespace and function prefixes among them),
     for stores that clear by an exact match on a stored field."""
     return [key[: i + 1] for i, char in enumerate(key) if char == ":"]
+
+
+class SearchSettings:
+    """What every semantic backend is built with, checked once: the embedder (sync, or either
+    kind for an async backend), the default threshold, the guard and the candidates per search;
+    plus the vector cache that lets a miss embed its text once for its search and its add.
+
+    Raises:
+        ConfigurationError: no usable embedder, a threshold outside [-1, 1], fewer than one
+            candidate.
+    """
+
+    def __init__(
+        self,
+        embedder: Any,
+        *,
+        threshold: float,
+        guard: Guard | None,
+        candidates: int,
+        asynchronous: bool,
+    ) -> None:
+        check_embedder(embedder, asynchronous=asynchronous)
+        if candidates < 1:
+            raise ConfigurationError("candidates must be at least 1")
+        resolve_threshold(threshold, threshold)
+        self.embedder = embedder
+        self._threshold = threshold
+        self._guard = guard
+        self._candidates = candidates
+        self._async_embedder = is_async_embedder(embedder)
+        self._vectors = VectorCache()
+
+    @property
+    def threshold(self) -> float:
+        """The default minimum cosine similarity of a hit."""
+        return self._threshold
+
+    @property
+    def guard(self) -> Guard | None:
+        """The guard applied to candidate hits, if any."""
+        return self._guard

@@ -10,7 +10,8 @@
 * :func:`unit_vectors`: an embedder's output checked and normalised; :class:`VectorCache`, the
   text -> vector memo that lets a miss embed once for its search and its add; and the one-text
   helper pair :func:`embed_sync` / :func:`embed_async` that the backends' generated sync twin and
-  their async source call (``scripts/unasync`` swaps one name for the other).
+  their async source call (``scripts/unasync`` swaps one name for the other). The pair is the
+  one hand-written twin here: they differ in how the embedder is called, which is the point.
 
 numpy is imported on first use (:func:`numpy`), so ``import llm_memo`` never needs it.
 """
@@ -230,19 +231,33 @@ class VectorCache(LRU[str, "Matrix"]):
         return self.maxsize
 
 
-def embed_sync(embedder: Any, text: str, asynchronous: bool = False) -> Matrix:
-    """One text's unit vector, from a sync embedder (``asynchronous`` is the async twin's
-    argument: a sync backend never has an async embedder)."""
-    vector: Matrix = unit_vectors(embedder([text]), 1, embedder.dimension)[0]
+def embed_sync(
+    embedder: Any, text: str, asynchronous: bool, cache: VectorCache | None = None
+) -> Matrix:
+    """``text``'s unit vector from a sync embedder, or from ``cache`` (a search just made for
+    it). ``asynchronous`` is the async twin's argument: a sync backend never has an async
+    embedder."""
+    vector = None if cache is None else cache.get(text)
+    if vector is None:
+        vector = unit_vectors(embedder([text]), 1, embedder.dimension)[0]
+        if cache is not None:
+            cache.put(text, vector)
     return vector
 
 
-async def embed_async(embedder: Any, text: str, asynchronous: bool) -> Matrix:
-    """One text's unit vector in async code: awaited for an :class:`AsyncEmbedder`, in a worker
-    thread for a sync one (a local model computes for milliseconds; a remote one waits)."""
-    if asynchronous:
-        raw = await embedder([text])
-    else:
-        raw = await asyncio.to_thread(embedder, [text])
-    vector: Matrix = unit_vectors(raw, 1, embedder.dimension)[0]
+async def embed_async(
+    embedder: Any, text: str, asynchronous: bool, cache: VectorCache | None = None
+) -> Matrix:
+    """``text``'s unit vector in async code, or from ``cache``: awaited for an
+    :class:`AsyncEmbedder`, in a worker thread for a sync one (a local model computes for
+    milliseconds; a remote one waits)."""
+    vector = None if cache is None else cache.get(text)
+    if vector is None:
+        if asynchronous:
+            raw = await embedder([text])
+        else:
+            raw = await asyncio.to_thread(embedder, [text])
+        vector = unit_vectors(raw, 1, embedder.dimension)[0]
+        if cache is not None:
+            cache.put(text, vector)
     return vector

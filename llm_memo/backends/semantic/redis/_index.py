@@ -5,6 +5,10 @@ vector-set member's attributes hold, the scripts that add a member and evict bey
 how an index key is named, and how a reply becomes ranked candidates
 (:func:`rank_records` scores a hash index with numpy). The backend in ``_async.py`` (and its
 generated twin) only sends these to Redis and reads the replies.
+
+The two Lua scripts share their shape (add, set the TTL, evict among a sample) but not their
+commands (``HSET``/``HRANDFIELD`` vs ``VADD``/``VRANDMEMBER``); what they truly share is one
+string, ``_EXPIRE``.
 """
 
 from __future__ import annotations
@@ -188,7 +192,10 @@ def checked(replies: list[Any]) -> list[Any]:
 
 
 def entry_of(data: Any) -> Entry | None:
-    """A ``GET`` reply as an entry, or ``None`` (absent, or not an entry)."""
+    """A ``GET`` reply as an entry, or ``None`` (absent, or not an entry): what
+    ``RedisBackend.get`` does with its reply, for the candidates a search reads in its own
+    pipeline (so the check that pairs this with redis/_async.py finds a decode, not a copy of
+    logic)."""
     if not isinstance(data, bytes):
         return None
     try:

@@ -41,6 +41,10 @@ candidates (plus a third, rarely, to prune members whose entry is gone).
 
 There is no ``FT.SEARCH`` (RediSearch / Redis Stack) path: it cannot be tested here, so it is
 not shipped.
+
+The public methods are the :class:`~llm_memo.backends.AsyncSemantic` protocol, as in the Qdrant
+backend: their signatures and one-line bodies (``with self._operation(...)``) look alike there
+and here on purpose; what each does lives in its private ``_clear`` / ``_search`` / ``_add``.
 """
 
 from __future__ import annotations
@@ -53,15 +57,15 @@ from typing import Any, Literal
 from redis.exceptions import RedisClusterException, RedisError
 
 from ....entry import Entry
-from ....errors import BackendError, ConfigurationError
+from ....errors import BackendError
 from ....keys import KEY_ROOT
 from ... import Missing
 from ..._breaker import CircuitBreaker
 from ...redis import RedisBackend
 from ...redis._async import _unreachable
-from .._search import DEFAULT_CANDIDATES, DEFAULT_THRESHOLD, resolve_threshold
+from .._search import DEFAULT_CANDIDATES, DEFAULT_THRESHOLD, SearchSettings, resolve_threshold
 from ..guard import Guard, LexicalGuard
-from ..vectors import VectorCache, check_embedder, embed_sync, is_async_embedder
+from ..vectors import embed_sync
 from . import _index
 from ._index import Layout, Mode, Quantization
 from ._url import backend_options
@@ -72,7 +76,7 @@ _ERRORS = (RedisError, RedisClusterException, OSError)
 _GUARD = LexicalGuard()
 
 
-class RedisSemanticBackend:
+class RedisSemanticBackend(SearchSettings):
     """Semantic cache on Redis: exact entries as ``redis://`` stores them, plus a per-partition
     vector index (a hash scored client-side on Redis 7, a vector set on Redis 8).
 
@@ -127,21 +131,14 @@ class RedisSemanticBackend:
             self.exact = client
         else:
             self.exact = RedisBackend(client, prefix=prefix, breaker=breaker)
-        check_embedder(embedder, asynchronous=False)
+        super().__init__(
+            embedder, threshold=threshold, guard=guard, candidates=candidates, asynchronous=False
+        )
         _index.check_mode(mode)
         self._layout = Layout(self.exact.prefix, embedder.name, quantization, max_partition)
-        if candidates < 1:
-            raise ConfigurationError("candidates and max_partition must be at least 1")
-        resolve_threshold(threshold, threshold)
-        self.embedder = embedder
-        self._threshold = threshold
-        self._guard = guard
-        self._candidates = candidates
         self._mode: Mode = mode
         self._clock = clock
         self._breaker = breaker
-        self._vectors = VectorCache()
-        self._async_embedder = is_async_embedder(embedder)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisSemanticBackend:
@@ -171,16 +168,6 @@ class RedisSemanticBackend:
             breaker=breaker,
         )
         return cls(exact, breaker=breaker, **kwargs)
-
-    @property
-    def threshold(self) -> float:
-        """The default minimum cosine similarity of a hit."""
-        return self._threshold
-
-    @property
-    def guard(self) -> Guard | None:
-        """The guard applied to candidate hits, if any."""
-        return self._guard
 
     @property
     def mode(self) -> Mode:
@@ -268,11 +255,7 @@ class RedisSemanticBackend:
 
     def _embed(self, text: str) -> Any:
         """``text``'s unit vector: from the cache (a search just made for it), else embedded."""
-        vector = self._vectors.get(text)
-        if vector is None:
-            vector = embed_sync(self.embedder, text, self._async_embedder)
-            self._vectors.put(text, vector)
-        return vector
+        return embed_sync(self.embedder, text, self._async_embedder, self._vectors)
 
     def _detect(self) -> Mode:
         """``hash`` or ``vectorset``: what ``auto`` means on this server (asked once)."""
