@@ -99,7 +99,7 @@ class AsyncQdrantSemanticBackend(SearchSettings):
     Example::
 
         backend = AsyncQdrantSemanticBackend(
-            AsyncQdrantClient(url="http://qdrant:6333"), embedder=AsyncOpenAIEmbedder(client)
+            AsyncQdrantClient(url="http://qdrant:6333"), embedder=LocalEmbedder()
         )
 
     .. versionadded:: 0.1.0

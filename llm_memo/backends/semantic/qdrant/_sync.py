@@ -101,7 +101,7 @@ class QdrantSemanticBackend(SearchSettings):
     Example::
 
         backend = QdrantSemanticBackend(
-            QdrantClient(url="http://qdrant:6333"), embedder=AsyncOpenAIEmbedder(client)
+            QdrantClient(url="http://qdrant:6333"), embedder=LocalEmbedder()
         )
 
     .. versionadded:: 0.1.0
