@@ -39,7 +39,8 @@ from qdrant_client import QdrantClient, models
 from llm_memo.backends.semantic import partition_name
 from llm_memo.backends.semantic.embedders import LocalEmbedder
 from llm_memo.backends.semantic.qdrant import QdrantSemanticBackend, point_id
-from llm_memo.backends.semantic.redis import _HEAD, _KEY_LEN, RedisSemanticBackend
+from llm_memo.backends.semantic.redis import RedisSemanticBackend
+from llm_memo.backends.semantic.redis._index import HEAD, KEY_LEN
 from llm_memo.entry import Entry
 from llm_memo.keys import key_string
 from tests.servers import RedisServer, start_redis_server
@@ -170,14 +171,13 @@ def qdrant_loader(embedder: Vectors) -> Iterator[Loader]:
     client = QdrantClient(":memory:")
     backend = QdrantSemanticBackend(client, embedder=embedder, guard=None, candidates=4)
     backend.get(key_of(0))  # creates the collection
-    flows = backend._flows
     partition = partition_name(CTX, embedder.name)
 
     def fill(start: int, stop: int, vectors: np.ndarray) -> None:
         for offset in range(start, stop, 1000):
             points = []
             for i in range(offset, min(stop, offset + 1000)):
-                payload = flows._payload(key_of(i), ENTRY, None)
+                payload = backend._payload(key_of(i), ENTRY, None)
                 payload["partition"] = partition
                 points.append(models.PointStruct(
                     id=point_id(key_of(i)), vector={"text": vectors[i].tolist()}, payload=payload
@@ -200,7 +200,7 @@ def redis_loader(server: RedisServer, embedder: Vectors, mode: str, label: str) 
         mode=mode,
         max_partition=10_000_000,  # type: ignore[arg-type]
     )
-    index = backend._flows.index(CTX, mode)  # type: ignore[arg-type]
+    index = backend._layout.index(CTX, mode)  # type: ignore[arg-type]
     now = time.time()
 
     def fill(start: int, stop: int, vectors: np.ndarray) -> None:
@@ -209,8 +209,8 @@ def redis_loader(server: RedisServer, embedder: Vectors, mode: str, label: str) 
             key = key_of(i)
             pipe.set(key, ENTRY.to_bytes())
             if mode == "hash":
-                head = _HEAD.pack(float("inf"), now) + vectors[i].astype("<f2").tobytes()
-                pipe.hset(index, key, head + _KEY_LEN.pack(len(key)) + key.encode())
+                head = HEAD.pack(float("inf"), now) + vectors[i].astype("<f2").tobytes()
+                pipe.hset(index, key, head + KEY_LEN.pack(len(key)) + key.encode())
             else:
                 pipe.execute_command(
                     "VADD", index, "FP32", vectors[i].astype("<f4").tobytes(), key, "NOQUANT",

@@ -55,6 +55,7 @@ from typing import Any
 
 from . import _fork
 from ._text import parse_bool
+from .backends import _registry
 from .controls import EMPTY, UNSET, Directives, Unset, seconds
 from .errors import BackendError, ConfigurationError
 from .events import Event
@@ -516,3 +517,8 @@ def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.RLock()
     _backends.clear()
+
+
+# Backends built from URLs read configure(embedder=...) through the registry, which asks this
+# reader (see backends._registry.configured): config depends on backends, never the reverse.
+_registry.supply_settings(lambda name: getattr(settings(), name))

@@ -322,7 +322,14 @@ class TestConformanceUnderFaults:
 def test_breaker_is_used_through_its_guard_only() -> None:
     """No hand-written before()/success()/failure() pairs in the network backends (issue 9)."""
     root = Path(__file__).resolve().parent.parent / "llm_memo" / "backends"
-    files = ["redis/_async.py", "redis/_sync.py", "semantic/redis.py", "semantic/qdrant.py"]
+    files = [
+        "redis/_async.py",
+        "redis/_sync.py",
+        "semantic/redis/_async.py",
+        "semantic/redis/_sync.py",
+        "semantic/qdrant/_async.py",
+        "semantic/qdrant/_sync.py",
+    ]
     found = {
         name: re.findall(r"\.(?:before|success|failure|neither)\(", (root / name).read_text())
         for name in files

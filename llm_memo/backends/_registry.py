@@ -176,6 +176,26 @@ for _scheme, _sync, _async, _extra, _requires, _check in [
     _ROWS[_scheme] = _Row(_sync, _async, _extra, _requires, _check)
 
 
+# -- settings the configuration layer supplies ----------------------------------------------------
+# A backend built from a URL may need a setting given to llm_memo.configure() (a semantic backend
+# reads configure(embedder=...)). llm_memo.config installs its reader here when it is imported and
+# backends ask for a setting by name, so the dependency points down: nothing under backends/
+# imports config.
+_settings_reader: Callable[[str], Any] | None = None
+
+
+def supply_settings(reader: Callable[[str], Any]) -> None:
+    """Install ``reader(name)``, the configured value of a setting (``llm_memo.config`` does)."""
+    global _settings_reader
+    _settings_reader = reader
+
+
+def configured(name: str) -> Any:
+    """The value ``configure()`` holds for the setting ``name`` (``None`` without a reader)."""
+    reader = _settings_reader
+    return None if reader is None else reader(name)
+
+
 def scheme_of(url: str) -> str:
     """The lower-cased scheme of ``url``; ``"disk"`` for a bare filesystem path."""
     head, sep, _ = url.partition("://")

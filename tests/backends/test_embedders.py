@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.resources
 import json
 import math
 import os
 import re
 import struct
 import zlib
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +28,11 @@ from llm_memo import BackendError, ConfigurationError, cache_controls, llm_cache
 from llm_memo.backends.semantic import (
     DEFAULT_THRESHOLD,
     AsyncEmbedder,
-    Embed,
     Embedder,
     Guard,
     LexicalGuard,
     VectorCache,
-    adrive,
     check_embedder,
-    drive,
-    embed_flow,
     is_async_embedder,
     key_prefixes,
     partition_name,
@@ -52,6 +48,7 @@ from llm_memo.backends.semantic.embedders import (
     LocalEmbedder,
     OpenAIEmbedder,
 )
+from llm_memo.backends.semantic.vectors import embed_async, embed_sync
 from llm_memo.errors import MissingDependencyError
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network when litellm imports
@@ -428,18 +425,23 @@ class TestVectors:
         assert cache.get("b") is None
         assert (cache.get("a"), cache.get("c")) == (1, 3)
 
-    def test_embed_flow_uses_the_cache(self) -> None:
-        """A cached text needs no Embed operation."""
-        cache = VectorCache()
-        performed: list[Any] = []
+    def test_embed_pair(self) -> None:
+        """embed_sync and its async twin give the same unit vector; the async one awaits an
+        async embedder and runs a sync one in a worker thread."""
+        sync = embed_sync(ToyEmbedder(), "reset my password", False)
+        assert math.isclose(float(np.linalg.norm(sync)), 1.0, rel_tol=1e-5)
+        threaded = asyncio.run(embed_async(ToyEmbedder(), "reset my password", False))
+        awaited = asyncio.run(embed_async(AsyncToyEmbedder(), "reset my password", True))
+        assert np.array_equal(sync, threaded)
+        assert np.array_equal(sync, awaited)
 
-        def perform(op: Any) -> Any:
-            performed.append(op)
-            return "vector"
-
-        assert drive(embed_flow("t", cache), perform, ()) == "vector"
-        assert drive(embed_flow("t", cache), perform, ()) == "vector"
-        assert performed == [Embed("t")]
+    def test_vector_cache_is_fork_safe(self) -> None:
+        """A forked child gets a fresh lock for the vector cache (registered with _fork)."""
+        cache = VectorCache(size=2)
+        lock = cache._lock
+        cache._after_fork()
+        assert cache._lock is not lock
+        assert cache.size == 2
 
 
 class TestChecks:
@@ -472,45 +474,6 @@ class TestChecks:
         ]  # fmt: skip
 
 
-class TestDrive:
-    def _flow(self) -> Generator[Any, Any, str]:
-        try:
-            yield "fails"
-        except KeyError:
-            got = yield "second"
-            return f"recovered {got}"
-        return "unreachable"
-
-    def test_failures_are_thrown_into_the_flow(self) -> None:
-        """A failure of an operation reaches the flow at its yield, which may handle it."""
-
-        def perform(op: Any) -> Any:
-            if op == "fails":
-                raise KeyError(op)
-            return 42
-
-        assert drive(self._flow(), perform, (KeyError,)) == "recovered 42"
-
-    def test_other_errors_propagate(self) -> None:
-        """Errors that are not declared failures are not caught at all."""
-
-        def perform(op: Any) -> Any:
-            raise ZeroDivisionError
-
-        with pytest.raises(ZeroDivisionError):
-            drive(self._flow(), perform, (KeyError,))
-
-    def test_async_twin(self) -> None:
-        """adrive behaves the same with awaited operations."""
-
-        async def perform(op: Any) -> Any:
-            if op == "fails":
-                raise KeyError(op)
-            return 7
-
-        assert asyncio.run(adrive(self._flow(), perform, (KeyError,))) == "recovered 7"
-
-
 # -- the lexical guard -----------------------------------------------------------------------------
 
 
@@ -521,6 +484,28 @@ class TestLexicalGuard:
 
     def check(self, guard: LexicalGuard, a: str, b: str) -> bool:
         return guard.allows(guard.features(a), guard.features(b))
+
+    def test_word_lists_are_package_data(self) -> None:
+        """The word lists are a data file inside the package (shipped with it), loaded once."""
+        data = importlib.resources.files("llm_memo.backends.semantic").joinpath("guard_words.json")
+        assert data.is_file()
+        raw = json.loads(data.read_text(encoding="utf-8"))
+        assert {"negations", "number_words", "antonym_pairs", "languages"} <= set(raw)
+        assert ["enable", "disable"] in raw["antonym_pairs"]
+        assert LexicalGuard()._words is LexicalGuard()._words
+
+    def test_parsed_features_are_memoised_and_survive_fork(self, guard: LexicalGuard) -> None:
+        """Parsing a stored features string is remembered (an unreadable one as refused), and a
+        forked child gets a fresh memo lock."""
+        stored = guard.features("How do I enable 2FA?")
+        assert guard.allows(stored, stored)
+        assert guard._parsed.get(stored) is not None
+        assert not guard.allows(stored, "lex1:not json")
+        assert guard._parsed.get("lex1:not json") is False
+        lock = guard._parsed._lock
+        guard._after_fork()
+        assert guard._parsed._lock is not lock
+        assert guard.allows(stored, stored)
 
     @pytest.mark.parametrize(
         ("a", "b"),
@@ -578,3 +563,33 @@ class TestLexicalGuard:
         guard = LexicalGuard(extra_antonyms=[("bullish", "bearish")])
         assert not self.check(guard, "Is the outlook bullish?", "Is the outlook bearish?")
         assert self.check(LexicalGuard(), "Is the outlook bullish?", "Is the outlook bearish?")
+
+
+class TestLayers:
+    def test_no_upward_imports(self) -> None:
+        """Nothing in the semantic package imports the decorator or configuration layers; the
+        configured embedder reaches it through the backend registry."""
+        root = Path(__file__).resolve().parents[2] / "llm_memo" / "backends" / "semantic"
+        upward = re.compile(
+            r"^\s*(?:from|import)\s+[.\w]*\b(_memo|_decorator|_drivers|config|controls)\b", re.M
+        )
+        offenders = [
+            str(path.relative_to(root))
+            for path in root.rglob("*.py")
+            if upward.search(path.read_text())
+        ]
+        assert offenders == []
+
+    def test_configured_embedder_comes_through_the_registry(self) -> None:
+        """configure(embedder=...) is what the registry reports to URL-built backends."""
+        from llm_memo import configure
+        from llm_memo.backends import _registry
+        from llm_memo.backends.semantic import configured_embedder
+
+        toy = ToyEmbedder()
+        configure(embedder=toy)
+        assert _registry.configured("embedder") is toy
+        assert configured_embedder("qdrant") is toy
+        configure(embedder=None)
+        with pytest.raises(ConfigurationError, match=r"configure\(embedder="):
+            configured_embedder("qdrant")

@@ -406,7 +406,7 @@ class TestBreaker:
         from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
         from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-        from llm_memo.backends.semantic.qdrant import _unreachable
+        from llm_memo.backends.semantic.qdrant._failures import unreachable
 
         def status(code: int) -> UnexpectedResponse:
             return UnexpectedResponse(code, "", b"", httpx.Headers())
@@ -425,8 +425,8 @@ class TestBreaker:
             RuntimeError("instance is closed"),
             asyncio.CancelledError(),
         ]  # fmt: skip
-        wrongly = [x for x in outages if not _unreachable(x)]
-        wrongly += [x for x in refusals if _unreachable(x)]
+        wrongly = [x for x in outages if not unreachable(x)]
+        wrongly += [x for x in refusals if unreachable(x)]
         assert wrongly == [], wrongly
 
 
@@ -495,7 +495,7 @@ class TestUrls:
                 url + "?collection=c1&threshold=0.9&candidates=2", embedder=toy
             )
             assert (backend.collection, backend.threshold) == ("c1", 0.9)
-            assert backend._flows.candidates == 2
+            assert backend._candidates == 2
             backend.set(KEY_A, make_entry(), None)
             assert backend.get(KEY_A) is not MISSING
             backend.close()
@@ -533,8 +533,18 @@ class TestUrls:
             6333,
         )
         assert explicit.collection == DEFAULT_COLLECTION
-        assert explicit._flows.indexes  # a server gets payload indexes
+        assert explicit._indexes  # a server gets payload indexes
         assert options["check_compatibility"] is False  # nothing is asked at construction
+
+    def test_boolean_parameters(self) -> None:
+        """?https= and ?prefer_grpc= take every spelling of true and false (a typo is an error,
+        see test_bad_urls, where it used to read as False)."""
+        for value, expected in (("1", True), ("YES", True), ("off", False), ("false", False)):
+            backend = QdrantSemanticBackend.from_url(
+                f"qdrant://localhost/c?https={value}&prefer_grpc={value}", embedder=ToyEmbedder()
+            )
+            options = backend.client.init_options
+            assert (options["https"], options["prefer_grpc"]) == (expected, expected)
 
     def test_async_server_url(self) -> None:
         """The async backend builds an AsyncQdrantClient for the running event loop."""
@@ -557,6 +567,8 @@ class TestUrls:
             ("qdrant:///c", "names no host"),
             ("qdrant://localhost/a/b", "one collection"),
             ("qdrant://localhost/c?timeout=soon", "not valid"),
+            ("qdrant://localhost/c?https=ture", r"https='ture' is not valid: \?https="),
+            ("qdrant://localhost/c?prefer_grpc=maybe", r"\?prefer_grpc='maybe' is not a boolean"),
             ("http://localhost/c", "not a Qdrant URL"),
         ],
     )
@@ -587,3 +599,49 @@ class TestUrls:
         assert repr(backend) == (
             "QdrantSemanticBackend(collection='llm_memo', embedder='toy-v1', threshold=0.8)"
         )
+
+
+# A factory's clients are taken for server clients (payload indexes are created); these tests
+# use local-mode ones, which warn that indexes do nothing there.
+@pytest.mark.filterwarnings("ignore:Payload indexes have no effect")
+class TestClients:
+    def test_a_new_event_loop_closes_the_old_loops_client(self) -> None:
+        """With a client factory, each event loop gets its own client, and the previous loop's
+        client is closed (not just dropped) when the backend moves to a new loop."""
+        built: list[AsyncQdrantClient] = []
+
+        def factory() -> AsyncQdrantClient:
+            built.append(AsyncQdrantClient(":memory:"))
+            return built[-1]
+
+        backend = AsyncQdrantSemanticBackend(factory, embedder=ToyEmbedder(), guard=None)
+
+        async def use() -> None:
+            await backend.set(KEY_A, make_entry(), None)
+            assert await backend.get(KEY_A) is not MISSING
+
+        asyncio.run(use())
+        asyncio.run(use())
+        assert len(built) == 2
+        assert built[0]._client.closed  # the first loop's client
+        assert not built[1]._client.closed
+        asyncio.run(backend.close())
+        assert built[1]._client.closed
+
+    def test_a_forked_child_builds_its_own_client(self) -> None:
+        """The sync backend's client belongs to the process: after a fork (simulated through
+        _fork's hook) the child builds a new client and leaves the parent's untouched."""
+        built: list[QdrantClient] = []
+
+        def factory() -> QdrantClient:
+            built.append(QdrantClient(":memory:"))
+            return built[-1]
+
+        backend = QdrantSemanticBackend(factory, embedder=ToyEmbedder(), guard=None)
+        backend.set(KEY_A, make_entry(), None)
+        assert backend.client is built[0]
+        backend._after_fork()
+        assert backend.client is built[1]
+        assert not built[0]._client.closed
+        backend.close()
+        assert built[1]._client.closed

@@ -27,8 +27,8 @@ from llm_memo.backends.semantic.redis import (
     DEFAULT_MAX_PARTITION_VECTORSET,
     AsyncRedisSemanticBackend,
     RedisSemanticBackend,
-    _split_url,
 )
+from llm_memo.backends.semantic.redis._url import split_url
 from llm_memo.testing import FakeClock
 from tests.servers import RedisCluster, RedisServer, free_port
 
@@ -342,7 +342,7 @@ class TestExpiryAndPruning:
         expected = (
             DEFAULT_MAX_PARTITION_HASH if setup.shape == "hash" else DEFAULT_MAX_PARTITION_VECTORSET
         )
-        assert setup.backend._flows.cap(setup.backend.mode) == expected
+        assert setup.backend._layout.cap(setup.backend.mode) == expected
 
 
 class TestClear:
@@ -477,21 +477,21 @@ class TestUrls:
             "&prefix=app:&socket_timeout=2",
             embedder=ToyEmbedder(),
         )
-        flows = backend._flows
-        assert (backend.threshold, backend.mode, flows.max_partition, flows.candidates) == (
+        layout = backend._layout
+        assert (backend.threshold, backend.mode, layout.max_partition, backend._candidates) == (
             0.9, "hash", 10, 3,
         )  # fmt: skip
-        assert (flows.quantization, flows.prefix, backend.exact.prefix) == ("q8", "app:", "app:")
+        assert (layout.quantization, layout.prefix, backend.exact.prefix) == ("q8", "app:", "app:")
         backend.add(KEY_A, make_entry(), 60, CTX, RESET)  # the password in the URL works
         assert backend.search(CTX, RESET, None) is not None
         backend.close()
 
     def test_schemes(self) -> None:
         """redis+semantic -> redis, rediss+semantic -> rediss (TLS), for the entries."""
-        assert _split_url("redis+semantic://:pw@h:1/2?threshold=0.5&db=3") == (
+        assert split_url("redis+semantic://:pw@h:1/2?threshold=0.5&db=3") == (
             "redis+semantic", "redis://:pw@h:1/2?db=3", {"threshold": 0.5},
         )  # fmt: skip
-        assert _split_url("rediss+semantic://h/0")[1] == "rediss://h/0"
+        assert split_url("rediss+semantic://h/0")[1] == "rediss://h/0"
 
     @pytest.mark.parametrize(
         ("url", "message"),

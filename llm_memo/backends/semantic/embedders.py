@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import BackendError, ConfigurationError, MissingDependencyError
-from . import VectorsTypes, numpy
+from .vectors import VectorsTypes, numpy
 
 __all__ = [
     "AsyncLiteLLMEmbedder",
