@@ -301,7 +301,7 @@ def _check_redis(url: str, **options: Any) -> None:
 
 
 def _check_object_store(url: str, **options: Any) -> None:
-    from .objectstore import _OPTIONS  # light: the fsspec drivers are imported on first use
+    from .objectstore.target import _OPTIONS  # light: the fsspec drivers are imported on first use
 
     if "?" in url or "#" in url:
         raise ConfigurationError(
