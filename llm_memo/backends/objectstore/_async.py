@@ -45,8 +45,9 @@ class AsyncObjectStoreBackend(_ObjectStore):
 
     Example::
 
-        backend = AsyncObjectStoreBackend("s3://my-bucket/llm-cache",
-                                          storage_options={"profile": "prod"})
+        backend = AsyncObjectStoreBackend(
+            "s3://my-bucket/llm-cache", storage_options={"profile": "prod"}
+        )
 
         @llm_cached(backend=backend, ttl=86400)
         async def ask(prompt: str) -> str: ...

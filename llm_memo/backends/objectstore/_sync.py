@@ -47,8 +47,9 @@ class ObjectStoreBackend(_ObjectStore):
 
     Example::
 
-        backend = ObjectStoreBackend("s3://my-bucket/llm-cache",
-                                          storage_options={"profile": "prod"})
+        backend = ObjectStoreBackend(
+            "s3://my-bucket/llm-cache", storage_options={"profile": "prod"}
+        )
 
         @llm_cached(backend=backend, ttl=86400)
         def ask(prompt: str) -> str: ...

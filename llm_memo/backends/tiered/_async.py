@@ -37,9 +37,11 @@ class AsyncTieredBackend(_Tiers):
 
     Example::
 
-        backend = AsyncTieredBackend(MemoryBackend(max_entries=5_000),
-                                     AsyncRedisBackend.from_url("redis://cache:6379/0"),
-                                     l1_ttl=60)
+        backend = AsyncTieredBackend(
+            MemoryBackend(max_entries=5_000),
+            AsyncRedisBackend.from_url("redis://cache:6379/0"),
+            l1_ttl=60,
+        )
 
         @llm_cached(backend=backend, ttl=3600)
         async def ask(prompt: str) -> str: ...

@@ -39,9 +39,11 @@ class TieredBackend(_Tiers):
 
     Example::
 
-        backend = TieredBackend(MemoryBackend(max_entries=5_000),
-                                     RedisBackend.from_url("redis://cache:6379/0"),
-                                     l1_ttl=60)
+        backend = TieredBackend(
+            MemoryBackend(max_entries=5_000),
+            RedisBackend.from_url("redis://cache:6379/0"),
+            l1_ttl=60,
+        )
 
         @llm_cached(backend=backend, ttl=3600)
         def ask(prompt: str) -> str: ...
