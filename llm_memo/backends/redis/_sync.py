@@ -41,8 +41,8 @@ Not here: encoding values (``codec.py``), freshness (``_policy.py``), the URL sc
 
 from __future__ import annotations
 
-import os
 import contextlib
+import os
 import random
 import secrets
 import threading
