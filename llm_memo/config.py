@@ -352,12 +352,14 @@ def backend_from_spec(spec: Any, asynchronous: bool) -> Any:
 
 def _build(spec: str, asynchronous: bool, before: Unopened | None) -> Any:
     from .backends import from_url
-    from .backends._registry import Reopen
+    from .backends._registry import Reopen, scheme_of
 
     if spec == _default_key:
         return _default_backend()
+    # A disk cache's purge_expired() keeps entries for the configured grace window.
+    options = {"grace": settings().grace} if scheme_of(spec) == "disk" else {}
     try:
-        return from_url(spec, asynchronous=asynchronous)
+        return from_url(spec, asynchronous=asynchronous, **options)
     except (BackendError, ConfigurationError, OSError) as exc:
         # Found at build time, not where the URL was given (which validated it): a folder
         # another process locks, no embedder configured yet, a driver refusing its settings.
@@ -404,7 +406,7 @@ def _default_backend() -> Any:
         if directory.startswith(home + os.sep) and not os.path.isdir(home):
             # A service account's HOME=/nonexistent: creating it (as root could) is not ours.
             raise BackendError(f"{directory} is under the home directory {home}, which is absent")
-        disk = DiskBackend(directory)
+        disk = DiskBackend(directory, grace=settings().grace)
         disk.open()
     except (BackendError, OSError) as exc:
         if disk is not None and _locked(exc):

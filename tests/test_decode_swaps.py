@@ -15,7 +15,8 @@ import redis
 
 from llm_memo import cache_controls, configure, llm_cached
 from llm_memo.backends.disk import DiskBackend
-from llm_memo.backends.objectstore import ObjectStoreBackend, _object_name
+from llm_memo.backends.objectstore import ObjectStoreBackend
+from llm_memo.backends.objectstore.layout import _object_name
 from llm_memo.backends.redis import RedisBackend
 
 from .servers import RedisServer

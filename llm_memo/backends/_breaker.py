@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from types import TracebackType
 from typing import TypeAlias
@@ -135,8 +136,18 @@ class CircuitBreaker:
                 self._probing = False
 
     def trip(self) -> None:
-        """Open the breaker now (a failure that says the store is down, such as a deadline
-        missed), whatever the failure count."""
+        """Open the breaker now, whatever the failure count.
+
+        .. deprecated:: 0.3.0
+            No backend calls it: failures reach the breaker through :meth:`guard`, which
+            counts an unreachable store. It keeps working for a release, then goes.
+        """
+        warnings.warn(
+            "CircuitBreaker.trip() is deprecated and will be removed in the next release; "
+            "count failures through CircuitBreaker.guard()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         with self._lock:
             self._count = max(self._count, self.failures)
             self._open_until = self._clock() + self._current_cooldown

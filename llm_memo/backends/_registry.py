@@ -309,7 +309,7 @@ def _validate(text: str, options: tuple[tuple[str, Any], ...]) -> None:
 
 def _check_redis(url: str, **options: Any) -> None:
     # redis-py is installed (checked above) and will be imported at first use anyway.
-    from .redis._async import _parse_url
+    from .redis._url import _parse_url
 
     _parse_url(url)
     unknown = sorted(set(options).difference({"prefix", "client_kwargs", "breaker"}))
@@ -321,7 +321,7 @@ def _check_redis(url: str, **options: Any) -> None:
 
 
 def _check_object_store(url: str, **options: Any) -> None:
-    from .objectstore import _OPTIONS  # light: the fsspec drivers are imported on first use
+    from .objectstore.target import _OPTIONS  # light: the fsspec drivers are imported on first use
 
     if "?" in url or "#" in url:
         raise ConfigurationError(

@@ -46,6 +46,7 @@ from ._registry import Reopen
 
 __all__ = [
     "DEFAULT_ASYNC_TIMEOUT",
+    "DEFAULT_GRACE",
     "DEFAULT_SIZE_LIMIT",
     "DEFAULT_TIMEOUT",
     "DiskBackend",
@@ -56,6 +57,11 @@ __all__ = [
 #: Default size limit of a disk cache: 1 GiB. diskcache evicts least-recently-stored entries
 #: beyond it (checked on writes, by diskcache's culling).
 DEFAULT_SIZE_LIMIT = 1024**3
+
+#: Seconds :meth:`DiskBackend.purge_expired` keeps an entry past its expiry unless told
+#: otherwise: 24 h, the default of ``configure(grace=...)`` (``config.DEFAULT_GRACE``; a test
+#: compares them). The config layer passes the configured grace to the backends it builds.
+DEFAULT_GRACE = 24 * 3600.0
 
 #: Seconds a writer waits for SQLite's lock before the write counts as a backend failure.
 DEFAULT_TIMEOUT = 2.0
@@ -182,6 +188,9 @@ class DiskBackend:
             counts a backend failure; the result is still returned).
         async_timeout: the same for code running on an event loop (``async def`` callers),
             kept short so that another process holding the lock never stalls the loop.
+        grace: seconds :meth:`purge_expired` keeps an entry past its expiry (and its own stale
+            window), so a read-time ``stale_if_error`` still finds it. The backends llm_memo
+            builds from ``configure(backend=...)`` get ``configure(grace=...)``.
         **settings: further diskcache settings (``eviction_policy``, ``cull_limit``,
             ``disk_min_file_size``, ``sqlite_*``...), passed through; other names are refused.
 
@@ -196,6 +205,8 @@ class DiskBackend:
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
        Opens on first use (failing open), refuses unknown settings, ``async_timeout``.
+    .. versionchanged:: 0.3.0
+       ``grace`` (``purge_expired`` used to read ``configure(grace=...)`` itself).
     """
 
     def __init__(
@@ -205,9 +216,12 @@ class DiskBackend:
         size_limit: int = DEFAULT_SIZE_LIMIT,
         timeout: float = DEFAULT_TIMEOUT,
         async_timeout: float = DEFAULT_ASYNC_TIMEOUT,
+        grace: float = DEFAULT_GRACE,
         **settings: Any,
     ) -> None:
         _check_settings(size_limit, timeout, async_timeout, settings)
+        _check_seconds("grace", grace)
+        self.grace = float(grace)
         self.directory = os.fspath(directory) if directory is not None else default_directory()
         self.size_limit = size_limit
         self.timeout = float(timeout)
@@ -243,6 +257,7 @@ class DiskBackend:
             ConfigurationError: unknown or malformed query parameters or options.
         """
         _, kwargs = _parse(url, options)
+        _check_seconds("grace", kwargs.pop("grace", DEFAULT_GRACE))
         size_limit = kwargs.pop("size_limit", DEFAULT_SIZE_LIMIT)
         timeout = kwargs.pop("timeout", DEFAULT_TIMEOUT)
         async_timeout = kwargs.pop("async_timeout", DEFAULT_ASYNC_TIMEOUT)
@@ -390,15 +405,13 @@ class DiskBackend:
         """Delete entries that can no longer serve anything; return how many were removed.
 
         An entry is kept until its expiry plus the larger of its own stale window and the
-        grace window (``grace`` seconds; default: ``configure(grace=...)``, 24 h unless set),
+        grace window (``grace`` seconds; default: the backend's :attr:`grace`, 24 h unless set),
         so a ``stale_if_error`` given at read time still finds it. diskcache's own expiry
         (which it otherwise culls lazily) is already that deadline for entries written by
         this version.
         """
         if grace is None:
-            from ..config import settings
-
-            grace = settings().grace
+            grace = self.grace
         now = time.time()
         try:
             cache = self._store()
@@ -450,19 +463,23 @@ def _parse(url: str, options: Mapping[str, Any]) -> tuple[str | None, dict[str, 
     return path, kwargs
 
 
+def _check_seconds(name: str, value: Any) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigurationError(f"{name} must be a non-negative number of seconds")
+
+
 def _check_settings(
     size_limit: Any, timeout: Any, async_timeout: Any, settings: Mapping[str, Any]
 ) -> None:
     if isinstance(size_limit, bool) or not isinstance(size_limit, int) or size_limit <= 0:
         raise ConfigurationError(f"size_limit must be a positive int, got {size_limit!r}")
     for name, value in (("timeout", timeout), ("async_timeout", async_timeout)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-            or value < 0
-        ):
-            raise ConfigurationError(f"{name} must be a non-negative number of seconds")
+        _check_seconds(name, value)
     policy = settings.get("eviction_policy", "least-recently-stored")
     if policy not in diskcache.EVICTION_POLICY:
         raise ConfigurationError(

@@ -5,6 +5,12 @@ Entries are kept as :class:`~llm_memo.entry.Entry` objects (no serialisation), i
 lazy: an entry past its ``ttl`` is dropped when it is next read or when eviction reaches it.
 Async callers use it inline, without a thread hop: every operation is microseconds.
 
+It keeps its own ``OrderedDict`` rather than :class:`llm_memo._lru.LRU` (the shared bounded
+memo): a backend needs what that map deliberately lacks, a per-entry deadline read under the
+same lock as the lookup, a second bound in bytes (each item's accounted size, a running total
+and eviction by both bounds at once), prefix clears and key listings. Building those on top of
+``LRU`` would take its lock from outside or duplicate its bookkeeping.
+
 Not here: anything shared between processes (use the disk backend for that).
 """
 

@@ -68,3 +68,19 @@ class TestGuard:
         inner = breaker.guard(outage=ConnectionError)
         with outer, pytest.raises(BackendUnavailableError), inner:
             pass  # pragma: no cover
+
+
+class TestTrip:
+    def test_trip_is_deprecated_and_still_opens_the_breaker(self) -> None:
+        """trip() warns DeprecationWarning and, for this release, still opens the breaker."""
+        clock = FakeClock(0.0)
+        breaker = CircuitBreaker(failures=3, cooldown=1.0, clock=clock)
+        with pytest.deprecated_call(match=r"trip\(\) is deprecated"):
+            breaker.trip()
+        assert breaker.is_open
+        with pytest.raises(BackendUnavailableError), breaker.guard(outage=ConnectionError):
+            pass
+        clock.advance(1.5)
+        with breaker.guard(outage=ConnectionError):  # the probe succeeds: closed again
+            pass
+        assert not breaker.is_open

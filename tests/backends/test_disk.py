@@ -85,11 +85,9 @@ class TestDiskSafety:
         assert sorted(backend.keys()) == [make_key(digest="2" * 32), make_key(digest="4" * 32)]
 
     def test_purge_expired_keeps_the_grace_window(self, tmp_path: Path) -> None:
-        """purge_expired() keeps an expired entry until expiry + grace (default: configure's,
+        """purge_expired() keeps an expired entry until expiry + grace (default: the backend's,
         24 h), so a read-time stale_if_error can still serve it; past it, the entry goes."""
         import time
-
-        from llm_memo import configure
 
         backend = DiskBackend(tmp_path)
         now = time.time()
@@ -99,9 +97,35 @@ class TestDiskSafety:
         assert backend.purge_expired() == 0, "the default 24 h grace keeps both"
         assert backend.purge_expired(grace=60) == 1
         assert list(backend.keys()) == [recent]
-        configure(grace=5)
-        assert backend.purge_expired() == 1, "configure(grace=...) is the default"
+        backend.close()
+        assert DiskBackend(tmp_path, grace=5).purge_expired() == 1, "the backend's grace"
         assert list(backend.keys()) == []
+
+    def test_configured_grace_reaches_the_backends_config_builds(self, tmp_path: Path) -> None:
+        """configure(grace=...) is the grace of the disk backends the config layer builds
+        (from a URL or a bare path), so their purge_expired() keeps that window."""
+        from llm_memo import config, configure
+
+        configure(grace=5)
+        for spec in (f"disk://{tmp_path / 'a'}", str(tmp_path / "b")):
+            backend = config.backend_from_spec(spec, asynchronous=False)
+            assert isinstance(backend, DiskBackend)
+            assert backend.grace == 5
+
+    def test_default_grace_is_the_configured_default(self) -> None:
+        """The backend's default grace is configure()'s default (24 h)."""
+        from llm_memo import config
+        from llm_memo.backends.disk import DEFAULT_GRACE
+
+        assert DEFAULT_GRACE == config.DEFAULT_GRACE == DiskBackend().grace
+
+    @pytest.mark.parametrize("grace", [-1, float("nan"), float("inf"), True, "60"])
+    def test_bad_grace_is_refused(self, grace: object) -> None:
+        """A grace that is not a finite, non-negative number is a ConfigurationError."""
+        with pytest.raises(ConfigurationError, match="grace"):
+            DiskBackend(grace=grace)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="grace"):
+            DiskBackend.check_url("disk:///tmp/x", grace=grace)
 
     def test_refuses_to_store_non_bytes(self, tmp_path: Path) -> None:
         """The Disk refuses anything but bytes, so nothing is ever pickled on write."""

@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 
 import fsspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llm_memo import cache_controls, llm_cached
 from llm_memo.backends import MISSING, AsyncListing, Listing, from_url
@@ -28,10 +30,8 @@ from llm_memo.backends.objectstore import (
     CONNECT_TIMEOUT,
     AsyncObjectStoreBackend,
     ObjectStoreBackend,
-    _key_of,
-    _object_name,
-    _scan_top,
 )
+from llm_memo.backends.objectstore.layout import _key_of, _object_name, _scan_top
 from llm_memo.errors import BackendError, BackendUnavailableError, ConfigurationError
 from llm_memo.keys import function_prefix, key_string, namespace_prefix
 
@@ -321,6 +321,25 @@ class TestLayout:
         segments = name.split("/")
         assert all(s and s not in (".", "..") and not s.startswith(".") for s in segments)
         assert _key_of("bucket/root", f"bucket/root/{name}") == key
+
+    @settings(deadline=None)
+    @given(st.text(max_size=300))
+    def test_any_text_round_trips(self, key: str) -> None:
+        """Any key string at all maps to a safe path and back to itself."""
+        name = _object_name(key)
+        assert all(s and not s.startswith(".") for s in name.split("/"))
+        assert _key_of("r", f"r/{name}") in (key, None)  # None: a shortened segment
+        if "!" not in name:
+            assert _key_of("r", f"r/{name}") == key
+
+    @settings(deadline=None)
+    @given(st.text(max_size=150), st.text(max_size=150))
+    def test_a_function_is_one_subtree(self, namespace: str, function: str) -> None:
+        """Every key of a function lies below the directory its prefix scans, and below its
+        namespace's, whatever the names (read through keys.parse_key, one parser)."""
+        path = "r/" + _object_name(key_string(namespace, function, HEX))
+        for prefix in (function_prefix(namespace, function), namespace_prefix(namespace)):
+            assert path.startswith(_scan_top("r", prefix) + "/")
 
     def test_odd_keys_stay_in_their_subtree(self) -> None:
         """A key that leaves the usual shape is stored below its last plain level."""

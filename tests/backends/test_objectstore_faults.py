@@ -31,8 +31,8 @@ from llm_memo.backends.objectstore import (
     DEFAULT_TIMEOUT,
     AsyncObjectStoreBackend,
     ObjectStoreBackend,
-    _object_name,
 )
+from llm_memo.backends.objectstore.layout import _object_name
 from llm_memo.errors import BackendError, BackendUnavailableError
 from llm_memo.keys import function_prefix, namespace_prefix
 from tests.faults import within
@@ -443,12 +443,12 @@ class TestPerRequestRefusals:
     ) -> None:
         """Whatever a driver raises (an Exception of any class) is a BackendError, neither a
         success nor a failure of the store."""
-        import llm_memo.backends.objectstore as objectstore
+        from llm_memo.backends.objectstore import _local
 
         def broken(self: Any, path: str) -> bytes | None:
             raise KeyError("driver bug")
 
-        monkeypatch.setattr(objectstore._LocalIO, "read", broken)
+        monkeypatch.setattr(_local._LocalIO, "read", broken)
         for _ in range(5):
             with pytest.raises(BackendError):
                 file_backend.get(make_key())
@@ -459,6 +459,32 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+class TestListingFailures:
+    def test_sync_keys_fails_when_called_async_keys_when_iterated(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A failing listing raises BackendError from the sync keys() call itself, and from
+        the first step of the async iteration (the async call only builds the iterator)."""
+        from llm_memo.backends.objectstore import _local
+
+        def broken(self: Any, top: str) -> list[str]:
+            raise OSError(errno.EIO, "listing failed")
+
+        monkeypatch.setattr(_local._LocalIO, "find", broken)
+        url = f"file://{tmp_path / 'store'}"
+        with pytest.raises(BackendError):
+            ObjectStoreBackend(url).keys()
+
+        async def run() -> None:
+            backend = AsyncObjectStoreBackend(url)
+            listing = backend.keys()
+            with pytest.raises(BackendError):
+                await listing.__anext__()
+            await backend.close()
+
+        asyncio.run(run())
 
 
 class TestBoundedWaits:
@@ -552,9 +578,9 @@ class TestBoundedWaits:
         """keys(), clear() and purge_expired() on a hanging store end with a BackendError
         after their listing deadline (shortened here), not after minutes of driver retries
         (gcsfs and the Azure SDK back off for well over 5 minutes)."""
-        import llm_memo.backends.objectstore as objectstore
+        from llm_memo.backends.objectstore import _fsspec
 
-        monkeypatch.setattr(objectstore, "LISTING_TIMEOUT", 1.0)
+        monkeypatch.setattr(_fsspec, "LISTING_TIMEOUT", 1.0)  # read where the I/O is built
         backend = _backend(driver, hang_server.url, mode, timeout=0.5)
 
         async def calls() -> list[str]:
@@ -634,13 +660,13 @@ class TestBreakerGuard:
         self, file_backend: ObjectStoreBackend, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """KeyboardInterrupt propagates as is and counts as no failure."""
-        import llm_memo.backends.objectstore as objectstore
+        from llm_memo.backends.objectstore import _local
 
         def interrupted(self: Any, path: str) -> bytes | None:
             raise KeyboardInterrupt
 
         file_backend.breaker = CircuitBreaker(failures=1)
-        monkeypatch.setattr(objectstore._LocalIO, "read", interrupted)
+        monkeypatch.setattr(_local._LocalIO, "read", interrupted)
         with pytest.raises(KeyboardInterrupt):
             file_backend.get(make_key())
         assert not file_backend.breaker.is_open

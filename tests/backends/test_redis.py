@@ -688,7 +688,7 @@ class TestRefusals:
         being unreachable; error replies, redirects, a full local pool and bad input do not."""
         from redis import exceptions as e
 
-        from llm_memo.backends.redis._async import _unreachable
+        from llm_memo.backends.redis._commands import _unreachable
 
         outages: list[BaseException] = [
             e.ConnectionError("Connection refused"),
@@ -910,6 +910,12 @@ class TestUrls:
         assert kwargs["ssl_certfile"] == "/etc/client.pem"
         assert kwargs["ssl_keyfile"] == "/etc/client.key"
         assert kwargs["password"] == "secret"
+
+    @pytest.mark.parametrize("text", ["ture", "", "2"])
+    def test_a_misspelt_boolean_is_refused(self, text: str) -> None:
+        """?ssl_check_hostname takes the one strict boolean spelling set, never a guess."""
+        with pytest.raises(ConfigurationError, match="ssl_check_hostname"):
+            RedisBackend.from_url(f"rediss://cache.example:6380/0?ssl_check_hostname={text}")
 
     def test_async_rediss_client(self) -> None:
         """The async twin builds a redis.asyncio client with the same settings."""

@@ -330,6 +330,25 @@ class TestTiering:
         with pytest.raises(ConfigurationError):
             over_flaky.keys()
 
+    def test_async_keys_come_from_l2(self, tmp_path: Path, clock: Clock) -> None:
+        """The async backend lists L2's keys; an L2 that cannot list refuses at the call, as
+        the sync backend does (generated from the same source)."""
+        from llm_memo.backends.objectstore import AsyncObjectStoreBackend
+
+        async def run() -> None:
+            over_store = AsyncTieredBackend(
+                MemoryBackend(), AsyncObjectStoreBackend(f"file://{tmp_path / 'store'}")
+            )
+            key = make_key()
+            await over_store.set(key, make_entry(), None)
+            listing = over_store.keys()
+            assert [k async for k in listing] == [key]
+            await over_store.close()
+
+        asyncio.run(run())
+        with pytest.raises(ConfigurationError, match="cannot list"):
+            AsyncTieredBackend(MemoryBackend(), AsyncFlaky(clock)).keys()
+
     def test_rejects_wrong_kinds(self, clock: Clock) -> None:
         """An async L2 needs AsyncTieredBackend, a sync one TieredBackend; L1 must be sync."""
         with pytest.raises(ConfigurationError, match="AsyncTieredBackend"):

@@ -30,6 +30,11 @@ owner (the event loop for the async backend, since asyncio connections cannot cr
 process for the sync one, so a forked worker never shares sockets), closed with their event loop
 (see ``_owners.py``) or by ``close()``. A ready-made client passed in stays the caller's.
 
+Pure code both twins share lives beside them, outside the generated pair: URL parsing in
+``_url.py``; key roots, glob escaping, the release script and the error classification in
+``_commands.py``; per-owner clients in ``_owners.py``. Fork safety is ``_fork.register``: a
+forked child gets a fresh breaker and builds its own connections.
+
 Not here: encoding values (``codec.py``), freshness (``_policy.py``), the URL scheme table
 (``_registry.py``).
 """
@@ -42,37 +47,39 @@ import random
 import secrets
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from redis import Redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 from redis.backoff import NoBackoff
-from redis.exceptions import (
-    ClusterDownError,
-    CrossSlotTransactionError,
-    InvalidPipelineStack,
-    InvalidResponse,
-    MaxConnectionsError,
-    RedisClusterException,
-    RedisError,
-    ResponseError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import ResponseError
 
+from ... import _fork
 from ...entry import Entry
 from ...errors import BackendError, CodecError, ConfigurationError
-from ...keys import _KEY_PREFIX
 from .. import MISSING, Missing
 from .._breaker import BreakerGuard, CircuitBreaker
+from ._commands import (
+    _ERRORS,
+    _LOCK_ROOT,
+    _POLL_FIRST,
+    _POLL_MAX,
+    _RELEASE,
+    _ROOT,
+    _SCAN_COUNT,
+    _UNLINK_BATCH,
+    _check_client,
+    _glob_escape,
+    _millis,
+)
+from ._commands import _unreachable
 from ._owners import Owned
+from ._url import _parse_url, _Target
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -86,241 +93,6 @@ DEFAULT_CONNECT_TIMEOUT = 0.5
 DEFAULT_SOCKET_TIMEOUT = 1.0
 
 _Client: TypeAlias = "Redis | RedisCluster"
-
-# Every key llm_memo writes starts with this: an empty prefix means "all of llm_memo's keys",
-# never the whole database.
-_ROOT = _KEY_PREFIX + ":"
-# Lock keys live beside the entries, outside every namespace and function prefix, so clearing
-# a namespace never releases a lock someone holds.
-_LOCK_ROOT = _ROOT + "lock:"
-_SCAN_COUNT = 1000
-_UNLINK_BATCH = 500
-_POLL_FIRST = 0.005
-_POLL_MAX = 0.1
-# Compare-and-delete: release the lock only if it still holds our token.
-_RELEASE = """\
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
-# Any of these from redis-py means the store failed. OSError covers socket errors (and
-# TimeoutError) that reach us unwrapped; RedisClusterException is not a RedisError.
-# What a redis-py call may raise, mapped to BackendError at this boundary. Beyond its own
-# errors: the asyncio cluster client, under many tasks at once, can raise from its own races
-# (a connection another task just dropped: "'NoneType' object has no attribute 'writelines'");
-# such a driver bug fails one call open, as a refusal, and never reaches the caller.
-_ERRORS = (RedisError, RedisClusterException, OSError, AttributeError, IndexError, KeyError)
-_GLOB = str.maketrans({c: "\\" + c for c in "\\*?[]"})
-
-
-def _glob_escape(text: str) -> str:
-    """``text`` as a literal inside a SCAN MATCH pattern."""
-    return text.translate(_GLOB)
-
-
-def _millis(seconds: float) -> int:
-    # PX wants a positive integer; round down (never keep longer than asked), at least 1 ms.
-    return max(1, int(seconds * 1000))
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the server cannot be reached: the only thing the circuit breaker,
-    which exists to stop waiting on a dead server, counts (issue 9).
-
-    Counted: refused, reset or timed-out connections, a refused login or a server still loading
-    (every request would fail the same way), a peer that does not speak RESP, a cluster that
-    reports itself down or that no node of answers. Not counted (a refusal of *this* request,
-    with the server up): every other error reply (OOM, READONLY, WRONGTYPE, NOSCRIPT, MOVED /
-    ASK / TRYAGAIN redirects and a redirect loop's "TTL exhausted", CROSSSLOT), a local
-    connection pool that is full, a command the client refuses to send. A ``BackendError`` is
-    judged by its cause.
-    """
-    if isinstance(exc, BackendError) and exc.__cause__ is not None:
-        exc = exc.__cause__
-    if isinstance(exc, ResponseError):
-        return isinstance(exc, ClusterDownError)
-    if isinstance(exc, RedisClusterException):
-        return not isinstance(exc, (CrossSlotTransactionError, InvalidPipelineStack))
-    if isinstance(exc, MaxConnectionsError):
-        return False
-    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, InvalidResponse, OSError))
-
-
-# -- URLs ----------------------------------------------------------------------------------------
-
-_DEFAULT_PORT = 6379
-_DEFAULT_SENTINEL_PORT = 26379
-_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel")
-
-
-def _flag(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(text)
-
-
-# Query parameters a URL may carry, with their converters. Everything else goes in
-# ``client_kwargs`` (the error for an unknown one says so).
-_QUERY: dict[str, Callable[[str], Any]] = {
-    "prefix": str,
-    "db": int,
-    "username": str,
-    "password": str,
-    "socket_timeout": float,
-    "socket_connect_timeout": float,
-    "max_connections": int,
-    "client_name": str,
-}
-_TLS_QUERY: dict[str, Callable[[str], Any]] = {
-    "ssl_cert_reqs": str,
-    "ssl_ca_certs": str,
-    "ssl_certfile": str,
-    "ssl_keyfile": str,
-    "ssl_check_hostname": _flag,
-}
-
-
-@dataclass(frozen=True)
-class _Target:
-    """What a URL names: the kind of deployment, where it is, and connection settings."""
-
-    kind: Literal["standalone", "unix", "cluster", "sentinel"]
-    label: str
-    hosts: tuple[tuple[str, int], ...] = ()
-    path: str = ""
-    service: str = ""
-    prefix: str = ""
-    connection: dict[str, Any] = field(default_factory=dict)
-
-
-def _hosts(text: str, default_port: int, url: str) -> tuple[tuple[str, int], ...]:
-    hosts = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if item.startswith("["):  # [::1]:6379
-            host, _, rest = item[1:].partition("]")
-            port_text = rest[1:] if rest.startswith(":") else ""
-        else:
-            host, _, port_text = item.rpartition(":") if ":" in item else (item, "", "")
-        try:
-            port = int(port_text) if port_text else default_port
-        except ValueError:
-            raise ConfigurationError(f"bad port {port_text!r} in {_redact(url)}") from None
-        hosts.append((unquote(host), port))
-    if not hosts:
-        raise ConfigurationError(f"{_redact(url)} names no host; e.g. redis://localhost:6379/0")
-    return tuple(hosts)
-
-
-def _redact(url: str) -> str:
-    """``url`` without its password, for messages and reprs."""
-    parts = urlsplit(url)
-    userinfo, at, hostlist = parts.netloc.rpartition("@")
-    if not at:
-        return url
-    user = userinfo.partition(":")[0]
-    netloc = f"{user}:***@{hostlist}" if ":" in userinfo else f"{user}@{hostlist}"
-    return parts._replace(netloc=netloc).geturl()
-
-
-def _db(text: str, url: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigurationError(
-            f"the database in {_redact(url)} must be a number (redis://host:6379/0)"
-        ) from None
-
-
-def _parse_url(url: str) -> _Target:
-    """Parse any Redis URL llm_memo accepts into a :class:`_Target`.
-
-    Raises:
-        ConfigurationError: unknown scheme or query parameter, malformed host, port or db.
-    """
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in _SCHEMES:
-        raise ConfigurationError(
-            f"{scheme}:// is not a Redis URL; use one of " + ", ".join(f"{s}://" for s in _SCHEMES)
-        )
-    tls = scheme.startswith("rediss")
-    connection: dict[str, Any] = {}
-    userinfo, _, hostlist = parts.netloc.rpartition("@")
-    if userinfo:
-        user, has_password, password = userinfo.partition(":")
-        if user:
-            connection["username"] = unquote(user)
-        if has_password:
-            connection["password"] = unquote(password)
-    known = {**_QUERY, **_TLS_QUERY}
-    prefix = ""
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        convert = known.get(name)
-        if convert is None:
-            raise ConfigurationError(
-                f"unknown query parameter {name!r} in a {scheme}:// URL; known: "
-                + ", ".join(sorted(known))
-                + ". Pass other redis-py options as from_url(url, client_kwargs={...})"
-            )
-        if name in _TLS_QUERY and not tls:
-            raise ConfigurationError(
-                f"{name} is a TLS option; use a rediss:// URL (or rediss+cluster://) for TLS"
-            )
-        try:
-            converted = convert(value)
-        except ValueError:
-            raise ConfigurationError(f"query parameter {name}={value!r} is not valid") from None
-        if name == "prefix":
-            prefix = converted
-        else:
-            connection[name] = converted
-    if tls:
-        connection["ssl"] = True
-    label = _redact(url).partition("?")[0]
-    path = parts.path
-
-    if scheme == "unix":
-        if not path:
-            raise ConfigurationError("a unix:// URL needs a socket path: unix:///run/redis.sock")
-        return _Target("unix", label, path=unquote(path), prefix=prefix, connection=connection)
-    if scheme in ("redis+cluster", "rediss+cluster"):
-        if path.strip("/") not in ("", "0") or connection.get("db", 0) != 0:
-            raise ConfigurationError(
-                "Redis Cluster has only database 0; drop the /db from the URL "
-                "(redis+cluster://host1:port1,host2:port2/)"
-            )
-        connection.pop("db", None)
-        hosts = _hosts(hostlist, _DEFAULT_PORT, url)
-        return _Target("cluster", label, hosts=hosts, prefix=prefix, connection=connection)
-    if scheme == "redis+sentinel":
-        segments = [unquote(s) for s in path.split("/") if s]
-        if not segments or len(segments) > 2:
-            raise ConfigurationError(
-                "a redis+sentinel:// URL names the service and optionally the database: "
-                "redis+sentinel://sentinel1:26379,sentinel2:26379/mymaster/0"
-            )
-        if len(segments) == 2:
-            connection["db"] = _db(segments[1], url)
-        hosts = _hosts(hostlist, _DEFAULT_SENTINEL_PORT, url)
-        return _Target(
-            "sentinel", label, hosts=hosts, service=segments[0], prefix=prefix,
-            connection=connection,
-        )  # fmt: skip
-    hosts = _hosts(hostlist, _DEFAULT_PORT, url)
-    if len(hosts) != 1:
-        raise ConfigurationError(
-            f"{scheme}:// takes one host; for several use redis+cluster:// or redis+sentinel://"
-        )
-    if path.strip("/"):
-        connection["db"] = _db(path.strip("/"), url)
-    return _Target("standalone", label, hosts=hosts, prefix=prefix, connection=connection)
 
 
 def _build_client(target: _Target, client_kwargs: Mapping[str, Any]) -> _Client:
@@ -383,29 +155,7 @@ def _close_client(client: _Client) -> None:
         sentinel.close()
 
 
-def _check_client(client: object) -> None:
-    get_encoder = getattr(client, "get_encoder", None)
-    if get_encoder is not None and getattr(get_encoder(), "decode_responses", False):
-        raise ConfigurationError(
-            "the Redis client decodes responses to str; llm_memo stores bytes: create the client "
-            "with decode_responses=False (the default)"
-        )
-
-
 # -- the backend -----------------------------------------------------------------------------
-
-# Live backends, so a forked child starts with closed breakers (a breaker's lock may have been
-# held by another thread at the moment of the fork) and builds its own connections.
-_live: weakref.WeakSet[RedisBackend] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for backend in list(_live):
-        backend._forked()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class RedisBackend:
@@ -454,7 +204,7 @@ class RedisBackend:
             self._factory = None
             self._given = client
             self._label = type(client).__name__
-        _live.add(self)
+        _fork.register(self)
 
     @classmethod
     def from_url(
@@ -549,7 +299,7 @@ class RedisBackend:
     def _failed(self, operation: str, exc: BaseException) -> BackendError:
         return BackendError(f"{self._label}: {operation} failed: {type(exc).__name__}: {exc}")
 
-    def _forked(self) -> None:
+    def _after_fork(self) -> None:
         # A fresh breaker rather than reset(): the old one's lock may be held by a thread that
         # does not exist in the child.
         old = self._breaker

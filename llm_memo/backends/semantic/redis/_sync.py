@@ -62,7 +62,7 @@ from ....keys import KEY_ROOT
 from ... import Missing
 from ..._breaker import CircuitBreaker
 from ...redis import RedisBackend
-from ...redis._async import _unreachable
+from ...redis._commands import _unreachable
 from .._search import DEFAULT_CANDIDATES, DEFAULT_THRESHOLD, SearchSettings, resolve_threshold
 from ..guard import Guard, LexicalGuard
 from ..vectors import embed_sync
