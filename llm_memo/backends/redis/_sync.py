@@ -76,8 +76,8 @@ from ._commands import (
     _check_client,
     _glob_escape,
     _millis,
+    _unreachable,
 )
-from ._commands import _unreachable
 from ._owners import Owned
 from ._url import _parse_url, _Target
 
