@@ -19,10 +19,10 @@ from typing import Any, TextIO
 from .. import config
 from .._policy import retained_until
 from ..backends import MISSING, Listing
+from ..backends.recording import RecordedCall, RecordingBackend, read_recording
 from ..entry import Entry
 from ..errors import CodecError
 from ..explain import Difference, differences
-from ..recording import RecordedCall, RecordingBackend, read_recording
 from ._args import options
 from ._output import (
     NOT_FOUND,

@@ -28,10 +28,10 @@ from .. import config
 from .._policy import retained_until
 from ..backends import MISSING, Listing, from_url
 from ..backends._registry import scheme_of
+from ..backends.recording import RecordingBackend
 from ..entry import Entry
 from ..errors import BackendError
 from ..keys import KeyParts, function_prefix, namespace_prefix, parse_key
-from ..recording import RecordingBackend
 from ._output import NOT_FOUND, USAGE, Exit
 
 __all__ = [
