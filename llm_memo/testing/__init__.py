@@ -1,11 +1,20 @@
-"""Public helpers for testing code that uses llm_memo; the pytest plugin is a thin shell over them.
+"""The public test kit: helpers for testing code that uses llm_memo, and for testing backends.
 
-:func:`recording_cache` swaps a fresh in-memory backend in for every cached function in the
-process (threads included) and records every event, until the block ends. The ``llm_cache``
-pytest fixture is exactly that, per test. An explicit ``cache_controls(backend=...)`` inside the
-block still wins, so a test can exercise a real backend on purpose.
+The pytest plugin (``llm_memo.pytest_plugin``) is a thin shell over this package:
 
-Not here: record/replay of real model responses for test suites (a later feature).
+* :func:`recording_cache` swaps a fresh in-memory backend in for every cached function in the
+  process (threads included) and records every event, until the block ends. The ``llm_cache``
+  pytest fixture is exactly that, per test. An explicit ``cache_controls(backend=...)`` inside
+  the block still wins, so a test can exercise a real backend on purpose.
+* :func:`restored_settings` undoes every ``configure(...)`` a block makes; :class:`FakeClock`
+  moves only when told to, for TTL tests without sleeping.
+* Record / replay of real model responses (the ``llm_recording`` fixture and the
+  ``llm_memo`` marker): :func:`use_recordings`, :class:`Recording`, :class:`Mode` and
+  :func:`redact_keys`, re-exported from :mod:`llm_memo.recording`, where they are documented.
+* :mod:`llm_memo.testing.conformance`: the backend conformance suite every llm_memo backend
+  passes, as a base class a third-party backend's tests subclass. It needs pytest and
+  hypothesis (``pip install 'llm-memo[testing]'``), so it is imported only on request; this
+  package itself needs neither.
 """
 
 from __future__ import annotations
@@ -17,11 +26,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import config
-from .backends.memory import MemoryBackend
-from .events import Event, Outcome
+from .. import config
+from ..backends.memory import MemoryBackend
+from ..events import Event, Outcome
+from ..recording import Mode, Recording, RecordingBackend, redact_keys, use_recordings
 
-__all__ = ["CacheRecorder", "FakeClock", "recording_cache", "restored_settings"]
+__all__ = [
+    "CacheRecorder",
+    "FakeClock",
+    "Mode",
+    "Recording",
+    "RecordingBackend",
+    "recording_cache",
+    "redact_keys",
+    "restored_settings",
+    "use_recordings",
+]
 
 
 class FakeClock:
