@@ -53,8 +53,8 @@ What it checks, one test per behaviour (each test's docstring states it):
 * expiry: ``ttl`` expires, ``ttl=None`` keeps, ``ttl=0`` stores nothing usable;
 * damage: garbage bytes read as ``MISSING``; an entry swapped or copied under another key is a
   miss through the decorator and the fresh result overwrites it; fuzzed entries (hypothesis,
-  30 examples, :func:`hostile_entries` / :func:`entry_bytes_strategy`) never crash a read nor
-  serve another key's answer;
+  30 examples, drawn from :mod:`llm_memo.testing.strategies`) never crash a read nor serve
+  another key's answer;
 * concurrency: readers racing four writers of one key for a second never see a torn value
   (operations failing with :class:`~llm_memo.errors.BackendError` under load are tolerated);
 * the decorator: ``@llm_cached(backend=...)`` misses once, then hits.
@@ -64,7 +64,10 @@ entry point) registers this module for pytest's assertion rewriting before anyth
 Run with ``-p no:llm_memo`` and you register it yourself, in a ``conftest.py`` before the import:
 ``pytest.register_assert_rewrite("llm_memo.testing.conformance")``.
 
-:func:`make_key` and :func:`make_entry` build keys and entries for a backend's own extra tests.
+:func:`make_key` and :func:`make_entry` build keys and entries for a backend's own extra tests;
+the hypothesis strategies the fuzz test draws from are in :mod:`llm_memo.testing.strategies`.
+(A little over 500 lines, on purpose: one class of tests of one contract, read top to bottom,
+a fifth of it this documentation.)
 
 .. versionadded:: 0.3.0
 """
@@ -72,13 +75,9 @@ Run with ``-p no:llm_memo`` and you register it yourself, in a ``conftest.py`` b
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import functools
-import struct
 import threading
 import time
-import zlib
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from ..errors import MissingDependencyError
@@ -95,9 +94,9 @@ except ImportError as exc:  # pragma: no cover - the testing extra is installed 
 
 from .. import CodecError, cache_controls, llm_cached
 from ..backends import MISSING
-from ..codec import seal
-from ..entry import DEFAULT_MAX_ENTRY_SIZE, FLAG_COMPRESSED, Entry
+from ..entry import FLAG_COMPRESSED, Entry
 from ..keys import function_prefix, key_string, namespace_prefix
+from .strategies import compressed_bomb, entry_bytes_strategy, hostile_entries
 
 __all__ = [
     "HEX",
@@ -131,126 +130,6 @@ def make_entry(value: bytes = b'{"a":1}', **fields: Any) -> Entry:
     }
     base.update(fields)
     return Entry(value=value, **base)
-
-
-# -- hypothesis strategies: hostile entries ----------------------------------------------------
-
-# Payloads that have broken decoders: absurd nesting, malformed chunk lists, bad numbers.
-_NASTY_PAYLOADS = [
-    b"[" * 5000 + b"]" * 5000,
-    b'{"a":' * 3000 + b"1" + b"}" * 3000,
-    b'[["json"]]',
-    b'[["json", 1, 2]]',
-    b"[[1, 2]]",
-    b'[["model:os:system", {}]]',
-    b'[["pickle", "!!!"]]',
-    b'{"not": "a list"}',
-    b"1e999999",
-    b"\xff\xfe",
-    b"",
-    b"null",
-]
-_TAGS = ["json", "stream", "astream", "pickle", "model:os:system", "dataclass:x:Y", "adapter:0", ""]
-# Offsets in an entry's header (format 2): the tag length follows magic, format, created,
-# expires, window, tokens, flags and the 8-byte key digest.
-_TAG_LEN_AT = 3 + 1 + 8 + 8 + 4 + 4 + 1 + 8
-
-
-@functools.lru_cache(maxsize=1)
-def compressed_bomb() -> bytes:
-    """zlib data (~70 KB) of a JSON string just over the default entry size limit."""
-    packer = zlib.compressobj(9)
-    block = b"a" * (1024 * 1024)
-    parts = [packer.compress(b'"')]
-    parts += [packer.compress(block) for _ in range(DEFAULT_MAX_ENTRY_SIZE // len(block) + 1)]
-    parts += [packer.compress(b'"'), packer.flush()]
-    return b"".join(parts)
-
-
-def _sealed(key: str, tag: str, payload: bytes, compress: int) -> Entry:
-    entry = seal(key, tag, payload, created_at=0.0, expires_at=None, stale_window=0, tokens=0)
-    if compress:
-        packed = zlib.compress(payload)
-        if compress == 2:
-            packed = packed[: len(packed) // 2]  # a truncated stream
-        entry = dataclasses.replace(entry, value=packed, flags=FLAG_COMPRESSED)
-    return entry
-
-
-def hostile_entries(
-    key: str,
-    others: Sequence[str],
-    good: Sequence[tuple[str, bytes]] = (("json", b'{"answer": "planted"}'),),
-) -> st.SearchStrategy[Entry]:
-    """Entries a reader of ``key`` may find: another key's valid entries, entries naming no key
-    or a random one, valid headers with garbage values or tags, corrupt or truncated compressed
-    values, a compressed bomb, and ``key``'s own well-formed entries (``good``: tag and payload
-    pairs valid for the reading function)."""
-    keys = st.sampled_from([key, *others])
-    tags = st.sampled_from(_TAGS + [t for t, _ in good]) | st.text(max_size=20)
-    payloads = (
-        st.binary(max_size=200)
-        | st.sampled_from(_NASTY_PAYLOADS)
-        | st.sampled_from([p for _, p in good])
-    )
-    digests = st.just(b"") | st.binary(min_size=8, max_size=8)
-    common = st.one_of(
-        st.builds(_sealed, keys, tags, payloads, st.integers(0, 2)),
-        st.builds(lambda k, g: _sealed(k, g[0], g[1], 0), keys, st.sampled_from(list(good))),
-        st.builds(
-            Entry,
-            value=payloads,
-            type_tag=tags,
-            created_at=st.just(0.0),
-            flags=st.sampled_from([0, FLAG_COMPRESSED]),
-            signature=st.binary(max_size=40),
-            key_digest=digests,
-        ),
-    )
-    # A bomb costs the reader up to the entry size limit (64 MiB) to refuse: drawn rarely.
-    bomb = st.builds(
-        lambda k: dataclasses.replace(
-            _sealed(k, "json", b'"x"', 0), value=compressed_bomb(), flags=FLAG_COMPRESSED
-        ),
-        keys,
-    )
-    return st.integers(0, 15).flatmap(lambda n: bomb if n == 0 else common)
-
-
-def _mutate(base: bytes, how: int, at: int, value: int, junk: bytes) -> bytes:
-    i = at % (len(base) + 1)
-    if how == 0:
-        return base[:i]  # truncated
-    if how == 1:
-        if i == len(base):
-            return base + junk
-        return base[:i] + bytes((value,)) + base[i + 1 :]  # one byte replaced
-    if how == 2:
-        return base[:i] + junk + base[i:]  # bytes inserted
-    if how == 3:
-        return base[:_TAG_LEN_AT] + struct.pack("<H", value * 257) + base[_TAG_LEN_AT + 2 :]
-    if how == 4:
-        return base[:3] + bytes((value,)) + base[4:]  # another format
-    return junk
-
-
-def entry_bytes_strategy(key: str) -> st.SearchStrategy[bytes]:
-    """Raw bytes a backend may hold under ``key``: real entries of ``key`` and other keys,
-    truncated, with bytes replaced or inserted, absurd tag lengths, other formats, noise."""
-    bases = [
-        _sealed(key, "json", b'{"answer": "planted"}', 0).to_bytes(),
-        _sealed(key + "x", "json", b'{"answer": "other key"}', 0).to_bytes(),
-        _sealed(key, "stream", b'[["json", 1]]', 1).to_bytes(),
-        dataclasses.replace(_sealed(key, "json", b"1", 0), signature=b"s" * 32).to_bytes(),
-    ]
-    return st.builds(
-        _mutate,
-        st.sampled_from(bases),
-        st.integers(0, 5),
-        st.integers(0, 10_000),
-        st.integers(0, 255),
-        st.binary(max_size=64),
-    ) | st.sampled_from(bases)
 
 
 class SyncOverAsync:
