@@ -64,7 +64,7 @@ from .backends.recording import (
     scrub_request,
 )
 from .errors import ConfigurationError
-from .events import Event, Outcome
+from .events import Event, Outcome, Stats
 
 __all__ = [
     "RECORDING_FORMAT",
@@ -188,7 +188,7 @@ class Recording:
     Attributes:
         mode: the :class:`Mode` in force.
         backend: the :class:`RecordingBackend` (``None`` in ``off`` mode).
-        events: every cached call's event in the block (most recent 10,000).
+        events: the first 10,000 cached calls' events in the block (the counts cover all).
         unrecorded: the calls ``replay`` could not answer, in order.
 
     .. versionadded:: 0.1.0
@@ -198,6 +198,8 @@ class Recording:
         self.mode = mode
         self.backend = backend
         self.events: list[Event] = []
+        # The counter fn.cache.stats() keeps, over every call in the block (events are capped).
+        self._stats = Stats()
         self.unrecorded: list[UnrecordedCall] = []
         self._lock = threading.Lock()
         self._before: tuple[Any, Any] = (None, None)
@@ -263,18 +265,20 @@ class Recording:
     @property
     def hits(self) -> int:
         """Calls answered from recordings."""
-        return sum(e.outcome is Outcome.HIT for e in self.events)
+        return self._stats.snapshot().hits
 
     @property
     def misses(self) -> int:
         """Calls that ran the function (recorded now), or found nothing in ``replay``."""
-        return sum(e.outcome in (Outcome.MISS, Outcome.REFRESH) for e in self.events)
+        counts = self._stats.snapshot()
+        return counts.misses + counts.refreshes
 
     def entries(self) -> list[str]:
         """The keys of the recordings in the folder."""
         return [] if self.backend is None else list(self.backend.keys())
 
     def _record(self, event: Event) -> None:
+        self._stats.record(event.outcome)
         with self._lock:
             if len(self.events) < 10_000:
                 self.events.append(event)

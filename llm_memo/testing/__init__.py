@@ -28,7 +28,7 @@ from contextlib import contextmanager
 
 from .. import config
 from ..backends.memory import MemoryBackend
-from ..events import Event, Outcome
+from ..events import Event, Stats
 from ..recording import Mode, Recording, RecordingBackend, redact_keys, use_recordings
 
 __all__ = [
@@ -81,27 +81,23 @@ class CacheRecorder:
         self.clock = FakeClock()
         self.backend = MemoryBackend(clock=self.clock)
         self.events: collections.deque[Event] = collections.deque(maxlen=max_events)
-        self._lock = threading.Lock()
-        self._hits = 0
-        self._misses = 0
+        # The counter fn.cache.stats() keeps, for every call while the recorder is active.
+        self._stats = Stats()
 
     def _record(self, event: Event) -> None:
-        with self._lock:
-            self.events.append(event)
-            if event.outcome is Outcome.HIT:
-                self._hits += 1
-            elif event.outcome in (Outcome.MISS, Outcome.REFRESH):
-                self._misses += 1
+        self.events.append(event)  # a deque's append is atomic
+        self._stats.record(event.outcome)
 
     @property
     def hits(self) -> int:
         """Calls answered from the cache."""
-        return self._hits
+        return self._stats.snapshot().hits
 
     @property
     def misses(self) -> int:
         """Calls that ran the function (``miss`` and ``refresh``)."""
-        return self._misses
+        counts = self._stats.snapshot()
+        return counts.misses + counts.refreshes
 
     def entries(self) -> list[str]:
         """The keys stored in the fixture's backend."""
@@ -114,9 +110,8 @@ class CacheRecorder:
     def clear(self) -> None:
         """Drop every entry and forget the events so far."""
         self.backend.clear()
-        with self._lock:
-            self.events.clear()
-            self._hits = self._misses = 0
+        self.events.clear()
+        self._stats.reset()
 
     def __repr__(self) -> str:
         return f"<CacheRecorder entries={len(self.backend)} hits={self.hits} misses={self.misses}>"
