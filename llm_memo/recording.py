@@ -110,41 +110,23 @@ def default_mode(environ: dict[str, str] | None = None) -> Mode:
     return Mode.REPLAY if env.get("CI", "").strip().lower() not in _NOT_CI else Mode.RECORD
 
 
-def _configured_stamp() -> tuple[float, Sequence[bytes]]:
-    s = config.settings()
-    return s.clock(), s.signing_keys
-
-
 class RecordingBackend(_store.RecordingBackend):
-    """A backend over a folder of recording files, whose reads follow ``configure()``.
+    """The recordings store (:class:`llm_memo.backends.recording.RecordingBackend`, whose
+    arguments it takes), with reads that follow ``configure()``.
 
-    The store of :class:`llm_memo.backends.recording.RecordingBackend`; a read is stamped as
-    created now by the configured clock and signed with the configured signing keys (the
-    backends layer reads no configuration, so this class hands it that ``stamp``). This is the
-    class ``recordings://`` URLs, :func:`use_recordings` and the pytest plugin build.
-
-    Args:
-        directory: the folder (created on first write).
-        redact: applied to the request view and the value before writing.
-        rewrite: treat recordings not yet written by this backend object as absent (the
-            ``rewrite`` mode); can be toggled between tests.
-
-    Besides the :class:`~llm_memo.backends.Backend` methods and ``keys(prefix)``, it remembers
-    which recordings were used (:attr:`touched`, :meth:`unused`) and the request of each call it
-    could not answer (:meth:`request_for`), for reports.
+    A read is stamped as created now by the configured clock and signed with the configured
+    signing keys: the backends layer reads no configuration, so this class supplies them as
+    its :meth:`default_stamp`. This is the class ``recordings://`` URLs, :func:`use_recordings`
+    and the pytest plugin build.
 
     .. versionadded:: 0.1.0
     """
 
-    def __init__(
-        self,
-        directory: str | os.PathLike[str],
-        *,
-        redact: Redactor | None = None,
-        rewrite: bool = False,
-        stamp: _store.Stamp = _configured_stamp,
-    ) -> None:
-        super().__init__(directory, redact=redact, rewrite=rewrite, stamp=stamp)
+    @staticmethod
+    def default_stamp() -> tuple[float, Sequence[bytes]]:
+        """Now by the configured clock, and the configured signing keys."""
+        s = config.settings()
+        return s.clock(), s.signing_keys
 
 
 # -- using recordings for a block ------------------------------------------------------------------

@@ -28,7 +28,8 @@ from contextlib import contextmanager
 
 from .. import config
 from ..backends.memory import MemoryBackend
-from ..events import Event, Stats
+from ..controls import CacheScope, Directives
+from ..events import Event
 from ..recording import Mode, Recording, RecordingBackend, redact_keys, use_recordings
 
 __all__ = [
@@ -80,24 +81,28 @@ class CacheRecorder:
     def __init__(self, max_events: int = 10_000) -> None:
         self.clock = FakeClock()
         self.backend = MemoryBackend(clock=self.clock)
-        self.events: collections.deque[Event] = collections.deque(maxlen=max_events)
-        # The counter fn.cache.stats() keeps, for every call while the recorder is active.
-        self._stats = Stats()
+        self._max_events = max_events
+        # What happened, kept the way a cache_controls block's scope keeps it (the same
+        # events, hits and misses), for every call while the recorder is active.
+        self._scope = CacheScope(Directives(), max_events)
 
     def _record(self, event: Event) -> None:
-        self.events.append(event)  # a deque's append is atomic
-        self._stats.record(event.outcome)
+        self._scope.record(event)
+
+    @property
+    def events(self) -> collections.deque[Event]:
+        """Every event since the start (the most recent ones), oldest first."""
+        return self._scope.events
 
     @property
     def hits(self) -> int:
         """Calls answered from the cache."""
-        return self._stats.snapshot().hits
+        return self._scope.hits
 
     @property
     def misses(self) -> int:
         """Calls that ran the function (``miss`` and ``refresh``)."""
-        counts = self._stats.snapshot()
-        return counts.misses + counts.refreshes
+        return self._scope.misses
 
     def entries(self) -> list[str]:
         """The keys stored in the fixture's backend."""
@@ -110,8 +115,7 @@ class CacheRecorder:
     def clear(self) -> None:
         """Drop every entry and forget the events so far."""
         self.backend.clear()
-        self.events.clear()
-        self._stats.reset()
+        self._scope = CacheScope(Directives(), self._max_events)
 
     def __repr__(self) -> str:
         return f"<CacheRecorder entries={len(self.backend)} hits={self.hits} misses={self.misses}>"

@@ -2,29 +2,9 @@
 
 Kept so ``from .conformance import ...`` in the backend test modules keeps working; the suite
 itself (and its documentation for third-party backend authors) is
-:mod:`llm_memo.testing.conformance`.
+:mod:`llm_memo.testing.conformance`, whose ``__all__`` this re-exports.
 """
 
 from __future__ import annotations
 
-from llm_memo.testing.conformance import (
-    HEX,
-    BackendConformance,
-    SyncOverAsync,
-    compressed_bomb,
-    entry_bytes_strategy,
-    hostile_entries,
-    make_entry,
-    make_key,
-)
-
-__all__ = [
-    "HEX",
-    "BackendConformance",
-    "SyncOverAsync",
-    "compressed_bomb",
-    "entry_bytes_strategy",
-    "hostile_entries",
-    "make_entry",
-    "make_key",
-]
+from llm_memo.testing.conformance import *  # noqa: F403 - a re-export, the names are its __all__

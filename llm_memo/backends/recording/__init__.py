@@ -1,10 +1,10 @@
 """Recordings as a backend: a folder of JSON files, one per cached call, committed with the tests.
 
 The ``recordings://`` scheme (``recordings:///abs/path`` or ``recordings://relative/path``) is
-a registry row like any other; it names :class:`llm_memo.recording.RecordingBackend`, this store
-with reads stamped by ``configure()``'s clock and signing keys (this layer reads no
-configuration: the public subclass passes them in as ``stamp=``). The package, one room per
-concern:
+a registry row like any other; it names :class:`llm_memo.recording.RecordingBackend`, this
+store with reads stamped by ``configure()``'s clock and signing keys (this layer reads no
+configuration: the public subclass supplies them as its ``default_stamp``). The package, one
+room per concern:
 
 =================  =============================================================================
 ``layout.py``      where each key's file lives (``<namespace>/<function>/<hash>.json``)

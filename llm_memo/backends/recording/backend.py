@@ -14,8 +14,9 @@ writes one small local file. Recordings do not age: ``ttl`` and ``max_age`` do n
 content, and a read is signed with the keys the owner's :data:`Stamp` gives.
 
 Not here: configuration. The clock and signing keys a read is sealed with come from ``stamp=``
-(:func:`unsigned_now` by default); :class:`llm_memo.recording.RecordingBackend`, the public
-class, passes ``configure()``'s.
+or the class's ``default_stamp`` (:func:`unsigned_now` here);
+:class:`llm_memo.recording.RecordingBackend`, the public class, defines one that reads
+``configure()``'s.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class RecordingBackend:
         redact: applied to the request view and the value before writing.
         rewrite: treat recordings not yet written by this backend object as absent (the
             ``rewrite`` mode); can be toggled between tests.
-        stamp: the clock and signing keys a read is sealed with (:data:`Stamp`; default
-            :func:`unsigned_now`).
+        stamp: the clock and signing keys a read is sealed with (:data:`Stamp`; default: the
+            class's :meth:`default_stamp`, the wall clock and no signature here).
 
     Besides the :class:`~llm_memo.backends.Backend` methods and ``keys(prefix)``, it remembers
     which recordings were used (:attr:`touched`, :meth:`unused`) and the request of each call it
@@ -77,18 +78,23 @@ class RecordingBackend:
         *,
         redact: Redactor | None = None,
         rewrite: bool = False,
-        stamp: Stamp = unsigned_now,
+        stamp: Stamp | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.redact = redact
         self.rewrite = rewrite
-        self.stamp = stamp
+        self.stamp: Stamp = self.default_stamp if stamp is None else stamp
         self._lock = threading.Lock()
         self._touched: set[str] = set()
         self._written: set[str] = set()
         self._requests: dict[str, Any] = {}
         self._describers: dict[str, Callable[[], Any]] = {}
         self._problems: dict[str, str] = {}
+
+    @staticmethod
+    def default_stamp() -> tuple[float, Sequence[bytes]]:
+        """The :data:`Stamp` used when none is given (a subclass may define another)."""
+        return unsigned_now()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RecordingBackend:
