@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fnmatch
-import inspect
 import os
 import re
 import sys
@@ -26,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from .. import config
 from .._policy import retained_until
-from ..backends import MISSING, Listing, from_url
+from ..backends import MISSING, Listing, from_url, is_async_backend
 from ..backends._registry import scheme_of
 from ..backends.recording import RecordingBackend
 from ..entry import Entry
@@ -64,7 +63,7 @@ def open_backend(url: str | None, options: dict[str, Any], *, must_exist: bool =
         if not os.path.isfile(os.path.join(directory, _DISK_DB)):
             raise Exit(NOT_FOUND, f"no cache at {directory} (no disk cache there)")
     backend: Any = _build(url, scheme, options)
-    if _is_async(backend):
+    if is_async_backend(backend):
         raise Exit(USAGE, f"{url} gave an async backend; the CLI needs a sync one")
     if must_exist and scheme != "disk":
         where = _missing_store(backend, url)
@@ -125,10 +124,6 @@ def _missing_store(backend: Any, url: str) -> str | None:
     except (OSError, TimeoutError) as exc:
         raise BackendError(f"cannot look for {url}: {type(exc).__name__}: {exc}") from exc
     return None if exists else url
-
-
-def _is_async(backend: Any) -> bool:
-    return inspect.iscoroutinefunction(getattr(type(backend), "get", None))
 
 
 def listing(backend: Any) -> Listing:
