@@ -15,8 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 import wrapt
 
@@ -27,6 +26,9 @@ from .backends import MISSING, is_async_backend
 from .controls import UNSET, Directives, Unset
 from .errors import CodecError, ConfigurationError
 from .events import CacheStats
+from .explain import Call, Difference, Explanation, call
+from .explain import as_call as _as_call
+from .explain import differences as _diff
 from .keys import function_prefix
 
 __all__ = [
@@ -43,101 +45,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _OPTIONS = ("strict", "lock", "allow_pickle", "semantic_text", "key_params", "key_headers")
-
-
-# -- explain() -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Call(Generic[P]):
-    """The arguments of one call, for :meth:`CacheHandle.explain`; build it with :func:`call`."""
-
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-
-
-def call(*args: Any, **kwargs: Any) -> Call[Any]:
-    """Capture a call's arguments, for ``fn.cache.explain(call(...), call(...))``.
-
-    .. versionadded:: 0.1.0
-    """
-    return Call(args, kwargs)
-
-
-class _Absent:
-    def __repr__(self) -> str:
-        return "<absent>"
-
-
-ABSENT: Any = _Absent()
-
-
-@dataclass(frozen=True)
-class Difference:
-    """One place where two calls' canonical requests differ."""
-
-    path: str
-    a: Any
-    b: Any
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.a!r} != {self.b!r}"
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """Why two calls do (not) share a cache key.
-
-    Attributes:
-        key_a, key_b: the two keys.
-        differences: every differing part of the canonical requests (empty when the calls
-            share a key).
-
-    .. versionadded:: 0.1.0
-    """
-
-    key_a: str
-    key_b: str
-    differences: tuple[Difference, ...]
-
-    @property
-    def same(self) -> bool:
-        """Whether both calls have the same key (the second would hit the first's entry)."""
-        return self.key_a == self.key_b
-
-    def __str__(self) -> str:
-        if self.same:
-            return f"same key {self.key_a}: the second call hits the first call's entry"
-        lines = [f"different keys:\n  a: {self.key_a}\n  b: {self.key_b}"]
-        lines += [f"  {d}" for d in self.differences] or ["  (the function or namespace differ)"]
-        return "\n".join(lines)
-
-
-def _diff(a: Any, b: Any, path: str, out: list[Difference]) -> None:
-    if type(a) is dict and type(b) is dict:
-        for k in sorted(set(a) | set(b), key=str):
-            sub = f"{path}.{k}" if path else str(k)
-            _diff(a.get(k, ABSENT), b.get(k, ABSENT), sub, out)
-    elif type(a) is list and type(b) is list and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b, strict=False)):
-            _diff(x, y, f"{path}[{i}]", out)
-    elif type(a) is not type(b) or a != b:
-        if type(a) is list and type(b) is list:
-            out.append(Difference(f"{path} (length)", len(a), len(b)))
-            for i, (x, y) in enumerate(zip(a, b, strict=False)):
-                _diff(x, y, f"{path}[{i}]", out)
-        else:
-            out.append(Difference(path, a, b))
-
-
-def _as_call(c: Any) -> Call[Any]:
-    if isinstance(c, Call):
-        return c
-    if isinstance(c, dict):
-        return Call((), dict(c))
-    if isinstance(c, tuple) and len(c) == 2 and isinstance(c[1], dict):
-        return Call(tuple(c[0]), dict(c[1]))
-    raise TypeError("explain() takes llm_memo.call(...) objects, kwargs dicts or (args, kwargs)")
 
 
 # -- the handle --------------------------------------------------------------------------------

@@ -18,6 +18,10 @@ Record/replay (a thin shell over :mod:`llm_memo.recording`):
   that records it, even if the code under test swallowed the ``CacheMiss``.
 
 The pattern (an autouse fixture that only acts on marked tests) is pytest-recording's.
+
+It also registers the backend conformance suite (:mod:`llm_memo.testing.conformance`) for
+pytest's assertion rewriting, so a third-party backend's failing conformance test shows what
+was compared.
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ from .recording import (
 from .testing import CacheRecorder, recording_cache, restored_settings
 
 __all__ = ["llm_cache", "llm_memo_redact", "llm_recording"]
+
+# The shipped backend conformance suite (llm_memo.testing.conformance) asserts with plain
+# ``assert``: have pytest rewrite it, so a failing backend shows the values compared. It must
+# be registered before anything imports it (none of the imports above does), and the plugin is
+# loaded (entry point pytest11) before any conftest or test module.
+pytest.register_assert_rewrite("llm_memo.testing.conformance")
 
 _MARKER = "llm_memo"
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,47 @@ def test_configure_inside_a_test_does_not_leak(pytester: pytest.Pytester) -> Non
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
+
+
+class TestTestingKit:
+    """llm_memo.testing is importable without pytest; its conformance suite says what it needs."""
+
+    def _run(self, code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def test_the_kit_imports_no_test_framework(self) -> None:
+        """Importing llm_memo.testing (fixtures helpers, record/replay) loads neither pytest nor
+        hypothesis: only the conformance suite needs the testing extra."""
+        done = self._run(
+            """
+            import sys
+            import llm_memo.testing as kit
+            assert kit.use_recordings and kit.Mode.REPLAY and kit.FakeClock
+            print(sorted(m for m in ("pytest", "hypothesis") if m in sys.modules))
+            """
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]"
+
+    def test_conformance_without_the_extra_names_the_fix(self) -> None:
+        """Without hypothesis installed, importing the suite is a MissingDependencyError that
+        names the extra to install."""
+        done = self._run(
+            """
+            import sys
+            sys.modules["hypothesis"] = None  # as if it were not installed
+            from llm_memo.errors import MissingDependencyError
+            try:
+                import llm_memo.testing.conformance
+            except MissingDependencyError as exc:
+                print(exc)
+            """
+        )
+        assert done.returncode == 0, done.stderr
+        assert "pip install 'llm-memo[testing]'" in done.stdout

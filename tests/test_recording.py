@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from llm_memo import CacheMiss, cache_controls, configure, llm_cached
-from llm_memo.backends import MISSING, Listing
+from llm_memo.backends import MISSING, Listing, from_url
 from llm_memo.backends.memory import MemoryBackend
-from llm_memo.keys import function_prefix, namespace_prefix
+from llm_memo.backends.recording import RecordingBackend as StoreBackend
+from llm_memo.backends.recording import layout
+from llm_memo.keys import IGNORE_GROUPS, function_prefix, namespace_prefix, parse_key
 from llm_memo.recording import (
     SCRUBBED,
     Mode,
@@ -23,6 +25,7 @@ from llm_memo.recording import (
     default_mode,
     read_recording,
     redact_keys,
+    scrub_request,
     use_recordings,
 )
 from llm_memo.testing import FakeClock
@@ -171,6 +174,67 @@ class TestRecordingBackend:
         """recordings:///path builds the store."""
         backend = RecordingBackend.from_url(f"recordings://{tmp_path}")
         assert backend.directory == tmp_path
+
+    def test_registered_scheme_opens_through_from_url(self, tmp_path: Path) -> None:
+        """recordings:// is a registry row like any scheme: backends.from_url builds the public
+        store (reads follow configure()), for sync and async callers alike."""
+        clock = FakeClock(5000.0)
+        configure(clock=clock, signing_keys=[b"k" * 32])
+        backend = from_url(f"recordings://{tmp_path}")
+        assert isinstance(backend, RecordingBackend)
+        assert type(from_url(f"recordings://{tmp_path}", asynchronous=True)) is type(backend)
+        key = make_key()
+        backend.set(key, make_entry(b'"v"'), None)
+        got = backend.get(key)
+        assert got is not MISSING
+        assert (got.value, got.created_at) == (b'"v"', 5000.0)
+        assert got.signature, "a read was not signed with the configured key"
+
+    def test_the_backend_layer_takes_its_stamp_from_its_owner(self, tmp_path: Path) -> None:
+        """The store under llm_memo.backends reads no configuration: a read is stamped with the
+        clock and keys its stamp= gives (wall clock, unsigned by default)."""
+        configure(signing_keys=[b"k" * 32])
+        key = make_key()
+        plain = StoreBackend(tmp_path)
+        plain.set(key, make_entry(b'"v"'), None)
+        got = plain.get(key)
+        assert got is not MISSING
+        assert got.signature == b"", "the backend layer read configure()'s signing keys"
+        stamped = StoreBackend(tmp_path, stamp=lambda: (42.0, [b"s" * 32]))
+        got = stamped.get(key)
+        assert got is not MISSING
+        assert got.created_at == 42.0
+        assert got.signature
+
+    def test_temporary_files_of_a_write_are_never_listed(self, tmp_path: Path) -> None:
+        """A write in progress (atomic: a dot-file ending in .tmp beside the recording) is not a
+        recording, so listing never reads a half-written file as a key."""
+        backend = RecordingBackend(tmp_path)
+        key = make_key()
+        backend.set(key, make_entry(), None)
+        path = backend.path_for(key)
+        (path.parent / f".{path.name}.0123456789ab.tmp").write_bytes(b"{")
+        assert list(backend.keys()) == [key]
+
+    def test_layout_reads_keys_only_through_parse_key(self, tmp_path: Path) -> None:
+        """Every key keys.py builds maps to <namespace>/<function>/<hash>.json and back; a
+        string that parse_key refuses goes to _other/, whole."""
+        for ns, fn in [("ns", "app.ask"), ("tenant:42/eu", "pkg.<locals>.f"), ("ü ~%", "a b")]:
+            key = make_key(ns, fn)
+            parts = parse_key(key)
+            assert parts is not None
+            path = layout.path_for(tmp_path, key)
+            assert path.relative_to(tmp_path).parts == (
+                parts.escaped[1],
+                parts.escaped[2],
+                parts.digest + ".json",
+            )
+            assert layout.key_of(tmp_path, path) == key
+        odd = "llm_memo:2:a b:f:x"  # not a key keys.py writes (an unescaped space)
+        assert parse_key(odd) is None
+        path = layout.path_for(tmp_path, odd)
+        assert path.parent == tmp_path / "_other"
+        assert layout.key_of(tmp_path, path) == odd
 
 
 class TestUseRecordings:
@@ -374,6 +438,14 @@ class TestNoCredentialsInRecordings:
         raw = _all_bytes(tmp_path)
         leaked = [s for s in _leaves(_NEVER) if s.encode() in raw]
         assert not leaked, f"written recordings hold {leaked}"
+
+    def test_every_credential_the_keys_module_lists_is_left_out(self) -> None:
+        """The keys module's credential and header-mapping groups (the one list of them) are
+        left out of a recorded request, as are credentials no SDK takes as parameters."""
+        names = IGNORE_GROUPS["credentials"] | IGNORE_GROUPS["header mappings"]
+        extra = {"apikey", "refresh_token", "passwd", "authorization", "cookie"}
+        request = {name: "x" for name in names | extra} | {"q": "hi"}
+        assert scrub_request(request) == {"q": "hi"}
 
     def test_secret_looking_values_are_scrubbed_anywhere(self, tmp_path: Path) -> None:
         """Provider keys, bearer/basic credentials, JWTs and credential-named fields are

@@ -1,11 +1,20 @@
-"""Public helpers for testing code that uses llm_memo; the pytest plugin is a thin shell over them.
+"""The public test kit: helpers for testing code that uses llm_memo, and for testing backends.
 
-:func:`recording_cache` swaps a fresh in-memory backend in for every cached function in the
-process (threads included) and records every event, until the block ends. The ``llm_cache``
-pytest fixture is exactly that, per test. An explicit ``cache_controls(backend=...)`` inside the
-block still wins, so a test can exercise a real backend on purpose.
+The pytest plugin (``llm_memo.pytest_plugin``) is a thin shell over this package:
 
-Not here: record/replay of real model responses for test suites (a later feature).
+* :func:`recording_cache` swaps a fresh in-memory backend in for every cached function in the
+  process (threads included) and records every event, until the block ends. The ``llm_cache``
+  pytest fixture is exactly that, per test. An explicit ``cache_controls(backend=...)`` inside
+  the block still wins, so a test can exercise a real backend on purpose.
+* :func:`restored_settings` undoes every ``configure(...)`` a block makes; :class:`FakeClock`
+  moves only when told to, for TTL tests without sleeping.
+* Record / replay of real model responses (the ``llm_recording`` fixture and the
+  ``llm_memo`` marker): :func:`use_recordings`, :class:`Recording`, :class:`Mode` and
+  :func:`redact_keys`, re-exported from :mod:`llm_memo.recording`, where they are documented.
+* :mod:`llm_memo.testing.conformance`: the backend conformance suite every llm_memo backend
+  passes, as a base class a third-party backend's tests subclass. It needs pytest and
+  hypothesis (``pip install 'llm-memo[testing]'``), so it is imported only on request; this
+  package itself needs neither.
 """
 
 from __future__ import annotations
@@ -17,11 +26,23 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import config
-from .backends.memory import MemoryBackend
-from .events import Event, Outcome
+from .. import config
+from ..backends.memory import MemoryBackend
+from ..controls import CacheScope, Directives
+from ..events import Event
+from ..recording import Mode, Recording, RecordingBackend, redact_keys, use_recordings
 
-__all__ = ["CacheRecorder", "FakeClock", "recording_cache", "restored_settings"]
+__all__ = [
+    "CacheRecorder",
+    "FakeClock",
+    "Mode",
+    "Recording",
+    "RecordingBackend",
+    "recording_cache",
+    "redact_keys",
+    "restored_settings",
+    "use_recordings",
+]
 
 
 class FakeClock:
@@ -60,28 +81,28 @@ class CacheRecorder:
     def __init__(self, max_events: int = 10_000) -> None:
         self.clock = FakeClock()
         self.backend = MemoryBackend(clock=self.clock)
-        self.events: collections.deque[Event] = collections.deque(maxlen=max_events)
-        self._lock = threading.Lock()
-        self._hits = 0
-        self._misses = 0
+        self._max_events = max_events
+        # What happened, kept the way a cache_controls block's scope keeps it (the same
+        # events, hits and misses), for every call while the recorder is active.
+        self._scope = CacheScope(Directives(), max_events)
 
     def _record(self, event: Event) -> None:
-        with self._lock:
-            self.events.append(event)
-            if event.outcome is Outcome.HIT:
-                self._hits += 1
-            elif event.outcome in (Outcome.MISS, Outcome.REFRESH):
-                self._misses += 1
+        self._scope.record(event)
+
+    @property
+    def events(self) -> collections.deque[Event]:
+        """Every event since the start (the most recent ones), oldest first."""
+        return self._scope.events
 
     @property
     def hits(self) -> int:
         """Calls answered from the cache."""
-        return self._hits
+        return self._scope.hits
 
     @property
     def misses(self) -> int:
         """Calls that ran the function (``miss`` and ``refresh``)."""
-        return self._misses
+        return self._scope.misses
 
     def entries(self) -> list[str]:
         """The keys stored in the fixture's backend."""
@@ -94,9 +115,7 @@ class CacheRecorder:
     def clear(self) -> None:
         """Drop every entry and forget the events so far."""
         self.backend.clear()
-        with self._lock:
-            self.events.clear()
-            self._hits = self._misses = 0
+        self._scope = CacheScope(Directives(), self._max_events)
 
     def __repr__(self) -> str:
         return f"<CacheRecorder entries={len(self.backend)} hits={self.hits} misses={self.misses}>"

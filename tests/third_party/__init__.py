@@ -1,0 +1,1 @@
+"""Backends written outside the package, the way a third-party author writes one."""
