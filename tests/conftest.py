@@ -7,11 +7,7 @@ from pathlib import Path
 
 import pytest
 
-# The conformance suite lives outside test_* modules; rewrite its asserts so a failure shows
-# the values it saw (it must be registered before anything imports it).
-pytest.register_assert_rewrite("tests.backends.conformance")
-
-from llm_memo import config  # noqa: E402 - after the rewrite registration above
+from llm_memo import config
 
 pytest_plugins = ["tests.servers"]
 

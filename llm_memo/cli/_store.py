@@ -62,6 +62,9 @@ def open_backend(url: str | None, options: dict[str, Any], *, must_exist: bool =
         directory = _disk_directory(url)
         if not os.path.isfile(os.path.join(directory, _DISK_DB)):
             raise Exit(NOT_FOUND, f"no cache at {directory} (no disk cache there)")
+    if scheme == "disk":
+        # purge --expired keeps what configure(grace=...) keeps: the backend judges with it.
+        options = {"grace": config.settings().grace, **options}
     backend: Any = _build(url, scheme, options)
     if is_async_backend(backend):
         raise Exit(USAGE, f"{url} gave an async backend; the CLI needs a sync one")
@@ -109,18 +112,14 @@ def _missing_store(backend: Any, url: str) -> str | None:
     module = sys.modules.get("llm_memo.backends.objectstore")
     if module is None or not isinstance(backend, module.ObjectStoreBackend):
         return None
-    root = getattr(backend, "root", None)
-    if not isinstance(root, str):
-        return None
-    if getattr(backend, "protocol", None) in ("file", "local"):
+    root = backend.root
+    if backend.protocol in ("file", "local"):
         return None if os.path.isdir(root) else root
-    io = getattr(backend, "_sync_io", None)
-    fs = getattr(io, "fs", None)
+    fs = backend.fs
     if fs is None:
         return None
-    deadline = getattr(io, "_deadline", {})
     try:
-        exists = bool(fs.exists(root, **deadline))
+        exists = bool(fs.exists(root))
     except (OSError, TimeoutError) as exc:
         raise BackendError(f"cannot look for {url}: {type(exc).__name__}: {exc}") from exc
     return None if exists else url

@@ -64,12 +64,15 @@ def missing_service(message: str) -> NoReturn:
     pytest.skip(message)
 
 
-def free_port(host: str = HOST) -> int:
-    """Return a TCP port that is free on ``host`` right now (the OS picks it at random)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_port(host: str = HOST, *, highest: int = 65535) -> int:
+    """Return a TCP port that is free on ``host`` right now (the OS picks it at random), at
+    most ``highest`` (a Redis cluster node also listens on its port + 10000)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+        if port <= highest:
+            return port
 
 
 def poll_until(
@@ -246,12 +249,13 @@ def start_on_free_port(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     attempts: int = 3,
+    highest_port: int = 65535,
 ) -> tuple[ManagedProcess, int]:
     """Start a server on a random free port; retry on another port if it dies at startup
     (another process may grab the port between `free_port` and the server's bind)."""
     last_error: ServerStartError | None = None
     for _ in range(attempts):
-        port = free_port()
+        port = free_port(highest=highest_port)
         proc = ManagedProcess(name, make_argv(port), log_path=log_path, cwd=cwd, env=env)
         proc.start()
         try:

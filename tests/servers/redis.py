@@ -367,6 +367,8 @@ def start_redis_cluster(server: str, cli: str, basedir: Path) -> RedisCluster:
                 _cluster_node_argv(server, workdir),
                 log_path=workdir / "redis.log",
                 ready=_redis_ready(None),
+                # The node's cluster bus listens on port + 10000, which must be a valid port.
+                highest_port=65535 - 10000,
             )
             processes.append(proc)
         nodes = tuple((HOST, _port_of(proc)) for proc in processes)

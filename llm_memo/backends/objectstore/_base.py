@@ -77,12 +77,6 @@ class _ObjectStore:
         for the async backend, the running event loop's, once it has one)."""
         return self._ios.fs
 
-    @property
-    def _sync_io(self) -> Any:
-        # The sync I/O under its old private name: llm_memo/cli.py (_missing_store) reads its
-        # ``fs`` through it. Remove once the CLI reads the public ``fs`` above.
-        return self._ios.current() if isinstance(self._ios, StoreIO) else None
-
     def _path(self, key: str) -> str:
         return _join(self.root, _object_name(key))
 
