@@ -29,7 +29,15 @@ from typing import Any
 
 from ._flight import ASYNC_FLIGHTS, SYNC_FLIGHTS, Flight, Landing
 from ._memo import Memo
-from ._policy import Freshness, Policy, freshness
+from ._policy import (
+    Freshness,
+    Policy,
+    ReadFailure,
+    call_outcome,
+    freshness,
+    read_failure,
+    stale_fallback,
+)
 from .backends import MISSING, AsyncLocking, Locking, is_async_backend, is_semantic_backend
 from .codec import StreamUsage, join_chunks, usage_tokens
 from .controls import CacheScope
@@ -84,18 +92,18 @@ def _read_failed(
     start: float,
     scopes: tuple[CacheScope, ...],
 ) -> None:
-    """Raise what a failed read should raise, if anything (else fall through, logged).
+    """Act on :func:`~llm_memo._policy.read_failure`: raise, or fall through (logged).
 
     When it raises, the call's event (``error``) is emitted here: every cached call has one.
     """
-    if policy.only_if_cached or memo.strict:
-        memo.backend_failed(backend, exc, "get")
-        memo.emit(Outcome.ERROR, key, start, policy, scopes, error=exc)
-    if policy.only_if_cached:
-        raise _cache_miss(memo, key, exc) from exc
-    if memo.strict:
-        raise BackendUnavailableError(f"cache read failed for {memo.function_id}: {exc}") from exc
     memo.backend_failed(backend, exc, "get")
+    decision = read_failure(policy, memo.strict)
+    if not decision.raises:
+        return
+    memo.emit(Outcome.ERROR, key, start, policy, scopes, error=exc)
+    if decision is ReadFailure.RAISE_CACHE_MISS:
+        raise _cache_miss(memo, key, exc) from exc
+    raise BackendUnavailableError(f"cache read failed for {memo.function_id}: {exc}") from exc
 
 
 def _as_returned(entry: Entry, value: Any) -> Any:
@@ -137,12 +145,14 @@ def _judge(
 
 
 def _serve_stale(
-    memo: Memo, key: str, stale: Entry | None, backend: Any, returns: bool = True
+    memo: Memo, key: str, stale: Entry | None, policy: Policy, backend: Any, returns: bool = True
 ) -> Any:
-    if stale is None:
+    """The value :func:`~llm_memo._policy.stale_fallback` picks for a failed call, or MISSING."""
+    entry = stale_fallback(stale, policy)
+    if entry is None:
         return MISSING
     try:
-        return _decode(memo, key, stale, backend, returns)
+        return _decode(memo, key, entry, backend, returns)
     except CodecError as exc:
         memo.unusable(key, exc)
         return MISSING
@@ -162,9 +172,8 @@ def _held(memo: Memo, backend: Any, key: str, policy: Policy) -> Iterator[bool]:
     if not (memo.lock and policy.reads and isinstance(backend, Locking)):
         yield False
         return
-    s = memo.settings
     try:
-        lock = backend.lock(key, ttl=s.lock_ttl, wait=s.wait_timeout)
+        lock = backend.lock(key, ttl=memo.lock_ttl, wait=memo.wait_timeout)
         lock.__enter__()
     except BackendError as exc:
         memo.backend_failed(backend, exc, "lock")
@@ -185,11 +194,10 @@ async def _aheld(memo: Memo, backend: Any, key: str, policy: Policy) -> AsyncIte
     if not (memo.lock and policy.reads and isinstance(backend, (Locking, AsyncLocking))):
         yield False
         return
-    s = memo.settings
     aio = is_async_backend(backend)
     lock: Any = None
     try:
-        lock = backend.lock(key, ttl=s.lock_ttl, wait=s.wait_timeout)
+        lock = backend.lock(key, ttl=memo.lock_ttl, wait=memo.wait_timeout)
         await lock.__aenter__() if aio else lock.__enter__()
     except BackendError as exc:
         memo.backend_failed(backend, exc, "lock")
@@ -311,7 +319,7 @@ def run_sync(
             flight, leader = SYNC_FLIGHTS.join(key)
             if leader:
                 break
-            if not SYNC_FLIGHTS.wait(flight, memo.settings.wait_timeout):
+            if not SYNC_FLIGHTS.wait(flight, memo.wait_timeout):
                 flight = None  # the leader is taking too long: call without leading
                 break
             if flight.landing is Landing.VALUE:
@@ -319,7 +327,7 @@ def run_sync(
                 memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
                 return value
             if flight.landing is Landing.ERROR:
-                value = _serve_stale(memo, key, stale, backend)
+                value = _serve_stale(memo, key, stale, policy, backend)
                 if value is not MISSING:
                     memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale)
                     return value
@@ -377,7 +385,7 @@ def _call_sync(
     try:
         result = wrapped(*args, **kwargs)
     except Exception as exc:
-        value = _serve_stale(memo, key, stale, backend)
+        value = _serve_stale(memo, key, stale, policy, backend)
         if value is not MISSING:
             memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
             if flight is not None:
@@ -386,7 +394,7 @@ def _call_sync(
         if flight is not None:
             flight.land_error(exc)
         raise
-    outcome = Outcome.ERROR if failure else (Outcome.REFRESH if policy.no_cache else Outcome.MISS)
+    outcome = call_outcome(policy, failure is not None)
     if is_stream(result):
         memo.emit(outcome, key, start, policy, scopes, error=failure)
         return RecordingStream(result, memo, backend, key, policy)
@@ -472,7 +480,7 @@ async def run_async(
             flight, leader = ASYNC_FLIGHTS.join(key)
             if leader:
                 break
-            if not await ASYNC_FLIGHTS.wait(flight, memo.settings.wait_timeout):
+            if not await ASYNC_FLIGHTS.wait(flight, memo.wait_timeout):
                 flight = None
                 break
             if flight.landing is Landing.VALUE:
@@ -480,7 +488,7 @@ async def run_async(
                 memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
                 return value
             if flight.landing is Landing.ERROR:
-                value = _serve_stale(memo, key, stale, backend)
+                value = _serve_stale(memo, key, stale, policy, backend)
                 if value is not MISSING:
                     memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale)
                     return value
@@ -539,7 +547,7 @@ async def _call_async(
     try:
         result = await wrapped(*args, **kwargs)
     except Exception as exc:
-        value = _serve_stale(memo, key, stale, backend)
+        value = _serve_stale(memo, key, stale, policy, backend)
         if value is not MISSING:
             memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
             if flight is not None:
@@ -548,7 +556,7 @@ async def _call_async(
         if flight is not None:
             flight.land_error(exc)
         raise
-    outcome = Outcome.ERROR if failure else (Outcome.REFRESH if policy.no_cache else Outcome.MISS)
+    outcome = call_outcome(policy, failure is not None)
     if is_async_stream(result):
         memo.emit(outcome, key, start, policy, scopes, error=failure)
         return AsyncRecordingStream(result, memo, backend, key, policy)
@@ -628,7 +636,7 @@ def _generate(
         memo.emit(Outcome.MISS, key, start, policy, scopes)
         raise _cache_miss(memo, key)
     recorder = RecordingStream(wrapped(*args, **kwargs), memo, backend, key, policy)
-    outcome = Outcome.ERROR if failure else (Outcome.REFRESH if policy.no_cache else Outcome.MISS)
+    outcome = call_outcome(policy, failure is not None)
     with recorder:
         try:
             first = next(recorder)
@@ -636,7 +644,7 @@ def _generate(
             memo.emit(outcome, key, start, policy, scopes, error=failure)
             return
         except Exception:
-            chunks = _serve_stale(memo, key, stale, backend, returns=False)
+            chunks = _serve_stale(memo, key, stale, policy, backend, returns=False)
             if chunks is MISSING:
                 raise
             memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)
@@ -698,7 +706,7 @@ async def _agenerate(
         memo.emit(Outcome.MISS, key, start, policy, scopes)
         raise _cache_miss(memo, key)
     recorder = AsyncRecordingStream(wrapped(*args, **kwargs), memo, backend, key, policy)
-    outcome = Outcome.ERROR if failure else (Outcome.REFRESH if policy.no_cache else Outcome.MISS)
+    outcome = call_outcome(policy, failure is not None)
     async with recorder:
         try:
             first = await recorder.__anext__()
@@ -706,7 +714,7 @@ async def _agenerate(
             memo.emit(outcome, key, start, policy, scopes, error=failure)
             return
         except Exception:
-            chunks = _serve_stale(memo, key, stale, backend, returns=False)
+            chunks = _serve_stale(memo, key, stale, policy, backend, returns=False)
             if chunks is MISSING:
                 raise
             memo.emit(Outcome.STALE, key, start, policy, scopes, entry=stale, error=failure)

@@ -121,9 +121,13 @@ class Memo:
         self._warned_size = False
         self._warned_unusable = False
         self._error_log = _ErrorLog()
+        # Resolved from the settings with the decorator's options (see _refresh): what the
+        # drivers read instead of the settings themselves.
         self.strict = False
         self.lock = False
         self.allow_pickle = False
+        self.wait_timeout = config.DEFAULT_WAIT_TIMEOUT
+        self.lock_ttl = config.DEFAULT_LOCK_TTL
 
     # -- per-call resolution ---------------------------------------------------------------
 
@@ -139,6 +143,8 @@ class Memo:
         self.allow_pickle = (
             s.allow_pickle if self._allow_pickle is UNSET else bool(self._allow_pickle)
         )
+        self.wait_timeout = s.wait_timeout
+        self.lock_ttl = s.lock_ttl
         self._last = None
         self._generation = s.generation
 
@@ -160,10 +166,6 @@ class Memo:
         policy = resolve(merged)
         self._last = (state, policy)
         return policy, state.scopes
-
-    @property
-    def settings(self) -> config.Settings:
-        return self._settings
 
     def _key_args(self, instance: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
         # A method's instance (or a classmethod's class) is an argument like any other.
