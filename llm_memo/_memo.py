@@ -5,7 +5,7 @@ and answers the per-call questions cheaply: the effective :class:`~llm_memo._pol
 (cached until ``configure()`` or the active ``cache_controls`` state changes), the key, the
 backend, how to decode a hit and how to store a result, and where events go.
 
-The drivers (``_drivers.py``) are the only callers; the wrapper and the ``fn.cache`` handle live
+The runners (``_drivers/``) are the only callers; the wrapper and the ``fn.cache`` handle live
 in ``_decorator.py``.
 """
 
@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from . import _fork, config, controls
+from ._async_view import async_view, unwrap
 from ._policy import Policy, WritePlan, resolve, write_plan
 from .backends import (
     AsyncLocking,
@@ -192,7 +193,14 @@ class Memo:
             backend.describe(key, functools.partial(self.request_view, instance, args, kwargs))
 
     def backend(self, policy: Policy, asynchronous: bool) -> Any:
-        """The backend object for ``policy`` (built from its URL on first use)."""
+        """The backend object for ``policy`` (built from its URL on first use).
+
+        ``asynchronous``: for an async runner, which always awaits: a sync backend comes back
+        as its :func:`~llm_memo._async_view.async_view` (calling it inline).
+
+        Raises:
+            ConfigurationError: an async backend for a sync function.
+        """
         last = self._last_backend
         if last[0] is policy and last[1] is asynchronous:
             return last[2]
@@ -200,7 +208,7 @@ class Memo:
         if type(backend) is config.Unopened:
             # Not remembered: the next call asks again, which builds it once its back-off
             # has passed. Its operations raise BackendError, so the call fails open.
-            return backend
+            return async_view(backend, remember=False) if asynchronous else backend
         if self.lock and not self._warned_lock and not isinstance(backend, (Locking, AsyncLocking)):
             self._warned_lock = True
             logger.warning(
@@ -209,11 +217,14 @@ class Memo:
                 self.function_id,
                 backend,
             )
-        if not asynchronous and is_async_backend(backend):
-            raise ConfigurationError(
-                f"{type(backend).__name__} is an async backend and cannot serve the sync "
-                f"function {self.function_id}; use its sync twin or a URL"
-            )
+        if is_async_backend(backend):
+            if not asynchronous:
+                raise ConfigurationError(
+                    f"{type(backend).__name__} is an async backend and cannot serve the sync "
+                    f"function {self.function_id}; use its sync twin or a URL"
+                )
+        elif asynchronous:
+            backend = async_view(backend)
         # Policies are rebuilt whenever settings or the active block change, so remembering
         # the backend of the last policy seen is always current.
         self._last_backend = (policy, asynchronous, backend)
@@ -474,10 +485,11 @@ class Memo:
 
     def backend_failed(self, backend: Any, exc: BackendError, during: str) -> None:
         """Log a backend failure (once per burst per backend); the caller counts it."""
-        self._error_log.log(self.function_id, backend, exc, during)
+        self._error_log.log(self.function_id, unwrap(backend), exc, during)
 
-    def count_error(self) -> None:
-        """Count a backend failure that happened after the call's event (a stream's write)."""
+    def write_failed(self, backend: Any, exc: BackendError) -> None:
+        """Log and count a failed write that happened after the call's event (a stream's)."""
+        self.backend_failed(backend, exc, "set")
         self.stats.count_error()
 
 
