@@ -31,6 +31,7 @@ from .backends import (
     Locking,
     is_async_backend,
     is_describing_backend,
+    is_semantic_backend,
 )
 from .codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
 from .controls import UNSET, CacheScope, Directives, Unset
@@ -39,7 +40,7 @@ from .errors import BackendError, CodecError, ConfigurationError
 from .events import Event, Outcome, Stats
 from .keys import KeyBuilder, digest, function_prefix, split_for_similarity
 
-__all__ = ["Memo", "logger"]
+__all__ = ["Memo", "Route", "logger"]
 
 logger = logging.getLogger("llm_memo")
 
@@ -59,6 +60,20 @@ def function_identity(fn: Any) -> str:
     if qualname is None:
         qualname = type(target).__qualname__
     return f"{module}.{qualname}"
+
+
+class Route:
+    """The backend a policy resolves to, and what a runner asks of it on every call (decided
+    once per resolution, not per call)."""
+
+    __slots__ = ("backend", "describing", "semantic")
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        #: It keeps each call's request (test recordings): offer it with ``Memo.describe``.
+        self.describing = is_describing_backend(backend)
+        #: It answers similar requests: the runner asks it on an exact miss.
+        self.semantic = is_semantic_backend(backend)
 
 
 class Memo:
@@ -116,11 +131,12 @@ class Memo:
         self._base: Policy = Policy()
         self._settings: config.Settings = config.settings()
         self._last: tuple[Any, Policy] | None = None
-        self._last_backend: tuple[Any, bool, Any] = (None, False, None)
+        self._last_backend: tuple[Any, bool, Route] = (None, False, Route(None))
         self._warned_unstorable = False
         self._warned_lock = False
         self._warned_size = False
         self._warned_unusable = False
+        self._expected: tuple[type, ...] | None | Unset = UNSET
         self._error_log = _ErrorLog()
         # Resolved from the settings with the decorator's options (see _refresh): what the
         # drivers read instead of the settings themselves.
@@ -178,6 +194,8 @@ class Memo:
 
     def key(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ns: str) -> str:
         """The key of a call (``instance`` is prepended for methods)."""
+        if instance is None:  # the common case: a plain function
+            return self.keys.key(args, kwargs, ns)
         return self.keys.key(self._key_args(instance, args), kwargs, ns)
 
     def request_view(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -187,13 +205,16 @@ class Memo:
     def describe(
         self, backend: Any, key: str, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        """Offer the request behind ``key`` to a backend that records it (lazily: only the
-        backend decides whether to compute it)."""
-        if is_describing_backend(backend):
-            backend.describe(key, functools.partial(self.request_view, instance, args, kwargs))
+        """Offer the request behind ``key`` to a backend that records it (a
+        :attr:`Route.describing` one), lazily: only the backend decides whether to compute it."""
+        backend.describe(key, functools.partial(self.request_view, instance, args, kwargs))
 
     def backend(self, policy: Policy, asynchronous: bool) -> Any:
-        """The backend object for ``policy`` (built from its URL on first use).
+        """The backend object for ``policy``: :meth:`route`'s backend."""
+        return self.route(policy, asynchronous).backend
+
+    def route(self, policy: Policy, asynchronous: bool) -> Route:
+        """The backend for ``policy`` (built from its URL on first use) and its abilities.
 
         ``asynchronous``: for an async runner, which always awaits: a sync backend comes back
         as its :func:`~llm_memo._async_view.async_view` (calling it inline).
@@ -208,7 +229,7 @@ class Memo:
         if type(backend) is config.Unopened:
             # Not remembered: the next call asks again, which builds it once its back-off
             # has passed. Its operations raise BackendError, so the call fails open.
-            return async_view(backend, remember=False) if asynchronous else backend
+            return Route(async_view(backend, remember=False) if asynchronous else backend)
         if self.lock and not self._warned_lock and not isinstance(backend, (Locking, AsyncLocking)):
             self._warned_lock = True
             logger.warning(
@@ -225,10 +246,11 @@ class Memo:
                 )
         elif asynchronous:
             backend = async_view(backend)
+        route = Route(backend)
         # Policies are rebuilt whenever settings or the active block change, so remembering
-        # the backend of the last policy seen is always current.
-        self._last_backend = (policy, asynchronous, backend)
-        return backend
+        # the route of the last policy seen is always current.
+        self._last_backend = (policy, asynchronous, route)
+        return route
 
     def similar_request(
         self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ns: str
@@ -286,7 +308,9 @@ class Memo:
         value = self.codec.decode(tag, payload, allow_pickle=self.allow_pickle)
         if chunks or tag == "stream" or tag == "astream":
             return value  # a stream is never checked against the annotation (stream=True)
-        expected = self.codec.allow.expected
+        expected = self._expected
+        if expected is UNSET:  # resolved once, with the allow-list, on first use
+            expected = self._expected = self.codec.allow.expected
         if expected is not None and not isinstance(value, expected):
             raise CodecError(
                 f"a stored {type(value).__qualname__} contradicts the return annotation "

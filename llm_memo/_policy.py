@@ -35,7 +35,7 @@ The meanings follow HTTP caching:
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .controls import UNSET, Directives
@@ -74,16 +74,16 @@ class Policy:
     namespace: str = DEFAULT_NAMESPACE
     backend: Any = UNSET
     threshold: float | None = None
+    #: Whether the cache may answer this call (not bypassed, not a refresh). Derived, like
+    #: :attr:`writes`, once per policy: a policy is built once per settings / block state and
+    #: read on every call.
+    reads: bool = field(init=False, repr=False, compare=False)
+    #: Whether the result may be stored.
+    writes: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def reads(self) -> bool:
-        """Whether the cache may answer this call (not bypassed, not a refresh)."""
-        return self.enabled and not self.no_cache
-
-    @property
-    def writes(self) -> bool:
-        """Whether the result may be stored."""
-        return self.enabled and not self.no_store
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", self.enabled and not self.no_cache)
+        object.__setattr__(self, "writes", self.enabled and not self.no_store)
 
 
 def resolve(directives: Directives) -> Policy:

@@ -316,9 +316,9 @@ _STATE: contextvars.ContextVar[_State | None] = contextvars.ContextVar(
 )
 
 
-def current() -> _State | None:
-    """The merged state of the open blocks in this context, or ``None`` outside any block."""
-    return _STATE.get()
+#: ``current()``: the merged state of the open blocks in this context, or ``None`` outside any
+#: block. The ContextVar's own ``get`` (no Python frame: every cached call asks).
+current: Callable[[], _State | None] = _STATE.get
 
 
 def current_scopes() -> tuple[CacheScope, ...]:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from .._async_view import sync_face  # async only
 from .._flight import ASYNC_FLIGHTS, Flight, Landing
 from .._policy import Freshness, Policy, call_outcome, freshness
-from ..backends import MISSING, AsyncLocking, is_semantic_backend
+from ..backends import MISSING, AsyncLocking
 from ..codec import usage_tokens
 from ..errors import BackendError, CodecError
 from ..events import Outcome
@@ -113,12 +113,14 @@ async def run_async(
         memo.emit(Outcome.BYPASS, "", start, policy, scopes)
         return result
     key = memo.key(instance, args, kwargs, policy.namespace)
-    backend = memo.backend(policy, asynchronous=True)
-    memo.describe(backend, key, instance, args, kwargs)
+    route = memo.route(policy, asynchronous=True)
+    backend = route.backend
+    if route.describing:
+        memo.describe(backend, key, instance, args, kwargs)
     failure: BackendError | None = None
     stale: Entry | None = None
     similar: Similar | None = None
-    if is_semantic_backend(backend):
+    if route.semantic:
         similar = memo.similar_request(instance, args, kwargs, policy.namespace)
     if policy.reads:
         try:
@@ -277,7 +279,9 @@ def run_async_generator(
         memo.emit(Outcome.BYPASS, "", start, policy, scopes)
         return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
     key = memo.key(instance, args, kwargs, policy.namespace)
-    memo.describe(memo.backend(policy, asynchronous=True), key, instance, args, kwargs)
+    route = memo.route(policy, asynchronous=True)
+    if route.describing:
+        memo.describe(route.backend, key, instance, args, kwargs)
     return _generate(memo, wrapped, args, kwargs, key, policy, scopes, start)
 
 

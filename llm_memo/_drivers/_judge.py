@@ -34,6 +34,7 @@ __all__ = [
 
 _FRESH = Freshness.FRESH
 _STALE = Freshness.STALE
+_STREAM_TAGS = ("stream", "astream")
 
 #: For a semantic backend: (exact context, text to embed).
 Similar = tuple[str, str]
@@ -91,13 +92,19 @@ def judge(
     decompression).
     """
     verdict = freshness(entry, memo.now(), policy)
-    if verdict is _FRESH:
-        try:
+    if verdict is not _FRESH:
+        return MISSING, entry if verdict is _STALE else None
+    try:
+        if entry.flags:
             return _decode(memo, key, entry, backend, returns), None
-        except CodecError as exc:
-            memo.unusable(key, exc)
-            return MISSING, None
-    return MISSING, entry if verdict is _STALE else None
+        # The hit path, inlined: an unflagged entry needs no size bound.
+        value = memo.decode(key, entry, chunks=not returns)
+    except CodecError as exc:
+        memo.unusable(key, exc)
+        return MISSING, None
+    if returns and entry.type_tag in _STREAM_TAGS:
+        return as_returned(entry, value), None
+    return value, None
 
 
 def serve_stale(

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._flight import SYNC_FLIGHTS, Flight, Landing
 from .._policy import Freshness, Policy, call_outcome, freshness
-from ..backends import MISSING, Locking, is_semantic_backend
+from ..backends import MISSING, Locking
 from ..codec import usage_tokens
 from ..errors import BackendError, CodecError
 from ..events import Outcome
@@ -112,12 +112,14 @@ def run_sync(
         memo.emit(Outcome.BYPASS, "", start, policy, scopes)
         return result
     key = memo.key(instance, args, kwargs, policy.namespace)
-    backend = memo.backend(policy, asynchronous=False)
-    memo.describe(backend, key, instance, args, kwargs)
+    route = memo.route(policy, asynchronous=False)
+    backend = route.backend
+    if route.describing:
+        memo.describe(backend, key, instance, args, kwargs)
     failure: BackendError | None = None
     stale: Entry | None = None
     similar: Similar | None = None
-    if is_semantic_backend(backend):
+    if route.semantic:
         similar = memo.similar_request(instance, args, kwargs, policy.namespace)
     if policy.reads:
         try:
@@ -273,7 +275,9 @@ def run_generator(
         memo.emit(Outcome.BYPASS, "", start, policy, scopes)
         return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
     key = memo.key(instance, args, kwargs, policy.namespace)
-    memo.describe(memo.backend(policy, asynchronous=False), key, instance, args, kwargs)
+    route = memo.route(policy, asynchronous=False)
+    if route.describing:
+        memo.describe(route.backend, key, instance, args, kwargs)
     return _generate(memo, wrapped, args, kwargs, key, policy, scopes, start)
 
 
