@@ -6,7 +6,10 @@ and answers the per-call questions cheaply: the effective :class:`~llm_memo._pol
 backend, how to decode a hit and how to store a result, and where events go.
 
 The runners (``_drivers/``) are the only callers; the wrapper and the ``fn.cache`` handle live
-in ``_decorator.py``.
+in ``_decorator.py``; the rate-limited failure log is ``_error_log.py``. The module is one
+class a little past 500 lines: its per-call resolution, value handling and event sections share
+the state the Memo resolves once per settings generation, and splitting it would put that state
+behind another object on the hit path.
 """
 
 from __future__ import annotations
@@ -16,15 +19,15 @@ import dataclasses
 import functools
 import inspect
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 
-from . import _fork, config, controls
+from . import config, controls
 from ._async_view import async_view, unwrap
+from ._error_log import ErrorLog
 from ._policy import Policy, WritePlan, resolve, write_plan
 from .backends import (
     AsyncLocking,
@@ -47,9 +50,6 @@ logger = logging.getLogger("llm_memo")
 _DEBUG = logging.DEBUG
 _HIT = Outcome.HIT
 _STALE = Outcome.STALE
-# Backend failures are logged at most once per this many seconds per backend ("per burst");
-# every one is still counted.
-_ERROR_LOG_INTERVAL = 30.0
 
 
 def function_identity(fn: Any) -> str:
@@ -136,8 +136,8 @@ class Memo:
         self._warned_lock = False
         self._warned_size = False
         self._warned_unusable = False
-        self._expected: tuple[type, ...] | None | Unset = UNSET
-        self._error_log = _ErrorLog()
+        self._expected: tuple[type, ...] | Unset | None = UNSET
+        self._error_log = ErrorLog(logger)
         # Resolved from the settings with the decorator's options (see _refresh): what the
         # drivers read instead of the settings themselves.
         self.strict = False
@@ -515,36 +515,3 @@ class Memo:
         """Log and count a failed write that happened after the call's event (a stream's)."""
         self.backend_failed(backend, exc, "set")
         self.stats.count_error()
-
-
-class _ErrorLog:
-    """Rate-limited warning for backend failures: one line per burst, with a count."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last: dict[int, float] = {}
-        self._suppressed: dict[int, int] = {}
-        _fork.register(self)
-
-    def _after_fork(self) -> None:
-        self._lock = threading.Lock()
-
-    def log(self, function_id: str, backend: Any, exc: BaseException, during: str) -> None:
-        ident = id(backend)
-        now = time.monotonic()
-        with self._lock:
-            last = self._last.get(ident)
-            if last is not None and now - last < _ERROR_LOG_INTERVAL:
-                self._suppressed[ident] = self._suppressed.get(ident, 0) + 1
-                return
-            self._last[ident] = now
-            suppressed = self._suppressed.pop(ident, 0)
-        more = f" ({suppressed} more since the last report)" if suppressed else ""
-        logger.warning(
-            "%r failed during %s for %s; calling through: %s%s",
-            backend,
-            during,
-            function_id,
-            exc,
-            more,
-        )

@@ -206,3 +206,21 @@ class TestStaleFallback:
         """No stale entry, or no stale_if_error: the failure is re-raised (None here)."""
         assert stale_fallback(None, Policy(stale_if_error=30)) is None
         assert stale_fallback(entry(), Policy()) is None
+
+
+class TestReadsWrites:
+    def test_derived_from_the_directives(self) -> None:
+        """reads: enabled and not no_cache; writes: enabled and not no_store."""
+        assert (Policy().reads, Policy().writes) == (True, True)
+        assert (Policy(no_cache=True).reads, Policy(no_cache=True).writes) == (False, True)
+        assert (Policy(no_store=True).reads, Policy(no_store=True).writes) == (True, False)
+        assert (Policy(enabled=False).reads, Policy(enabled=False).writes) == (False, False)
+
+    def test_replace_derives_them_again(self) -> None:
+        """A policy changed with dataclasses.replace (the test fixture's backend) recomputes
+        reads and writes from its own directives."""
+        import dataclasses
+
+        changed = dataclasses.replace(Policy(), no_cache=True, no_store=True)
+        assert (changed.reads, changed.writes) == (False, False)
+        assert changed == Policy(no_cache=True, no_store=True)

@@ -14,6 +14,10 @@ Every decision is :mod:`llm_memo._policy`'s; the per-function machinery is the
 always awaited here: the Memo hands an async runner an async view of a sync backend
 (:mod:`llm_memo._async_view`), so no runner asks which kind of backend it has.
 
+``_call`` and ``_generate`` take the call's state as a long parameter list (the same names in
+both): a call's state is handed on, not rebuilt, and a record object would cost an allocation
+on every miss.
+
 A plain or coroutine function may also *return* a stream (``stream=True`` on an SDK call): that
 is decided per call from the result, which is then recorded chunk by chunk and stored only when
 it completes. Generator functions are recorded by the same class. Each chunk is encoded as it
