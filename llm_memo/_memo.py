@@ -130,7 +130,9 @@ class Memo:
         self._generation = -1
         self._base: Policy = Policy()
         self._settings: config.Settings = config.settings()
-        self._last: tuple[Any, Policy] | None = None
+        self._last: tuple[Any, tuple[Policy, tuple[CacheScope, ...]]] | None = None
+        self._base_answer: tuple[Policy, tuple[CacheScope, ...]] = (self._base, ())
+        self._listeners: tuple[Callable[[Event], Any], ...] = ()
         self._last_backend: tuple[Any, bool, Route] = (None, False, Route(None))
         self._warned_unstorable = False
         self._warned_lock = False
@@ -154,6 +156,9 @@ class Memo:
         if s.override_backend is not None:
             base = dataclasses.replace(base, backend=s.override_backend)
         self._base = base
+        # Built once per generation, so a call outside any block allocates nothing here.
+        self._base_answer = (base, ())
+        self._listeners = (*s.observers, *s.on_event)
         self._settings = s
         self.strict = s.strict if self._strict is UNSET else bool(self._strict)
         self.lock = s.lock if self._lock_opt is UNSET else bool(self._lock_opt)
@@ -172,17 +177,17 @@ class Memo:
             self._refresh(s)
         state = controls.current()
         if state is None:
-            return self._base, ()
+            return self._base_answer
         last = self._last
         if last is not None and last[0] is state:
-            return last[1], state.scopes
+            return last[1]
         block = state.directives
         merged = block.over(self.directives.over(s.directives))
         if block.backend is UNSET and s.override_backend is not None:
             merged = dataclasses.replace(merged, backend=s.override_backend)
-        policy = resolve(merged)
-        self._last = (state, policy)
-        return policy, state.scopes
+        answer = (resolve(merged), state.scopes)
+        self._last = (state, answer)
+        return answer
 
     def _key_args(self, instance: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
         # A method's instance (or a classmethod's class) is an argument like any other.
@@ -476,14 +481,11 @@ class Memo:
             tokens = entry.tokens
         saved = tokens if outcome is _HIT or outcome is _STALE else 0
         self.stats.record(outcome, saved)
-        s = self._settings
-        if not (scopes or s.on_event or s.observers):
-            debug = logger.isEnabledFor(_DEBUG)
-            if not debug:
-                return
-        else:
-            debug = logger.isEnabledFor(_DEBUG)
-        now = s.clock()
+        listeners = self._listeners
+        debug = logger.isEnabledFor(_DEBUG)
+        if not (scopes or listeners or debug):
+            return  # nobody observes: no Event is built
+        now = self._settings.clock()
         event = Event(
             outcome=outcome,
             key=key,
@@ -497,7 +499,7 @@ class Memo:
         )
         for scope in scopes:
             scope.record(event)
-        for callback in (*s.observers, *s.on_event):
+        for callback in listeners:
             try:
                 callback(event)
             except Exception:  # a listener's bug must not lose a paid result; it is logged
