@@ -1,12 +1,21 @@
-"""Core benchmarks: typed in-memory hit and disk hit vs their floors, key derivation by size,
-miss overhead, memory per entry, and single-flight call counts (BENCHMARKS.md).
+"""Core benchmarks: the hit path side by side with a baseline commit, typed in-memory hit and
+disk hit vs their floors, key derivation by size, miss overhead, memory per entry, and
+single-flight call counts (BENCHMARKS.md).
 
 Run:  python -m benchmarks.bench_core     (from the repository root; prints tables, exits 0)
+
+The hit-path table runs ``benchmarks/_hitpath.py`` in child processes, alternating between a
+checkout of the baseline commit (``LLM_MEMO_BASELINE``, default ``/tmp/base``; make it with
+``git worktree add /tmp/base 0b6e374``) and this tree, and keeps each row's best median of the
+rounds (a shared machine only ever adds time). Without the checkout it shows this tree alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +36,71 @@ from llm_memo.backends.disk import DiskBackend
 from llm_memo.backends.memory import MemoryBackend
 from llm_memo.keys import KeyBuilder
 from tests.samples import chat_completion, chat_request
+
+#: The commit the reliability issue landed on: the baseline of the hit-path targets.
+BASELINE_COMMIT = "0b6e374"
+_ROOT = Path(__file__).resolve().parents[1]
+_ROWS = (
+    ("key floor", "key floor: orjson sorted + xxh3_128"),
+    ("key floor + orjson.loads", "dict floor: key floor + orjson.loads"),
+    ("memory hit, dict", "@llm_cached memory hit, dict"),
+    ("fixed overhead, dict hit", "  fixed overhead beyond the dict floor (target <= 3 us)"),
+    ("memory hit, typed", "@llm_cached memory hit, typed (target <= 1.5x)"),
+    ("disk hit, typed", "@llm_cached disk hit, typed (target <= 1.5x)"),
+    ("cachetools hit", "cachetools.cached hit (no canonical key)"),
+    ("functools.lru_cache hit", "functools.lru_cache hit (no canonical key)"),
+)
+
+
+def _hitpath(tree: Path) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(
+        [sys.executable, str(_ROOT / "benchmarks" / "_hitpath.py")],
+        env=env,
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    if Path(result["llm_memo"]).resolve() != tree.resolve():
+        raise RuntimeError(f"measured {result['llm_memo']}, not {tree}: PYTHONPATH lost")
+    return result
+
+
+def _best(runs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    rows = [r[name] for r in runs if r.get(name) is not None]
+    return min(rows, key=lambda row: row["us"]) if rows else None
+
+
+def hit_path(rounds: int = 3) -> None:
+    """The hit path now and at :data:`BASELINE_COMMIT`, side by side (medians in us, and each
+    hit's ratio to its floor, measured in alternating batches in the same process)."""
+    base_tree = Path(os.environ.get("LLM_MEMO_BASELINE", "/tmp/base"))
+    trees = {"now": _ROOT}
+    if (base_tree / "llm_memo").is_dir():
+        trees = {BASELINE_COMMIT: base_tree, "now": _ROOT}
+    print(f"\n## hit path: {' vs '.join(trees)} (best median of {rounds} alternating rounds)\n")
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
+    for _ in range(rounds):
+        for label, tree in trees.items():
+            runs[label].append(_hitpath(tree))
+    cols = list(trees)
+    print(
+        f"{'measurement (median us, ratio to its floor)':<58}" + "".join(f"{c:>18}" for c in cols)
+    )
+    print("-" * (58 + 18 * len(cols)))
+    for name, title in _ROWS:
+        cells = []
+        for label in cols:
+            row = _best(runs[label], name)
+            if row is None:
+                cells.append(f"{'(not installed)':>18}")
+            elif "ratio" in row:
+                cells.append(f"{row['us']:9.2f} {row['ratio']:6.2f}x ")
+            else:
+                cells.append(f"{row['us']:9.2f}         ")
+        print(f"{title:<58}" + "".join(cells))
 
 
 def typed_hits() -> None:
@@ -212,6 +286,7 @@ def single_flight() -> None:
 
 
 if __name__ == "__main__":
+    hit_path()
     typed_hits()
     key_scaling()
     miss_overhead()

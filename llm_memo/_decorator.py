@@ -21,15 +21,13 @@ import wrapt
 
 from . import _drivers
 from ._memo import Memo
-from ._policy import Freshness, freshness
-from .backends import MISSING, is_async_backend
+from .backends import MISSING
 from .controls import UNSET, Directives, Unset
-from .errors import CodecError, ConfigurationError
+from .errors import ConfigurationError
 from .events import CacheStats
 from .explain import Call, Difference, Explanation, call
 from .explain import as_call as _as_call
 from .explain import differences as _diff
-from .keys import function_prefix
 
 __all__ = [
     "CacheHandle",
@@ -83,85 +81,43 @@ class CacheHandle:
         policy, _ = self._memo.policy()
         return self._memo.key(self._instance, args, kwargs, policy.namespace)
 
-    def _sync_backend(self, asynchronous: bool = False) -> tuple[Any, Any]:
-        policy, _ = self._memo.policy()
-        backend = self._memo.backend(policy, asynchronous)
-        return policy, backend
-
-    def _lookup(self, args: tuple[Any, ...], kwargs: dict[str, Any], entry: Any) -> Any:
-        memo = self._memo
-        if entry is MISSING:
-            return MISSING
-        policy, _ = memo.policy()
-        if freshness(entry, memo.now(), policy) is not Freshness.FRESH:
-            return MISSING
-        key = memo.key(self._instance, args, kwargs, policy.namespace)
-        try:
-            value = memo.decode(key, entry)
-        except CodecError:
-            return MISSING
-        return _drivers._as_returned(entry, value)
-
     def get(self, *args: Any, default: Any = None, **kwargs: Any) -> Any:
         """The stored, fresh value for the call, or ``default``; never calls the function.
 
         Use :meth:`contains` to tell a cached ``None`` from a miss.
         """
-        policy, backend = self._sync_backend()
-        self._require_sync(backend, "aget")
-        key = self._memo.key(self._instance, args, kwargs, policy.namespace)
-        value = self._lookup(args, kwargs, backend.get(key))
+        value = _drivers.cached_value(self._memo, self._instance, args, kwargs)
         return default if value is MISSING else value
 
     def contains(self, *args: Any, **kwargs: Any) -> bool:
         """Whether a fresh, readable entry exists for the call."""
-        policy, backend = self._sync_backend()
-        self._require_sync(backend, "acontains")
-        key = self._memo.key(self._instance, args, kwargs, policy.namespace)
-        return self._lookup(args, kwargs, backend.get(key)) is not MISSING
+        return _drivers.cached_value(self._memo, self._instance, args, kwargs) is not MISSING
 
     def delete(self, *args: Any, **kwargs: Any) -> bool:
         """Remove the call's entry; return whether there was one."""
-        policy, backend = self._sync_backend()
-        self._require_sync(backend, "adelete")
-        return bool(backend.delete(self._memo.key(self._instance, args, kwargs, policy.namespace)))
+        return _drivers.delete_entry(self._memo, self._instance, args, kwargs)
 
     def clear(self) -> int:
         """Remove this function's entries in the current namespace; return how many."""
-        policy, backend = self._sync_backend()
-        self._require_sync(backend, "aclear")
-        return int(backend.clear(function_prefix(policy.namespace, self._memo.function_id)))
+        return _drivers.clear_function(self._memo)
 
     async def aget(self, *args: Any, default: Any = None, **kwargs: Any) -> Any:
         """Async :meth:`get`."""
-        policy, backend = self._sync_backend(asynchronous=True)
-        key = self._memo.key(self._instance, args, kwargs, policy.namespace)
-        entry = (await backend.get(key)) if is_async_backend(backend) else backend.get(key)
-        value = self._lookup(args, kwargs, entry)
+        value = await _drivers.acached_value(self._memo, self._instance, args, kwargs)
         return default if value is MISSING else value
 
     async def acontains(self, *args: Any, **kwargs: Any) -> bool:
         """Async :meth:`contains`."""
-        policy, backend = self._sync_backend(asynchronous=True)
-        key = self._memo.key(self._instance, args, kwargs, policy.namespace)
-        entry = (await backend.get(key)) if is_async_backend(backend) else backend.get(key)
-        return self._lookup(args, kwargs, entry) is not MISSING
+        value = await _drivers.acached_value(self._memo, self._instance, args, kwargs)
+        return value is not MISSING
 
     async def adelete(self, *args: Any, **kwargs: Any) -> bool:
         """Async :meth:`delete`."""
-        policy, backend = self._sync_backend(asynchronous=True)
-        key = self._memo.key(self._instance, args, kwargs, policy.namespace)
-        result = (await backend.delete(key)) if is_async_backend(backend) else backend.delete(key)
-        return bool(result)
+        return await _drivers.adelete_entry(self._memo, self._instance, args, kwargs)
 
     async def aclear(self) -> int:
         """Async :meth:`clear`."""
-        policy, backend = self._sync_backend(asynchronous=True)
-        prefix = function_prefix(policy.namespace, self._memo.function_id)
-        result = (
-            (await backend.clear(prefix)) if is_async_backend(backend) else backend.clear(prefix)
-        )
-        return int(result)
+        return await _drivers.aclear_function(self._memo)
 
     def stats(self) -> CacheStats:
         """The function's counters since decoration (or the last :meth:`reset_stats`)."""
@@ -200,12 +156,6 @@ class CacheHandle:
         if self._instance is not None and self._memo.binds_instance:
             return (self._instance, *c.args), c.kwargs
         return c.args, c.kwargs
-
-    def _require_sync(self, backend: Any, twin: str) -> None:
-        if is_async_backend(backend):
-            raise ConfigurationError(
-                f"{type(backend).__name__} is async: use `await fn.cache.{twin}(...)`"
-            )
 
 
 # -- the wrapper ---------------------------------------------------------------------------------

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import os
 import threading
 import weakref
 from typing import Any
+
+from . import _fork
 
 __all__ = ["AsyncFlights", "Flight", "Landing", "SyncFlights"]
 
@@ -141,6 +142,5 @@ class AsyncFlights:
 SYNC_FLIGHTS = SyncFlights()
 ASYNC_FLIGHTS = AsyncFlights()
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=SYNC_FLIGHTS._reset)
-    os.register_at_fork(after_in_child=ASYNC_FLIGHTS._reset)
+_fork.on_fork(SYNC_FLIGHTS._reset)
+_fork.on_fork(ASYNC_FLIGHTS._reset)

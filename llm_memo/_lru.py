@@ -19,7 +19,7 @@ V = TypeVar("V")
 class LRU(Generic[K, V]):
     """At most ``maxsize`` items; a ``get`` hit or a ``put`` makes an item the most recent."""
 
-    __slots__ = ("_data", "_lock", "maxsize")
+    __slots__ = ("__weakref__", "_data", "_lock", "maxsize")
 
     def __init__(self, maxsize: int) -> None:
         if maxsize < 1:

@@ -5,8 +5,11 @@ and answers the per-call questions cheaply: the effective :class:`~llm_memo._pol
 (cached until ``configure()`` or the active ``cache_controls`` state changes), the key, the
 backend, how to decode a hit and how to store a result, and where events go.
 
-The drivers (``_drivers.py``) are the only callers; the wrapper and the ``fn.cache`` handle live
-in ``_decorator.py``.
+The runners (``_drivers/``) are the only callers; the wrapper and the ``fn.cache`` handle live
+in ``_decorator.py``; the rate-limited failure log is ``_error_log.py``. The module is one
+class a little past 500 lines: its per-call resolution, value handling and event sections share
+the state the Memo resolves once per settings generation, and splitting it would put that state
+behind another object on the hit path.
 """
 
 from __future__ import annotations
@@ -16,20 +19,22 @@ import dataclasses
 import functools
 import inspect
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 
-from . import _fork, config, controls
+from . import config, controls
+from ._async_view import async_view, unwrap
+from ._error_log import ErrorLog
 from ._policy import Policy, WritePlan, resolve, write_plan
 from .backends import (
     AsyncLocking,
     Locking,
     is_async_backend,
     is_describing_backend,
+    is_semantic_backend,
 )
 from .codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
 from .controls import UNSET, CacheScope, Directives, Unset
@@ -38,16 +43,13 @@ from .errors import BackendError, CodecError, ConfigurationError
 from .events import Event, Outcome, Stats
 from .keys import KeyBuilder, digest, function_prefix, split_for_similarity
 
-__all__ = ["Memo", "logger"]
+__all__ = ["Memo", "Route", "logger"]
 
 logger = logging.getLogger("llm_memo")
 
 _DEBUG = logging.DEBUG
 _HIT = Outcome.HIT
 _STALE = Outcome.STALE
-# Backend failures are logged at most once per this many seconds per backend ("per burst");
-# every one is still counted.
-_ERROR_LOG_INTERVAL = 30.0
 
 
 def function_identity(fn: Any) -> str:
@@ -58,6 +60,20 @@ def function_identity(fn: Any) -> str:
     if qualname is None:
         qualname = type(target).__qualname__
     return f"{module}.{qualname}"
+
+
+class Route:
+    """The backend a policy resolves to, and what a runner asks of it on every call (decided
+    once per resolution, not per call)."""
+
+    __slots__ = ("backend", "describing", "semantic")
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        #: It keeps each call's request (test recordings): offer it with ``Memo.describe``.
+        self.describing = is_describing_backend(backend)
+        #: It answers similar requests: the runner asks it on an exact miss.
+        self.semantic = is_semantic_backend(backend)
 
 
 class Memo:
@@ -114,16 +130,23 @@ class Memo:
         self._generation = -1
         self._base: Policy = Policy()
         self._settings: config.Settings = config.settings()
-        self._last: tuple[Any, Policy] | None = None
-        self._last_backend: tuple[Any, bool, Any] = (None, False, None)
+        self._last: tuple[Any, tuple[Policy, tuple[CacheScope, ...]]] | None = None
+        self._base_answer: tuple[Policy, tuple[CacheScope, ...]] = (self._base, ())
+        self._listeners: tuple[Callable[[Event], Any], ...] = ()
+        self._last_backend: tuple[Any, bool, Route] = (None, False, Route(None))
         self._warned_unstorable = False
         self._warned_lock = False
         self._warned_size = False
         self._warned_unusable = False
-        self._error_log = _ErrorLog()
+        self._expected: tuple[type, ...] | Unset | None = UNSET
+        self._error_log = ErrorLog(logger)
+        # Resolved from the settings with the decorator's options (see _refresh): what the
+        # drivers read instead of the settings themselves.
         self.strict = False
         self.lock = False
         self.allow_pickle = False
+        self.wait_timeout = config.DEFAULT_WAIT_TIMEOUT
+        self.lock_ttl = config.DEFAULT_LOCK_TTL
 
     # -- per-call resolution ---------------------------------------------------------------
 
@@ -133,12 +156,17 @@ class Memo:
         if s.override_backend is not None:
             base = dataclasses.replace(base, backend=s.override_backend)
         self._base = base
+        # Built once per generation, so a call outside any block allocates nothing here.
+        self._base_answer = (base, ())
+        self._listeners = (*s.observers, *s.on_event)
         self._settings = s
         self.strict = s.strict if self._strict is UNSET else bool(self._strict)
         self.lock = s.lock if self._lock_opt is UNSET else bool(self._lock_opt)
         self.allow_pickle = (
             s.allow_pickle if self._allow_pickle is UNSET else bool(self._allow_pickle)
         )
+        self.wait_timeout = s.wait_timeout
+        self.lock_ttl = s.lock_ttl
         self._last = None
         self._generation = s.generation
 
@@ -149,21 +177,17 @@ class Memo:
             self._refresh(s)
         state = controls.current()
         if state is None:
-            return self._base, ()
+            return self._base_answer
         last = self._last
         if last is not None and last[0] is state:
-            return last[1], state.scopes
+            return last[1]
         block = state.directives
         merged = block.over(self.directives.over(s.directives))
         if block.backend is UNSET and s.override_backend is not None:
             merged = dataclasses.replace(merged, backend=s.override_backend)
-        policy = resolve(merged)
-        self._last = (state, policy)
-        return policy, state.scopes
-
-    @property
-    def settings(self) -> config.Settings:
-        return self._settings
+        answer = (resolve(merged), state.scopes)
+        self._last = (state, answer)
+        return answer
 
     def _key_args(self, instance: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
         # A method's instance (or a classmethod's class) is an argument like any other.
@@ -175,6 +199,8 @@ class Memo:
 
     def key(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ns: str) -> str:
         """The key of a call (``instance`` is prepended for methods)."""
+        if instance is None:  # the common case: a plain function
+            return self.keys.key(args, kwargs, ns)
         return self.keys.key(self._key_args(instance, args), kwargs, ns)
 
     def request_view(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -184,13 +210,23 @@ class Memo:
     def describe(
         self, backend: Any, key: str, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        """Offer the request behind ``key`` to a backend that records it (lazily: only the
-        backend decides whether to compute it)."""
-        if is_describing_backend(backend):
-            backend.describe(key, functools.partial(self.request_view, instance, args, kwargs))
+        """Offer the request behind ``key`` to a backend that records it (a
+        :attr:`Route.describing` one), lazily: only the backend decides whether to compute it."""
+        backend.describe(key, functools.partial(self.request_view, instance, args, kwargs))
 
     def backend(self, policy: Policy, asynchronous: bool) -> Any:
-        """The backend object for ``policy`` (built from its URL on first use)."""
+        """The backend object for ``policy``: :meth:`route`'s backend."""
+        return self.route(policy, asynchronous).backend
+
+    def route(self, policy: Policy, asynchronous: bool) -> Route:
+        """The backend for ``policy`` (built from its URL on first use) and its abilities.
+
+        ``asynchronous``: for an async runner, which always awaits: a sync backend comes back
+        as its :func:`~llm_memo._async_view.async_view` (calling it inline).
+
+        Raises:
+            ConfigurationError: an async backend for a sync function.
+        """
         last = self._last_backend
         if last[0] is policy and last[1] is asynchronous:
             return last[2]
@@ -198,7 +234,7 @@ class Memo:
         if type(backend) is config.Unopened:
             # Not remembered: the next call asks again, which builds it once its back-off
             # has passed. Its operations raise BackendError, so the call fails open.
-            return backend
+            return Route(async_view(backend, remember=False) if asynchronous else backend)
         if self.lock and not self._warned_lock and not isinstance(backend, (Locking, AsyncLocking)):
             self._warned_lock = True
             logger.warning(
@@ -207,15 +243,19 @@ class Memo:
                 self.function_id,
                 backend,
             )
-        if not asynchronous and is_async_backend(backend):
-            raise ConfigurationError(
-                f"{type(backend).__name__} is an async backend and cannot serve the sync "
-                f"function {self.function_id}; use its sync twin or a URL"
-            )
+        if is_async_backend(backend):
+            if not asynchronous:
+                raise ConfigurationError(
+                    f"{type(backend).__name__} is an async backend and cannot serve the sync "
+                    f"function {self.function_id}; use its sync twin or a URL"
+                )
+        elif asynchronous:
+            backend = async_view(backend)
+        route = Route(backend)
         # Policies are rebuilt whenever settings or the active block change, so remembering
-        # the backend of the last policy seen is always current.
-        self._last_backend = (policy, asynchronous, backend)
-        return backend
+        # the route of the last policy seen is always current.
+        self._last_backend = (policy, asynchronous, route)
+        return route
 
     def similar_request(
         self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ns: str
@@ -273,7 +313,9 @@ class Memo:
         value = self.codec.decode(tag, payload, allow_pickle=self.allow_pickle)
         if chunks or tag == "stream" or tag == "astream":
             return value  # a stream is never checked against the annotation (stream=True)
-        expected = self.codec.allow.expected
+        expected = self._expected
+        if expected is UNSET:  # resolved once, with the allow-list, on first use
+            expected = self._expected = self.codec.allow.expected
         if expected is not None and not isinstance(value, expected):
             raise CodecError(
                 f"a stored {type(value).__qualname__} contradicts the return annotation "
@@ -439,14 +481,11 @@ class Memo:
             tokens = entry.tokens
         saved = tokens if outcome is _HIT or outcome is _STALE else 0
         self.stats.record(outcome, saved)
-        s = self._settings
-        if not (scopes or s.on_event or s.observers):
-            debug = logger.isEnabledFor(_DEBUG)
-            if not debug:
-                return
-        else:
-            debug = logger.isEnabledFor(_DEBUG)
-        now = s.clock()
+        listeners = self._listeners
+        debug = logger.isEnabledFor(_DEBUG)
+        if not (scopes or listeners or debug):
+            return  # nobody observes: no Event is built
+        now = self._settings.clock()
         event = Event(
             outcome=outcome,
             key=key,
@@ -460,7 +499,7 @@ class Memo:
         )
         for scope in scopes:
             scope.record(event)
-        for callback in (*s.observers, *s.on_event):
+        for callback in listeners:
             try:
                 callback(event)
             except Exception:  # a listener's bug must not lose a paid result; it is logged
@@ -472,41 +511,9 @@ class Memo:
 
     def backend_failed(self, backend: Any, exc: BackendError, during: str) -> None:
         """Log a backend failure (once per burst per backend); the caller counts it."""
-        self._error_log.log(self.function_id, backend, exc, during)
+        self._error_log.log(self.function_id, unwrap(backend), exc, during)
 
-    def count_error(self) -> None:
-        """Count a backend failure that happened after the call's event (a stream's write)."""
+    def write_failed(self, backend: Any, exc: BackendError) -> None:
+        """Log and count a failed write that happened after the call's event (a stream's)."""
+        self.backend_failed(backend, exc, "set")
         self.stats.count_error()
-
-
-class _ErrorLog:
-    """Rate-limited warning for backend failures: one line per burst, with a count."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last: dict[int, float] = {}
-        self._suppressed: dict[int, int] = {}
-        _fork.register(self)
-
-    def _after_fork(self) -> None:
-        self._lock = threading.Lock()
-
-    def log(self, function_id: str, backend: Any, exc: BaseException, during: str) -> None:
-        ident = id(backend)
-        now = time.monotonic()
-        with self._lock:
-            last = self._last.get(ident)
-            if last is not None and now - last < _ERROR_LOG_INTERVAL:
-                self._suppressed[ident] = self._suppressed.get(ident, 0) + 1
-                return
-            self._last[ident] = now
-            suppressed = self._suppressed.pop(ident, 0)
-        more = f" ({suppressed} more since the last report)" if suppressed else ""
-        logger.warning(
-            "%r failed during %s for %s; calling through: %s%s",
-            backend,
-            during,
-            function_id,
-            exc,
-            more,
-        )

@@ -1,7 +1,7 @@
 """Pure decisions: resolved directives + an entry's metadata + now -> what a call does.
 
-No I/O and no event loop here, so every rule is tested directly. The drivers (``_drivers.py``)
-ask three questions and act on the answers:
+No I/O and no event loop here, so every rule is tested directly. The drivers (``_drivers/``)
+ask these questions and act on the answers:
 
 * :func:`resolve`: which directives apply, every level merged and UNSET replaced by the
   built-in default.
@@ -9,6 +9,12 @@ ask three questions and act on the answers:
   (``STALE``), or not at all (``UNUSABLE``)?
 * :func:`write_plan`: should the result be stored, and with which expiry, stale window and
   retention?
+* :func:`call_outcome`: the outcome of a call that ran the function (``miss``, ``refresh`` or
+  ``error``).
+* :func:`read_failure`: what a failed backend read makes the call do (raise
+  :class:`~llm_memo.errors.CacheMiss`, raise
+  :class:`~llm_memo.errors.BackendUnavailableError`, or call through).
+* :func:`stale_fallback`: which entry, if any, answers a call whose function raised.
 
 The meanings follow HTTP caching:
 
@@ -29,19 +35,24 @@ The meanings follow HTTP caching:
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .controls import UNSET, Directives
 from .entry import Entry
+from .events import Outcome
 
 __all__ = [
     "Freshness",
     "Policy",
+    "ReadFailure",
     "WritePlan",
+    "call_outcome",
     "freshness",
+    "read_failure",
     "resolve",
     "retained_until",
+    "stale_fallback",
     "write_plan",
 ]
 
@@ -63,16 +74,16 @@ class Policy:
     namespace: str = DEFAULT_NAMESPACE
     backend: Any = UNSET
     threshold: float | None = None
+    #: Whether the cache may answer this call (not bypassed, not a refresh). Derived, like
+    #: :attr:`writes`, once per policy: a policy is built once per settings / block state and
+    #: read on every call.
+    reads: bool = field(init=False, repr=False, compare=False)
+    #: Whether the result may be stored.
+    writes: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def reads(self) -> bool:
-        """Whether the cache may answer this call (not bypassed, not a refresh)."""
-        return self.enabled and not self.no_cache
-
-    @property
-    def writes(self) -> bool:
-        """Whether the result may be stored."""
-        return self.enabled and not self.no_store
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", self.enabled and not self.no_cache)
+        object.__setattr__(self, "writes", self.enabled and not self.no_store)
 
 
 def resolve(directives: Directives) -> Policy:
@@ -145,3 +156,50 @@ def retained_until(entry: Entry, grace: float) -> float | None:
     if entry.expires_at is None:
         return None
     return entry.expires_at + max(entry.stale_window, grace)
+
+
+def call_outcome(policy: Policy, failed: bool) -> Outcome:
+    """The outcome of a call that ran the function: ``error`` when a backend failed during it
+    (the call still went through: fail-open), else ``refresh`` under ``no_cache``, else
+    ``miss``."""
+    if failed:
+        return Outcome.ERROR
+    return Outcome.REFRESH if policy.no_cache else Outcome.MISS
+
+
+class ReadFailure(enum.Enum):
+    """What a call does when the backend read (``get`` or a similarity search) failed."""
+
+    #: ``only_if_cached`` (RFC 9111 §5.2.1.7): the call may not run, and nothing was read.
+    RAISE_CACHE_MISS = "cache_miss"
+    #: ``strict=True``: the failure is the caller's to see.
+    RAISE_UNAVAILABLE = "unavailable"
+    #: Fail-open: log, count, and call the function as on a miss.
+    CALL_THROUGH = "call_through"
+
+    @property
+    def raises(self) -> bool:
+        """Whether the call ends here (its ``error`` event is emitted before raising)."""
+        return self is not ReadFailure.CALL_THROUGH
+
+
+def read_failure(policy: Policy, strict: bool) -> ReadFailure:
+    """Decide what a failed read means: ``only_if_cached`` wins over ``strict``, which wins
+    over failing open."""
+    if policy.only_if_cached:
+        return ReadFailure.RAISE_CACHE_MISS
+    if strict:
+        return ReadFailure.RAISE_UNAVAILABLE
+    return ReadFailure.CALL_THROUGH
+
+
+def stale_fallback(stale: Entry | None, policy: Policy) -> Entry | None:
+    """The entry that answers a call whose function raised (RFC 5861 §4), or ``None``.
+
+    ``stale`` is the entry the read judged :attr:`Freshness.STALE` (past its lifetime, within
+    ``stale_if_error``); it answers with outcome ``stale`` instead of the exception. Waiters of
+    an identical call in flight whose leader raised follow the same rule with their own read.
+    """
+    if stale is None or policy.stale_if_error is None:
+        return None
+    return stale

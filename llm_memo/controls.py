@@ -26,13 +26,14 @@ import datetime as _dt
 import enum
 import functools
 import os
-import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar
 
 from .errors import ConfigurationError
+from .events import Stats
 
 if TYPE_CHECKING:
     from .events import Event
@@ -209,24 +210,28 @@ class CacheScope:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_lock", "directives", "events", "hits", "misses")
+    __slots__ = ("_stats", "directives", "events")
 
     def __init__(self, directives: Directives, max_events: int = 1000) -> None:
         self.directives = directives
         self.events: collections.deque[Event] = collections.deque(maxlen=max_events)
-        self.hits = 0
-        self.misses = 0
-        self._lock = threading.Lock()
+        # The same counters as fn.cache.stats(), for the calls of this block.
+        self._stats = Stats()
+
+    @property
+    def hits(self) -> int:
+        """Calls answered from the cache (outcome ``hit``)."""
+        return self._stats.hits
+
+    @property
+    def misses(self) -> int:
+        """Calls that ran the function (outcomes ``miss`` and ``refresh``)."""
+        return self._stats.misses + self._stats.refreshes
 
     def record(self, event: Event) -> None:
-        """Add one event (called by the decorator)."""
-        outcome = event.outcome.value
-        with self._lock:
-            self.events.append(event)
-            if outcome == "hit":
-                self.hits += 1
-            elif outcome in ("miss", "refresh"):
-                self.misses += 1
+        """Add one event (called by the runners)."""
+        self.events.append(event)  # a deque's append is atomic
+        self._stats.record(event.outcome)
 
     def __repr__(self) -> str:
         return f"<CacheScope {self.directives!r} hits={self.hits} misses={self.misses}>"
@@ -311,16 +316,25 @@ _STATE: contextvars.ContextVar[_State | None] = contextvars.ContextVar(
 )
 
 
-def current() -> _State | None:
-    """The merged state of the open blocks in this context, or ``None`` outside any block."""
-    return _STATE.get()
+#: ``current()``: the merged state of the open blocks in this context, or ``None`` outside any
+#: block. The ContextVar's own ``get`` (no Python frame: every cached call asks).
+current: Callable[[], _State | None] = _STATE.get
 
 
 def current_scopes() -> tuple[CacheScope, ...]:
     """The scopes of the open ``cache_controls`` blocks, outermost first.
 
     .. versionadded:: 0.1.0
+    .. deprecated:: 0.2.0
+       Nothing in llm_memo needs it; keep the scope ``cache_controls(...)`` returns instead.
+       It will be removed in the release after next.
     """
+    warnings.warn(
+        "llm_memo.controls.current_scopes() is deprecated and will be removed; keep the "
+        "CacheScope that cache_controls(...) returns instead",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     state = _STATE.get()
     return () if state is None else state.scopes
 

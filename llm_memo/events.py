@@ -3,9 +3,11 @@ counters behind ``fn.cache.stats()``.
 
 Every cached call ends in exactly one outcome. Events go to the active ``cache_controls``
 scopes, to the per-function counters, to the ``llm_memo`` logger and to ``configure(on_event=)``
-callbacks; the dispatching lives in ``_decorator.py``. An :class:`Event` object is only built
-when someone is listening (a scope, a callback, the test fixture, or DEBUG logging); otherwise a
-call costs a counter increment.
+callbacks; the dispatching is ``Memo.emit`` (``_memo.py``), called by the runners. An
+:class:`Event` object is only built when someone is listening (a scope, a callback, the test
+fixture, or DEBUG logging); otherwise a call costs a counter increment. :class:`Stats` is the
+one hit/miss counter: ``fn.cache.stats()`` and each :class:`~llm_memo.controls.CacheScope`
+count with it.
 
 Not here: decisions (``_policy.py``) and metric exporters.
 """
@@ -146,6 +148,21 @@ class Stats:
         with self._lock:
             self._counts[field] += 1
             self._tokens += tokens_saved
+
+    @property
+    def hits(self) -> int:
+        """Calls counted with outcome ``hit`` so far."""
+        return self._counts["hits"]
+
+    @property
+    def misses(self) -> int:
+        """Calls counted with outcome ``miss`` so far."""
+        return self._counts["misses"]
+
+    @property
+    def refreshes(self) -> int:
+        """Calls counted with outcome ``refresh`` so far."""
+        return self._counts["refreshes"]
 
     def count_error(self) -> None:
         """Count a backend failure outside a call's own outcome (a stream's late write)."""

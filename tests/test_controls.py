@@ -19,6 +19,12 @@ def active() -> dict[str, object]:
     return {} if state is None else state.directives.given()
 
 
+def open_scopes() -> tuple[CacheScope, ...]:
+    """The scopes recording calls in this thread / task, outermost first."""
+    state = current()
+    return () if state is None else state.scopes
+
+
 def _ask_factory() -> tuple[object, list[str]]:
     calls: list[str] = []
 
@@ -39,11 +45,11 @@ class TestReentry:
         with c:
             with c:
                 assert active() == {"no_store": True}
-                assert current_scopes() == (c,)
+                assert open_scopes() == (c,)
             assert active() == {"no_store": True}, "the inner exit undid the outer entry"
-            assert current_scopes() == (c,)
+            assert open_scopes() == (c,)
         assert active() == {}, f"directives left behind after the block: {active()}"
-        assert current_scopes() == ()
+        assert open_scopes() == ()
 
     def test_reentry_inside_another_block_wins_again(self) -> None:
         """`with a: with b: with a:` makes a's directives innermost again, then b's."""
@@ -53,7 +59,7 @@ class TestReentry:
             assert active()["namespace"] == "b"
             with a:
                 assert active()["namespace"] == "a"
-                assert current_scopes() == (a, b), "a scope is listed once, however often entered"
+                assert open_scopes() == (a, b), "a scope is listed once, however often entered"
             assert active()["namespace"] == "b"
         assert active() == {}
 
@@ -99,7 +105,7 @@ class TestReentry:
         b.__enter__()
         a.__exit__(None, None, None)
         assert active() == {"namespace": "b"}, "a's no_store outlived its exit"
-        assert current_scopes() == (b,)
+        assert open_scopes() == (b,)
         b.__exit__(None, None, None)
         assert active() == {}
 
@@ -214,3 +220,31 @@ class TestConcurrentEntries:
         with c as first, c as second:
             assert first is second is c
             assert isinstance(c, CacheScope)
+
+
+class TestDeprecated:
+    def test_current_scopes_warns_and_still_works(self) -> None:
+        """controls.current_scopes() is deprecated (DeprecationWarning) and still answers."""
+        a = cache_controls(namespace="a")
+        with a, pytest.warns(DeprecationWarning, match="current_scopes"):
+            assert current_scopes() == (a,)
+        with pytest.warns(DeprecationWarning, match="current_scopes"):
+            assert current_scopes() == ()
+
+
+class TestScopeCounters:
+    def test_scope_counts_like_the_function_stats(self) -> None:
+        """A scope counts hits, and misses plus refreshes, with the same counter as
+        fn.cache.stats(); bypasses and errors count in neither."""
+        ask, _ = _ask_factory()
+        with cache_controls() as scope:
+            ask("a")  # type: ignore[operator]
+            ask("a")  # type: ignore[operator]
+            with cache_controls(no_cache=True):
+                ask("a")  # type: ignore[operator]
+            with cache_controls(enabled=False):
+                ask("a")  # type: ignore[operator]
+        assert (scope.hits, scope.misses) == (1, 2)
+        assert len(scope.events) == 4
+        stats = ask.cache.stats()  # type: ignore[attr-defined]
+        assert (stats.hits, stats.misses, stats.refreshes, stats.bypasses) == (1, 1, 1, 1)

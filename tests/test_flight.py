@@ -165,3 +165,27 @@ def test_waiters_count_the_tokens_they_saved(llm_cache: CacheRecorder) -> None:
         t.join()
     stats = ask.cache.stats()
     assert (stats.misses, stats.hits, stats.tokens_saved) == (1, 3, 30)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
+def test_forked_child_starts_with_an_empty_flight_table() -> None:
+    """A call in flight at fork time is not the child's: an identical call there leads (and
+    calls) instead of waiting for a leader that does not exist in the child."""
+    import os
+    import signal
+
+    from llm_memo._flight import SYNC_FLIGHTS
+
+    flight, leader = SYNC_FLIGHTS.join("llm_memo:test:in-flight-at-fork")
+    assert leader
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            signal.alarm(5)
+            _, leads = SYNC_FLIGHTS.join("llm_memo:test:in-flight-at-fork")
+            os._exit(0 if leads else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        SYNC_FLIGHTS.land("llm_memo:test:in-flight-at-fork", flight)
+    assert os.WIFEXITED(status)
+    assert os.WEXITSTATUS(status) == 0, "the child inherited the parent's flight"

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from llm_memo._policy import Freshness, Policy, freshness, resolve, write_plan
+from llm_memo._policy import (
+    Freshness,
+    Policy,
+    ReadFailure,
+    call_outcome,
+    freshness,
+    read_failure,
+    resolve,
+    stale_fallback,
+    write_plan,
+)
 from llm_memo.controls import Directives
 from llm_memo.entry import Entry
+from llm_memo.events import Outcome
 
 
 def entry(created: float = 100.0, expires: float | None = 160.0, window: float = 0.0) -> Entry:
@@ -152,3 +163,64 @@ class TestDirectiveValidation:
 
         d = Directives.build(ttl=dt.timedelta(minutes=2), s_maxage=5)
         assert (d.ttl, d.max_age) == (120.0, 5.0)
+
+
+class TestCallOutcome:
+    def test_miss_refresh_error(self) -> None:
+        """A call that ran the function is a miss, a refresh under no_cache, an error when a
+        backend failed during it (whatever no_cache says)."""
+        assert call_outcome(Policy(), False) is Outcome.MISS
+        assert call_outcome(Policy(no_cache=True), False) is Outcome.REFRESH
+        assert call_outcome(Policy(), True) is Outcome.ERROR
+        assert call_outcome(Policy(no_cache=True), True) is Outcome.ERROR
+
+
+class TestReadFailure:
+    def test_fail_open_by_default(self) -> None:
+        """A failed read calls through unless only_if_cached or strict says otherwise."""
+        decision = read_failure(Policy(), strict=False)
+        assert decision is ReadFailure.CALL_THROUGH
+        assert not decision.raises
+
+    def test_strict_raises_unavailable(self) -> None:
+        """strict=True makes a failed read the caller's error."""
+        decision = read_failure(Policy(), strict=True)
+        assert decision is ReadFailure.RAISE_UNAVAILABLE
+        assert decision.raises
+
+    def test_only_if_cached_wins_over_strict(self) -> None:
+        """only_if_cached never calls: a failed read is a CacheMiss, strict or not."""
+        for strict in (False, True):
+            decision = read_failure(Policy(only_if_cached=True), strict=strict)
+            assert decision is ReadFailure.RAISE_CACHE_MISS
+            assert decision.raises
+
+
+class TestStaleFallback:
+    def test_stale_entry_answers_a_failed_call(self) -> None:
+        """The entry judged stale at read time answers when stale_if_error is given."""
+        stale = entry()
+        assert stale_fallback(stale, Policy(stale_if_error=30)) is stale
+
+    def test_nothing_without_an_entry_or_the_directive(self) -> None:
+        """No stale entry, or no stale_if_error: the failure is re-raised (None here)."""
+        assert stale_fallback(None, Policy(stale_if_error=30)) is None
+        assert stale_fallback(entry(), Policy()) is None
+
+
+class TestReadsWrites:
+    def test_derived_from_the_directives(self) -> None:
+        """reads: enabled and not no_cache; writes: enabled and not no_store."""
+        assert (Policy().reads, Policy().writes) == (True, True)
+        assert (Policy(no_cache=True).reads, Policy(no_cache=True).writes) == (False, True)
+        assert (Policy(no_store=True).reads, Policy(no_store=True).writes) == (True, False)
+        assert (Policy(enabled=False).reads, Policy(enabled=False).writes) == (False, False)
+
+    def test_replace_derives_them_again(self) -> None:
+        """A policy changed with dataclasses.replace (the test fixture's backend) recomputes
+        reads and writes from its own directives."""
+        import dataclasses
+
+        changed = dataclasses.replace(Policy(), no_cache=True, no_store=True)
+        assert (changed.reads, changed.writes) == (False, False)
+        assert changed == Policy(no_cache=True, no_store=True)
