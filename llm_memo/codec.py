@@ -29,7 +29,9 @@ anything is decoded. A decoded value is also checked against the concrete classe
 annotation (:func:`expected_types`, by the decorator). Every failure is a
 :class:`~llm_memo.errors.CodecError`, which the decorator turns into a miss.
 
-Not here: the entry's byte layout (``entry.py``).
+Not here: the entry's byte layout (``entry.py``); what is known about each SDK, its response
+types and its token usage (``llm_memo.sdks``: :func:`usage_tokens` and :class:`StreamUsage` are
+re-exported here, where callers have always found them).
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ import hmac
 import inspect
 import math
 import pickle
-import sys
 import types
 import typing
 import zlib
@@ -51,8 +52,10 @@ from typing import Any, TypeVar
 import orjson
 import xxhash
 
+from . import sdks
 from .entry import DEFAULT_MAX_ENTRY_SIZE, FLAG_COMPRESSED, Entry, key_digest
 from .errors import CodecError
+from .sdks import StreamUsage, usage_tokens
 
 __all__ = [
     "AllowList",
@@ -74,7 +77,6 @@ __all__ = [
 T = TypeVar("T", bound=type)
 
 _REGISTRY: dict[str, type] = {}
-_SDK_PACKAGES = frozenset({"openai", "anthropic", "litellm"})
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -127,19 +129,10 @@ def _is_model_class(cls: type) -> bool:
 
 
 def _sdk_type(name: str) -> type | None:
-    # Resolve only classes of the known SDKs, only from modules already imported by the
-    # program: never import on behalf of a stored tag.
-    module_name, _, qualname = name.partition(":")
-    if module_name.partition(".")[0] not in _SDK_PACKAGES:
-        return None
-    obj: Any = sys.modules.get(module_name)
-    for part in qualname.split("."):
-        if obj is None or part.startswith("<"):
-            return None
-        obj = getattr(obj, part, None)
-    if isinstance(obj, type) and _is_model_class(obj) and type_name(obj) == name:
-        return obj
-    return None
+    # Only pydantic models of the known SDKs, only from modules already imported by the
+    # program (sdks.sdk_class never imports on behalf of a stored tag).
+    cls = sdks.sdk_class(name)
+    return cls if cls is not None and _is_model_class(cls) else None
 
 
 _STREAM_ORIGINS = {
@@ -499,7 +492,7 @@ class Codec:
         # openai / anthropic build responses without validation (``construct``); a stored
         # response that the strict validator rejects (a new enum value, say) is rebuilt the
         # same lenient way the SDK built it in the first place.
-        if cls.__module__.partition(".")[0] in _SDK_PACKAGES and isinstance(data, dict):
+        if sdks.is_sdk_type(cls) and isinstance(data, dict):
             return cls.construct(**data)  # type: ignore[attr-defined]
         raise CodecError(f"stored {type_name(cls)} no longer validates")
 
@@ -704,92 +697,3 @@ def unseal(
     if entry.flags & FLAG_COMPRESSED:
         return inflate(entry.value, limit)
     return entry.value
-
-
-# -- token accounting ---------------------------------------------------------------------------
-
-
-def _field(obj: Any, name: str) -> Any:
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-class StreamUsage:
-    """Token usage of a stream, counted chunk by chunk as it passes (see :func:`usage_tokens`).
-
-    A recorder feeds each chunk to :meth:`add` when it is yielded, so the count does not need
-    the chunks kept around (or a consumer's later edits of them).
-
-    .. versionadded:: 0.2.0
-    """
-
-    __slots__ = ("_first_has_input", "_last", "_last_has_input", "_seen", "_start_input")
-
-    def __init__(self) -> None:
-        self._seen = False
-        self._last = 0  # tokens of the last chunk that reports any
-        self._last_has_input = False
-        self._first_has_input = False
-        self._start_input: int | None = None  # an Anthropic message_start's input tokens
-
-    def add(self, chunk: Any) -> None:
-        """Count one chunk (in stream order)."""
-        tokens = usage_tokens(chunk)
-        if not self._seen:
-            self._seen = True
-            self._first_has_input = _has_input(chunk)
-            start = _field(chunk, "message")
-            if start is not None:
-                self._start_input = _int(_field(_field(start, "usage") or {}, "input_tokens"))
-        if tokens:
-            self._last = tokens
-            self._last_has_input = _has_input(chunk)
-
-    @property
-    def total(self) -> int:
-        """The stream's tokens: the last usage reported, plus the prompt tokens of an Anthropic
-        ``message_start`` when that last usage has only output tokens."""
-        total = self._last
-        has_input = self._last_has_input if self._last else self._first_has_input
-        if self._start_input is not None and not has_input:
-            total += self._start_input
-        return total
-
-
-def _has_input(chunk: Any) -> bool:
-    try:
-        return _field(_field(chunk, "usage") or {}, "input_tokens") is not None
-    except (AttributeError, TypeError):
-        return False
-
-
-def usage_tokens(value: Any) -> int:
-    """Tokens a response reports in its ``usage`` (OpenAI, Anthropic and litellm shapes); 0
-    when it has none. For a list of stream chunks, the last chunk that reports usage, plus the
-    prompt tokens of an Anthropic ``message_start`` when that last usage has only output tokens
-    (Anthropic streams report input at the start and output at the end).
-
-    .. versionadded:: 0.1.0
-    """
-    if isinstance(value, list):
-        counter = StreamUsage()
-        for chunk in value:
-            counter.add(chunk)
-        return counter.total
-    try:
-        usage = _field(value, "usage")
-        if usage is None:
-            return 0
-        total = _field(usage, "total_tokens")
-        if isinstance(total, int) and not isinstance(total, bool):
-            return total
-        parts: Iterable[Any] = (
-            _field(usage, name)
-            for name in ("input_tokens", "output_tokens", "prompt_tokens", "completion_tokens")
-        )
-        return sum(p for p in parts if isinstance(p, int) and not isinstance(p, bool))
-    except (AttributeError, TypeError):
-        return 0

@@ -7,7 +7,7 @@ The key contract (SPEC §4), in the order the code applies it:
    as a list under ``"*<name>"``; a ``**kwargs`` entry that could pass for another part is keyed
    as ``"**<name>"``, so ``f(5)`` and ``f(args=[5])`` never meet. SDK "not given" sentinels
    (openai / anthropic ``NOT_GIVEN``, ``Omit``) count as absent. Names in
-   :data:`DEFAULT_IGNORE`, the SDK profile's names (``_sdk_profiles``: litellm's ``cache``,
+   :data:`DEFAULT_IGNORE`, the SDK's own never-keyed names (``llm_memo.sdks``: litellm's ``cache``,
    ``callbacks``, ``litellm_*``...) and the decorator's ``ignore=`` are dropped, except those
    brought back with ``key_params=``. A bound SDK client method adds ``"$endpoint"`` (the
    server that answers, never its credentials); ``key_headers=`` adds ``"$headers"``.
@@ -26,7 +26,7 @@ Type tags in the canonical form (``{"$bytes": ...}``, ``{"$set": [...]}``) canno
 user data: user mapping keys that start with ``$`` are escaped by doubling the ``$``.
 
 Not here: values (``codec.py``), when a key is used (``_policy.py``), and what is known about
-each SDK (``_sdk_profiles.py``).
+each SDK (``llm_memo.sdks``).
 """
 
 from __future__ import annotations
@@ -49,9 +49,10 @@ from typing import Any
 import orjson
 import xxhash
 
-from . import _sdk_profiles
+from . import sdks
 from .entry import FORMAT_VERSION
 from .errors import ConfigurationError, UnkeyableArgumentError
+from .sdks import is_absent, split_for_similarity
 
 __all__ = [
     "DEFAULT_IGNORE",
@@ -99,7 +100,7 @@ IGNORE_GROUPS: dict[str, frozenset[str]] = {
     ),
     # Whole header mappings: they carry credentials and per-request tracing ids (which would
     # bust every key). key_headers= keys chosen headers from them.
-    "header mappings": frozenset(_sdk_profiles.HEADER_MAPPINGS),
+    "header mappings": frozenset(sdks.HEADER_MAPPINGS),
 }
 
 #: Parameter names never part of a key, whatever the function: credentials, transport
@@ -117,7 +118,6 @@ _KEY_PREFIX = "llm_memo"
 KEY_ROOT = _KEY_PREFIX + ":"
 _MAX_INT = 2**64
 _MIN_INT = -(2**63)
-_ABSENT_NAMES = frozenset({"NotGiven", "Omit"})
 
 
 #: How deep the canonical form of one argument may nest: every list, tuple, mapping, set,
@@ -162,11 +162,6 @@ class _TooBig(_Unkeyable):
 def _step(exc: _Unkeyable, segment: str, container: Any) -> _Unkeyable:
     exc.trail.append((segment, container))
     return exc
-
-
-def _is_absent(value: Any) -> bool:
-    # openai / anthropic (Stainless SDKs) mark omitted params with NotGiven / Omit instances.
-    return type(value).__name__ in _ABSENT_NAMES and not value
 
 
 def _canon_key(k: Any) -> Any:
@@ -287,7 +282,7 @@ def _canon_dict(obj: Mapping[Any, Any], d: int, m: bool, b: list[int]) -> Any:
         raise _TooBig(obj)
     out: dict[str, Any] = {}
     for k, v in obj.items():
-        if _is_absent(v):
+        if is_absent(v):
             continue
         ck = _canon_key(k)
         if ck is None:
@@ -309,7 +304,7 @@ def _canon_map(obj: Mapping[Any, Any], d: int, m: bool, b: list[int]) -> Any:
         raise _TooBig(obj)
     pairs = []
     for k, v in obj.items():
-        if _is_absent(v):
+        if is_absent(v):
             continue
         try:
             pairs.append([_canon(k, d - 3, m, b), _canon(v, d - 3, m, b)])
@@ -413,11 +408,11 @@ def _canon_other(obj: Any, d: int, m: bool, b: list[int]) -> Any:
         return {"$path": obj.as_posix()}
     if isinstance(obj, type):
         return _canon_class(obj)
-    client = _sdk_profiles.sdk_client_of(obj)
-    if client is not None:
+    endpoint = sdks.endpoint_identity(obj)
+    if endpoint is not None:
         # An SDK client (or one of its resources) as an argument: the server that answers,
         # never its credentials.
-        return _canon(_sdk_profiles.endpoint_of(client), d, m, b)
+        return _canon(endpoint, d, m, b)
     raise _Unkeyable(obj)
 
 
@@ -756,7 +751,6 @@ class KeyBuilder:
     __slots__ = (
         "_client",
         "_defaults",
-        "_endpoint_cache",
         "_escape",
         "_fast",
         "_has_var_kw",
@@ -788,7 +782,7 @@ class KeyBuilder:
         key_headers: Iterable[str] = (),
     ) -> None:
         self.function_id = function_id
-        self.profile = _sdk_profiles.profile_for(fn)
+        self.profile = sdks.profile_for(fn)
         profile_ignore = self.profile.ignore if self.profile is not None else frozenset()
         kept = frozenset(key_params)
         ignored = frozenset(ignore)
@@ -798,9 +792,8 @@ class KeyBuilder:
         self._kept = kept
         self._key_headers = self._check_headers(key_headers)
         self._key_fn = key
-        self._client, wrappers = _sdk_profiles.endpoint_client(fn)
+        self._client, wrappers = sdks.client_for(fn)
         self._wrappers = list(wrappers)
-        self._endpoint_cache: tuple[Any, Any, Any, dict[str, Any]] | None = None
         try:
             sig: inspect.Signature | None = inspect.signature(fn)
         except (TypeError, ValueError):
@@ -856,7 +849,7 @@ class KeyBuilder:
         self, kept: frozenset[str], ignored: frozenset[str], profile_ignore: frozenset[str]
     ) -> None:
         for name in sorted(kept):
-            if name in _sdk_profiles.HEADER_MAPPINGS:
+            if name in sdks.HEADER_MAPPINGS:
                 raise ConfigurationError(
                     f"key_params: {name!r} is a header mapping and is never keyed whole; key "
                     f"chosen headers with key_headers=('anthropic-beta', ...) instead"
@@ -879,7 +872,7 @@ class KeyBuilder:
             if not isinstance(name, str) or not name:
                 raise ConfigurationError(f"key_headers takes header names, got {name!r}")
             lower = name.lower()
-            if lower in _sdk_profiles.CREDENTIAL_HEADERS:
+            if lower in sdks.CREDENTIAL_HEADERS:
                 raise ConfigurationError(
                     f"key_headers: {name!r} carries credentials and is never keyed or recorded"
                 )
@@ -972,8 +965,8 @@ class KeyBuilder:
         found: dict[str, Any] = {}
         sources: list[Any] = []
         if self._client is not None:
-            sources.append(_sdk_profiles.client_headers(self._client))
-        sources += [view.get(name) for name in _sdk_profiles.HEADER_MAPPINGS]
+            sources.append(self._client.default_headers())
+        sources += [view.get(name) for name in sdks.HEADER_MAPPINGS]
         for source in sources:
             if not isinstance(source, Mapping):
                 continue
@@ -981,22 +974,11 @@ class KeyBuilder:
                 lower = name.lower() if isinstance(name, str) else None
                 if lower not in wanted:
                     continue
-                if _is_absent(value) or value is None:
+                if is_absent(value) or value is None:
                     found.pop(lower, None)  # the SDKs' way of removing a default header
                 else:
                     found[lower] = value if isinstance(value, str) else str(value)
         return found or None
-
-    def _endpoint(self) -> dict[str, Any]:
-        client = self._client
-        url = getattr(client, "base_url", None)
-        query = getattr(client, "_custom_query", None)
-        cached = self._endpoint_cache
-        if cached is not None and cached[0] is client and cached[1] is url and cached[2] is query:
-            return cached[3]
-        endpoint = _sdk_profiles.endpoint_of(client)
-        self._endpoint_cache = (client, url, query, endpoint)
-        return endpoint
 
     def canonical_view(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The canonical form of :meth:`request_view`: what the key hashes and what recordings
@@ -1035,7 +1017,7 @@ class KeyBuilder:
                 if value.is_integer():
                     view[name] = _canon(value, MAX_DEPTH, False, [MAX_NODES])
                 continue
-            if _is_absent(value):
+            if is_absent(value):
                 if absent is None:
                     absent = []
                 absent.append(name)
@@ -1047,7 +1029,7 @@ class KeyBuilder:
             for name in absent:
                 del view[name]
         if self._client is not None:
-            view["$endpoint"] = self._endpoint()
+            view["$endpoint"] = self._client.endpoint()
             if self._wrappers:
                 view["$wrappers"] = list(self._wrappers)
         if headers:
@@ -1063,48 +1045,3 @@ class KeyBuilder:
         """The full key string of a call in ``namespace``."""
         data = orjson.dumps(self.canonical_view(args, kwargs), option=_DUMP_OPTIONS)
         return function_prefix(namespace, self.function_id) + xxhash.xxh3_128_hexdigest(data)
-
-
-#: Parameters whose text a semantic cache embeds, in order of preference.
-TEXT_PARAMETERS = ("messages", "prompt", "input", "query", "question")
-
-
-def _message_text(content: Any) -> str | None:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
-        parts = [p.get("text") for p in content if isinstance(p, dict)]
-        texts = [t for t in parts if isinstance(t, str)]
-        return "\n".join(texts) if texts else None
-    return None
-
-
-def split_for_similarity(view: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
-    """Split a canonical request view into (exact context, text to embed).
-
-    The text is the conversation's user turns (``messages`` entries with role ``user``, joined
-    by newlines), or else the first of ``prompt``, ``input``, ``query``, ``question`` that is a
-    string. The context is the view with exactly that text removed, so everything else (model,
-    parameters, system prompt, assistant turns, tools) must match exactly for a semantic hit.
-    Returns ``None`` when the request has no such text.
-
-    .. versionadded:: 0.1.0
-    """
-    for name in TEXT_PARAMETERS:
-        value = view.get(name)
-        if name == "messages" and isinstance(value, list):
-            texts: list[str] = []
-            context_messages = []
-            for message in value:
-                if isinstance(message, dict) and message.get("role") == "user":
-                    text = _message_text(message.get("content"))
-                    if text is not None:
-                        texts.append(text)
-                        context_messages.append({**message, "content": None})
-                        continue
-                context_messages.append(message)
-            if texts:
-                return {**view, "messages": context_messages}, "\n".join(texts)
-        elif isinstance(value, str) and value:
-            return {**view, name: None}, value
-    return None
