@@ -32,6 +32,7 @@ import xxhash
 from .. import sdks
 from ..errors import ConfigurationError
 from ..sdks import is_absent
+from ._binder import binder_for
 from .canonical_form import (
     _DUMP_OPTIONS,
     _MAX_INT,
@@ -117,22 +118,17 @@ class KeyBuilder:
     """
 
     __slots__ = (
+        "_binder",
         "_client",
-        "_defaults",
+        "_drop_var_pos",
         "_escape",
-        "_fast",
-        "_has_var_kw",
         "_ignore",
         "_kept",
         "_key_fn",
         "_key_headers",
-        "_names",
-        "_pos_names",
         "_posonly",
         "_prefixes",
         "_self_name",
-        "_sig",
-        "_var_kw",
         "_var_pos",
         "_var_pos_key",
         "_wrappers",
@@ -166,52 +162,40 @@ class KeyBuilder:
             sig: inspect.Signature | None = inspect.signature(fn)
         except (TypeError, ValueError):
             sig = None
-        self._sig = sig
         self._var_pos: str | None = None
         self._var_pos_key = "*args" if sig is None else None
-        self._var_kw: str | None = None
-        self._pos_names: tuple[str, ...] = ()
         self._posonly: frozenset[str] = frozenset()
-        self._names: frozenset[str] = frozenset()
-        self._defaults: dict[str, Any] = {}
         self._self_name: str | None = None
-        self._fast = False
-        self._has_var_kw = False
         self._escape = True
+        self._binder: Callable[..., Any] | None = None
+        self._drop_var_pos = False
         if sig is None:
             return
         params = list(sig.parameters.values())
         if params and params[0].name in ("self", "cls"):
             self._self_name = params[0].name
-        pos = []
-        posonly = []
-        fast = True
+        has_var_kw = False
         for p in params:
             if p.kind is p.VAR_POSITIONAL:
                 self._var_pos = p.name
                 self._var_pos_key = "*" + p.name
-                fast = False
             elif p.kind is p.VAR_KEYWORD:
-                self._var_kw = p.name
-            elif p.kind is p.POSITIONAL_ONLY:
-                posonly.append(p.name)
-                fast = False
-            elif p.kind is p.POSITIONAL_OR_KEYWORD:
-                pos.append(p.name)
-            if p.default is not p.empty:
-                self._defaults[p.name] = p.default
-        self._pos_names = tuple(pos)
-        self._posonly = frozenset(posonly)
-        self._names = frozenset(
-            p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        )
-        self._has_var_kw = self._var_kw is not None
+                has_var_kw = True
+        self._posonly = frozenset(p.name for p in params if p.kind is p.POSITIONAL_ONLY)
+        self._drop_var_pos = self._var_pos is not None and self._var_pos in self._ignore
         # **kwargs entries need escaping only when the view has names they could take: the
         # "*args" entry, positional-only names, "$endpoint" / "$headers".
-        self._escape = self._has_var_kw and bool(
-            self._var_pos or posonly or self._client is not None or self._key_headers
+        self._escape = has_var_kw and bool(
+            self._var_pos or self._posonly or self._client is not None or self._key_headers
         )
-        self._fast = fast and not self._escape
+        name = getattr(fn, "__name__", None)
+        qualname = getattr(fn, "__qualname__", None)
+        self._binder = binder_for(
+            sig,
+            name if isinstance(name, str) else function_id,
+            qualname if isinstance(qualname, str) else function_id,
+            split_var_kw=self._escape,
+        )
 
     def _check_kept(
         self, kept: frozenset[str], ignored: frozenset[str], profile_ignore: frozenset[str]
@@ -252,46 +236,22 @@ class KeyBuilder:
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """All of the call's arguments by view name, defaults applied, nothing dropped."""
-        if self._sig is None:
+        binder = self._binder
+        if binder is None:
             # No signature: the positional part and the keywords, kept apart.
             view: dict[str, Any] = {"*args": list(args)}
             for k, v in kwargs.items():
                 view["**" + k if k[:1] in ("$", "*") else k] = v
             return view
-        if self._fast and len(args) <= len(self._pos_names):
-            # The common shapes (keywords, a few positionals) without inspect.Signature.bind:
-            # dict operations in C, and the same TypeErrors the call itself would raise.
-            if args:
-                view = dict(zip(self._pos_names, args))  # noqa: B905 - args may be shorter
-                if not view.keys().isdisjoint(kwargs):
-                    dup = sorted(view.keys() & kwargs.keys())
-                    raise TypeError(f"{self.function_id}() got multiple values for {dup}")
-                view.update(kwargs)
-            else:
-                view = dict(kwargs)
-            if not self._has_var_kw and not view.keys() <= self._names:
-                extra = sorted(view.keys() - self._names)
-                raise TypeError(f"{self.function_id}() got unexpected keyword arguments {extra}")
-            if self._defaults:
-                view = {**self._defaults, **view}
-            if not view.keys() >= self._names:
-                missing = sorted(self._names.difference(view))
-                raise TypeError(f"{self.function_id}() missing required arguments: {missing}")
-            return view
-        bound = self._sig.bind(*args, **kwargs)
-        bound.apply_defaults()
-        view = {}
-        var_kw: dict[str, Any] = {}
-        for name, value in bound.arguments.items():
-            if name == self._var_kw:
-                var_kw = value
-            elif name == self._var_pos:
-                view["*" + name] = list(value)
-            else:
-                view[name] = value
-        escape, posonly = self._escape, self._posonly
+        if not self._escape:
+            # Every shape, one call: the generated binder (see _binder.py) raises the
+            # TypeErrors the call itself would.
+            result: dict[str, Any] = binder(*args, **kwargs)
+            return result
+        view, var_kw = binder(*args, **kwargs)
+        posonly = self._posonly
         for k, v in var_kw.items():
-            if escape and (k[:1] in ("$", "*") or k in posonly):
+            if k[:1] in ("$", "*") or k in posonly:
                 k = "**" + k
             view[k] = v
         return view
@@ -301,8 +261,8 @@ class KeyBuilder:
         if not ignore.isdisjoint(view):
             for name in ignore.intersection(view):
                 del view[name]
-        if self._var_pos is not None and self._var_pos in ignore:
-            view.pop("*" + self._var_pos, None)
+        if self._drop_var_pos:
+            view.pop(f"*{self._var_pos}", None)
         prefixes = self._prefixes
         if prefixes:
             kept = self._kept
