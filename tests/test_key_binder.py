@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from llm_memo.keys import KeyBuilder
+from llm_memo.keys import KeyBuilder, function_prefix
 from llm_memo.keys._binder import binder_for
 
 from .strategies import calls, signatures
@@ -155,3 +155,33 @@ class TestBinder:
 
         view = KeyBuilder(f, "f").bind((1, 2), {"a": 3, "*args": 4, "$x": 5, "b": 6})
         assert view == {"a": 1, "*args": [2], "**a": 3, "***args": 4, "**$x": 5, "b": 6}
+
+
+class TestPerFunctionWork:
+    def test_namespace_prefix_follows_the_namespace(self) -> None:
+        """The prefix kept per builder is the namespace's own, whichever namespace came last."""
+
+        def ask(q: str) -> None:
+            return None
+
+        kb = KeyBuilder(ask, "tests.ask")
+        a1, b1, a2 = kb.key(("x",), {}, "a"), kb.key(("x",), {}, "b"), kb.key(("x",), {}, "a")
+        assert a1 == a2
+        assert a1.startswith(function_prefix("a", "tests.ask"))
+        assert b1.startswith(function_prefix("b", "tests.ask"))
+        assert a1.rsplit(":", 1)[1] == b1.rsplit(":", 1)[1]
+
+    def test_ignored_names_without_kwargs(self) -> None:
+        """A never-keyed parameter (or *args) is dropped when the function takes no **kwargs."""
+
+        def ask(q: str, api_key: str = "", *rest: int) -> None:
+            return None
+
+        assert KeyBuilder(ask, "a").canonical_view(("x", "k", 1), {}) == {"q": "x", "*rest": [1]}
+        kb = KeyBuilder(ask, "a", ignore=("rest",))
+        assert kb.canonical_view(("x", "k", 1), {}) == {"q": "x"}
+        assert KeyBuilder(ask, "a", key_params=("api_key",)).canonical_view(("x", "k"), {}) == {
+            "q": "x",
+            "api_key": "k",
+            "*rest": [],
+        }

@@ -126,7 +126,9 @@ class KeyBuilder:
         "_kept",
         "_key_fn",
         "_key_headers",
+        "_may_drop",
         "_posonly",
+        "_prefix",
         "_prefixes",
         "_self_name",
         "_var_pos",
@@ -169,6 +171,8 @@ class KeyBuilder:
         self._escape = True
         self._binder: Callable[..., Any] | None = None
         self._drop_var_pos = False
+        self._may_drop = True
+        self._prefix: tuple[str, str] | None = None
         if sig is None:
             return
         params = list(sig.parameters.values())
@@ -183,6 +187,17 @@ class KeyBuilder:
                 has_var_kw = True
         self._posonly = frozenset(p.name for p in params if p.kind is p.POSITIONAL_ONLY)
         self._drop_var_pos = self._var_pos is not None and self._var_pos in self._ignore
+        # Without **kwargs the view's names are the parameters' own: whether any is never keyed
+        # is known now, so most functions skip the per-call check.
+        self._may_drop = (
+            has_var_kw
+            or self._drop_var_pos
+            or any(
+                name in self._ignore
+                or (self._prefixes and name.startswith(self._prefixes) and name not in kept)
+                for name in (("*" if p.kind is p.VAR_POSITIONAL else "") + p.name for p in params)
+            )
+        )
         # **kwargs entries need escaping only when the view has names they could take: the
         # "*args" entry, positional-only names, "$endpoint" / "$headers".
         self._escape = has_var_kw and bool(
@@ -314,7 +329,8 @@ class KeyBuilder:
             return _canon_param("key()", self._key_fn(*args, **kwargs), self.function_id)
         view = self._bind(args, kwargs)
         headers = self._headers(view) if self._key_headers else None
-        view = self._drop_ignored(view)
+        if self._may_drop:
+            view = self._drop_ignored(view)
         absent: list[str] | None = None
         var_pos_key = self._var_pos_key
         # The view is our own dict: rewrite only the arguments that are not canonical already
@@ -324,12 +340,7 @@ class KeyBuilder:
             if t is str or value is None or t is bool:
                 continue
             if name == var_pos_key:
-                # Each positional item is an argument of its own: the same depth allowance
-                # wherever a value is passed.
-                view[name] = [
-                    _canon_param(f"{self._var_pos or 'args'}[{i}]", item, self.function_id)
-                    for i, item in enumerate(value)
-                ]
+                view[name] = self._canon_positional(value)
                 continue
             if t is int and _MIN_INT <= value < _MAX_INT:
                 continue
@@ -358,7 +369,24 @@ class KeyBuilder:
             view["$headers"] = headers
         return view
 
+    def _canon_positional(self, items: Iterable[Any]) -> list[Any]:
+        # Each positional item is an argument of its own: the same depth allowance wherever a
+        # value is passed, and its own name ("args[2]") in an error.
+        out = []
+        for i, item in enumerate(items):
+            t = type(item)
+            if t is str or item is None or t is bool or (t is int and _MIN_INT <= item < _MAX_INT):
+                out.append(item)
+            else:
+                where = f"{self._var_pos or 'args'}[{i}]"
+                out.append(_canon_param(where, item, self.function_id))
+        return out
+
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any], namespace: str) -> str:
         """The full key string of a call in ``namespace``."""
         data = orjson.dumps(self.canonical_view(args, kwargs), option=_DUMP_OPTIONS)
-        return function_prefix(namespace, self.function_id) + xxhash.xxh3_128_hexdigest(data)
+        prefix = self._prefix
+        if prefix is None or prefix[0] != namespace:
+            # One function is nearly always keyed in one namespace: its prefix is kept here.
+            prefix = self._prefix = (namespace, function_prefix(namespace, self.function_id))
+        return prefix[1] + xxhash.xxh3_128_hexdigest(data)
