@@ -13,6 +13,10 @@ depth bound, which also ends cycles, and a size budget.
 Type tags (``{"$bytes": ...}``, ``{"$set": [...]}``) cannot collide with user data: user
 mapping keys that start with ``$`` are escaped by doubling the ``$``.
 
+The container walkers (``_canon_dict``, ``_canon_map``, ``_canon_list``) repeat their depth and
+size checks inline on purpose: they run once per container on the key's hot path, where a shared
+helper would cost a call each time.
+
 Not here: binding a call to its parameters (``builder.py``), the key string (``format.py``),
 the wording of the errors (``_unkeyable.py``).
 """
