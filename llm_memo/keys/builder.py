@@ -347,8 +347,12 @@ class KeyBuilder:
             if (t is dict or t is list or t is tuple) and _plain(value):
                 continue
             if t is float and math.isfinite(value):
-                if value.is_integer():
-                    view[name] = _canon(value, MAX_DEPTH, False, [MAX_NODES])
+                if value.is_integer():  # 2.0 keys as 2 (as the canonical walk would)
+                    as_int = int(value)
+                    in_range = _MIN_INT <= as_int < _MAX_INT
+                    view[name] = (
+                        as_int if in_range else _canon(as_int, MAX_DEPTH, False, [MAX_NODES])
+                    )
                 continue
             if is_absent(value):
                 if absent is None:
