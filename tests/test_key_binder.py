@@ -91,6 +91,32 @@ class TestAgainstSignatureBind:
         }
 
 
+class TestKeyBuilderBinding:
+    @settings(max_examples=300, deadline=None)
+    @given(sig=signatures(), call=calls())
+    def test_builder_binds_as_the_reference(
+        self, sig: inspect.Signature, call: tuple[tuple[Any, ...], dict[str, Any]]
+    ) -> None:
+        """KeyBuilder's binding (keyword-only fast path included) gives the reference view, or
+        a TypeError exactly when the reference refuses the call."""
+        args, kwargs = call
+
+        def fn(*a: Any, **k: Any) -> None:
+            return None
+
+        fn.__signature__ = sig  # type: ignore[attr-defined]
+        kb = KeyBuilder(fn, "tests.fn")
+        if kb._escape:
+            return  # escaped views are TestBinder.test_escaped_keywords' subject
+        try:
+            expected = reference_view(sig, args, kwargs)
+        except TypeError:
+            with pytest.raises(TypeError):
+                kb._bind(args, kwargs)
+            return
+        assert kb._bind(args, kwargs) == expected
+
+
 class TestBinder:
     def test_positional_only_name_as_keyword_goes_to_kwargs(self) -> None:
         """A positional-only name passed by keyword to a function taking **kwargs binds as

@@ -126,6 +126,7 @@ class KeyBuilder:
         "_kept",
         "_key_fn",
         "_key_headers",
+        "_keywords",
         "_may_drop",
         "_posonly",
         "_prefix",
@@ -173,6 +174,7 @@ class KeyBuilder:
         self._drop_var_pos = False
         self._may_drop = True
         self._prefix: tuple[str, str] | None = None
+        self._keywords: tuple[dict[str, Any], frozenset[str], frozenset[str] | None] | None = None
         if sig is None:
             return
         params = list(sig.parameters.values())
@@ -203,6 +205,19 @@ class KeyBuilder:
         self._escape = has_var_kw and bool(
             self._var_pos or self._posonly or self._client is not None or self._key_headers
         )
+        if not self._escape and self._var_pos is None and not self._posonly:
+            # A call with keywords only (the usual way to call an LLM function) binds with two
+            # dict operations: defaults, then the keywords; it fits when every parameter without
+            # a default is there and, without **kwargs, no other name is.
+            self._keywords = (
+                {p.name: p.default for p in params if p.default is not p.empty},
+                frozenset(
+                    p.name for p in params if p.default is p.empty and p.kind is not p.VAR_KEYWORD
+                ),
+                None
+                if has_var_kw
+                else frozenset(p.name for p in params if p.kind is not p.VAR_KEYWORD),
+            )
         name = getattr(fn, "__name__", None)
         qualname = getattr(fn, "__qualname__", None)
         self._binder = binder_for(
@@ -258,6 +273,14 @@ class KeyBuilder:
             for k, v in kwargs.items():
                 view["**" + k if k[:1] in ("$", "*") else k] = v
             return view
+        keywords = self._keywords
+        if keywords is not None and not args:
+            defaults, required, names = keywords
+            view = {**defaults, **kwargs}
+            keys = view.keys()
+            if keys >= required and (names is None or keys <= names):
+                return view
+            # It does not fit: the binder raises the TypeError the call itself would.
         if not self._escape:
             # Every shape, one call: the generated binder (see _binder.py) raises the
             # TypeErrors the call itself would.
