@@ -1,12 +1,13 @@
 """The stored record: a value's encoded bytes plus the metadata every backend keeps with it.
 
-An :class:`Entry` is what crosses the backend protocol. The codec (``codec.py``) produces the
+An :class:`Entry` is what crosses the backend protocol. The codec (``llm_memo.codec``) produces the
 ``value`` bytes and the ``type_tag``; the policy (``_policy.py``) reads the timestamps; backends
 store the record in whatever way suits them. Backends that hold bytes (disk, object stores,
 Redis) use :meth:`Entry.to_bytes` / :meth:`Entry.from_bytes`, a small fixed binary header in
 front of the value, so one GET returns everything a hit needs.
 
-Not here: encoding values (``codec.py``) and signing (``codec.py`` signs :meth:`Entry.signed_view`).
+Not here: encoding values (``codec/values.py``) and signing (``codec/sealing.py`` signs
+:meth:`Entry.signed_view`).
 
 Header layout (little endian), format 2::
 

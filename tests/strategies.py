@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 from typing import Any
 
 from hypothesis import strategies as st
@@ -223,3 +224,44 @@ def with_cycles(draw: st.DrawFn) -> Any:
 arguments: st.SearchStrategy[Any] = st.one_of(nested, deep(), with_cycles())
 #: The same, shallow enough to pickle into another process (still past MAX_DEPTH).
 picklable_arguments: st.SearchStrategy[Any] = st.one_of(nested, deep(150), with_cycles())
+
+
+# -- signatures and calls, for the generated argument binder -------------------------------------
+
+_P = inspect.Parameter
+_NAMES = ["a", "b", "c", "d", "e", "model", "messages", "args", "kwargs", "self", "list"]
+
+
+@st.composite
+def signatures(draw: st.DrawFn) -> inspect.Signature:
+    """Any valid signature over a few names: positional-only, positional-or-keyword, *args,
+    keyword-only and **kwargs parameters, with defaults on a suffix of the positional ones and
+    on any keyword-only one."""
+    names = draw(st.lists(st.sampled_from(_NAMES), unique=True, max_size=7))
+    cuts = sorted(draw(st.lists(st.integers(0, len(names)), min_size=2, max_size=2)))
+    var_pos = draw(st.booleans())
+    var_kw = draw(st.booleans())
+    spare = [n for n in ["rest", "opts"] if n not in names]
+    positional = names[: cuts[1]]
+    first_default = draw(st.integers(0, len(positional)))
+    params = []
+    for i, name in enumerate(positional):
+        kind = _P.POSITIONAL_ONLY if i < cuts[0] else _P.POSITIONAL_OR_KEYWORD
+        default = ("default", name) if i >= first_default else _P.empty
+        params.append(_P(name, kind, default=default))
+    if var_pos:
+        params.append(_P(spare[0], _P.VAR_POSITIONAL))
+    for name in names[cuts[1] :]:
+        default = ("default", name) if draw(st.booleans()) else _P.empty
+        params.append(_P(name, _P.KEYWORD_ONLY, default=default))
+    if var_kw:
+        params.append(_P(spare[1], _P.VAR_KEYWORD))
+    return inspect.Signature(params)
+
+
+@st.composite
+def calls(draw: st.DrawFn) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Arguments that may or may not fit a signature over the names of :func:`signatures`."""
+    args = tuple(draw(st.lists(st.integers(0, 9), max_size=8)))
+    keywords = draw(st.lists(st.sampled_from([*_NAMES, "rest", "opts", "$x", "*y"]), unique=True))
+    return args, {name: draw(st.integers(10, 19)) for name in keywords}

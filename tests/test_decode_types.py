@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from llm_memo import cache_controls, llm_cached
-from llm_memo import codec as codec_module
+from llm_memo.codec import allow_list as codec_module
 from llm_memo.testing import CacheRecorder
 
 from .samples import chat_chunks, chat_completion

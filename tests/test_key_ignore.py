@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from llm_memo import ConfigurationError, UnkeyableArgumentError, llm_cached
-from llm_memo._sdk_profiles import CREDENTIAL_HEADERS, HEADER_MAPPINGS, LITELLM, profile_for
 from llm_memo.keys import DEFAULT_IGNORE, IGNORE_GROUPS, KeyBuilder
 from llm_memo.recording import use_recordings
+from llm_memo.sdks import CREDENTIAL_HEADERS, HEADER_MAPPINGS, profile_for
+from llm_memo.sdks.litellm import SDK as LITELLM
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "guides" / "keys.md"
 

@@ -464,7 +464,7 @@ class TestSize:
         self, shape: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Every container kind counts against the size bound (a small one here, for speed)."""
-        monkeypatch.setattr("llm_memo.keys.MAX_NODES", 10_000)
+        monkeypatch.setattr("llm_memo.keys.canonical_form.MAX_NODES", 10_000)
         value: Any = "leaf"
         for _ in range(40):
             if shape == "lists":

@@ -1,0 +1,383 @@
+"""Everything llm_memo knows about LLM SDKs: the registry, and the questions the rest asks of it.
+
+One module per SDK (:mod:`.openai`, :mod:`.anthropic`, :mod:`.litellm`) fills in one
+:class:`Sdk` record; :data:`SDKS` lists them, and the functions here answer from that list:
+
+=============================  ===============================================================
+:func:`profile_for`            which SDK's own function a callable is (its never-keyed names)
+:func:`is_absent`              whether a value is an SDK's "not given" sentinel (``NOT_GIVEN``)
+:func:`client_for`             the SDK client whose server answers a bound method (its endpoint
+                               and default headers), and the wrappers met on the way
+:func:`endpoint_identity`      the key form of an SDK client passed as an argument
+:func:`sdk_class`              an SDK response class by tag name (the codec's allow-list)
+:func:`is_sdk_type`            whether a class belongs to an SDK (rebuilt leniently on decode)
+:func:`usage_tokens`           the tokens a response reports; :class:`StreamUsage` for streams
+:func:`split_for_similarity`   which text of a request a semantic cache embeds
+=============================  ===============================================================
+
+Every answer comes from the object handed in (its module, its class's bases), never from what
+the process happens to have imported, so keys cannot drift between processes.
+
+**Adding an SDK** (``google-genai``, say): write ``sdks/google.py`` with ``SDK = Sdk(name=
+"google", ...)`` filling in only what applies (never-keyed names, "not given" sentinels, a
+:class:`ClientFamily` for its client objects, usage fields, stream hooks), and add
+``google.SDK`` to :data:`SDKS` below. Nothing else changes: keys, the codec, the drivers and
+the semantic backends ask these functions.
+
+Not here: the generic never-keyed names (``keys.DEFAULT_IGNORE``), the canonical walk
+(``keys.canonical``), encoding values (``codec``).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import anthropic, litellm, openai
+from ._base import ClientFamily, Sdk, get_field, int_or_zero
+
+__all__ = [
+    "ABSENT_TYPES",
+    "CREDENTIAL_HEADERS",
+    "HEADER_MAPPINGS",
+    "SDKS",
+    "TEXT_PARAMETERS",
+    "ClientFamily",
+    "Sdk",
+    "SdkClient",
+    "StreamUsage",
+    "client_for",
+    "endpoint_identity",
+    "is_absent",
+    "is_sdk_type",
+    "profile_for",
+    "sdk_class",
+    "split_for_similarity",
+    "usage_tokens",
+]
+
+#: The registry: every SDK llm_memo knows, one line each.
+SDKS: tuple[Sdk, ...] = (
+    openai.SDK,
+    anthropic.SDK,
+    litellm.SDK,
+)
+
+_BY_NAME: dict[str, Sdk] = {sdk.name: sdk for sdk in SDKS}
+#: Class names of every SDK's "not given" sentinels.
+ABSENT_TYPES: frozenset[str] = frozenset().union(*(sdk.absent_types for sdk in SDKS))
+_FAMILIES: tuple[ClientFamily, ...] = tuple(
+    dict.fromkeys(sdk.clients for sdk in SDKS if sdk.clients is not None)
+)
+_TYPE_PACKAGES = frozenset(sdk.name for sdk in SDKS if sdk.response_types)
+_USAGE_PARTS = tuple(dict.fromkeys(part for sdk in SDKS for part in sdk.usage_parts))
+_STREAM_STARTS = tuple(sdk.stream_start_tokens for sdk in SDKS if sdk.stream_start_tokens)
+_REPORTS_INPUT = tuple(sdk.reports_input for sdk in SDKS if sdk.reports_input)
+
+#: Header names (lower case) that carry credentials: never keyed, even when asked for with
+#: ``key_headers=``.
+CREDENTIAL_HEADERS: frozenset[str] = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "x-auth-token",
+        "x-amz-security-token",
+        "ocp-apim-subscription-key",
+    }
+)
+
+#: Parameters holding header mappings, in the order their headers are merged (later wins).
+#: Never keyed as a whole; ``key_headers=`` keys chosen headers from them.
+HEADER_MAPPINGS: tuple[str, ...] = ("default_headers", "headers", "extra_headers")
+
+
+def is_absent(value: Any) -> bool:
+    """Whether ``value`` is an SDK's "not given" sentinel (a falsy ``NotGiven`` / ``Omit``)."""
+    return type(value).__name__ in ABSENT_TYPES and not value
+
+
+# -- which SDK a callable belongs to ------------------------------------------------------------
+
+_UNWRAP_LIMIT = 32
+
+
+def _steps(fn: Any) -> Iterable[Any]:
+    """``fn`` and what it wraps: ``__wrapped__`` (functools.wraps, the SDKs' raw-response
+    wrappers), ``__func__`` (methods) and ``functools.partial``'s ``func``."""
+    seen: set[int] = set()
+    for _ in range(_UNWRAP_LIMIT):
+        if fn is None or id(fn) in seen:
+            return
+        seen.add(id(fn))
+        yield fn
+        if isinstance(fn, functools.partial):
+            fn = fn.func
+            continue
+        inner = getattr(fn, "__wrapped__", None)
+        if inner is None:
+            inner = getattr(fn, "__func__", None)
+        fn = inner
+
+
+def _sdk_of(obj: Any) -> str:
+    module = getattr(obj, "__module__", None)
+    return module.partition(".")[0] if isinstance(module, str) else ""
+
+
+def profile_for(fn: Callable[..., Any]) -> Sdk | None:
+    """The SDK whose own function ``fn`` is (following wrappers and bound methods), or ``None``.
+
+    A function of yours that calls an SDK is yours: ``None``.
+    """
+    for step in _steps(fn):
+        sdk = _BY_NAME.get(_sdk_of(step))
+        if sdk is not None:
+            return sdk
+        owner = getattr(step, "__self__", None)
+        if owner is not None and not isinstance(owner, type(functools)):
+            sdk = _BY_NAME.get(_sdk_of(type(owner)))
+            if sdk is not None:
+                return sdk
+    return None
+
+
+# -- which server answers -----------------------------------------------------------------------
+
+
+class SdkClient:
+    """An SDK client whose server answers a cached function's calls.
+
+    The endpoint is read again only when the objects it is read from changed (a client is
+    mutable: ``client.base_url = ...``; :attr:`ClientFamily.endpoint_inputs`), so the hit path
+    pays identity checks.
+    """
+
+    __slots__ = ("_cache", "client", "family")
+
+    def __init__(self, client: Any, family: ClientFamily) -> None:
+        self.client = client
+        self.family = family
+        self._cache: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+
+    def endpoint(self) -> dict[str, Any]:
+        """The client's endpoint identity (never its credentials)."""
+        client = self.client
+        inputs = self.family.endpoint_inputs(client)
+        cached = self._cache
+        if (
+            cached is not None
+            and len(cached[0]) == len(inputs)
+            and all(a is b for a, b in zip(cached[0], inputs, strict=True))
+        ):
+            return cached[1]
+        endpoint = self.family.endpoint_of(client)
+        self._cache = (inputs, endpoint)
+        return endpoint
+
+    def default_headers(self) -> Any:
+        """The headers the client sends by default."""
+        return self.family.default_headers(self.client)
+
+
+def _client_of(obj: Any) -> tuple[Any, ClientFamily] | None:
+    for family in _FAMILIES:
+        client = family.client_of(obj)
+        if client is not None:
+            return client, family
+    return None
+
+
+def client_for(fn: Callable[..., Any]) -> tuple[SdkClient | None, tuple[str, ...]]:
+    """The SDK client whose server answers calls of ``fn`` (a bound method of a client or of
+    one of its resources, possibly wrapped), or ``None``; and the wrappers met on the way.
+
+    The wrappers matter: ``with_raw_response.create`` copies the name of ``create`` (so it has
+    the same function identity) but returns a raw response, never a ``ChatCompletion``; its
+    entries must not meet those of ``create``. A wrapper is named by its own code's module and
+    name (``openai._legacy_response.wrapped``), which ``functools.wraps`` does not copy.
+    """
+    wrappers: list[str] = []
+    for step in _steps(fn):
+        owner = getattr(step, "__self__", None)
+        if owner is not None:
+            found = _client_of(owner)
+            if found is not None:
+                return SdkClient(*found), tuple(wrappers)
+        code = getattr(step, "__code__", None)
+        if code is not None and getattr(step, "__wrapped__", None) is not None:
+            # Where the wrapper's code lives (its globals' module, not its copied __module__)
+            # and its own name: the same on every Python version.
+            module = getattr(step, "__globals__", {}).get("__name__", "?")
+            wrappers.append(f"{module}.{code.co_name}")
+        elif isinstance(step, functools.partial):
+            wrappers.append("functools.partial")
+    return None, ()
+
+
+def endpoint_identity(obj: Any) -> dict[str, Any] | None:
+    """The endpoint of the SDK client behind ``obj`` (a client or resource passed as an
+    argument: the server that answers, never its credentials), or ``None`` for other objects."""
+    found = _client_of(obj)
+    if found is None:
+        return None
+    client, family = found
+    return family.endpoint_of(client)
+
+
+# -- response types -----------------------------------------------------------------------------
+
+
+def sdk_class(name: str) -> type | None:
+    """The class tagged ``name`` (``"module:QualName"``) if it belongs to a known SDK and its
+    module is already imported by the program, else ``None``: never imports for a stored tag."""
+    module_name, _, qualname = name.partition(":")
+    if module_name.partition(".")[0] not in _TYPE_PACKAGES:
+        return None
+    obj: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        if obj is None or part.startswith("<"):
+            return None
+        obj = getattr(obj, part, None)
+    if isinstance(obj, type) and f"{obj.__module__}:{obj.__qualname__}" == name:
+        return obj
+    return None
+
+
+def is_sdk_type(cls: type) -> bool:
+    """Whether ``cls`` is one of a known SDK's response types (which the SDK builds without
+    validation, so a stored one the strict validator refuses is rebuilt the same way)."""
+    return cls.__module__.partition(".")[0] in _TYPE_PACKAGES
+
+
+# -- token usage --------------------------------------------------------------------------------
+
+
+def _stream_start(chunk: Any) -> int | None:
+    for hook in _STREAM_STARTS:
+        tokens = hook(chunk)
+        if tokens is not None:
+            return tokens
+    return None
+
+
+def _reports_input(chunk: Any) -> bool:
+    return any(hook(chunk) for hook in _REPORTS_INPUT)
+
+
+class StreamUsage:
+    """Token usage of a stream, counted chunk by chunk as it passes (see :func:`usage_tokens`).
+
+    A recorder feeds each chunk to :meth:`add` when it is yielded, so the count does not need
+    the chunks kept around (or a consumer's later edits of them).
+
+    .. versionadded:: 0.2.0
+    """
+
+    __slots__ = ("_first_has_input", "_last", "_last_has_input", "_seen", "_start_input")
+
+    def __init__(self) -> None:
+        self._seen = False
+        self._last = 0  # tokens of the last chunk that reports any
+        self._last_has_input = False
+        self._first_has_input = False
+        self._start_input: int | None = None  # input tokens reported by the stream's start
+
+    def add(self, chunk: Any) -> None:
+        """Count one chunk (in stream order)."""
+        tokens = usage_tokens(chunk)
+        if not self._seen:
+            self._seen = True
+            self._first_has_input = _reports_input(chunk)
+            self._start_input = _stream_start(chunk)
+        if tokens:
+            self._last = tokens
+            self._last_has_input = _reports_input(chunk)
+
+    @property
+    def total(self) -> int:
+        """The stream's tokens: the last usage reported, plus the prompt tokens reported at the
+        start (Anthropic's ``message_start``) when that last usage has only output tokens."""
+        total = self._last
+        has_input = self._last_has_input if self._last else self._first_has_input
+        if self._start_input is not None and not has_input:
+            total += self._start_input
+        return total
+
+
+def usage_tokens(value: Any) -> int:
+    """Tokens a response reports in its ``usage`` (every registered SDK's shape); 0 when it has
+    none. For a list of stream chunks, the last chunk that reports usage, plus the prompt tokens
+    of an Anthropic ``message_start`` when that last usage has only output tokens (Anthropic
+    streams report input at the start and output at the end).
+
+    .. versionadded:: 0.1.0
+    """
+    if isinstance(value, list):
+        counter = StreamUsage()
+        for chunk in value:
+            counter.add(chunk)
+        return counter.total
+    try:
+        usage = get_field(value, "usage")
+        if usage is None:
+            return 0
+        total = get_field(usage, "total_tokens")
+        if isinstance(total, int) and not isinstance(total, bool):
+            return total
+        return sum(int_or_zero(get_field(usage, name)) for name in _USAGE_PARTS)
+    except (AttributeError, TypeError):
+        return 0
+
+
+# -- text to embed ------------------------------------------------------------------------------
+
+#: Parameters whose text a semantic cache embeds, in order of preference.
+TEXT_PARAMETERS = ("messages", "prompt", "input", "query", "question")
+
+
+def _message_text(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
+        parts = [p.get("text") for p in content if isinstance(p, dict)]
+        texts = [t for t in parts if isinstance(t, str)]
+        return "\n".join(texts) if texts else None
+    return None
+
+
+def split_for_similarity(view: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """Split a canonical request view into (exact context, text to embed).
+
+    The text is the conversation's user turns (``messages`` entries with role ``user``, joined
+    by newlines), or else the first of ``prompt``, ``input``, ``query``, ``question`` that is a
+    string. The context is the view with exactly that text removed, so everything else (model,
+    parameters, system prompt, assistant turns, tools) must match exactly for a semantic hit.
+    Returns ``None`` when the request has no such text.
+
+    .. versionadded:: 0.1.0
+    """
+    for name in TEXT_PARAMETERS:
+        value = view.get(name)
+        if name == "messages" and isinstance(value, list):
+            texts: list[str] = []
+            context_messages = []
+            for message in value:
+                if isinstance(message, dict) and message.get("role") == "user":
+                    text = _message_text(message.get("content"))
+                    if text is not None:
+                        texts.append(text)
+                        context_messages.append({**message, "content": None})
+                        continue
+                context_messages.append(message)
+            if texts:
+                return {**view, "messages": context_messages}, "\n".join(texts)
+        elif isinstance(value, str) and value:
+            return {**view, name: None}, value
+    return None

@@ -1,0 +1,123 @@
+"""The record one SDK module fills in (:class:`Sdk`), and the helpers SDK modules share.
+
+Every SDK module (``openai.py``, ``anthropic.py``, ``litellm.py``) builds one :class:`Sdk` and
+names it ``SDK``; ``sdks/__init__.py`` lists those records and answers the rest of llm_memo's
+questions from them. This module holds only what the SDK modules and the registry both need,
+so neither imports the other's internals.
+
+Not here: any one SDK's facts (its own module), the registry and the questions (``__init__``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ClientFamily", "Sdk", "get_field", "int_or_zero", "without_credentials"]
+
+
+@dataclass(frozen=True)
+class ClientFamily:
+    """How to recognise an SDK's client objects and read the endpoint that answers them.
+
+    Attributes:
+        client_of: the client behind a client or resource object, else ``None``.
+        endpoint_of: a client's endpoint identity (what decides which server answers; never
+            credentials), as a JSON-native dict.
+        default_headers: the headers a client sends by default (for ``key_headers=``).
+        endpoint_inputs: the objects ``endpoint_of`` reads; while each is the same object,
+            the endpoint read before still holds.
+    """
+
+    client_of: Callable[[Any], Any]
+    endpoint_of: Callable[[Any], dict[str, Any]]
+    default_headers: Callable[[Any], Any]
+    endpoint_inputs: Callable[[Any], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Sdk:
+    """Everything llm_memo knows about one SDK (see the ``llm_memo.sdks`` docstring).
+
+    Attributes:
+        name: the SDK's top-level module name (``"openai"``).
+        ignore: parameter names of the SDK's own functions that are never keyed.
+        ignore_prefixes: parameter name prefixes of its own functions that are never keyed.
+        absent_types: class names of its "not given" sentinels (``NotGiven``, ``Omit``): a
+            falsy instance counts as an argument not passed.
+        clients: its client objects and their endpoints, when calls go through a client.
+        response_types: whether its pydantic response types are allow-listed (restored from
+            the cache when the program has imported their module) and rebuilt without
+            validation when the strict validator refuses a stored one, as the SDK builds them.
+        usage_parts: the ``usage`` fields whose sum is the tokens of a response that reports no
+            ``total_tokens``.
+        stream_start_tokens: for a stream that reports its prompt tokens in its first chunk
+            apart from the final usage (Anthropic's ``message_start``): those tokens, or
+            ``None`` when the chunk is not such a start.
+        reports_input: whether a chunk's usage carries prompt tokens itself.
+    """
+
+    name: str
+    ignore: frozenset[str] = frozenset()
+    ignore_prefixes: tuple[str, ...] = ()
+    absent_types: frozenset[str] = frozenset()
+    clients: ClientFamily | None = None
+    response_types: bool = True
+    usage_parts: tuple[str, ...] = ()
+    stream_start_tokens: Callable[[Any], int | None] | None = field(default=None)
+    reports_input: Callable[[Any], bool] | None = field(default=None)
+
+    def ignores(self, name: str) -> bool:
+        """Whether this SDK's own functions leave parameter ``name`` out of keys."""
+        return name in self.ignore or name.startswith(self.ignore_prefixes)
+
+
+def get_field(obj: Any, name: str) -> Any:
+    """``obj[name]`` of a dict response, ``obj.name`` of an object one, else ``None``."""
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def int_or_zero(value: Any) -> int:
+    """``value`` if it is an int (never a bool), else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+# Query parameters that carry credentials (compared lower case, "-" as "_").
+_CREDENTIAL_QUERY = frozenset(
+    {
+        "key",
+        "api_key",
+        "apikey",
+        "token",
+        "access_token",
+        "auth",
+        "code",
+        "sig",
+        "signature",
+        "password",
+        "secret",
+        "client_secret",
+        "x_amz_security_token",
+        "x_amz_signature",
+        "x_amz_credential",
+    }
+)
+
+
+def without_credentials(
+    query: Iterable[tuple[str, Any]], absent_types: frozenset[str]
+) -> dict[str, Any]:
+    """A query's parameters without credential-named ones and "not given" values, each value
+    JSON-native (others as ``str``)."""
+    out: dict[str, Any] = {}
+    for name, value in query:
+        name = str(name)
+        if name.lower().replace("-", "_") in _CREDENTIAL_QUERY:
+            continue
+        if type(value).__name__ in absent_types:
+            continue
+        out[name] = (
+            value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+        )
+    return out
