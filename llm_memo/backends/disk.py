@@ -20,7 +20,7 @@ Code running on an event loop uses the store inline (no thread hop), and a short
 timeout (``async_timeout``) bounds how long a write waits for another process's lock: a timeout
 is a backend failure (a miss, counted) rather than a stalled loop.
 
-Not here: value encoding (``codec.py``); the backend stores :meth:`Entry.to_bytes` output.
+Not here: value encoding (``llm_memo.codec``); the backend stores :meth:`Entry.to_bytes` output.
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ from .canonical_form import MAX_DEPTH, MAX_NODES, canonical, canonical_bytes
 
 # Transitional: backends still on main import the private prefix; each moves to KEY_ROOT in
 # the reshape, and this line goes when the last one has.
-from .format import _KEY_PREFIX as _KEY_PREFIX
 from .format import (
     KEY_ROOT,
     KeyParts,

@@ -28,7 +28,7 @@ The package, pure modules first:
 * ``_async.py``: :class:`AsyncObjectStoreBackend`, the one hand-written backend body;
   ``_sync.py``: :class:`ObjectStoreBackend`, generated from it by ``scripts/unasync``.
 
-Not here: value encoding (``codec.py``); Redis-style native expiry or locks.
+Not here: value encoding (``llm_memo.codec``); Redis-style native expiry or locks.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ _DOTS: Final = frozenset({".", ".."})
 def _plain(part: str) -> bool:
     """A level safe as a path segment on every store: non-empty, not a dot name, and only
     the characters percent-escaping leaves alone (letters, digits, ``_.~-`` and ``%``), which
-    is what keys.py escapes a namespace and a function to."""
+    is what llm_memo.keys escapes a namespace and a function to."""
     return part.isascii() and bool(part) and part not in _DOTS and quote(part, safe="%") == part
 
 
@@ -79,7 +79,7 @@ def _segments(key: str) -> list[str]:
     return [*levels, _OTHER, _escape(rest if levels else key)]
 
 
-# A path segment longer than _SEGMENT_MAX characters (all segments are ASCII: keys.py and
+# A path segment longer than _SEGMENT_MAX characters (all segments are ASCII: llm_memo.keys and
 # _escape percent-escape everything else) is shortened to its first _SEGMENT_KEEP characters,
 # "!" and a 128-bit BLAKE2b digest of the whole segment: at most 93 bytes, so any namespace or
 # function fits a POSIX file name (255 bytes per component) and a whole object name stays

@@ -35,7 +35,7 @@ Pure code both twins share lives beside them, outside the generated pair: URL pa
 ``_commands.py``; per-owner clients in ``_owners.py``. Fork safety is ``_fork.register``: a
 forked child gets a fresh breaker and builds its own connections.
 
-Not here: encoding values (``codec.py``), freshness (``_policy.py``), the URL scheme table
+Not here: encoding values (``llm_memo.codec``), freshness (``_policy.py``), the URL scheme table
 (``_registry.py``).
 """
 
