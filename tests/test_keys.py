@@ -198,6 +198,40 @@ class TestCanonicalForm:
         fast = orjson.dumps(kb.canonical_view((), dict(params)), option=orjson.OPT_SORT_KEYS)
         assert fast == canonical_bytes(params)
 
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(
+            st.dictionaries(
+                st.sampled_from(["role", "content", "$ref", "name"]),
+                st.one_of(st.text(max_size=5), st.integers(), st.floats(), st.none()),
+                max_size=3,
+            ),
+            max_size=4,
+        )
+    )
+    def test_message_shaped_lists_match_the_canonical_walk(
+        self, messages: list[dict[str, Any]]
+    ) -> None:
+        """The flat-messages shortcut (lists of dicts of strings) gives the canonical walk's
+        bytes, and steps aside for "$" keys, numbers and None inside."""
+        import orjson
+
+        def f(messages: Any) -> None: ...
+
+        kb = KeyBuilder(f, "f")
+        fast = orjson.dumps(kb.canonical_view((messages,), {}), option=orjson.OPT_SORT_KEYS)
+        assert fast == canonical_bytes({"messages": messages})
+
+    def test_message_shortcut_keeps_the_size_bound(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A list of flat dicts over MAX_NODES parts is refused like any other argument."""
+        from llm_memo.keys import canonical_form
+
+        monkeypatch.setattr(canonical_form, "MAX_NODES", 5)
+        assert canonical_form._plain([{"a": "b"}] * 4)
+        assert not canonical_form._plain([{"a": "b"}] * 5)
+        with pytest.raises(UnkeyableArgumentError, match="messages"):
+            key("m", [{"role": "user", "content": "x"}] * 5)
+
     @settings(max_examples=200, deadline=None)
     @given(requests(), st.randoms())
     def test_equal_meaning_gives_equal_keys(self, request: dict[str, Any], rnd: Any) -> None:

@@ -70,6 +70,20 @@ def _plain(obj: Any) -> bool:
     """Whether a list/tuple/dict is canonical as it stands: only str keys not starting with
     "$", and only str, None, bool, in-range int, list, tuple and dict inside (no floats), at
     most :data:`MAX_DEPTH` levels deep (so a cycle is never plain) and :data:`MAX_NODES` big."""
+    if type(obj) is not dict and len(obj) < MAX_NODES:
+        # The common shape on the hit path, chat messages: a list of flat dicts of strings,
+        # checked without the stack (half the time). Anything else takes the general walk.
+        for item in obj:
+            if type(item) is not dict:
+                break
+            for k, v in item.items():
+                if type(v) is not str or type(k) is not str or k[:1] == "$":
+                    break
+            else:
+                continue
+            break
+        else:
+            return True
     stack = [(obj, MAX_DEPTH)]
     pop, push = stack.pop, stack.append
     budget = MAX_NODES
