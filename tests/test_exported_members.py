@@ -135,3 +135,26 @@ def test_errors_pickle_by_their_public_name() -> None:
         assert back.args == error.args
         assert vars(back) == vars(error)
     assert pickle.loads(pickle.dumps(e.Outcome.HIT)) is e.Outcome.HIT  # noqa: S301 - ours
+
+
+def test_backend_classes_report_their_public_module() -> None:
+    """A backend class reports the module users import it from, never the private or generated
+    file it lives in (``llm_memo.backends.redis``, not ``llm_memo.backends.redis._sync``)."""
+    import importlib
+
+    seen: list[str] = []
+    for name in (
+        "llm_memo.backends",
+        "llm_memo.backends.redis",
+        "llm_memo.backends.objectstore",
+        "llm_memo.backends.tiered",
+        "llm_memo.backends.semantic.redis",
+        "llm_memo.backends.semantic.qdrant",
+    ):
+        module = importlib.import_module(name)
+        for export in module.__all__:
+            obj = getattr(module, export)
+            if isinstance(obj, type):
+                seen.append(f"{export}: {obj.__module__}")
+                assert not any(part.startswith("_") for part in obj.__module__.split(".")), seen
+    assert len(seen) >= 16, seen

@@ -12,6 +12,9 @@ from __future__ import annotations
 from ._async import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, AsyncRedisBackend
 from ._sync import RedisBackend
 
+# The public path, not the (generated) file the class lives in: reprs, docs and pickles name it.
+AsyncRedisBackend.__module__ = RedisBackend.__module__ = __name__
+
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_SOCKET_TIMEOUT",

@@ -19,6 +19,9 @@ from ._points import point_id
 from ._sync import QdrantSemanticBackend
 from ._url import DEFAULT_TIMEOUT
 
+# The public path, not the (generated) file the class lives in: reprs, docs and pickles name it.
+AsyncQdrantSemanticBackend.__module__ = QdrantSemanticBackend.__module__ = __name__
+
 __all__ = [
     "DEFAULT_COLLECTION",
     "DEFAULT_TIMEOUT",

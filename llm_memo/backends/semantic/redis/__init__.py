@@ -15,6 +15,9 @@ from ._async import AsyncRedisSemanticBackend
 from ._index import DEFAULT_MAX_PARTITION_HASH, DEFAULT_MAX_PARTITION_VECTORSET
 from ._sync import RedisSemanticBackend
 
+# The public path, not the (generated) file the class lives in: reprs, docs and pickles name it.
+AsyncRedisSemanticBackend.__module__ = RedisSemanticBackend.__module__ = __name__
+
 __all__ = [
     "DEFAULT_MAX_PARTITION_HASH",
     "DEFAULT_MAX_PARTITION_VECTORSET",
