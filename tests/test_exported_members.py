@@ -158,3 +158,20 @@ def test_backend_classes_report_their_public_module() -> None:
                 seen.append(f"{export}: {obj.__module__}")
                 assert not any(part.startswith("_") for part in obj.__module__.split(".")), seen
     assert len(seen) >= 16, seen
+
+
+def test_exported_classes_keep_resolvable_annotations() -> None:
+    """Reporting ``llm_memo`` as their module does not break ``typing.get_type_hints`` (which
+    looks string annotations up in that module): docs tools and pydantic resolve them."""
+    import typing
+
+    failures = {}
+    for name in llm_memo.__all__:
+        obj = getattr(llm_memo, name)
+        if isinstance(obj, type):
+            try:
+                typing.get_type_hints(obj)
+            except Exception as exc:  # noqa: BLE001 - collected and reported below
+                failures[name] = repr(exc)
+    assert failures == {}
+    assert not hasattr(llm_memo, "_hints")
