@@ -386,3 +386,53 @@ def test_random_requests_have_stable_keys_across_processes() -> None:
         env={"PYTHONHASHSEED": str(random.randint(1, 10_000)), "PATH": ""},
     ).stdout.strip()
     assert out == key(**req)
+
+
+class TestKeyFormat:
+    """``parse_key`` is the one reader of what ``key_string`` writes."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(min_size=1), st.text(min_size=1), st.text("0123456789abcdef", min_size=1))
+    def test_parse_reads_back_what_key_string_wrote(
+        self, namespace: str, function: str, hexdigest: str
+    ) -> None:
+        from llm_memo.keys import KEY_ROOT, key_string, parse_key
+
+        key = key_string(namespace, function, hexdigest)
+        parts = parse_key(key)
+        assert key.startswith(KEY_ROOT)
+        assert parts is not None, key
+        assert (parts.namespace, parts.function, parts.digest) == (namespace, function, hexdigest)
+        assert parts.current
+        assert ":".join(("llm_memo", *parts.escaped)) == key
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text())
+    def test_anything_else_is_none_or_a_well_formed_key(self, text: str) -> None:
+        from urllib.parse import unquote
+
+        from llm_memo.keys import parse_key
+
+        parts = parse_key(text)
+        if parts is not None:
+            assert text == ":".join(("llm_memo", *parts.escaped))
+            assert (parts.namespace, parts.function) == tuple(map(unquote, parts.escaped[1:3]))
+
+    def test_shapes_that_are_not_keys(self) -> None:
+        from llm_memo.keys import parse_key
+
+        for text in (
+            "",
+            "llm_memo",
+            "llm_memo:2:ns:fn",
+            "llm_memo:2:ns:fn:abc:extra",
+            "other:2:ns:fn:abc",
+            "llm_memo:2:a b:fn:abc",
+            "llm_memo:2:ns:fn/x:abc",
+            "llm_memo:2::fn:abc",
+            "llm_memo:2:ns:fn:abc\n",
+        ):
+            assert parse_key(text) is None, text
+        old = parse_key("llm_memo:1:ns:fn:abc")
+        assert old is not None
+        assert not old.current

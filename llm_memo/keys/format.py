@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
+from urllib.parse import unquote
 
 import xxhash
 
@@ -78,12 +79,13 @@ def key_string(namespace: str, function: str, hexdigest: str) -> str:
     return function_prefix(namespace, function) + hexdigest
 
 
-# A key part as _escape writes it: percent-escaped, ASCII, never ":" or "/".
-_PART_RE = re.compile(r"[A-Za-z0-9_.~%-]+")
+# A whole key: the root and four parts as _escape writes them (percent-escaped, ASCII, never
+# ":" or "/"). One match per key: parse_key is on every object-store and recording access.
+_PART = r"[A-Za-z0-9_.~%-]+"
+_KEY_RE = re.compile(rf"{_KEY_PREFIX}:({_PART}):({_PART}):({_PART}):({_PART})")
 
 
-@dataclass(frozen=True, slots=True)
-class KeyParts:
+class KeyParts(NamedTuple):
     """A key read apart by :func:`parse_key`: ``llm_memo:<format>:<namespace>:<function>:<hash>``.
 
     ``namespace`` and ``function`` are decoded (as the user wrote them); :attr:`escaped` gives
@@ -112,12 +114,14 @@ def parse_key(key: str) -> KeyParts | None:
 
     .. versionadded:: 0.3.0
     """
-    parts = key.split(":")
-    if len(parts) != 5 or parts[0] != _KEY_PREFIX:
+    match = _KEY_RE.fullmatch(key)
+    if match is None:
         return None
-    fmt, ns, fn, hexdigest = parts[1], parts[2], parts[3], parts[4]
-    if not all(_PART_RE.fullmatch(part) for part in (fmt, ns, fn, hexdigest)):
-        return None
-    from urllib.parse import unquote
-
-    return KeyParts(fmt, unquote(ns), unquote(fn), hexdigest, (fmt, ns, fn, hexdigest))
+    fmt, ns, fn, hexdigest = escaped = match.groups()
+    return KeyParts(
+        fmt,
+        unquote(ns) if "%" in ns else ns,
+        unquote(fn) if "%" in fn else fn,
+        hexdigest,
+        escaped,  # type: ignore[arg-type]  # a 4-group pattern gives 4 strings
+    )
