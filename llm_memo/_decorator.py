@@ -6,8 +6,13 @@ method binding. The driver (plain, coroutine, generator or async generator) is c
 here, from the underlying function; per call, wrapt hands the driver the bound instance and the
 arguments.
 
-``fn.cache`` is a :class:`CacheHandle` for managing the function's entries without calling it;
-on a bound method (``obj.ask.cache``) the handle includes the instance in keys.
+``fn.cache`` is a :class:`CacheHandle` for managing the function's entries without calling it,
+and for calling it once under directives (:meth:`CacheHandle.controls`); on a bound method
+(``obj.ask.cache``) the handle includes the instance in keys.
+
+An SDK's own function whose SDK has per-call cache controls (litellm's ``cache=`` /
+``caching=``) gets a driver that applies them as a ``cache_controls`` block around that one
+call (:func:`_with_sdk_controls`): the same machinery, so the same semantics.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import wrapt
 from . import _drivers
 from ._memo import Memo
 from .backends import MISSING
-from .controls import UNSET, Directives, Unset
+from .controls import UNSET, Directives, Unset, cache_controls
 from .errors import ConfigurationError
 from .events import CacheStats
 from .explain import Call, Difference, Explanation, call
@@ -58,11 +63,20 @@ class CacheHandle:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_instance", "_memo")
+    __slots__ = ("_asynchronous", "_fn", "_instance", "_memo")
 
-    def __init__(self, memo: Memo, instance: Any = None) -> None:
+    def __init__(
+        self,
+        memo: Memo,
+        instance: Any = None,
+        fn: Callable[..., Any] | None = None,
+        *,
+        asynchronous: bool = False,
+    ) -> None:
         self._memo = memo
         self._instance = instance
+        self._fn = fn  # the cached function (bound, for obj.ask.cache), for controls()
+        self._asynchronous = asynchronous  # calling fn returns a coroutine to await
 
     def __repr__(self) -> str:
         return f"<CacheHandle {self._memo.function_id}>"
@@ -119,6 +133,52 @@ class CacheHandle:
         """Async :meth:`clear`."""
         return await _drivers.aclear_function(self._memo)
 
+    def controls(self, **directives: Any) -> Callable[..., Any]:
+        """The cached function, for calls under these directives: a ``cache_controls`` block
+        around each call, without writing the ``with``.
+
+        ``ask.cache.controls(no_cache=True)(model, messages)`` is exactly
+        ``with cache_controls(no_cache=True): ask(model, messages)`` (for an ``async def``,
+        ``await ask.cache.controls(...)(...)`` enters the block inside the awaited call). The
+        directives win over any enclosing block, as an inner block does. The returned callable
+        may be kept and called many times, from several threads or tasks at once.
+
+        Args:
+            **directives: as for :func:`~llm_memo.cache_controls` (``no_cache``, ``no_store``,
+                ``ttl``, ``max_age`` / ``s_maxage``, ``stale_if_error``, ``only_if_cached``,
+                ``namespace``, ``backend``, ``threshold``, ``enabled``).
+
+        Raises:
+            ConfigurationError: an unknown directive or an invalid value (raised here).
+
+        Example::
+
+            fresh = ask.cache.controls(no_cache=True)("gpt-4o-mini", messages)
+            draft = ask.cache.controls(no_store=True)
+
+        .. versionadded:: 0.3.0
+        """
+        scope = cache_controls(**directives)
+        fn = self._fn
+        if fn is None:
+            raise ConfigurationError("this handle has no function to call")
+        if self._asynchronous:
+
+            async def call_async(*args: Any, **kwargs: Any) -> Any:
+                # Entered inside the coroutine: the block is the awaiting task's own.
+                with scope:
+                    return await fn(*args, **kwargs)
+
+            return call_async
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            # Generators and returned streams take their policy at the call: the block
+            # need not stay open while they are iterated.
+            with scope:
+                return fn(*args, **kwargs)
+
+        return call
+
     def stats(self) -> CacheStats:
         """The function's counters since decoration (or the last :meth:`reset_stats`)."""
         return self._memo.stats.snapshot()
@@ -164,11 +224,12 @@ class CacheHandle:
 class _BoundCachedFunction(wrapt.BoundFunctionWrapper[P, R]):
     @property
     def cache(self) -> CacheHandle:
-        memo: Memo = self._self_parent._self_memo
+        parent = self._self_parent
+        memo: Memo = parent._self_memo
         instance = self._self_instance
         if instance is None and memo.is_classmethod:
             instance = self._self_owner  # Cls.method.cache: the class is the cls argument
-        return CacheHandle(memo, instance)
+        return CacheHandle(memo, instance, self, asynchronous=parent._self_asynchronous)
 
 
 class CachedFunction(wrapt.FunctionWrapper[P, R]):
@@ -179,10 +240,18 @@ class CachedFunction(wrapt.FunctionWrapper[P, R]):
 
     __bound_function_wrapper__ = _BoundCachedFunction  # type: ignore[assignment]
 
-    def __init__(self, wrapped: Callable[..., Any], memo: Memo, driver: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        wrapped: Callable[..., Any],
+        memo: Memo,
+        driver: Callable[..., Any],
+        *,
+        asynchronous: bool = False,
+    ) -> None:
         super().__init__(wrapped, functools.partial(driver, memo))
         self._self_memo = memo
-        self._self_handle = CacheHandle(memo)
+        self._self_asynchronous = asynchronous
+        self._self_handle = CacheHandle(memo, None, self, asynchronous=asynchronous)
 
     @property
     def cache(self) -> CacheHandle:
@@ -220,6 +289,40 @@ def _driver_for(fn: Any) -> Callable[..., Any]:
     return _drivers.run_sync
 
 
+def _with_sdk_controls(
+    driver: Callable[..., Any], translate: Callable[[Any], dict[str, Any] | None]
+) -> Callable[..., Any]:
+    """``driver`` applying an SDK's own per-call cache controls (``translate`` reads them from
+    the call's keyword arguments as directives) as a ``cache_controls`` block around the call.
+
+    A call without any runs the driver as is. The arguments are passed on unchanged: the SDK
+    sees its own controls too. Issue 11.
+    """
+    if driver is _drivers.run_async:
+
+        async def run_async(
+            memo: Memo, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            given = translate(kwargs)
+            if given is None:
+                return await driver(memo, wrapped, instance, args, kwargs)
+            with cache_controls(**given):
+                return await driver(memo, wrapped, instance, args, kwargs)
+
+        return run_async
+
+    def run(
+        memo: Memo, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        given = translate(kwargs)
+        if given is None:
+            return driver(memo, wrapped, instance, args, kwargs)
+        with cache_controls(**given):
+            return driver(memo, wrapped, instance, args, kwargs)
+
+    return run
+
+
 def _decorate(
     fn: Callable[..., Any],
     *,
@@ -248,7 +351,12 @@ def _decorate(
         key_params=options.get("key_params", ()),
         key_headers=options.get("key_headers", ()),
     )
-    return CachedFunction(fn, memo, _driver_for(fn))
+    driver = _driver_for(fn)
+    asynchronous = driver is _drivers.run_async
+    profile = memo.keys.profile
+    if profile is not None and profile.per_call is not None:
+        driver = _with_sdk_controls(driver, profile.per_call)
+    return CachedFunction(fn, memo, driver, asynchronous=asynchronous)
 
 
 @overload

@@ -116,6 +116,9 @@ class Memo:
             key_params=key_params,
             key_headers=key_headers,
         )
+        # How the SDK marks its own cache hits (litellm's _hidden_params), applied on decode.
+        profile = self.keys.profile
+        self._mark_hit = profile.mark_hit if profile is not None else None
         self.codec = Codec(AllowList(fn))
         self.stats = Stats()
         self.directives = directives
@@ -322,6 +325,8 @@ class Memo:
                 f"a stored {type(value).__qualname__} contradicts the return annotation "
                 f"of {self.function_id}"
             )
+        if self._mark_hit is not None:
+            self._mark_hit(value, key)
         return value
 
     def unusable(self, key: str, exc: CodecError) -> None:

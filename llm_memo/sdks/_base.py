@@ -10,7 +10,7 @@ Not here: any one SDK's facts (its own module), the registry and the questions (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,11 @@ class Sdk:
             apart from the final usage (Anthropic's ``message_start``): those tokens, or
             ``None`` when the chunk is not such a start.
         reports_input: whether a chunk's usage carries prompt tokens itself.
+        per_call: the SDK's own per-call cache controls, read from a call's keyword
+            arguments (litellm's ``cache={"no-cache": True}``, ``caching=False``) as
+            directive names and values for that one call, or ``None`` when the call has none.
+        mark_hit: marks a value answered from the cache the way the SDK marks its own cache
+            hits (litellm's ``_hidden_params["cache_hit"]``), given the value and its key.
     """
 
     name: str
@@ -67,6 +72,8 @@ class Sdk:
     usage_parts: tuple[str, ...] = ()
     stream_start_tokens: Callable[[Any], int | None] | None = field(default=None)
     reports_input: Callable[[Any], bool] | None = field(default=None)
+    per_call: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = field(default=None)
+    mark_hit: Callable[[Any, str], None] | None = field(default=None)
 
     def ignores(self, name: str) -> bool:
         """Whether this SDK's own functions leave parameter ``name`` out of keys."""
