@@ -109,6 +109,15 @@ class TestTranslation:
         ):
             assert completion.cache.key(**CHAT, **extra) == key
 
+    def test_metadata_can_be_keyed_after_all(self, clock: FakeClock) -> None:
+        """key_params=("metadata",) keys metadata for a caller whose metadata changes answers."""
+        completion = llm_cached(backend=MemoryBackend(clock=clock), key_params=("metadata",))(
+            litellm.completion
+        )
+        assert completion.cache.key(**CHAT, metadata={"route": "a"}) != completion.cache.key(
+            **CHAT, metadata={"route": "b"}
+        )
+
 
 @litellm_warnings
 class TestPerCallControls:
