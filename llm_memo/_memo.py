@@ -411,18 +411,26 @@ class Memo:
             self._warned_unstorable = True
             logger.warning("not caching results of %s: %s", self.function_id, exc)
 
-    def copy_for_waiter(self, value: Any, payload: tuple[str, bytes] | None) -> Any:
-        """A waiter's own copy of the leader's result."""
+    def copy_for_waiter(self, value: Any, payload: tuple[str, bytes] | None, key: str) -> Any:
+        """A waiter's own copy of the leader's result (a hit: marked as the SDK marks its
+        hits, unless no copy could be made and the waiter shares the leader's object)."""
         if payload is not None:
             try:
                 tag, data = payload
-                return self.codec.decode(tag, data, allow_pickle=self.allow_pickle)
+                copied = self.codec.decode(tag, data, allow_pickle=self.allow_pickle)
             except CodecError:
                 pass
+            else:
+                if self._mark_hit is not None:
+                    self._mark_hit(copied, key)
+                return copied
         try:
-            return copy.deepcopy(value)
+            copied = copy.deepcopy(value)
         except (TypeError, copy.Error, RecursionError):
             return value
+        if self._mark_hit is not None:
+            self._mark_hit(copied, key)
+        return copied
 
     def should_store(self, value: Any) -> bool:
         """Whether ``cache_if`` accepts the result (a failing ``cache_if`` refuses, logged:

@@ -276,6 +276,20 @@ class TestHitMarker:
             completion_response=miss
         )
 
+    def test_a_single_flight_waiter_s_copy_is_marked_and_the_leader_s_is_not(
+        self, completion: Any
+    ) -> None:
+        """An identical concurrent call answered by the one in flight (a hit) gets a marked
+        copy; the leader's own result, returned as a miss, is left alone."""
+        leader = completion(**CHAT)
+        key = completion.cache.key(**CHAT)
+        memo = completion._self_memo
+        waiter = memo.copy_for_waiter(leader, None, key)
+        assert waiter is not leader
+        assert waiter._hidden_params["cache_hit"] is True
+        assert waiter._hidden_params["cache_key"] == key
+        assert leader._hidden_params.get("cache_hit") is not True
+
 
 # -- the per-call form of directives (every cached function) ----------------------------------
 

@@ -165,7 +165,7 @@ async def run_async(
                 flight = None  # the leader is taking too long: call without leading
                 break
             if flight.landing is Landing.VALUE:
-                value = memo.copy_for_waiter(flight.value, flight.payload)
+                value = memo.copy_for_waiter(flight.value, flight.payload, key)
                 memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
                 return value
             if flight.landing is Landing.ERROR:

@@ -164,7 +164,7 @@ def run_sync(
                 flight = None  # the leader is taking too long: call without leading
                 break
             if flight.landing is Landing.VALUE:
-                value = memo.copy_for_waiter(flight.value, flight.payload)
+                value = memo.copy_for_waiter(flight.value, flight.payload, key)
                 memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
                 return value
             if flight.landing is Landing.ERROR:
