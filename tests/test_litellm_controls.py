@@ -9,7 +9,10 @@ what they were passed (the shim keeps litellm's identity, so it gets litellm's p
 from __future__ import annotations
 
 import functools
+import json
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import litellm
@@ -72,6 +75,41 @@ def calls() -> list[dict[str, Any]]:
 @pytest.fixture
 def completion(clock: FakeClock, calls: list[dict[str, Any]]) -> Any:
     return llm_cached(backend=MemoryBackend(clock=clock))(counted(litellm.completion, calls))
+
+
+class _Transcriptions(BaseHTTPRequestHandler):
+    """A loopback stand-in for OpenAI's ``POST /v1/audio/transcriptions``, logging each path."""
+
+    log: list[str]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.log.append(self.path)
+        body = json.dumps({"text": "hello"}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def transcriptions() -> Iterator[tuple[str, list[str]]]:
+    """The stub's base URL and its request log."""
+    log: list[str] = []
+    handler = type("Handler", (_Transcriptions,), {"log": log})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", log
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 @litellm_warnings
@@ -247,6 +285,29 @@ class TestPerCallControls:
         await aembedding(**EMBED)
         await aembedding(**EMBED)
         assert len(calls) == 2
+
+    def test_transcription(self, transcriptions: tuple[str, list[str]]) -> None:
+        """transcription (against a loopback stub) honours no-cache and caching=False, and its
+        hit is a marked TranscriptionResponse."""
+        base, log = transcriptions
+        transcription = llm_cached(backend="memory://")(litellm.transcription)
+        request: dict[str, Any] = {
+            "model": "whisper-1",
+            "file": ("a.wav", b"RIFF0000WAVE", "audio/wav"),
+            "api_base": base,
+            "api_key": "sk-test",
+        }
+        transcription(**request)
+        hit = transcription(**request)
+        assert isinstance(hit, litellm.TranscriptionResponse)
+        assert hit.text == "hello"
+        assert hit._hidden_params["cache_hit"] is True
+        assert len(log) == 1
+        transcription(**request, cache={"no-cache": True})
+        transcription(**request, caching=False)
+        assert log == ["/v1/audio/transcriptions"] * 3
+        stats = transcription.cache.stats()
+        assert (stats.hits, stats.misses, stats.refreshes, stats.bypasses) == (1, 1, 1, 1)
 
 
 @litellm_warnings
