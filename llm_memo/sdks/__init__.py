@@ -15,12 +15,18 @@ One module per SDK (:mod:`.openai`, :mod:`.anthropic`, :mod:`.litellm`) fills in
 :func:`split_for_similarity`   which text of a request a semantic cache embeds
 =============================  ===============================================================
 
+Two more answers are read straight off the profile :func:`profile_for` returns, once, when a
+function is decorated: :attr:`Sdk.per_call` (the SDK's own per-call cache controls, e.g.
+litellm's ``cache=`` / ``caching=``, as directives for that call) and :attr:`Sdk.mark_hit`
+(marking a cached answer as the SDK marks its own cache hits).
+
 Every answer comes from the object handed in (its module, its class's bases), never from what
 the process happens to have imported, so keys cannot drift between processes.
 
 **Adding an SDK** (``google-genai``, say): write ``sdks/google.py`` with ``SDK = Sdk(name=
 "google", ...)`` filling in only what applies (never-keyed names, "not given" sentinels, a
-:class:`ClientFamily` for its client objects, usage fields, stream hooks), and add
+:class:`ClientFamily` for its client objects, usage fields, stream hooks, per-call controls,
+a hit marker), and add
 ``google.SDK`` to :data:`SDKS` below. Nothing else changes: keys, the codec, the drivers and
 the semantic backends ask these functions.
 
