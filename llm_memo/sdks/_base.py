@@ -10,7 +10,7 @@ Not here: any one SDK's facts (its own module), the registry and the questions (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,9 @@ class Sdk:
             apart from the final usage (Anthropic's ``message_start``): those tokens, or
             ``None`` when the chunk is not such a start.
         reports_input: whether a chunk's usage carries prompt tokens itself.
+        file_params: which parameters of its own functions are files, by function
+            (``"module:QualName"`` of the function's code, as ``openai.resources.files:Files.
+            create``): a ``pathlib.Path`` passed there keys by the file's content.
     """
 
     name: str
@@ -67,6 +70,7 @@ class Sdk:
     usage_parts: tuple[str, ...] = ()
     stream_start_tokens: Callable[[Any], int | None] | None = field(default=None)
     reports_input: Callable[[Any], bool] | None = field(default=None)
+    file_params: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def ignores(self, name: str) -> bool:
         """Whether this SDK's own functions leave parameter ``name`` out of keys."""

@@ -6,6 +6,7 @@ logging hooks, router deployment lists (which carry every deployment's API key),
 and transport. They are never keyed for litellm's functions; a function of yours that calls
 litellm is yours, keyed as you declared it. Its responses (``ModelResponse``...) are
 allow-listed pydantic models with OpenAI's ``usage`` shape (counted by ``openai.py``'s fields).
+``transcription`` / ``atranscription`` take ``file=``, where a path keys by the file's content.
 """
 
 from __future__ import annotations
@@ -41,4 +42,8 @@ SDK = Sdk(
         }
     ),
     ignore_prefixes=("litellm_",),
+    file_params={
+        "litellm.main:transcription": frozenset({"file"}),
+        "litellm.main:atranscription": frozenset({"file"}),
+    },
 )
