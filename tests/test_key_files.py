@@ -343,3 +343,47 @@ def test_a_real_transcription_hits_the_second_time(
         create(file=f, model="whisper-1")
     assert len(bodies) == 2
     assert b"RIFF-new-audio" in bodies[1]
+
+
+@pytest.mark.asyncio
+async def test_an_async_transcription_hits_the_second_time(
+    stub: tuple[str, list[bytes]], tmp_path: Path
+) -> None:
+    """The same through AsyncOpenAI: a file object keys by content, the second call hits."""
+    base_url, bodies = stub
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+    create = llm_cached(backend="memory://")(client.audio.transcriptions.create)
+    path = write(tmp_path / "clip.wav", b"RIFF-async-audio")
+    with path.open("rb") as f:
+        first = await create(file=f, model="whisper-1")
+    with path.open("rb") as f:
+        second = await create(file=f, model="whisper-1")
+    assert type(second) is openai.types.audio.Transcription
+    assert second == first
+    assert len(bodies) == 1
+    assert create.cache.stats().hits == 1
+    await client.close()
+
+
+# litellm's transcription path builds a pydantic schema for one of its TypedDicts on first use,
+# which warns about ReadOnly fields: litellm's warning, not ours.
+@pytest.mark.filterwarnings("ignore:Item.*ReadOnly:UserWarning")
+def test_a_real_litellm_transcription_hits_the_second_time(
+    stub: tuple[str, list[bytes]], tmp_path: Path
+) -> None:
+    """llm_cached(litellm.transcription) with a path: keyed by content, one upload."""
+    import litellm
+
+    base_url, bodies = stub
+    transcription = llm_cached(backend="memory://")(litellm.transcription)
+    one = write(tmp_path / "a" / "clip.wav", b"RIFF-litellm-audio")
+    two = write(tmp_path / "b" / "clip.wav", b"RIFF-litellm-audio")
+    request: dict[str, Any] = {"model": "openai/whisper-1", "api_base": base_url, "api_key": "k"}
+    with one.open("rb") as f:
+        first = transcription(file=f, **request)
+    assert first.text == "hello there"
+    with two.open("rb") as f:
+        second = transcription(file=f, **request)
+    assert second.text == "hello there"
+    assert len(bodies) == 1
+    assert transcription.cache.stats().hits == 1
