@@ -272,6 +272,22 @@ class TestTuples:
         assert key_of(transcribe(), file=same, model="w") == first
         assert key_of(transcribe(), file=other, model="w") != first
 
+    def test_the_tuple_name_is_sent_not_the_files_own(self, tmp_path: Path) -> None:
+        """Inside (name, file, mime) the SDK sends the tuple's name: two temporary files with
+        the same content under one tuple name share a key, whatever their own names."""
+        one = write(tmp_path / "tmp-1.bin", b"audio")
+        two = write(tmp_path / "tmp-2.bin", b"audio")
+        with one.open("rb") as f1, two.open("rb") as f2:
+            assert key_of(transcribe(), file=("a.wav", f1, "audio/wav"), model="w") == key_of(
+                transcribe(), file=("a.wav", f2, "audio/wav"), model="w"
+            )
+            assert key_of(transcribe(), file=f1, model="w") != key_of(
+                transcribe(), file=f2, model="w"
+            )
+        assert key_of(transcribe(), file=("a.wav", one, "audio/wav"), model="w") == key_of(
+            transcribe(), file=("a.wav", two, "audio/wav"), model="w"
+        )
+
     def test_name_path_mime_in_a_file_param(self, tmp_path: Path) -> None:
         """(name, path, mime) in a file parameter keys the path's content, like the opened file."""
         path = write(tmp_path / "clip.wav", b"audio")

@@ -254,12 +254,36 @@ def _canon_list(obj: Iterable[Any], d: int, m: bool, b: list[int]) -> list[Any]:
     if b[0] < 0:
         raise TooBig(obj)
     out = []
+    upload = type(obj) is tuple and _is_upload(obj)
     for i, v in enumerate(obj):
         try:
-            out.append(_canon(v, d - 1, m, b))
+            if upload and i == 1 and (type(v) is ContentPath or is_file_object(v)):
+                # (name, file, mime): the SDK sends the tuple's name, not the file's own.
+                out.append(_file(v, False, d - 1, m, b))
+            else:
+                out.append(_canon(v, d - 1, m, b))
         except Unkeyable as exc:
             raise step(exc, f"[{i}]", obj) from None
     return out
+
+
+def _is_upload(obj: Any) -> bool:
+    """Whether a tuple is the SDKs' upload form, ``(name, file, mime[, headers])``."""
+    return 1 < len(obj) < 5 and type(obj[0]) is str
+
+
+def _file(obj: Any, named: bool, d: int, m: bool, b: list[int]) -> Any:
+    """A file object's or a file parameter's path's key form, with the file's own base name
+    when ``named``. A path that cannot be read keys by name (the call itself then says why)."""
+    if type(obj) is not ContentPath:
+        return file_form(obj, named=named)
+    form = path_form(obj.path, named=named)
+    if form is not None:
+        return form
+    path = obj.path
+    if isinstance(path, pathlib.PurePath):
+        return _canon(path, d, m, b)
+    return {"$path": os.fsdecode(path)}
 
 
 def _canon_set(obj: Iterable[Any], d: int, m: bool, b: list[int]) -> Any:
@@ -330,24 +354,15 @@ def _canon_other(obj: Any, d: int, m: bool, b: list[int]) -> Any:
     if isinstance(obj, uuid.UUID):
         return {"$uuid": str(obj)}
     if type(obj) is ContentPath:
-        # A path in a file parameter: the file's content (and name), as the SDK sends it;
-        # by name when it cannot be read (the call itself then reports why).
-        form = path_form(obj.path)
-        if form is not None:
-            return form
-        path = obj.path
-        return (
-            _canon(path, d, m, b)
-            if isinstance(path, pathlib.PurePath)
-            else {"$path": os.fsdecode(path)}
-        )
+        # A path in a file parameter: the file's content (and name), as the SDK sends it.
+        return _file(obj, True, d, m, b)
     if isinstance(obj, pathlib.PurePath):
         return {"$path": obj.as_posix()}
     if isinstance(obj, type):
         return _canon_class(obj)
     if is_file_object(obj):
         # A file object keys by its content, never consumed (file_content.py, SPEC §6).
-        return file_form(obj)
+        return _file(obj, True, d, m, b)
     endpoint = sdks.endpoint_identity(obj)
     if endpoint is not None:
         # An SDK client (or one of its resources) as an argument: the server that answers,

@@ -9,7 +9,8 @@ Transcription, vision and upload calls take a file object, a ``pathlib.Path``, `
   server gets), read in chunks of :data:`CHUNK_SIZE` so a 1 GB file is never in memory, and the
   caller's position restored afterwards, on error too. The base name is there when the object
   has one (``f.name``): the SDKs send it as the upload's file name, and a model may read the
-  format from its extension. A text file's content is hashed as UTF-8.
+  format from its extension; inside a ``(name, file, mime)`` tuple the tuple's name is what is
+  sent, so the file's own is left out. A text file's content is hashed as UTF-8.
 * a **non-seekable stream** (a pipe, a socket, ``sys.stdin``, an HTTP response body) cannot be
   read without consuming it: :class:`~llm_memo.errors.UnkeyableArgumentError` saying to pass
   bytes, a path or a seekable file instead.
@@ -96,8 +97,9 @@ def _hash_into(hasher: Any, obj: Any) -> None:
         hasher.update(chunk)
 
 
-def file_form(obj: Any) -> dict[str, str]:
-    """The key form of a file object: the digest of its whole content and its base name.
+def file_form(obj: Any, named: bool = True) -> dict[str, str]:
+    """The key form of a file object: the digest of its whole content and, when ``named``
+    (not inside a ``(name, file, mime)`` tuple, whose own name the SDK sends), its base name.
 
     The object is rewound to its start, read in :data:`CHUNK_SIZE` chunks and put back where
     it was, also when reading fails.
@@ -124,18 +126,18 @@ def file_form(obj: Any) -> dict[str, str]:
         with contextlib.suppress(OSError, ValueError):
             obj.seek(position)
     form = {"$file": hasher.hexdigest()}
-    name = _base_name(obj)
+    name = _base_name(obj) if named else None
     if name is not None:
         form["name"] = name
     return form
 
 
-def path_form(path: os.PathLike[str]) -> dict[str, str] | None:
+def path_form(path: os.PathLike[str], named: bool = True) -> dict[str, str] | None:
     """The key form of the file at ``path``, the same as the file opened would have; ``None``
     when it cannot be read (then it keys by name and the call reports the problem itself)."""
     try:
         with open(path, "rb") as f:
-            return file_form(f)
+            return file_form(f, named)
     except (OSError, Unkeyable):
         return None
 
