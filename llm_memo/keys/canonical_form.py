@@ -31,7 +31,6 @@ import decimal
 import enum
 import functools
 import math
-import os
 import pathlib
 import uuid
 from collections.abc import Iterable, Mapping
@@ -42,7 +41,7 @@ import orjson
 from .. import sdks
 from ..sdks import is_absent
 from ._unkeyable import TooBig, TooDeep, Unkeyable, step, unkeyable_error
-from .file_content import ContentPath, file_form, is_file_object, path_form, paths_as_content
+from .file_content import ContentPath, is_file_object, key_form, paths_as_content
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "canonical", "canonical_bytes"]
 
@@ -259,7 +258,7 @@ def _canon_list(obj: Iterable[Any], d: int, m: bool, b: list[int]) -> list[Any]:
         try:
             if upload and i == 1 and (type(v) is ContentPath or is_file_object(v)):
                 # (name, file, mime): the SDK sends the tuple's name, not the file's own.
-                out.append(_file(v, False, d - 1, m, b))
+                out.append(key_form(v, named=False))
             else:
                 out.append(_canon(v, d - 1, m, b))
         except Unkeyable as exc:
@@ -270,20 +269,6 @@ def _canon_list(obj: Iterable[Any], d: int, m: bool, b: list[int]) -> list[Any]:
 def _is_upload(obj: Any) -> bool:
     """Whether a tuple is the SDKs' upload form, ``(name, file, mime[, headers])``."""
     return 1 < len(obj) < 5 and type(obj[0]) is str
-
-
-def _file(obj: Any, named: bool, d: int, m: bool, b: list[int]) -> Any:
-    """A file object's or a file parameter's path's key form, with the file's own base name
-    when ``named``. A path that cannot be read keys by name (the call itself then says why)."""
-    if type(obj) is not ContentPath:
-        return file_form(obj, named=named)
-    form = path_form(obj.path, named=named)
-    if form is not None:
-        return form
-    path = obj.path
-    if isinstance(path, pathlib.PurePath):
-        return _canon(path, d, m, b)
-    return {"$path": os.fsdecode(path)}
 
 
 def _canon_set(obj: Iterable[Any], d: int, m: bool, b: list[int]) -> Any:
@@ -355,14 +340,14 @@ def _canon_other(obj: Any, d: int, m: bool, b: list[int]) -> Any:
         return {"$uuid": str(obj)}
     if type(obj) is ContentPath:
         # A path in a file parameter: the file's content (and name), as the SDK sends it.
-        return _file(obj, True, d, m, b)
+        return key_form(obj)
     if isinstance(obj, pathlib.PurePath):
         return {"$path": obj.as_posix()}
     if isinstance(obj, type):
         return _canon_class(obj)
     if is_file_object(obj):
         # A file object keys by its content, never consumed (file_content.py, SPEC §6).
-        return _file(obj, True, d, m, b)
+        return key_form(obj)
     endpoint = sdks.endpoint_identity(obj)
     if endpoint is not None:
         # An SDK client (or one of its resources) as an argument: the server that answers,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+from pathlib import PurePath
 from typing import Any
 
 import xxhash
@@ -140,6 +141,22 @@ def path_form(path: os.PathLike[str], named: bool = True) -> dict[str, str] | No
             return file_form(f, named)
     except (OSError, Unkeyable):
         return None
+
+
+def key_form(obj: Any, named: bool = True) -> dict[str, str]:
+    """The key form of a file object or a :class:`ContentPath`, with the file's own base name
+    when ``named``. A path that cannot be read keys by name (the call itself then says why).
+
+    Raises:
+        NotSeekable, Unkeyable: as :func:`file_form`.
+    """
+    if type(obj) is not ContentPath:
+        return file_form(obj, named=named)
+    form = path_form(obj.path, named=named)
+    if form is not None:
+        return form
+    path = obj.path
+    return {"$path": path.as_posix() if isinstance(path, PurePath) else os.fsdecode(path)}
 
 
 class ContentPath:
