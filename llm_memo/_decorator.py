@@ -47,7 +47,15 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_OPTIONS = ("strict", "lock", "allow_pickle", "semantic_text", "key_params", "key_headers")
+_OPTIONS = (
+    "strict",
+    "lock",
+    "allow_pickle",
+    "semantic_text",
+    "key_params",
+    "key_headers",
+    "file_params",
+)
 
 
 # -- the handle --------------------------------------------------------------------------------
@@ -350,6 +358,7 @@ def _decorate(
         semantic_text=options.get("semantic_text"),
         key_params=options.get("key_params", ()),
         key_headers=options.get("key_headers", ()),
+        file_params=options.get("file_params", ()),
     )
     driver = _driver_for(fn)
     asynchronous = driver is _drivers.run_async
@@ -428,7 +437,9 @@ def llm_cached(
             ``key_params=("token",)`` when your ``token`` is text) and ``key_headers``
             (header names to key from ``extra_headers`` / ``headers`` / ``default_headers``
             and an SDK client's default headers, e.g. ``key_headers=("anthropic-beta",)``;
-            credential headers are refused).
+            credential headers are refused) and ``file_params`` (parameters that are files:
+            a ``pathlib.Path`` there keys by the file's content, e.g.
+            ``file_params=("audio",)``).
 
     Raises:
         ConfigurationError: an unknown option or an invalid value (at decoration time).
@@ -443,7 +454,7 @@ def llm_cached(
     for opt in ("strict", "lock", "allow_pickle"):
         if opt in options and not isinstance(options[opt], bool):
             raise ConfigurationError(f"{opt} must be True or False")
-    for opt in ("key_params", "key_headers"):
+    for opt in ("key_params", "key_headers", "file_params"):
         if opt in options:
             names = options[opt]
             if not isinstance(names, (tuple, list, set, frozenset)) or not all(

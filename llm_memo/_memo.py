@@ -89,6 +89,7 @@ class Memo:
         cache_if: optional predicate on results; ``False`` means do not store.
         strict / lock / allow_pickle: decorator-level options, UNSET to inherit.
         key_params / key_headers: never-keyed names and chosen headers to key after all.
+        file_params: parameter names whose paths key by their file's content.
     """
 
     def __init__(
@@ -106,6 +107,7 @@ class Memo:
         semantic_text: Callable[..., str] | None = None,
         key_params: Iterable[str] = (),
         key_headers: Iterable[str] = (),
+        file_params: Iterable[str] = (),
     ) -> None:
         self.function_id = name or function_identity(fn)
         self.keys = KeyBuilder(
@@ -115,6 +117,7 @@ class Memo:
             key=key,
             key_params=key_params,
             key_headers=key_headers,
+            file_params=file_params,
         )
         # How the SDK marks its own cache hits (litellm's _hidden_params), applied on decode.
         profile = self.keys.profile

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import UnkeyableArgumentError
 
-__all__ = ["TooBig", "TooDeep", "Unkeyable", "step", "unkeyable_error"]
+__all__ = ["NotSeekable", "TooBig", "TooDeep", "Unkeyable", "step", "unkeyable_error"]
 
 
 class Unkeyable(Exception):
@@ -42,6 +42,11 @@ class TooDeep(Unkeyable):
 
 class TooBig(Unkeyable):
     """Internal: the canonical form would hold more than ``keys.MAX_NODES`` containers."""
+
+
+class NotSeekable(Unkeyable):
+    """Internal: a file object whose content cannot be read without consuming the caller's
+    stream (it cannot seek back), so it cannot be keyed by content."""
 
 
 def step(exc: Unkeyable, segment: str, container: Any) -> Unkeyable:
@@ -113,6 +118,16 @@ def unkeyable_error(
         )
     where = f"{parameter}{exc.path}"
     what = _describe(exc.value)
+    if isinstance(exc, NotSeekable):
+        why = f" ({exc.reason})" if exc.reason else ""
+        return UnkeyableArgumentError(
+            f"cannot build a cache key{target}: argument {where!r} is a {what}, a stream that "
+            f"cannot seek back{why}, so its content cannot be keyed without consuming it. Fix: "
+            f"pass its bytes instead (data = stream.read()), a pathlib.Path to the file, or a "
+            f"seekable file object (open(path, 'rb'), io.BytesIO(data)); or leave it out with "
+            f"@llm_cached(ignore=({parameter!r},)).",
+            parameter=where,
+        )
     if exc.reason:
         return UnkeyableArgumentError(
             f"cannot build a cache key{target}: argument {where!r} is a {what} with no "

@@ -12,7 +12,9 @@ The key contract (SPEC §4), in the order :meth:`KeyBuilder.key` applies it:
    except those brought back with ``key_params=``. A bound SDK client method adds
    ``"$endpoint"`` (the server that answers, never its credentials); ``key_headers=`` adds
    ``"$headers"``.
-2. **Canonicalise** each argument (``canonical_form.py``).
+2. **Canonicalise** each argument (``canonical_form.py``): a file object by its content
+   (``file_content.py``), and a path by its file's content where the parameter is a file (the
+   SDK profile's, ``llm_memo.sdks.file_params_for``, or the decorator's ``file_params=``).
 3. **Hash** the compact, key-sorted JSON (orjson) with xxh3-128 and **name** it
    (``format.py``).
 
@@ -40,6 +42,7 @@ from .canonical_form import (
     MAX_DEPTH,
     MAX_NODES,
     _canon,
+    _canon_file_param,
     _canon_param,
     _plain,
 )
@@ -109,6 +112,9 @@ class KeyBuilder:
         key_headers: header names (any case) to key from the header mappings
             (``extra_headers``, ``headers``, ``default_headers``) and the SDK client's default
             headers.
+        file_params: parameter names that are files: a ``pathlib.Path`` passed there (alone
+            or in a tuple or list) keys by the file's content, not its name. Added to the ones
+            the SDK profile knows (``file=`` of ``audio.transcriptions.create``...).
 
     Raises:
         ConfigurationError: a credential header in ``key_headers``, a header mapping or an
@@ -122,6 +128,7 @@ class KeyBuilder:
         "_client",
         "_drop_var_pos",
         "_escape",
+        "_file_params",
         "_ignore",
         "_kept",
         "_key_fn",
@@ -147,8 +154,10 @@ class KeyBuilder:
         key: Callable[..., Any] | None = None,
         key_params: Iterable[str] = (),
         key_headers: Iterable[str] = (),
+        file_params: Iterable[str] = (),
     ) -> None:
         self.function_id = function_id
+        self._file_params = sdks.file_params_for(fn) | frozenset(file_params)
         self.profile = sdks.profile_for(fn)
         profile_ignore = self.profile.ignore if self.profile is not None else frozenset()
         kept = frozenset(key_params)
@@ -381,6 +390,9 @@ class KeyBuilder:
                 if absent is None:
                     absent = []
                 absent.append(name)
+                continue
+            if name in self._file_params:
+                view[name] = _canon_file_param(name, value, self.function_id)
                 continue
             view[name] = _canon_param(
                 name, value, self.function_id, is_self=name == self._self_name

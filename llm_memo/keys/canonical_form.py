@@ -4,7 +4,8 @@
 key-sorted, lists and tuples one kind, integral floats ints (``0 == 0.0``) while ``True`` stays
 distinct from ``1``, pydantic models and dataclasses the plain JSON the SDK would send (set
 fields as sorted lists), objects with ``__llm_memo_key__`` whatever it returns, sets sorted by
-canonical bytes, an SDK client its endpoint (``llm_memo.sdks``). Anything else raises
+canonical bytes, an SDK client its endpoint (``llm_memo.sdks``), a seekable file object the digest
+of its content (``file_content.py``). Anything else raises
 :class:`~llm_memo.errors.UnkeyableArgumentError` naming the parameter: an unstable key is worse
 than an error. So does an argument that contains itself or nests deeper than
 :data:`MAX_DEPTH`, or holds more than :data:`MAX_NODES` containers: every walk here carries a
@@ -40,6 +41,7 @@ import orjson
 from .. import sdks
 from ..sdks import is_absent
 from ._unkeyable import TooBig, TooDeep, Unkeyable, step, unkeyable_error
+from .file_content import ContentPath, is_file_object, key_form, paths_as_content
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "canonical", "canonical_bytes"]
 
@@ -166,6 +168,12 @@ def _canon_param(parameter: str, value: Any, function: str = "", is_self: bool =
         ) from exc
 
 
+def _canon_file_param(parameter: str, value: Any, function: str = "") -> Any:
+    """The canonical form of a parameter that is a file: as :func:`_canon_param`, with paths
+    (alone, or in the tuples and lists the SDKs take there) keyed by their file's content."""
+    return _canon_param(parameter, paths_as_content(value), function)
+
+
 # The walk: ``d`` is the number of levels still allowed, ``m`` whether we are inside a model or
 # dataclass (where a set keys as a sorted list, as in the JSON the SDK would send).
 
@@ -245,12 +253,22 @@ def _canon_list(obj: Iterable[Any], d: int, m: bool, b: list[int]) -> list[Any]:
     if b[0] < 0:
         raise TooBig(obj)
     out = []
+    upload = type(obj) is tuple and _is_upload(obj)
     for i, v in enumerate(obj):
         try:
-            out.append(_canon(v, d - 1, m, b))
+            if upload and i == 1 and (type(v) is ContentPath or is_file_object(v)):
+                # (name, file, mime): the SDK sends the tuple's name, not the file's own.
+                out.append(key_form(v, named=False))
+            else:
+                out.append(_canon(v, d - 1, m, b))
         except Unkeyable as exc:
             raise step(exc, f"[{i}]", obj) from None
     return out
+
+
+def _is_upload(obj: Any) -> bool:
+    """Whether a tuple is the SDKs' upload form, ``(name, file, mime[, headers])``."""
+    return 1 < len(obj) < 5 and type(obj[0]) is str
 
 
 def _canon_set(obj: Iterable[Any], d: int, m: bool, b: list[int]) -> Any:
@@ -320,10 +338,16 @@ def _canon_other(obj: Any, d: int, m: bool, b: list[int]) -> Any:
         return {"$decimal": str(obj.normalize())}
     if isinstance(obj, uuid.UUID):
         return {"$uuid": str(obj)}
+    if type(obj) is ContentPath:
+        # A path in a file parameter: the file's content (and name), as the SDK sends it.
+        return key_form(obj)
     if isinstance(obj, pathlib.PurePath):
         return {"$path": obj.as_posix()}
     if isinstance(obj, type):
         return _canon_class(obj)
+    if is_file_object(obj):
+        # A file object keys by its content, never consumed (file_content.py, SPEC §6).
+        return key_form(obj)
     endpoint = sdks.endpoint_identity(obj)
     if endpoint is not None:
         # An SDK client (or one of its resources) as an argument: the server that answers,

@@ -5,6 +5,7 @@ One module per SDK (:mod:`.openai`, :mod:`.anthropic`, :mod:`.litellm`) fills in
 
 =============================  ===============================================================
 :func:`profile_for`            which SDK's own function a callable is (its never-keyed names)
+:func:`file_params_for`        which parameters of an SDK's own function are files
 :func:`is_absent`              whether a value is an SDK's "not given" sentinel (``NOT_GIVEN``)
 :func:`client_for`             the SDK client whose server answers a bound method (its endpoint
                                and default headers), and the wrappers met on the way
@@ -56,6 +57,7 @@ __all__ = [
     "StreamUsage",
     "client_for",
     "endpoint_identity",
+    "file_params_for",
     "is_absent",
     "is_sdk_type",
     "profile_for",
@@ -80,6 +82,9 @@ _FAMILIES: tuple[ClientFamily, ...] = tuple(
 _TYPE_PACKAGES = frozenset(sdk.name for sdk in SDKS if sdk.response_types)
 _USAGE_PARTS = tuple(dict.fromkeys(part for sdk in SDKS for part in sdk.usage_parts))
 _STREAM_STARTS = tuple(sdk.stream_start_tokens for sdk in SDKS if sdk.stream_start_tokens)
+_FILE_PARAMS: dict[str, frozenset[str]] = {
+    name: params for sdk in SDKS for name, params in sdk.file_params.items()
+}
 _REPORTS_INPUT = tuple(sdk.reports_input for sdk in SDKS if sdk.reports_input)
 
 #: Header names (lower case) that carry credentials: never keyed, even when asked for with
@@ -152,6 +157,23 @@ def profile_for(fn: Callable[..., Any]) -> Sdk | None:
             if sdk is not None:
                 return sdk
     return None
+
+
+def file_params_for(fn: Callable[..., Any]) -> frozenset[str]:
+    """The parameters of ``fn`` that are files, when ``fn`` is (following wrappers and bound
+    methods) an SDK's own function that uploads one (``client.audio.transcriptions.create``:
+    ``file``); empty otherwise. A path passed there keys by the file's content.
+
+    .. versionadded:: 0.2.0
+    """
+    for step in _steps(fn):
+        module = getattr(step, "__module__", None)
+        qualname = getattr(step, "__qualname__", None)
+        if isinstance(module, str) and isinstance(qualname, str):
+            params = _FILE_PARAMS.get(f"{module}:{qualname}")
+            if params is not None:
+                return params
+    return frozenset()
 
 
 # -- which server answers -----------------------------------------------------------------------

@@ -61,6 +61,9 @@ class Sdk:
             directive names and values for that one call, or ``None`` when the call has none.
         mark_hit: marks a value answered from the cache the way the SDK marks its own cache
             hits (litellm's ``_hidden_params["cache_hit"]``), given the value and its key.
+        file_params: which parameters of its own functions are files, by function
+            (``"module:QualName"`` of the function's code, as ``openai.resources.files:Files.
+            create``): a ``pathlib.Path`` passed there keys by the file's content.
     """
 
     name: str
@@ -74,6 +77,7 @@ class Sdk:
     reports_input: Callable[[Any], bool] | None = field(default=None)
     per_call: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = field(default=None)
     mark_hit: Callable[[Any, str], None] | None = field(default=None)
+    file_params: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def ignores(self, name: str) -> bool:
         """Whether this SDK's own functions leave parameter ``name`` out of keys."""

@@ -8,7 +8,7 @@ litellm is yours, keyed as you declared it. Its responses (``ModelResponse``...)
 allow-listed pydantic models with OpenAI's ``usage`` shape (counted by ``openai.py``'s fields).
 
 litellm's own per-call cache controls act on llm_memo's cache when one of its functions is
-wrapped (:func:`per_call`, issue 11): ``cache={"no-cache": True}`` is ``no_cache``,
+wrapped (:func:`per_call`): ``cache={"no-cache": True}`` is ``no_cache``,
 ``"no-store"`` is ``no_store``, ``"ttl"`` is ``ttl``, ``"s-maxage"`` is ``max_age``,
 ``"namespace"`` is ``namespace``, and ``caching=False`` is ``enabled=False``, for that one call.
 They are still passed on to litellm unchanged (its own cache, if you configured one, reads them
@@ -17,6 +17,8 @@ too). A hit is marked as litellm marks its own cache hits (:func:`mark_hit`).
 ``metadata`` is bookkeeping here, as in litellm's cache (whose key never includes it): it is
 never keyed and is passed on to the call (a miss) unchanged; a hit does not call litellm, so
 its callbacks do not see that call's ``metadata``.
+
+``transcription`` / ``atranscription`` take ``file=``, where a path keys by the file's content.
 """
 
 from __future__ import annotations
@@ -101,4 +103,8 @@ SDK = Sdk(
     ignore_prefixes=("litellm_",),
     per_call=per_call,
     mark_hit=mark_hit,
+    file_params={
+        "litellm.main:transcription": frozenset({"file"}),
+        "litellm.main:atranscription": frozenset({"file"}),
+    },
 )
