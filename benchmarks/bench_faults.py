@@ -1,4 +1,4 @@
-"""Fault benchmarks for the Redis backend (issue 9): what a decorated function sees when Redis
+"""Fault benchmarks for the Redis backend: what a decorated function sees when Redis
 dies, hangs or resets, with llm_memo's default timeouts and breaker.
 
 * **kill -9 and restart**: a decorated function called in a loop while ``redis-server`` is

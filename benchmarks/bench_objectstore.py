@@ -1,7 +1,7 @@
 """Object-store benchmarks: a hit through @llm_cached vs a raw ``fs.cat_file`` of the same
 object, on local files and on S3 (moto), sync and async; and the requests each operation sends
-(BENCHMARKS.md: exactly one GET per hit, no LIST/HEAD on the hit path); and a store that hangs
-(issue 9): calls made while S3 accepts connections and never answers (none fails, worst latency),
+(BENCHMARKS.md: exactly one GET per hit, no LIST/HEAD on the hit path); and a store that hangs:
+calls made while S3 accepts connections and never answers (none fails, worst latency),
 and the time until caching resumes once it answers again.
 
 Workload: the typical chat request (~2.4 KB) answered by a ~3 KB chat completion (a dict).

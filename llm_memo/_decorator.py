@@ -304,7 +304,7 @@ def _with_sdk_controls(
     the call's keyword arguments as directives) as a ``cache_controls`` block around the call.
 
     A call without any runs the driver as is. The arguments are passed on unchanged: the SDK
-    sees its own controls too. Issue 11.
+    sees its own controls too.
     """
     if driver is _drivers.run_async:
 

@@ -243,7 +243,7 @@ class CacheScope:
     # recent entry from the stack *of the context it runs in*. So one object can be entered
     # again while open (nested, from several threads or tasks, with `with` and `async with`
     # mixed): every exit undoes exactly its own entry, and nothing is left behind, also when
-    # the block raises or its task is cancelled (the exit runs either way). Issue 9.
+    # the block raises or its task is cancelled (the exit runs either way).
 
     def __enter__(self) -> CacheScope:
         _STATE.set(_push(_STATE.get(), self))

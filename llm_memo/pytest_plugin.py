@@ -292,7 +292,7 @@ def llm_recording(
     redact = marker.kwargs.get("redact") if marker is not None else None
     folder.backend.redact = redact if redact is not None else llm_memo_redact
     folder.modes.add(mode)
-    # restored_settings: whatever the test configures is undone at teardown (issue 9).
+    # restored_settings: whatever the test configures is undone at teardown.
     with restored_settings(), use_recordings(folder.backend, mode) as recording:
         request.node.stash[_RECORDING] = recording
         try:

@@ -1,5 +1,5 @@
 """litellm's own per-call cache controls on a wrapped litellm function, litellm's hit marker, and
-the per-call form of directives every cached function has (``fn.cache.controls``). Issue 11 §2.
+the per-call form of directives every cached function has (``fn.cache.controls``).
 
 The real litellm package answers through its own offline mock (``mock_response=``); a thin
 ``functools.wraps`` shim around each litellm function counts the calls that reach litellm and

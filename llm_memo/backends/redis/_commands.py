@@ -63,7 +63,7 @@ def _millis(seconds: float) -> int:
 
 def _unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` says the server cannot be reached: the only thing the circuit breaker,
-    which exists to stop waiting on a dead server, counts (issue 9).
+    which exists to stop waiting on a dead server, counts.
 
     Counted: refused, reset or timed-out connections, a refused login or a server still loading
     (every request would fail the same way), a peer that does not speak RESP, a cluster that

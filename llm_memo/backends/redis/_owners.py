@@ -5,7 +5,7 @@ backend (asyncio connections belong to the loop that opened them), the process f
 (a forked child must not write into its parent's sockets). The backends are generated from one
 source (``_async.py``), so this helper takes either kind of owner and does what each needs.
 
-Closing with the loop (issue 9): a cached ``async def`` used across several ``asyncio.run()``
+Closing with the loop: a cached ``async def`` used across several ``asyncio.run()``
 calls used to leave one open connection per loop, reported as ``ResourceWarning: unclosed
 Connection`` when the garbage collector found it. asyncio has no "loop is closing" callback, but
 ``asyncio.run()`` (and ``asyncio.Runner``, IsolatedAsyncioTestCase, pytest-asyncio...) finalise
