@@ -8,8 +8,9 @@ def ask(model: str, messages: list[dict], temperature: float = 0.0): ...
 ```
 
 This module only re-exports (and names itself as the home of the classes it re-exports, so
-``repr()``, docs and pickles say ``llm_memo.Event``, not the private module that defines it);
-nothing else runs at import time. ``llm_cached`` returns a :class:`CachedFunction`.
+``repr()``, docs and pickles say ``llm_memo.Event``, not the private module that defines it,
+after resolving their annotations where they were written); nothing else runs at import time.
+``llm_cached`` returns a :class:`CachedFunction`.
 """
 
 import inspect as _inspect
