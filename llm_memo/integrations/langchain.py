@@ -1,0 +1,488 @@
+"""llm_memo as LangChain's LLM cache: :class:`LlmMemoCache`, a ``langchain_core`` ``BaseCache``.
+
+LangChain asks its cache two questions around every model call: ``lookup(prompt, llm_string)``
+before it, ``update(prompt, llm_string, generations)`` after it (and ``alookup`` / ``aupdate``
+from async code). :class:`LlmMemoCache` answers them with llm_memo's machinery, the same a
+decorated function gets (one :class:`~llm_memo._memo.Memo`, whose function identity is the
+cache's ``name``): backends by URL or object, ``configure()`` and the ``llm_cache`` fixture's
+backend, ``cache_controls`` directives, namespaces, signing, events and stats, recordings.
+
+**Keys** come from the structured request, as far as LangChain hands it over
+(:func:`request_view`): the serialized messages are revived (LangChain's own ``load``, chat
+message classes only) and keyed by their content without message ids; ``llm_string`` is
+LangChain's ``json.dumps(dumpd(model))`` + ``"---"`` + ``str(sorted(params.items()))`` (for a
+model that is not serializable, the param string alone), so the model part is parsed as JSON
+and the params as Python literals (``ast.literal_eval``, which evaluates nothing); what does
+not parse is kept as text. The same request written differently (param order, a message built
+with its default fields spelled out) has one key; the model's identifying params, ``stop`` and
+every per-call option LangChain passes on change it. Never keyed (:data:`NEVER_KEYED`):
+the generic never-keyed names (credentials, transport, header mappings), LangChain's runtime
+fields, and any secret-shaped name (``*_api_key``, ``*token``, ``*secret``, ``*password``) at
+any depth, so credentials reach neither keys nor stored bytes.
+
+**Values** are stored as LangChain's own serialized form (``dumpd``: plain JSON, never pickle)
+and revived with LangChain's ``load`` restricted to the generation and AI message classes
+(:data:`VALUE_CLASSES`), so a ``ChatGeneration`` comes back a ``ChatGeneration`` holding an
+``AIMessage`` with its tool calls and usage metadata. A stored value that does not revive is a
+miss, and the fresh result replaces it.
+
+What the lookup/update pair cannot do: single-flight (LangChain calls the model between the
+two, outside the cache) and ``stale_if_error`` (the cache never learns that the call failed).
+docs/integrations/langchain.md says so, with LangChain's per-call-option gap and streaming.
+
+Importing this module imports ``langchain_core``; importing ``llm_memo`` does not.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from langchain_core.caches import BaseCache
+from langchain_core.load import dumpd, load
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import (
+    ChatGeneration,
+    ChatGenerationChunk,
+    Generation,
+    GenerationChunk,
+)
+
+from .._drivers import aclear_function, clear_function
+from .._drivers._judge import cache_miss, judge, read_failed
+from .._memo import Memo, logger
+from .._policy import Policy, call_outcome
+from ..backends import MISSING
+from ..controls import UNSET, CacheScope, Directives, Unset
+from ..entry import Entry
+from ..errors import BackendError, CodecError
+from ..events import CacheStats, Outcome
+from ..keys import DEFAULT_IGNORE
+
+__all__ = ["NEVER_KEYED", "VALUE_CLASSES", "LlmMemoCache", "request_view"]
+
+#: The classes a stored value may be revived as (LangChain's ``load`` allow-list): what a
+#: model's generations are made of. Nothing else is ever constructed from stored bytes.
+VALUE_CLASSES: tuple[type, ...] = (
+    Generation,
+    GenerationChunk,
+    ChatGeneration,
+    ChatGenerationChunk,
+    AIMessage,
+    AIMessageChunk,
+)
+
+#: Names never keyed, at any depth of the request: llm_memo's generic never-keyed list
+#: (credentials, transport, header mappings) and LangChain's runtime-only model fields.
+NEVER_KEYED: frozenset[str] = DEFAULT_IGNORE | frozenset(
+    {
+        "cache",
+        "callbacks",
+        "callback_manager",
+        "tags",
+        "metadata",
+        "verbose",
+        "rate_limiter",
+        "http_async_client",
+        "run_manager",
+    }
+)
+
+# Secret-shaped names (openai_api_key, anthropic_api_key, aws_secret_access_key, session_token,
+# db_password...), compared lower-cased with "-" read as "_". "max_tokens" is not one.
+_SECRET_NAME = re.compile(r"(?:^|_)(?:api_?key|key|secret|password|passwd|token|credentials?)$")
+
+_WALK_DEPTH = 64
+
+# LangChain's load() is marked beta and warns on every call; the undecorated function is the
+# same code without the warning (which would be an error under warnings-as-errors test runs).
+_load: Any = getattr(load, "__wrapped__", load)
+
+
+def _never_keyed(name: Any) -> bool:
+    if not isinstance(name, str):
+        return False
+    lowered = name.lower().replace("-", "_")
+    return lowered in NEVER_KEYED or _SECRET_NAME.search(lowered) is not None
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
+    """``value`` without never-keyed names or LangChain secret references, at any depth."""
+    if depth > _WALK_DEPTH:
+        return repr(value)[:200]  # a pathological nest keys by a bounded text, never recurses
+    if isinstance(value, dict):
+        return {
+            k: _clean(v, depth + 1)
+            for k, v in value.items()
+            if not _never_keyed(k) and not _is_secret_ref(v)
+        }
+    if isinstance(value, (list, tuple)):
+        return [_clean(v, depth + 1) for v in value if not _is_secret_ref(v)]
+    if isinstance(value, (set, frozenset)):
+        return sorted((_clean(v, depth + 1) for v in value), key=repr)
+    if isinstance(value, bytes):
+        return {"$bytes": value.hex()}
+    return value
+
+
+def _is_secret_ref(value: Any) -> bool:
+    # dumpd writes a SecretStr field as {"lc": 1, "type": "secret", "id": ["ENV_VAR"]}.
+    return isinstance(value, dict) and value.get("lc") == 1 and value.get("type") == "secret"
+
+
+def _messages(prompt: str) -> list[Any] | None:
+    """The messages of a chat model's serialized prompt, as keyable dicts; ``None`` when the
+    prompt is not one (a completion model's prompt is plain text)."""
+    if not prompt.startswith("["):
+        return None
+    try:
+        revived = _load(json.loads(prompt), allowed_objects="messages")
+    except (ValueError, TypeError, KeyError, NotImplementedError, RecursionError):
+        return None
+    if not isinstance(revived, list) or not all(isinstance(m, BaseMessage) for m in revived):
+        return None
+    out: list[Any] = []
+    for message in revived:
+        # Defaults left out, so a message with its empty fields spelled out keys as the short
+        # form; ids never key (LangChain clears them too, before asking).
+        fields = message.model_dump(mode="json", exclude_defaults=True, exclude={"id"})
+        out.append(_clean({**fields, "type": message.type}))
+    return out
+
+
+def _param_pairs(text: str) -> dict[str, Any] | None:
+    """``str(sorted(params.items()))`` read back, or ``None`` if it holds a non-literal."""
+    try:
+        pairs = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    if not isinstance(pairs, list) or not all(
+        isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in pairs
+    ):
+        return None
+    return dict(pairs)
+
+
+# One "('name', value)" item of a param string that did not parse as a whole; its value runs
+# to the next item or the end. Used only to leave secret-shaped items out of the kept text.
+_PARAM_ITEM = re.compile(r"\('([^'\\]*)', .*?\)(?=, \('|\]$)", re.S)
+
+
+def _param_text(text: str) -> str:
+    return _PARAM_ITEM.sub(lambda m: "" if _never_keyed(m[1]) else m[0], text)
+
+
+def request_view(prompt: str, llm_string: str) -> dict[str, Any]:
+    """The structured request LangChain hands its cache, as the dict llm_memo keys.
+
+    ``{"messages": [...]}`` (chat models) or ``{"prompt": "..."}`` (completion models), plus
+    ``"model"`` (the serialized model, when LangChain serializes it), ``"params"`` (the
+    per-call params and ``stop``) or ``"params_text"`` (the param string, when a value in it
+    is not a Python literal), never-keyed and secret-shaped names left out everywhere.
+
+    Example::
+
+        >>> request_view("hello", "[('_type', 'fake-list'), ('api_key', 'sk-1'), ('stop', None)]")
+        {'prompt': 'hello', 'params': {'_type': 'fake-list', 'stop': None}}
+
+    .. versionadded:: 0.3.0
+    """
+    view: dict[str, Any] = {}
+    messages = _messages(prompt)
+    if messages is None:
+        view["prompt"] = prompt
+    else:
+        view["messages"] = messages
+    rest = llm_string
+    if llm_string.startswith("{"):
+        try:
+            model, end = json.JSONDecoder().raw_decode(llm_string)
+        except ValueError:
+            model, end = None, 0
+        if isinstance(model, dict) and llm_string.startswith("---", end):
+            view["model"] = _clean(model)
+            rest = llm_string[end + 3 :]
+    params = _param_pairs(rest)
+    if params is None:
+        view["params_text"] = _param_text(rest)
+    else:
+        view["params"] = _clean(params)
+    return view
+
+
+def _langchain(request: Any) -> Any:
+    """The function whose calls the cache's keys name: one LangChain model request."""
+    raise NotImplementedError  # never called: LangChain calls the model, not the cache
+
+
+def _tokens(generations: Sequence[Generation]) -> int:
+    total = 0
+    for gen in generations:
+        message = getattr(gen, "message", None)
+        usage = getattr(message, "usage_metadata", None)
+        if isinstance(usage, dict):
+            total += int(usage.get("total_tokens") or 0)
+    return total
+
+
+def _unserializable(value: Any, depth: int = 0) -> bool:
+    # dumpd writes what it cannot serialize as {"type": "not_implemented"}: it would not revive.
+    if depth > _WALK_DEPTH:
+        return True
+    if isinstance(value, dict):
+        if value.get("lc") == 1 and value.get("type") == "not_implemented":
+            return True
+        return any(_unserializable(v, depth + 1) for v in value.values())
+    if isinstance(value, list):
+        return any(_unserializable(v, depth + 1) for v in value)
+    return False
+
+
+@dataclass(slots=True)
+class _Call:
+    """One lookup or update: the policy, key and backend it resolved."""
+
+    start: float
+    policy: Policy
+    scopes: tuple[CacheScope, ...]
+    key: str
+    backend: Any
+
+
+class LlmMemoCache(BaseCache):
+    """LangChain's LLM cache, answered by llm_memo: ``set_llm_cache(LlmMemoCache(...))``, or
+    one model's ``ChatX(..., cache=LlmMemoCache(...))``.
+
+    Every lookup and update follows the active ``cache_controls`` block (``no_cache``,
+    ``no_store``, ``only_if_cached``, ``ttl``, ``max_age``, ``namespace``, ``backend``,
+    ``enabled``), ``configure()`` and the ``llm_cache`` / record-replay test fixtures, as a
+    decorated function's calls do. See the module docstring for what is keyed and stored.
+
+    Args:
+        backend: a URL (``"disk:///path"``, ``"redis://host/0"``, ``"memory://"``...), a
+            filesystem path or a backend object. Default: ``configure()``'s.
+        ttl: seconds (or a timedelta) entries live; ``None`` = no expiry.
+        namespace: the namespace of this cache's entries.
+        name: the function identity in its keys (two caches with different names never share
+            entries; ``clear()`` removes this name's entries in the current namespace).
+        strict: raise :class:`~llm_memo.errors.BackendUnavailableError` when a read fails,
+            instead of calling the model.
+        **policy: more directive defaults (``max_age``, ``no_store``, ...), as for
+            :func:`~llm_memo.llm_cached`.
+
+    Raises:
+        ConfigurationError: an unknown directive, an invalid value, a malformed backend URL.
+
+    Example::
+
+        from langchain_core.globals import set_llm_cache
+        from llm_memo.integrations.langchain import LlmMemoCache
+
+        set_llm_cache(LlmMemoCache("redis://localhost:6379/0", ttl=86400))
+
+    .. versionadded:: 0.3.0
+    """
+
+    def __init__(
+        self,
+        backend: Any = UNSET,
+        *,
+        ttl: Any = UNSET,
+        namespace: str | Unset = UNSET,
+        name: str = "langchain",
+        strict: bool | Unset = UNSET,
+        **policy: Any,
+    ) -> None:
+        directives = Directives.build(backend=backend, ttl=ttl, namespace=namespace, **policy)
+        self._memo = Memo(
+            _langchain,
+            directives=directives,
+            name=name,
+            ignore=(),
+            key=None,
+            cache_if=None,
+            strict=strict,
+            lock=False,
+            allow_pickle=False,
+        )
+        self._warned_unserializable = False
+
+    def __repr__(self) -> str:
+        return f"<LlmMemoCache {self._memo.function_id}>"
+
+    # -- keys and values (no I/O) ---------------------------------------------------------------
+
+    def key(self, prompt: str, llm_string: str) -> str:
+        """The key a lookup of ``(prompt, llm_string)`` uses now (current namespace)."""
+        policy, _ = self._memo.policy()
+        return self._memo.key(None, (request_view(prompt, llm_string),), {}, policy.namespace)
+
+    def _begin(
+        self, prompt: str, llm_string: str, asynchronous: bool, lookup: bool
+    ) -> _Call | None:
+        """Resolve a lookup's or update's policy, key and backend; ``None`` when the cache is
+        disabled for it (``enabled=False``: a lookup counts a bypass)."""
+        memo = self._memo
+        start = time.perf_counter()
+        policy, scopes = memo.policy()
+        if not policy.enabled:
+            if lookup:
+                memo.emit(Outcome.BYPASS, "", start, policy, scopes)
+            return None
+        view = (request_view(prompt, llm_string),)
+        key = memo.key(None, view, {}, policy.namespace)
+        route = memo.route(policy, asynchronous)
+        if route.describing and lookup:  # a recordings store shows the request it keyed
+            route.backend.describe(key, functools.partial(memo.request_view, None, view, {}))
+        return _Call(start, policy, scopes, key, route.backend)
+
+    def _answer(
+        self, call: _Call, entry: Entry | Any, failure: BackendError | None
+    ) -> list[Generation] | None:
+        """What a lookup returns for the entry it read (or MISSING), with its event."""
+        memo, key, policy = self._memo, call.key, call.policy
+        if entry is not MISSING:
+            value, _ = judge(memo, key, entry, policy, call.backend)
+            if value is not MISSING:
+                generations = self._revive(key, value)
+                if generations is not None:
+                    memo.emit(Outcome.HIT, key, call.start, policy, call.scopes, entry=entry)
+                    return generations
+        if policy.only_if_cached:
+            memo.emit(Outcome.MISS, key, call.start, policy, call.scopes)
+            raise cache_miss(memo, key)
+        outcome = call_outcome(policy, failure is not None)
+        memo.emit(outcome, key, call.start, policy, call.scopes, error=failure)
+        return None
+
+    def _revive(self, key: str, value: Any) -> list[Generation] | None:
+        try:
+            generations = _load(value, allowed_objects=VALUE_CLASSES)
+        except (ValueError, TypeError, KeyError, NotImplementedError, RecursionError) as exc:
+            self._memo.unusable(key, CodecError(f"not revivable as LangChain generations: {exc}"))
+            return None
+        if not isinstance(generations, list) or not all(
+            isinstance(g, Generation) for g in generations
+        ):
+            self._memo.unusable(key, CodecError("a stored value that is not generations"))
+            return None
+        return generations
+
+    def _entry(self, call: _Call, generations: Sequence[Generation]) -> tuple[Entry, Any] | None:
+        """The entry to store for ``generations`` and its retention, or ``None`` (the policy
+        stores nothing, or the value cannot be stored: logged once)."""
+        memo = self._memo
+        now = memo.now()
+        plan = memo.plan(call.policy, now)
+        if plan is None:
+            return None
+        # dumpd leaves str subclasses (a generation's text accessor) in place: one orjson
+        # round trip makes the value plain JSON.
+        data = orjson.loads(orjson.dumps([dumpd(g) for g in generations]))
+        if _unserializable(data):
+            if not self._warned_unserializable:
+                self._warned_unserializable = True
+                logger.warning(
+                    "not caching a result of %s: LangChain cannot serialize part of it "
+                    "(dumpd wrote 'not_implemented'), so it could not be revived",
+                    memo.function_id,
+                )
+            return None
+        encoded = memo.encode(data, call.backend)
+        if encoded is None:
+            return None
+        entry = memo.entry_for(call.key, encoded, plan, now, data, tokens=_tokens(generations))
+        return entry, plan.retention
+
+    # -- BaseCache ------------------------------------------------------------------------------
+
+    def lookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
+        """The generations stored for this request, or ``None`` (LangChain then calls the model).
+
+        Raises:
+            CacheMiss: ``only_if_cached`` (replay) and nothing usable is stored.
+            BackendUnavailableError: ``strict=True`` and the read failed.
+        """
+        call = self._begin(prompt, llm_string, asynchronous=False, lookup=True)
+        if call is None:
+            return None
+        entry: Any = MISSING
+        failure: BackendError | None = None
+        if call.policy.reads:
+            try:
+                entry = call.backend.get(call.key)
+            except BackendError as exc:  # fail-open unless only_if_cached / strict
+                read_failed(
+                    self._memo, call.backend, call.key, call.policy, exc, call.start, call.scopes
+                )
+                failure = exc
+        return self._answer(call, entry, failure)
+
+    async def alookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
+        """Async :meth:`lookup` (an async backend is awaited; a sync one is called inline)."""
+        call = self._begin(prompt, llm_string, asynchronous=True, lookup=True)
+        if call is None:
+            return None
+        entry: Any = MISSING
+        failure: BackendError | None = None
+        if call.policy.reads:
+            try:
+                entry = await call.backend.get(call.key)
+            except BackendError as exc:
+                read_failed(
+                    self._memo, call.backend, call.key, call.policy, exc, call.start, call.scopes
+                )
+                failure = exc
+        return self._answer(call, entry, failure)
+
+    def update(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
+        """Store the model's generations for this request (unless ``no_store`` or disabled).
+        A failed write is logged and counted; LangChain's result is returned as it is."""
+        call = self._begin(prompt, llm_string, asynchronous=False, lookup=False)
+        built = None if call is None else self._entry(call, return_val)
+        if call is None or built is None:
+            return
+        try:
+            call.backend.set(call.key, *built)
+        except BackendError as exc:
+            self._memo.write_failed(call.backend, exc)
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
+        """Async :meth:`update`."""
+        call = self._begin(prompt, llm_string, asynchronous=True, lookup=False)
+        built = None if call is None else self._entry(call, return_val)
+        if call is None or built is None:
+            return
+        try:
+            await call.backend.set(call.key, *built)
+        except BackendError as exc:
+            self._memo.write_failed(call.backend, exc)
+
+    def clear(self, **kwargs: Any) -> None:
+        """Remove this cache's entries (its ``name``) in the current namespace.
+
+        ``kwargs``: accepted for ``BaseCache`` compatibility; none is used.
+        """
+        clear_function(self._memo)
+
+    async def aclear(self, **kwargs: Any) -> None:
+        """Async :meth:`clear`."""
+        await aclear_function(self._memo)
+
+    # -- counters -------------------------------------------------------------------------------
+
+    def stats(self) -> CacheStats:
+        """This cache's counters (hits, misses, refreshes, bypasses, errors, tokens saved), as
+        ``fn.cache.stats()`` gives a decorated function's."""
+        return self._memo.stats.snapshot()
+
+    def reset_stats(self) -> None:
+        """Zero this cache's counters."""
+        self._memo.stats.reset()
