@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import inspect
 import json
 import re
 import time
@@ -45,15 +46,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from langchain_core.caches import BaseCache
-from langchain_core.load import dumpd, load
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import (
-    ChatGeneration,
-    ChatGenerationChunk,
-    Generation,
-    GenerationChunk,
-)
 
 from .._drivers import aclear_function, clear_function
 from .._drivers._judge import cache_miss, judge, read_failed
@@ -62,9 +54,34 @@ from .._policy import Policy, call_outcome
 from ..backends import MISSING
 from ..controls import UNSET, CacheScope, Directives, Unset
 from ..entry import Entry
-from ..errors import BackendError, CodecError
+from ..errors import BackendError, CodecError, MissingDependencyError
 from ..events import CacheStats, Outcome
 from ..keys import DEFAULT_IGNORE
+
+_INSTALL = "pip install 'llm-memo[langchain]' (langchain-core 1.2.5 or later, or 0.3.81+)"
+try:
+    from langchain_core.caches import BaseCache
+    from langchain_core.load import dumpd, load
+    from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+    from langchain_core.outputs import (
+        ChatGeneration,
+        ChatGenerationChunk,
+        Generation,
+        GenerationChunk,
+    )
+except ImportError as exc:  # pragma: no cover - the extra is installed wherever tests run
+    raise MissingDependencyError(f"llm_memo.integrations.langchain needs {_INSTALL}") from exc
+
+# LangChain's load() is marked beta and warns on every call; the undecorated function is the
+# same code without the warning (which would be an error under warnings-as-errors test runs).
+_load: Any = getattr(load, "__wrapped__", load)
+# allowed_objects (which classes load() may build) arrived with the fix of CVE-2025-68664; an
+# older load() would build any class in LangChain's namespaces from stored bytes.
+if "allowed_objects" not in inspect.signature(_load).parameters:  # pragma: no cover
+    raise MissingDependencyError(
+        f"llm_memo.integrations.langchain needs a langchain-core whose load() takes "
+        f"allowed_objects: {_INSTALL}"
+    )
 
 __all__ = ["NEVER_KEYED", "VALUE_CLASSES", "LlmMemoCache", "request_view"]
 
@@ -100,10 +117,6 @@ NEVER_KEYED: frozenset[str] = DEFAULT_IGNORE | frozenset(
 _SECRET_NAME = re.compile(r"(?:^|_)(?:api_?key|key|secret|password|passwd|token|credentials?)$")
 
 _WALK_DEPTH = 64
-
-# LangChain's load() is marked beta and warns on every call; the undecorated function is the
-# same code without the warning (which would be an error under warnings-as-errors test runs).
-_load: Any = getattr(load, "__wrapped__", load)
 
 
 def _never_keyed(name: Any) -> bool:
