@@ -26,3 +26,19 @@ def test_quickstart_prints_a_miss_then_a_hit(tmp_path: Path) -> None:
         assert lines[2].startswith("call 2: hit")
         assert "hits=1 misses=1 tokens_saved=53" in out
     assert (tmp_path / "llm_memo" / "cache").is_dir()
+
+
+def test_langchain_app_prints_that_the_second_call_was_a_hit() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("LLM_MEMO_BACKEND", None)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "langchain_app.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    assert "call 1: miss" in out
+    assert "call 2: hit" in out
+    assert "the second call was a hit; model calls: 1" in out
+    assert "hits=1 misses=1 tokens_saved=39" in out
