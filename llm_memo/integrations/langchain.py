@@ -69,6 +69,7 @@ try:
         Generation,
         GenerationChunk,
     )
+    from langchain_core.utils.utils import LC_ID_PREFIX
 except ImportError as exc:  # pragma: no cover - the extra is installed wherever tests run
     raise MissingDependencyError(f"llm_memo.integrations.langchain needs {_INSTALL}") from exc
 
@@ -258,6 +259,17 @@ def _unserializable(value: Any, depth: int = 0) -> bool:
     return False
 
 
+def _drop_run_id(generation: Any) -> None:
+    # LangChain names an answer's message after the run that produced it ("lc_run-<uuid>-0"):
+    # an id of that run, not of the answer, so it is not stored (a hit is another run, and a
+    # recording of the same answer stays the same bytes). Provider ids are kept.
+    kwargs = generation.get("kwargs") if isinstance(generation, dict) else None
+    message = kwargs.get("message") if isinstance(kwargs, dict) else None
+    fields = message.get("kwargs") if isinstance(message, dict) else None
+    if isinstance(fields, dict) and str(fields.get("id", "")).startswith(LC_ID_PREFIX):
+        del fields["id"]
+
+
 @dataclass(slots=True)
 class _Call:
     """One lookup or update: the policy, key and backend it resolved."""
@@ -399,6 +411,8 @@ class LlmMemoCache(BaseCache):
         # dumpd leaves str subclasses (a generation's text accessor) in place: one orjson
         # round trip makes the value plain JSON.
         data = orjson.loads(orjson.dumps([dumpd(g) for g in generations]))
+        for gen in data:
+            _drop_run_id(gen)
         if _unserializable(data):
             if not self._warned_unserializable:
                 self._warned_unserializable = True

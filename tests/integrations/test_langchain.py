@@ -106,6 +106,20 @@ class TestRoundTrip:
         assert {e.type_tag for e in entries(backend)} == {"json"}
         assert all(b"pickle" not in e.value for e in entries(backend))
 
+    def test_run_ids_are_not_stored_and_provider_ids_are(self) -> None:
+        """LangChain's per-run message id is left out (so recordings are stable bytes)."""
+        backend = MemoryBackend()
+        chat = FakeMessagesListChatModel(
+            responses=[AIMessage("a"), AIMessage("b", id="chatcmpl-42")],
+            cache=LlmMemoCache(backend),
+        )
+        assert str(chat.invoke("one").id).startswith("lc_run-")
+        chat.invoke("two")
+        stored = b"".join(e.value for e in entries(backend))
+        assert b"lc_run-" not in stored
+        assert b"chatcmpl-42" in stored
+        assert chat.invoke("two").id == "chatcmpl-42"
+
     def test_each_hit_is_a_fresh_object(self) -> None:
         """Mutating a returned generation never changes what is cached."""
         cache = LlmMemoCache(MemoryBackend())
