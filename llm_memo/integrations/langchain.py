@@ -166,7 +166,10 @@ def _messages(prompt: str) -> list[Any] | None:
     for message in revived:
         # Defaults left out, so a message with its empty fields spelled out keys as the short
         # form; ids never key (LangChain clears them too, before asking).
-        fields = message.model_dump(mode="json", exclude_defaults=True, exclude={"id"})
+        try:
+            fields = message.model_dump(mode="json", exclude_defaults=True, exclude={"id"})
+        except ValueError:  # pydantic's serialization error: a field with no JSON form
+            return None
         out.append(_clean({**fields, "type": message.type}))
     return out
 

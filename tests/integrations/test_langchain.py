@@ -29,6 +29,7 @@ from langchain_core.outputs import ChatGeneration, Generation
 from llm_memo import CacheMiss, cache_controls, configure
 from llm_memo.backends.memory import MemoryBackend
 from llm_memo.entry import Entry
+from llm_memo.errors import BackendError, BackendUnavailableError, ConfigurationError
 from llm_memo.integrations.langchain import LlmMemoCache, request_view
 from llm_memo.testing import FakeClock
 
@@ -474,6 +475,46 @@ class TestBackends:
         assert cache.stats().hits == 2
         asyncio.run(cache.aclear())
         assert chat.invoke("hi").content == "second"
+
+
+class _Down:
+    """A backend whose store is unreachable."""
+
+    def get(self, key: str) -> Any:
+        raise BackendError("down")
+
+    def set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        raise BackendError("down")
+
+    def delete(self, key: str) -> bool:
+        raise BackendError("down")
+
+    def clear(self, prefix: str = "") -> int:
+        raise BackendError("down")
+
+
+class TestFailures:
+    def test_a_failing_backend_fails_open_and_is_counted(self) -> None:
+        """The model answers when the store is down; the failed read and write are counted."""
+        cache = LlmMemoCache(_Down())
+        chat = model(cache)
+        assert chat.invoke("hi").content == "first"
+        assert chat.invoke("hi").content == "second"
+        assert cache.stats().errors == 4  # two failed reads (events), two failed writes
+
+    def test_strict_raises_instead(self) -> None:
+        """strict=True: a failed read raises BackendUnavailableError out of invoke."""
+        chat = model(LlmMemoCache(_Down(), strict=True))
+        with pytest.raises(BackendUnavailableError):
+            chat.invoke("hi")
+        assert chat.i == 0
+
+    def test_bad_configuration_is_raised_at_construction(self) -> None:
+        """An unknown directive or scheme is a ConfigurationError where the cache is built."""
+        with pytest.raises(ConfigurationError):
+            LlmMemoCache("nosuchscheme://x")
+        with pytest.raises(ConfigurationError):
+            LlmMemoCache(MemoryBackend(), no_such_directive=True)
 
 
 class TestRecordReplay:
