@@ -30,6 +30,12 @@ What the lookup/update pair cannot do: single-flight (LangChain calls the model 
 two, outside the cache) and ``stale_if_error`` (the cache never learns that the call failed).
 docs/integrations/langchain.md says so, with LangChain's per-call-option gap and streaming.
 
+``BaseCache`` wants its sync and async methods on one class, so each pair is written out;
+each member is only its one backend call (``get`` / ``set``, awaited or not), and everything
+else is shared: :meth:`LlmMemoCache._begin` (policy, key, backend), ``_answer`` (judging the
+entry with the drivers' ``_judge`` and ``_policy``, the event) and ``_entry`` (the write plan
+and the sealed entry). ``clear`` / ``aclear`` are the drivers' own ``clear_function`` twins.
+
 Importing this module imports ``langchain_core``; importing ``llm_memo`` does not.
 """
 

@@ -23,7 +23,7 @@ from langchain_core.language_models.fake_chat_models import (
     FakeMessagesListChatModel,
     GenericFakeChatModel,
 )
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, Generation
 
 from llm_memo import CacheMiss, cache_controls, configure
@@ -49,7 +49,9 @@ def answer(text: str = "hello there") -> AIMessage:
 
 def model(cache: Any, *texts: str) -> FakeMessagesListChatModel:
     """A chat model answering ``texts`` in turn; ``.i`` counts its calls (until it wraps)."""
-    responses = [answer(t) for t in texts or ("first", "second", "third", "fourth")]
+    responses: list[BaseMessage] = [
+        answer(t) for t in texts or ("first", "second", "third", "fourth")
+    ]
     return FakeMessagesListChatModel(responses=responses, cache=cache)
 
 
@@ -96,9 +98,10 @@ class TestRoundTrip:
         cache.update("p", "llm", [Generation(text="plain", generation_info={"n": 1})])
         got = cache.lookup("p", "chat")
         assert got is not None
-        assert type(got[0]) is ChatGeneration
-        assert type(got[0].message) is AIMessage
-        assert got[0].message.tool_calls == chat_gen.message.tool_calls
+        revived = got[0]
+        assert type(revived) is ChatGeneration
+        assert type(revived.message) is AIMessage
+        assert revived.message.tool_calls == answer("x").tool_calls
         assert got[0].generation_info == {"finish_reason": "stop"}
         plain = cache.lookup("p", "llm")
         assert plain is not None
@@ -127,9 +130,11 @@ class TestRoundTrip:
         cache.update("p", "l", [ChatGeneration(message=AIMessage("a"))])
         got = cache.lookup("p", "l")
         assert got is not None
+        assert isinstance(got[0], ChatGeneration)
         got[0].message.content = "changed"
         again = cache.lookup("p", "l")
         assert again is not None
+        assert isinstance(again[0], ChatGeneration)
         assert again[0].message.content == "a"
 
     def test_completion_models_are_cached_too(self) -> None:
@@ -298,8 +303,8 @@ class _Tokens(BaseCallbackHandler):
     def __init__(self) -> None:
         self.tokens: list[str] = []
 
-    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
-        self.tokens.append(token)
+    def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
+        self.tokens.append(str(token))
 
 
 class TestStreaming:
