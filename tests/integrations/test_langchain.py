@@ -66,6 +66,16 @@ class KeyedChatModel(FakeMessagesListChatModel):
         return {"model_name": self.model_name, "api_key": self.api_key}
 
 
+class SerializableChatModel(FakeMessagesListChatModel):
+    """A chat model LangChain serializes into llm_string, as it does ChatOpenAI."""
+
+    temperature: float = 0.0
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return True
+
+
 def entries(backend: MemoryBackend) -> list[Entry]:
     return [e for e in (backend.get(k) for k in list(backend.keys())) if isinstance(e, Entry)]
 
@@ -438,6 +448,17 @@ class TestPerCallOptionGap:
         assert llm.invoke("hello", temperature=1.0) == "one"  # the gap: same key
         with cache_controls(namespace="temperature=1.0"):  # the workaround
             assert llm.invoke("hello", temperature=1.0) == "two"
+
+    def test_serializable_chat_models_fix_their_description_at_the_first_call(self) -> None:
+        """A field changed after the first call is not seen (documented); a new model is."""
+        cache = LlmMemoCache(MemoryBackend())
+        chat = SerializableChatModel(responses=[answer("a"), answer("b"), answer("c")], cache=cache)
+        chat.invoke("hi")
+        chat.temperature = 1.0
+        assert chat.invoke("hi").content == "a"  # the gap: LangChain's cached description
+        assert chat.bind(temperature=1.0).invoke("hi").content == "b"  # per call: keyed
+        fresh = SerializableChatModel(responses=[answer("z")], temperature=1.0, cache=cache)
+        assert fresh.invoke("hi").content == "z"  # a model built with the option: keyed
 
 
 class TestBackends:
