@@ -240,7 +240,7 @@ def request_view(prompt: str, llm_string: str) -> dict[str, Any]:
     return view
 
 
-def _langchain(request: Any) -> Any:
+def _langchain(**request: Any) -> Any:
     """The function whose calls the cache's keys name: one LangChain model request."""
     raise NotImplementedError  # never called: LangChain calls the model, not the cache
 
@@ -356,7 +356,7 @@ class LlmMemoCache(BaseCache):
     def key(self, prompt: str, llm_string: str) -> str:
         """The key a lookup of ``(prompt, llm_string)`` uses now (current namespace)."""
         policy, _ = self._memo.policy()
-        return self._memo.key(None, (request_view(prompt, llm_string),), {}, policy.namespace)
+        return self._memo.key(None, (), request_view(prompt, llm_string), policy.namespace)
 
     def _begin(
         self, prompt: str, llm_string: str, asynchronous: bool, lookup: bool
@@ -370,11 +370,13 @@ class LlmMemoCache(BaseCache):
             if lookup:
                 memo.emit(Outcome.BYPASS, "", start, policy, scopes)
             return None
-        view = (request_view(prompt, llm_string),)
-        key = memo.key(None, view, {}, policy.namespace)
+        # The view's parts are the keyword arguments of one call of _langchain (so a recording
+        # shows {"messages": ..., "params": ...} as its request).
+        view = request_view(prompt, llm_string)
+        key = memo.key(None, (), view, policy.namespace)
         route = memo.route(policy, asynchronous)
         if route.describing and lookup:  # a recordings store shows the request it keyed
-            route.backend.describe(key, functools.partial(memo.request_view, None, view, {}))
+            route.backend.describe(key, functools.partial(memo.request_view, None, (), view))
         return _Call(start, policy, scopes, key, route.backend)
 
     def _answer(
