@@ -17,8 +17,10 @@ not parse is kept as text. The same request written differently (param order, a 
 with its default fields spelled out) has one key; the model's identifying params, ``stop`` and
 every per-call option LangChain passes on change it. Never keyed (:data:`NEVER_KEYED`):
 the generic never-keyed names (credentials, transport, header mappings), LangChain's runtime
-fields, and any secret-shaped name (``*_api_key``, ``*token``, ``*secret``, ``*password``) at
-any depth, so credentials reach neither keys nor stored bytes.
+fields, and any secret-shaped name (``*_api_key``, ``*token``, ``*secret``, ``*password``):
+every such parameter or model field, and a string under such a name at any depth, so
+credentials reach neither keys nor stored bytes (a tool schema's ``token`` property still
+keys).
 
 **Values** are stored as LangChain's own serialized form (``dumpd``: plain JSON, never pickle)
 and revived with LangChain's ``load`` restricted to the generation and AI message classes
@@ -62,7 +64,7 @@ from ..controls import UNSET, CacheScope, Directives, Unset
 from ..entry import Entry
 from ..errors import BackendError, CodecError, MissingDependencyError
 from ..events import CacheStats, Outcome
-from ..keys import DEFAULT_IGNORE
+from ..keys import DEFAULT_IGNORE, IGNORE_GROUPS
 
 _INSTALL = "pip install 'llm-memo[langchain]' (langchain-core 1.2.5 or later, or 0.3.81+)"
 try:
@@ -103,7 +105,7 @@ VALUE_CLASSES: tuple[type, ...] = (
     AIMessageChunk,
 )
 
-#: Names never keyed, at any depth of the request: llm_memo's generic never-keyed list
+#: Parameter and model field names never keyed: llm_memo's generic never-keyed list
 #: (credentials, transport, header mappings) and LangChain's runtime-only model fields.
 NEVER_KEYED: frozenset[str] = DEFAULT_IGNORE | frozenset(
     {
@@ -123,6 +125,7 @@ NEVER_KEYED: frozenset[str] = DEFAULT_IGNORE | frozenset(
 # db_password...), compared lower-cased with "-" read as "_". "max_tokens" is not one.
 _SECRET_NAME = re.compile(r"(?:^|_)(?:api_?key|key|secret|password|passwd|token|credentials?)$")
 
+_CREDENTIALS = IGNORE_GROUPS["credentials"]
 _WALK_DEPTH = 64
 
 
@@ -133,15 +136,29 @@ def _never_keyed(name: Any) -> bool:
     return lowered in NEVER_KEYED or _SECRET_NAME.search(lowered) is not None
 
 
-def _clean(value: Any, depth: int = 0) -> Any:
-    """``value`` without never-keyed names or LangChain secret references, at any depth."""
+def _secret_name(name: Any) -> bool:
+    if not isinstance(name, str):
+        return False
+    lowered = name.lower().replace("-", "_")
+    return lowered in _CREDENTIALS or _SECRET_NAME.search(lowered) is not None
+
+
+def _clean(value: Any, depth: int = 0, names: bool = False) -> Any:
+    """``value`` without LangChain secret references and without never-keyed names.
+
+    ``names``: a level of parameter names (the top of the params, the constructor fields of
+    the model and of any LangChain object inside it), where every never-keyed or
+    secret-shaped name goes. Deeper down only a *string* under a secret-shaped name goes (a
+    credential is a string; a tool schema's ``token`` property, a mapping, is content).
+    """
     if depth > _WALK_DEPTH:
         return repr(value)[:200]  # a pathological nest keys by a bounded text, never recurses
     if isinstance(value, dict):
+        constructor = value.get("lc") == 1 and value.get("type") == "constructor"
         return {
-            k: _clean(v, depth + 1)
+            k: _clean(v, depth + 1, constructor and k == "kwargs")
             for k, v in value.items()
-            if not _never_keyed(k) and not _is_secret_ref(v)
+            if not _is_secret_ref(v) and not ((names or isinstance(v, str)) and _never_keyed(k))
         }
     if isinstance(value, (list, tuple)):
         return [_clean(v, depth + 1) for v in value if not _is_secret_ref(v)]
@@ -176,7 +193,7 @@ def _messages(prompt: str) -> list[Any] | None:
             fields = message.model_dump(mode="json", exclude_defaults=True, exclude={"id"})
         except ValueError:  # pydantic's serialization error: a field with no JSON form
             return None
-        out.append(_clean({**fields, "type": message.type}))
+        out.append({**fields, "type": message.type})
     return out
 
 
@@ -236,7 +253,7 @@ def request_view(prompt: str, llm_string: str) -> dict[str, Any]:
     if params is None:
         view["params_text"] = _param_text(rest)
     else:
-        view["params"] = _clean(params)
+        view["params"] = _clean(params, names=True)
     return view
 
 

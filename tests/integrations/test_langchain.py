@@ -248,6 +248,27 @@ class TestKeys:
         assert SECRET not in repr(view)
         assert view["model"]["kwargs"] == {"model_name": "gpt-4o-mini", "temperature": 0.0}
 
+    def test_nested_names_are_content_but_nested_credentials_are_not(self) -> None:
+        """A tool schema's ``token`` property keys; a string under ``api_key`` deeper does not."""
+        cache = LlmMemoCache(MemoryBackend())
+
+        def tools(prop: str, **extra: Any) -> str:
+            schema = {"type": "object", "properties": {prop: {"type": "string"}}, **extra}
+            return str(sorted({"tools": [schema], "stop": None}.items()))
+
+        assert cache.key("hi", tools("token")) != cache.key("hi", tools("city"))
+        assert cache.key("hi", tools("city", api_key=SECRET)) == cache.key("hi", tools("city"))
+        chat = model(cache)
+
+        def tool(prop: str) -> dict[str, Any]:
+            parameters = {"type": "object", "properties": {prop: {"type": "string"}}}
+            return {"type": "function", "function": {"name": "f", "parameters": parameters}}
+
+        chat.bind(tools=[tool("token")]).invoke("hi")
+        chat.bind(tools=[tool("tag")]).invoke("hi")
+        chat.bind(tools=[tool("token")]).invoke("hi")
+        assert chat.i == 2
+
     def test_unparseable_params_are_kept_as_text(self) -> None:
         """A param string holding a non-literal keys as text, secret-shaped items left out."""
         text = f"[('api_key', '{SECRET}'), ('schema', <Answer object>), ('stop', None)]"
