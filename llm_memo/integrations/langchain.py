@@ -38,7 +38,9 @@ else is shared: :meth:`LlmMemoCache._begin` (policy, key, backend), ``_answer`` 
 entry with the drivers' ``_judge`` and ``_policy``, the event) and ``_entry`` (the write plan
 and the sealed entry). ``clear`` / ``aclear`` are the drivers' own ``clear_function`` twins.
 
-Importing this module imports ``langchain_core``; importing ``llm_memo`` does not.
+Importing this module imports ``langchain_core``; importing ``llm_memo`` does not. It is a
+little past 500 lines on purpose: one module per framework (``llm_memo.integrations``), in
+two sections, the request view (pure parsing) and the cache.
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ _SECRET_NAME = re.compile(r"(?:^|_)(?:api_?key|key|secret|password|passwd|token|
 
 _CREDENTIALS = IGNORE_GROUPS["credentials"]
 _WALK_DEPTH = 64
+
+
+# -- the request view: what LangChain hands the cache, as structure (pure) ---------------------
 
 
 def _never_keyed(name: Any) -> bool:
@@ -255,6 +260,9 @@ def request_view(prompt: str, llm_string: str) -> dict[str, Any]:
     else:
         view["params"] = _clean(params, names=True)
     return view
+
+
+# -- the cache ------------------------------------------------------------------------------------
 
 
 def _langchain(**request: Any) -> Any:
