@@ -188,15 +188,18 @@ def convert(obj: griffe.Object, text: str) -> str:
             body = [rest] if rest else []
             body += [ln.strip() for ln in lines[i + 1 : end]]
             text_body = _convert_roles(obj, " ".join(b for b in body if b))
+            if out and out[-1].strip():
+                out.append("")
             if kind == "versionadded":
                 note = f"*Added in version {version}.*"
                 out.append(pad + (f"{note} {text_body}" if text_body else note))
             else:
-                title = "Changed" if kind == "versionchanged" else "Deprecated since"
+                title = "Changed in" if kind == "versionchanged" else "Deprecated since"
                 level = "note" if kind == "versionchanged" else "warning"
                 out.append(f'{pad}!!! {level} "{title} version {version}"')
                 out.append("")
                 out.append(f"{pad}    {text_body}")
+            out.append("")
             i = end
             continue
         grouped = _GROUPED_ARGS.match(line) if section == "args" else None
@@ -239,7 +242,7 @@ def convert(obj: griffe.Object, text: str) -> str:
 def _objects(obj: griffe.Object) -> Iterator[griffe.Object]:
     yield obj
     for member in obj.members.values():
-        if not member.is_alias and isinstance(member, griffe.Object):
+        if isinstance(member, griffe.Object):
             yield from _objects(member)
 
 
