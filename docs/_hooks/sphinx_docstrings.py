@@ -15,6 +15,7 @@ a simple table (``=====  ====`` rules)      a Markdown table
 ``.. versionadded:: X``                     a one-line note, "Added in version X."
 ``.. versionchanged::`` / ``deprecated::``  an admonition with the directive's text
 ``a, b: text`` in ``Args:``                 one entry per name, each with the text
+``#: comment`` lines above an attribute     the attribute's docstring (griffe reads none)
 ==========================================  ==============================================
 
 Declared in ``mkdocs.yml`` under the python handler's ``extensions:``; it changes only the
@@ -26,6 +27,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import griffe
 
@@ -52,10 +54,20 @@ def _resolve(obj: griffe.Object, target: str) -> str | None:
         except griffe.NameResolutionError:
             scope = scope.parent
             continue
-        return f"{resolved}.{rest}" if rest else resolved
+        return _canonical(obj, f"{resolved}.{rest}" if rest else resolved)
     if target.startswith("llm_memo"):
-        return target
+        return _canonical(obj, target)
     return None
+
+
+def _canonical(obj: griffe.Object, path: str) -> str:
+    """Where ``path`` is defined, when it is a re-export, since autorefs knows the rendered path
+    and the defining one, not the intermediate re-exports."""
+    try:
+        found = obj.modules_collection[path]
+        return str(found.target_path) if found.is_alias else path
+    except (KeyError, ValueError, griffe.AliasResolutionError, griffe.CyclicAliasError):
+        return path
 
 
 def _role(obj: griffe.Object, match: re.Match[str]) -> str:
@@ -246,10 +258,32 @@ def _objects(obj: griffe.Object) -> Iterator[griffe.Object]:
             yield from _objects(member)
 
 
+def _comment_docstring(obj: griffe.Object) -> griffe.Docstring | None:
+    """The Sphinx ``#:`` comment block right above an attribute, as its docstring."""
+    if not isinstance(obj, griffe.Attribute) or obj.lineno is None:
+        return None
+    if not isinstance(obj.filepath, Path):  # a namespace package has several
+        return None
+    try:
+        source = obj.lines_collection[obj.filepath]
+    except KeyError:
+        return None
+    comment: list[str] = []
+    line = obj.lineno - 2  # the line above the assignment, 0-based
+    while line >= 0 and source[line].lstrip().startswith("#:"):
+        comment.insert(0, source[line].lstrip()[2:].removeprefix(" "))
+        line -= 1
+    if not comment:
+        return None
+    return griffe.Docstring("\n".join(comment), lineno=line + 2, parent=obj)
+
+
 class SphinxDocstrings(griffe.Extension):
     """Rewrite every docstring of a loaded package once the whole tree is known (for scopes)."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: object) -> None:
         for obj in _objects(pkg):
+            if obj.docstring is None:
+                obj.docstring = _comment_docstring(obj)
             if obj.docstring is not None:
                 obj.docstring.value = convert(obj, obj.docstring.value)

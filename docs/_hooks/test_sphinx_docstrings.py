@@ -161,14 +161,26 @@ def test_grouped_arguments_become_one_entry_each(pkg: griffe.Module) -> None:
     ]
 
 
-def test_no_sphinx_markup_survives_in_the_package(pkg: griffe.Module) -> None:
-    """After the extension ran, no public docstring still holds a role, directive or table rule."""
-    loaded = griffe.load(
+@pytest.fixture(scope="module")
+def loaded() -> griffe.Module:
+    module = griffe.load(
         "llm_memo",
         search_paths=[str(ROOT)],
         extensions=griffe.load_extensions(SphinxDocstrings),
     )
-    assert isinstance(loaded, griffe.Module)
+    assert isinstance(module, griffe.Module)
+    return module
+
+
+def test_comment_above_an_attribute_becomes_its_docstring(loaded: griffe.Module) -> None:
+    docstring = loaded["keys.builder.DEFAULT_IGNORE"].docstring
+    assert docstring is not None
+    assert docstring.value.startswith("Parameter names never part of a key")
+    assert "#:" not in docstring.value
+
+
+def test_no_sphinx_markup_survives_in_the_package(loaded: griffe.Module) -> None:
+    """After the extension ran, no public docstring still holds a role, directive or table rule."""
     left = []
     stack: list[griffe.Object] = [loaded]
     while stack:
