@@ -199,3 +199,25 @@ def test_no_sphinx_markup_survives_in_the_package(loaded: griffe.Module) -> None
             ):
                 left.append(f"{obj.path}: {line.strip()}")
     assert left == []
+
+
+def test_the_site_build_fails_on_a_page_missing_from_nav_or_a_broken_link() -> None:
+    """What makes ``mkdocs build --strict`` a check: every validation is a warning, strict is on.
+
+    (Checked by hand once: a stray docs/stray.md, a link to a missing page and one to a missing
+    anchor each abort the build.)
+    """
+    import yaml  # type: ignore[import-untyped]  # mkdocs depends on PyYAML; no stubs installed
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    assert config["strict"] is True
+    assert config["validation"]["nav"]["omitted_files"] == "warn"
+    assert config["validation"]["nav"]["not_found"] == "warn"
+    assert config["validation"]["links"]["not_found"] == "warn"
+    assert config["validation"]["links"]["anchors"] == "warn"
+    # --quiet drops warnings before strict mode counts them: the build would pass.
+    script = (ROOT / "scripts" / "docs").read_text().split("\n")
+    commands = [line for line in script if not line.lstrip().startswith("#")]
+    assert not [
+        line for line in commands if "--quiet" in line or (" -q " in line and "mkdocs" in line)
+    ]
