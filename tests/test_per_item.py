@@ -31,9 +31,11 @@ import openai
 from llm_memo import CacheMiss, ConfigurationError, cache_controls, configure, llm_cached
 from llm_memo._per_item import token_shares
 from llm_memo.backends.memory import MemoryBackend
+from llm_memo.errors import BackendError
 from llm_memo.events import Event
 from llm_memo.sdks import per_item_for
 from llm_memo.testing import FakeClock
+from tests.test_semantic_integration import ToySemantic
 
 # litellm's first call imports modules that warn (pydantic on its TypedDicts).
 litellm_warnings = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
@@ -357,6 +359,85 @@ class TestDirectives:
         whole(model=MODEL, input=["w", "v"])
         whole(model=MODEL, input=["w"])
         assert sent(log) == [["w", "v"], ["w"]]
+
+
+class _Flaky(MemoryBackend):
+    """A memory backend whose reads or writes fail on demand."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock=clock)
+        self.fail_get = self.fail_set = False
+
+    def get(self, key: str) -> Any:
+        if self.fail_get:
+            raise BackendError("get refused")
+        return super().get(key)
+
+    def set(self, key: str, entry: Any, ttl: float | None = None) -> None:
+        if self.fail_set:
+            raise BackendError("set refused")
+        super().set(key, entry, ttl)
+
+
+class TestFailures:
+    def test_a_failing_read_sends_every_item(
+        self, client: openai.OpenAI, clock: FakeClock, log: list[dict[str, Any]]
+    ) -> None:
+        """Fail-open: when the store cannot be read, the batch is sent whole and answered."""
+        store = _Flaky(clock)
+        create = llm_cached(backend=store)(client.embeddings.create)
+        create(model=MODEL, input=["r1"])
+        store.fail_get = True
+        response = create(model=MODEL, input=["r1", "r2"])
+        assert sent(log) == [["r1"], ["r1", "r2"]]
+        assert embeddings(response) == expected(["r1", "r2"])
+        assert create.cache.stats().errors == 2
+
+    def test_a_failing_write_still_answers(
+        self, client: openai.OpenAI, clock: FakeClock, log: list[dict[str, Any]]
+    ) -> None:
+        """A write that fails is counted as an error; the answer is returned all the same."""
+        store = _Flaky(clock)
+        create = llm_cached(backend=store)(client.embeddings.create)
+        store.fail_set = True
+        response = create(model=MODEL, input=["w1", "w2"])
+        assert embeddings(response) == expected(["w1", "w2"])
+        assert create.cache.stats().errors == 2
+        store.fail_set = False
+        create(model=MODEL, input=["w1"])
+        assert sent(log) == [["w1", "w2"], ["w1"]]
+
+    def test_stale_if_error_answers_a_failed_batch_from_expired_items(
+        self, backend: MemoryBackend, clock: FakeClock
+    ) -> None:
+        """The call fails and every missing item has a recent enough expired entry: served."""
+        down: list[bool] = []
+
+        @llm_cached(backend=backend, per_item="texts", ttl=10)
+        def embed(texts: list[str]) -> list[int]:
+            if down:
+                raise RuntimeError("provider down")
+            return [len(t) for t in texts]
+
+        embed(["aa", "b"])
+        clock.advance(20)
+        down.append(True)
+        with cache_controls(stale_if_error=100):
+            assert embed(["b", "aa"]) == [1, 2]
+            with pytest.raises(RuntimeError):
+                embed(["b", "new"])
+        assert embed.cache.stats().stale == 2
+
+    def test_a_semantic_backend_caches_batches_whole(
+        self, client: openai.OpenAI, log: list[dict[str, Any]]
+    ) -> None:
+        """Per-item entries are exact: on a semantic backend a batch is one request, as
+        before (a repeat of the batch hits; a batch sharing items with it does not)."""
+        create = llm_cached(backend=ToySemantic())(client.embeddings.create)
+        create(model=MODEL, input=["s1", "s2"])
+        create(model=MODEL, input=["s1", "s2"])
+        create(model=MODEL, input=["s1", "s3"])
+        assert sent(log) == [["s1", "s2"], ["s1", "s3"]]
 
 
 class TestAsyncClient:
