@@ -17,6 +17,7 @@ import struct
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ import openai
 from llm_memo import CacheMiss, ConfigurationError, cache_controls, configure, llm_cached
 from llm_memo._per_item import token_shares
 from llm_memo.backends.memory import MemoryBackend
+from llm_memo.backends.recording import RecordingBackend
 from llm_memo.errors import BackendError
 from llm_memo.events import Event
 from llm_memo.sdks import per_item_for
@@ -566,6 +568,20 @@ class TestYourFunction:
         assert not embed.cache.contains(["bb"])
         assert embed(["cc"]) == [2, 0]  # the whole request was sent: returned as it came
         assert not embed.cache.contains(["cc"])
+
+    def test_recordings_show_each_item_s_one_item_request(self, tmp_path: Path) -> None:
+        """A recordings store writes one file per item, whose request is the one-item call."""
+        store = RecordingBackend(tmp_path)
+
+        @llm_cached(backend=store, per_item="texts")
+        def embed(texts: list[str]) -> list[int]:
+            return [len(t) for t in texts]
+
+        embed(["aa", "b", "aa"])
+        requests = sorted(
+            json.loads(p.read_text())["request"]["texts"] for p in tmp_path.rglob("*.json")
+        )
+        assert requests == [["aa"], ["b"]]
 
     def test_bad_per_item_options_are_refused_at_decoration(self) -> None:
         """An unknown parameter, a non-name, a generator or a name the SDK does not batch."""

@@ -43,6 +43,7 @@ logger = logging.getLogger("llm_memo")
 
 _perf = time.perf_counter
 _HIT = Outcome.HIT
+_STALE = Outcome.STALE
 
 
 async def run_async_items(
@@ -98,9 +99,10 @@ async def run_async_items(
         tokens = sum(saved[key] for key in keys)
         memo.emit(_HIT, keys[0], start, policy, scopes, tokens=tokens, items=(len(keys), 0))
         return shape.merge(_answers(values, keys), None)
-    hits = len(keys) - len(missing)
+    # Every position counts once: sent (a distinct missing item) or answered (the rest).
+    counted = (len(keys) - len(missing), len(missing))
     if policy.only_if_cached:
-        memo.emit(Outcome.MISS, missing[0], start, policy, scopes, items=(hits, len(missing)))
+        memo.emit(Outcome.MISS, missing[0], start, policy, scopes, items=counted)
         raise cache_miss(memo, missing[0])
 
     sent = [items[first[key]] for key in missing]
@@ -114,17 +116,14 @@ async def run_async_items(
         values.update(zip(missing, olds, strict=True))
         tokens = sum(saved.get(key, 0) for key in keys) + sum(stale[k].tokens for k in missing)
         memo.emit(
-            Outcome.STALE, keys[0], start, policy, scopes, error=failure, tokens=tokens,
-            items=(hits, len(missing)),
-        )  # fmt: skip
+            _STALE, keys[0], start, policy, scopes, error=failure, tokens=tokens, items=counted
+        )
         return shape.merge(_answers(values, keys), None)
     outcome = call_outcome(policy, failure is not None)
     shares = token_shares(usage_tokens(result), sent)
     parts = shape.split(result, shares)
     if parts is None:
-        memo.emit(
-            outcome, keys[0], start, policy, scopes, error=failure, items=(hits, len(missing))
-        )
+        memo.emit(outcome, keys[0], start, policy, scopes, error=failure, items=counted)
         if len(sent) == len(items):
             return result  # the whole request was sent: its answer is the answer
         logger.warning(
@@ -152,10 +151,7 @@ async def run_async_items(
     values.update(zip(missing, parts, strict=True))
     # Repeats of a sent item are answered by its answer: hits, saving that item's share.
     tokens = sum(saved.get(key, fresh.get(key, 0)) for key in keys) - sum(fresh.values())
-    memo.emit(
-        outcome, keys[0], start, policy, scopes, error=failure, tokens=tokens,
-        items=(hits, len(missing)),
-    )  # fmt: skip
+    memo.emit(outcome, keys[0], start, policy, scopes, error=failure, tokens=tokens, items=counted)
     return shape.merge(_answers(values, keys), result)
 
 
