@@ -24,7 +24,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import wrapt
 
-from . import _drivers
+from . import _drivers, _per_item
 from ._memo import Memo
 from .backends import MISSING
 from .controls import UNSET, Directives, Unset, cache_controls
@@ -55,6 +55,7 @@ _OPTIONS = (
     "key_params",
     "key_headers",
     "file_params",
+    "per_item",
 )
 
 
@@ -298,7 +299,9 @@ def _driver_for(fn: Any) -> Callable[..., Any]:
 
 
 def _with_sdk_controls(
-    driver: Callable[..., Any], translate: Callable[[Any], dict[str, Any] | None]
+    driver: Callable[..., Any],
+    translate: Callable[[Any], dict[str, Any] | None],
+    asynchronous: bool,
 ) -> Callable[..., Any]:
     """``driver`` applying an SDK's own per-call cache controls (``translate`` reads them from
     the call's keyword arguments as directives) as a ``cache_controls`` block around the call.
@@ -306,7 +309,7 @@ def _with_sdk_controls(
     A call without any runs the driver as is. The arguments are passed on unchanged: the SDK
     sees its own controls too.
     """
-    if driver is _drivers.run_async:
+    if asynchronous:
 
         async def run_async(
             memo: Memo, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -362,9 +365,13 @@ def _decorate(
     )
     driver = _driver_for(fn)
     asynchronous = driver is _drivers.run_async
+    generator = driver is _drivers.run_generator or driver is _drivers.run_async_generator
+    batching = _per_item.batching_for(fn, options.get("per_item"), generator)
+    if batching is not None:
+        driver = _per_item.driver_for(batching, asynchronous)
     profile = memo.keys.profile
     if profile is not None and profile.per_call is not None:
-        driver = _with_sdk_controls(driver, profile.per_call)
+        driver = _with_sdk_controls(driver, profile.per_call, asynchronous)
     return CachedFunction(fn, memo, driver, asynchronous=asynchronous)
 
 
@@ -439,7 +446,11 @@ def llm_cached(
             and an SDK client's default headers, e.g. ``key_headers=("anthropic-beta",)``;
             credential headers are refused) and ``file_params`` (parameters that are files:
             a ``pathlib.Path`` there keys by the file's content, e.g.
-            ``file_params=("audio",)``).
+            ``file_params=("audio",)``), and ``per_item`` (the list parameter whose items
+            are cached one by one, for a function returning one answer per item, e.g.
+            ``per_item="texts"``; an SDK's embedding function, ``client.embeddings.create``
+            or ``litellm.embedding``, does so for ``input`` unless ``per_item=False``; see
+            the embeddings guide).
 
     Raises:
         ConfigurationError: an unknown option or an invalid value (at decoration time).

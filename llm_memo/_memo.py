@@ -488,16 +488,22 @@ class Memo:
         error: BaseException | None = None,
         similarity: float | None = None,
         tokens: int = 0,
+        items: tuple[int, int] | None = None,
     ) -> None:
         """Count one call and tell whoever listens.
 
         ``tokens``: what the answer cost when produced, for answers that come without an entry
         (a caller served by an identical call in flight); otherwise the entry's count is used.
+        ``items``: for a call cached item by item (``per_item``), the items answered from the
+        cache and the items sent: each counts once in the stats (as ``hit``, and as
+        ``outcome``), and ``tokens`` is what the items answered saved.
         """
         if entry is not None:
             tokens = entry.tokens
-        saved = tokens if outcome is _HIT or outcome is _STALE else 0
-        self.stats.record(outcome, saved)
+        if items is None:
+            self.stats.record(outcome, tokens if outcome is _HIT or outcome is _STALE else 0)
+        else:
+            self._count_items(outcome, items, tokens)
         listeners = self._listeners
         debug = logger.isEnabledFor(_DEBUG)
         if not (scopes or listeners or debug):
@@ -513,6 +519,8 @@ class Memo:
             similarity=similarity,
             tokens=tokens,
             error=error,
+            items_hit=0 if items is None else items[0],
+            items_sent=0 if items is None else items[1],
         )
         for scope in scopes:
             scope.record(event)
@@ -525,6 +533,12 @@ class Memo:
             logger.debug(
                 "%s %s %s (%.1f us)", outcome.value, self.function_id, key, event.latency * 1e6
             )
+
+    def _count_items(self, outcome: Outcome, items: tuple[int, int], saved: int) -> None:
+        hit, sent = items
+        record = self.stats.record
+        for n, counted in enumerate([_HIT] * hit + [outcome] * sent):
+            record(counted, saved if n == 0 else 0)
 
     def backend_failed(self, backend: Any, exc: BackendError, during: str) -> None:
         """Log a backend failure (once per burst per backend); the caller counts it."""

@@ -61,6 +61,10 @@ class Event:
         similarity: cosine similarity of a semantic hit, else ``None``.
         tokens: tokens the answer cost when it was first produced (from ``usage``), if known.
         error: the backend error behind an ``error`` outcome.
+        items_hit, items_sent: for a call cached item by item (``per_item``, embeddings), the
+            items answered from the cache (repeats within the batch included) and the items
+            sent; ``tokens`` is then the estimated tokens the items answered saved. Both 0 for
+            other calls. (``.. versionadded:: 0.2.0``)
 
     .. versionadded:: 0.1.0
     """
@@ -74,6 +78,8 @@ class Event:
     similarity: float | None = None
     tokens: int = 0
     error: BaseException | None = field(default=None, compare=False)
+    items_hit: int = 0
+    items_sent: int = 0
 
 
 @dataclass(frozen=True, slots=True)

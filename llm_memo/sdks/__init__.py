@@ -6,6 +6,8 @@ One module per SDK (:mod:`.openai`, :mod:`.anthropic`, :mod:`.litellm`) fills in
 =============================  ===============================================================
 :func:`profile_for`            which SDK's own function a callable is (its never-keyed names)
 :func:`file_params_for`        which parameters of an SDK's own function are files
+:func:`per_item_for`           which list parameter of an SDK's own function is cached item
+                               by item (embeddings), and how its responses split and merge
 :func:`is_absent`              whether a value is an SDK's "not given" sentinel (``NOT_GIVEN``)
 :func:`client_for`             the SDK client whose server answers a bound method (its endpoint
                                and default headers), and the wrappers met on the way
@@ -43,7 +45,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import anthropic, litellm, openai
-from ._base import ClientFamily, Sdk, get_field, int_or_zero
+from ._base import ClientFamily, ItemBatch, Sdk, get_field, int_or_zero
 
 __all__ = [
     "ABSENT_TYPES",
@@ -52,6 +54,7 @@ __all__ = [
     "SDKS",
     "TEXT_PARAMETERS",
     "ClientFamily",
+    "ItemBatch",
     "Sdk",
     "SdkClient",
     "StreamUsage",
@@ -60,6 +63,7 @@ __all__ = [
     "file_params_for",
     "is_absent",
     "is_sdk_type",
+    "per_item_for",
     "profile_for",
     "sdk_class",
     "split_for_similarity",
@@ -84,6 +88,9 @@ _USAGE_PARTS = tuple(dict.fromkeys(part for sdk in SDKS for part in sdk.usage_pa
 _STREAM_STARTS = tuple(sdk.stream_start_tokens for sdk in SDKS if sdk.stream_start_tokens)
 _FILE_PARAMS: dict[str, frozenset[str]] = {
     name: params for sdk in SDKS for name, params in sdk.file_params.items()
+}
+_PER_ITEM: dict[str, ItemBatch] = {
+    name: batch for sdk in SDKS for name, batch in sdk.per_item.items()
 }
 _REPORTS_INPUT = tuple(sdk.reports_input for sdk in SDKS if sdk.reports_input)
 
@@ -166,14 +173,34 @@ def file_params_for(fn: Callable[..., Any]) -> frozenset[str]:
 
     .. versionadded:: 0.2.0
     """
+    for name in _code_names(fn):
+        params = _FILE_PARAMS.get(name)
+        if params is not None:
+            return params
+    return frozenset()
+
+
+def per_item_for(fn: Callable[..., Any]) -> ItemBatch | None:
+    """How ``fn`` caches a list parameter item by item, when ``fn`` is (following wrappers and
+    bound methods) an SDK's own embedding function (``client.embeddings.create``,
+    ``litellm.embedding``); ``None`` otherwise.
+
+    .. versionadded:: 0.2.0
+    """
+    for name in _code_names(fn):
+        batch = _PER_ITEM.get(name)
+        if batch is not None:
+            return batch
+    return None
+
+
+def _code_names(fn: Callable[..., Any]) -> Iterable[str]:
+    """``"module:QualName"`` of ``fn`` and of each function it wraps."""
     for step in _steps(fn):
         module = getattr(step, "__module__", None)
         qualname = getattr(step, "__qualname__", None)
         if isinstance(module, str) and isinstance(qualname, str):
-            params = _FILE_PARAMS.get(f"{module}:{qualname}")
-            if params is not None:
-                return params
-    return frozenset()
+            yield f"{module}:{qualname}"
 
 
 # -- which server answers -----------------------------------------------------------------------

@@ -10,11 +10,11 @@ Not here: any one SDK's facts (its own module), the registry and the questions (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ClientFamily", "Sdk", "get_field", "int_or_zero", "without_credentials"]
+__all__ = ["ClientFamily", "ItemBatch", "Sdk", "get_field", "int_or_zero", "without_credentials"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,35 @@ class ClientFamily:
     endpoint_of: Callable[[Any], dict[str, Any]]
     default_headers: Callable[[Any], Any]
     endpoint_inputs: Callable[[Any], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class ItemBatch:
+    """How a function's list parameter is cached item by item (embeddings: ``input=[...]``).
+
+    Each item is cached under the key of the same call with the list replaced by a one-item
+    list, holding what that one-item call returns; a batch is answered from those entries, and
+    only the items none answers are sent (see ``llm_memo._per_item``).
+
+    Attributes:
+        param: the parameter whose list items are cached one by one (``"input"``).
+        items: the items of that parameter's value, or ``None`` when the value is not a batch
+            (a single string, one token array), so the call is cached whole, as any call.
+        split: the response to ``len(shares)`` items sent -> one one-item response per item,
+            in request order, each reporting its share of the usage tokens; ``None`` when the
+            response does not hold one answer per item.
+        merge: one-item responses in request order, and the response of the call made for
+            the missing ones (``None`` when none was made) -> one response of the SDK's own
+            type: every item in request order, ``index`` renumbered, the usage of the call
+            made (zero tokens when none was).
+
+    .. versionadded:: 0.2.0
+    """
+
+    param: str
+    items: Callable[[Any], list[Any] | None]
+    split: Callable[[Any, Sequence[int]], list[Any] | None]
+    merge: Callable[[Sequence[Any], Any], Any]
 
 
 @dataclass(frozen=True)
@@ -64,6 +93,8 @@ class Sdk:
         file_params: which parameters of its own functions are files, by function
             (``"module:QualName"`` of the function's code, as ``openai.resources.files:Files.
             create``): a ``pathlib.Path`` passed there keys by the file's content.
+        per_item: which of its own functions cache a list parameter item by item
+            (embeddings), keyed like ``file_params``.
     """
 
     name: str
@@ -78,6 +109,7 @@ class Sdk:
     per_call: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = field(default=None)
     mark_hit: Callable[[Any, str], None] | None = field(default=None)
     file_params: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    per_item: Mapping[str, ItemBatch] = field(default_factory=dict)
 
     def ignores(self, name: str) -> bool:
         """Whether this SDK's own functions leave parameter ``name`` out of keys."""

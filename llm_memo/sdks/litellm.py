@@ -19,6 +19,8 @@ never keyed and is passed on to the call (a miss) unchanged; a hit does not call
 its callbacks do not see that call's ``metadata``.
 
 ``transcription`` / ``atranscription`` take ``file=``, where a path keys by the file's content.
+``embedding`` / ``aembedding`` cache each item of ``input=[...]`` on its own (``aembedding``
+takes ``*args``: pass ``input=`` by keyword for that).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._base import Sdk
+from ._embeddings import EMBEDDINGS
 
 __all__ = ["SDK", "mark_hit", "per_call"]
 
@@ -106,5 +109,11 @@ SDK = Sdk(
     file_params={
         "litellm.main:transcription": frozenset({"file"}),
         "litellm.main:atranscription": frozenset({"file"}),
+    },
+    # litellm.embedding moved from litellm.main to litellm.embeddings.dispatch; both are named.
+    per_item={
+        f"{module}:{name}": EMBEDDINGS
+        for module in ("litellm.main", "litellm.embeddings.dispatch")
+        for name in ("embedding", "aembedding")
     },
 )

@@ -5,7 +5,8 @@ endpoint is keyed, never the credentials; ``NOT_GIVEN`` / ``Omit`` count as abse
 (``ChatCompletion``, ``ChatCompletionChunk``...) are allow-listed pydantic models, and their
 ``usage`` reports ``total_tokens`` or ``prompt_tokens`` + ``completion_tokens``. The file
 parameters of transcriptions, translations, uploads and image edits take a path, which keys by
-the file's content (the SDK uploads ``(path.name, path.read_bytes())``).
+the file's content (the SDK uploads ``(path.name, path.read_bytes())``). ``embeddings.create``
+caches each item of ``input=[...]`` on its own (:data:`PER_ITEM`).
 
 Not here: anything the SDK's own functions take that should never be keyed (openai has none
 beyond the generic list, ``keys.DEFAULT_IGNORE``).
@@ -14,9 +15,10 @@ beyond the generic list, ``keys.DEFAULT_IGNORE``).
 from __future__ import annotations
 
 from . import _stainless
-from ._base import Sdk
+from ._base import ItemBatch, Sdk
+from ._embeddings import EMBEDDINGS
 
-__all__ = ["FILE_PARAMS", "SDK"]
+__all__ = ["FILE_PARAMS", "PER_ITEM", "SDK"]
 
 _FILE = frozenset({"file"})
 _IMAGE = frozenset({"image", "mask"})
@@ -34,10 +36,16 @@ FILE_PARAMS: dict[str, frozenset[str]] = {
     for prefix in ("", "Async")
 }
 
+#: The embedding endpoints, sync and async: each item of ``input=[...]`` is cached on its own.
+PER_ITEM: dict[str, ItemBatch] = {
+    f"openai.resources.embeddings:{prefix}Embeddings.create": EMBEDDINGS for prefix in ("", "Async")
+}
+
 SDK = Sdk(
     name="openai",
     absent_types=_stainless.ABSENT_TYPES,
     clients=_stainless.CLIENTS,
     usage_parts=("prompt_tokens", "completion_tokens"),
     file_params=FILE_PARAMS,
+    per_item=PER_ITEM,
 )
