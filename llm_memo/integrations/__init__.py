@@ -4,7 +4,7 @@ One module per framework, each through that framework's own extension point:
 
 ==========================================  ===================================================
 :mod:`llm_memo.integrations.langchain`      a LangChain ``BaseCache`` (``set_llm_cache``)
-:mod:`llm_memo.integrations.pydantic_ai`    a pydantic-ai wrapper model (``Agent(CachedModel(...))``)
+:mod:`llm_memo.integrations.pydantic_ai`    a pydantic-ai wrapper model (``CachedModel``)
 :mod:`llm_memo.integrations.dspy`           an llm_memo-backed DSPy cache
 ==========================================  ===================================================
 
