@@ -314,6 +314,34 @@ class TestDirectivesAndBackends:
         assert key_a != cache.cache_key({"model": "m", "response_format": B})
 
 
+class TestSupportedDSPy:
+    def test_the_installed_dspy_is_in_the_pinned_range(self) -> None:
+        """The dspy extra's range (pyproject) contains the DSPy these tests ran with."""
+        tomllib = pytest.importorskip("tomllib")
+        from packaging.requirements import Requirement
+
+        root = Path(__file__).resolve().parents[2]
+        extras = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+            "optional-dependencies"
+        ]
+        (spec,) = extras["dspy"]
+        assert Requirement(spec).specifier.contains(dspy.__version__)
+
+    @pytest.mark.parametrize("method", ["get", "put", "cache_key", "reset_memory_cache"])
+    def test_the_methods_dspy_calls_take_its_arguments(self, method: str) -> None:
+        """Every parameter of DSPy's own Cache method exists on LlmMemoCache's, by name and
+        in order (so positional and keyword calls both land)."""
+        import inspect
+
+        from dspy.clients.cache import Cache  # type: ignore[import-untyped]
+
+        theirs = list(inspect.signature(getattr(Cache, method)).parameters)
+        ours = list(inspect.signature(getattr(LlmMemoCache, method)).parameters)
+        if ours[:1] != ["self"]:  # a staticmethod seen on the class
+            ours = ["self", *ours]
+        assert ours[: len(theirs)] == theirs
+
+
 class TestRecordReplay:
     def test_a_program_replays_without_the_lm(self, stub: Stub, tmp_path: Path) -> None:
         """Recorded once, a DSPy program replays from recordings without a request."""

@@ -351,6 +351,28 @@ class TestRecordReplay:
         assert isinstance(tool_call, ModelResponse)
         assert isinstance(tool_call.parts[0], ToolCallPart)
 
+    async def test_a_streamed_run_replays_as_a_stream(self, tmp_path: Path) -> None:
+        """agent.run_stream in replay mode streams the recorded deltas, model untouched."""
+        fake = Counting()
+        with use_recordings(tmp_path, "record"):
+            async with make_agent(CachedModel(fake.model())).run_stream("1+2?") as run:
+                recorded = [d async for d in run.stream_text(delta=True)]
+        assert fake.streams == 2
+
+        async def refuse(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+            raise AssertionError("replay must not call the model")
+            yield ""  # pragma: no cover
+
+        def refuse_plain(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+            raise AssertionError("replay must not call the model")
+
+        model = FunctionModel(refuse_plain, stream_function=refuse, model_name="calc")
+        with use_recordings(tmp_path, "replay") as rec:
+            async with make_agent(CachedModel(model)).run_stream("1+2?") as run:
+                replayed = [d async for d in run.stream_text(delta=True)]
+        assert replayed == recorded
+        assert rec.hits == 2
+
     async def test_replay_of_an_unrecorded_run_fails(self, tmp_path: Path) -> None:
         """In replay mode a request with no recording is a CacheMiss, not a model call."""
         fake = Counting()
