@@ -49,7 +49,7 @@ from .._decorator import CacheHandle, llm_cached
 from ..controls import UNSET, Unset
 from ..keys import DEFAULT_IGNORE
 
-__all__ = ["CachedModel", "ReplayedStream"]
+__all__ = ["IGNORED_SETTINGS", "CachedModel", "ReplayedStream", "dump_response", "load_response"]
 
 #: Settings that never change the answer: llm_memo's never-keyed names (credentials,
 #: transport, header mappings) and pydantic-ai's own transport deadline.

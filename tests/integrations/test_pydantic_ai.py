@@ -290,6 +290,7 @@ class TestStreaming:
         assert last.parts == [TextPart("the answer is 3")]
         stats = model.stream_cache.stats()
         assert (stats.misses, stats.hits) == (2, 2)
+        assert stats.tokens_saved == results[0][1].input_tokens + results[0][1].output_tokens
 
     async def test_a_stream_abandoned_midway_is_not_stored(self) -> None:
         """Only a stream consumed to its end is stored."""
