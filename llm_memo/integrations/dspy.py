@@ -22,7 +22,8 @@ canonical form is neither looked up nor stored (logged once), as DSPy skips one 
 
 What is stored: DSPy's own record, encoded by llm_memo's codec: the plain data of DSPy's
 native results as JSON, a litellm response on DSPy's compatibility path as that SDK's typed
-model (allow-listed because litellm is imported by then). Never pickle.
+model (allow-listed for litellm's own types; reading one imports litellm, which DSPy's
+compatibility path would import to answer the request anyway). Never pickle.
 
 When caching is off, nothing is keyed: ``dspy.LM(cache=False)`` never calls ``dspy.cache``,
 and under ``enabled=False`` (the constructor's, ``configure(enabled=False)`` or
@@ -37,8 +38,11 @@ import this module.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import inspect
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -245,6 +249,7 @@ class LlmMemoCache:
                 failure = exc
             else:
                 if entry is not MISSING:
+                    _import_litellm_for(entry.type_tag)
                     value, _ = judge(memo, key, entry, policy, call.backend)
                     if value is not MISSING:
                         memo.emit(Outcome.HIT, key, call.start, policy, call.scopes, entry=entry)
@@ -318,6 +323,18 @@ class LlmMemoCache:
     def reset_stats(self) -> None:
         """Zero this cache's counters."""
         self._memo.stats.reset()
+
+
+def _import_litellm_for(type_tag: str) -> None:
+    # The allow-list restores an SDK's models only once the program has imported that SDK,
+    # and DSPy's compatibility path imports litellm only after the lookup, to call the model:
+    # in a fresh process every stored litellm response would be unreadable. So an entry that
+    # holds one imports litellm, the SDK DSPy itself imports to answer this request, and
+    # nothing else: the tag chooses between litellm and no import, never a module by name.
+    if type_tag.startswith("model:litellm.") and "litellm" not in sys.modules:
+        # Not installed: the entry is unreadable here, a miss.
+        with contextlib.suppress(ImportError):
+            importlib.import_module("litellm")
 
 
 def _as_hit(value: Any) -> Any:

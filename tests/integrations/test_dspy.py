@@ -314,6 +314,51 @@ class TestDirectivesAndBackends:
         assert key_a != cache.cache_key({"model": "m", "response_format": B})
 
 
+COMPAT_PROGRAM = """
+import sys
+import dspy
+from llm_memo.integrations.dspy import configure_cache
+
+cache = configure_cache(sys.argv[1])
+lm = dspy.LM("openai/gpt-4o-mini", api_base=sys.argv[2], api_key="sk-secret-1",
+             temperature=0.7, engine="litellm")
+with dspy.context(lm=lm):
+    answer = dspy.Predict("question -> answer")(question="capital of France?").answer
+stats = cache.stats()
+print(answer, stats.hits, stats.misses)
+"""
+
+
+class TestCompatibilityPath:
+    def test_a_litellm_response_is_served_to_a_fresh_process(
+        self, stub: Stub, tmp_path: Path
+    ) -> None:
+        """On DSPy's litellm path the record is a litellm response, stored typed; a new
+        process (litellm not yet imported at lookup time) is served it without a request."""
+        import os
+        import subprocess
+        import sys
+
+        script = tmp_path / "program.py"
+        script.write_text(COMPAT_PROGRAM)
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "PYTHONPATH": str(root), "LITELLM_LOCAL_MODEL_COST_MAP": "true"}
+        url = f"disk://{tmp_path / 'cache'}"
+        outputs = [
+            subprocess.run(
+                [sys.executable, str(script), url, stub.url],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+                cwd=tmp_path,
+            ).stdout.split()
+            for _ in range(2)
+        ]
+        assert outputs == [["Paris", "0", "1"], ["Paris", "1", "0"]]
+        assert len(stub.bodies) == 1
+
+
 class TestSupportedDSPy:
     def test_the_installed_dspy_is_in_the_pinned_range(self) -> None:
         """The dspy extra's range (pyproject) contains the DSPy these tests ran with."""
