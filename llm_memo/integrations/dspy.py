@@ -14,10 +14,11 @@ never calls the cache.
 
 What is keyed (:meth:`LlmMemoCache.request_view`): the request dict DSPy hands over (model,
 messages, sampling settings, ``rollout_id``, DSPy's function identifier), minus DSPy's ignored
-names (``api_key``, ``api_base``, ``base_url``) and llm_memo's never-keyed ones
-(:data:`llm_memo.keys.DEFAULT_IGNORE`: credentials, transport, header mappings) at its top
-level, canonicalised and hashed by ``llm_memo.keys``. As DSPy does, a pydantic model class
-(a ``response_format``) keys as its JSON schema and a callable as its source. A request with no
+names (``api_key``, ``api_base``, ``base_url``), llm_memo's never-keyed ones
+(:data:`llm_memo.keys.DEFAULT_IGNORE`: credentials, transport, header mappings) and
+secret-shaped names (``vertex_credentials``, ``*_token``...) at its top level, canonicalised
+and hashed by ``llm_memo.keys``. As DSPy does, a pydantic model class (a ``response_format``)
+keys as its JSON schema and a callable as its source. A request with no
 canonical form is neither looked up nor stored (logged once), as DSPy skips one it cannot key.
 
 What is stored: DSPy's own record, encoded by llm_memo's codec: the plain data of DSPy's
@@ -42,6 +43,7 @@ import contextlib
 import functools
 import importlib
 import inspect
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -63,6 +65,10 @@ from ..keys import DEFAULT_IGNORE, MAX_DEPTH
 
 __all__ = ["DSPY_IGNORED", "LlmMemoCache", "configure_cache"]
 
+# Secret-shaped names (vertex_credentials, azure_ad_token, *_api_key, *_secret...), compared
+# lower-cased with "-" read as "_". "max_tokens" is not one: the name must end in the singular.
+_SECRET_NAME = re.compile(r"(?:^|_)(?:api_?key|secret|password|passwd|token|credentials?)$")
+
 #: The names DSPy leaves out of its own keys (``dspy.clients.execution.IGNORED_CACHE_KEYS``),
 #: used when a caller passes none.
 DSPY_IGNORED: tuple[str, ...] = ("api_key", "api_base", "base_url")
@@ -71,6 +77,15 @@ DSPY_IGNORED: tuple[str, ...] = ("api_key", "api_base", "base_url")
 def _dspy(request: Any) -> Any:
     """The function whose identity DSPy's entries carry (never called: the LM is DSPy's)."""
     return request  # pragma: no cover
+
+
+def _never_keyed(name: object, ignored: set[str]) -> bool:
+    if not isinstance(name, str):
+        return False
+    if name in ignored:
+        return True
+    lowered = name.lower().replace("-", "_")
+    return lowered in DEFAULT_IGNORE or _SECRET_NAME.search(lowered) is not None
 
 
 def _keyable(value: Any, depth: int = 0) -> Any:
@@ -181,11 +196,7 @@ class LlmMemoCache:
         """
         ignored = set(DSPY_IGNORED if ignored_args_for_cache_key is None else ())
         ignored.update(ignored_args_for_cache_key or ())
-        return {
-            k: _keyable(v)
-            for k, v in request.items()
-            if k not in ignored and k not in DEFAULT_IGNORE
-        }
+        return {k: _keyable(v) for k, v in request.items() if not _never_keyed(k, ignored)}
 
     def cache_key(
         self, request: dict[str, Any], ignored_args_for_cache_key: Iterable[str] | None = None

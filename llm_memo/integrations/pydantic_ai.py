@@ -11,8 +11,8 @@ What the key is made of (:meth:`CachedModel.request_view`, canonicalised and has
 pydantic-ai serialises them (``ModelMessagesTypeAdapter``) minus what changes from run to run
 and the model never reads (timestamps, ``run_id``, ``conversation_id``, the ``model_id`` the
 agent stamps on a response it received), the model settings minus credentials and transport
-(:data:`llm_memo.keys.DEFAULT_IGNORE`, plus ``first_event_timeout``), and the request
-parameters (function and output tools with their schemas, native tools, output mode...). The
+(:data:`IGNORED_SETTINGS` and secret-shaped names), and the request parameters (function and
+output tools with their schemas, native tools without their credentials, output mode...). The
 run context and ``deps`` are never part of it.
 
 What is stored: a response is the JSON of pydantic-ai's own ``ModelMessagesTypeAdapter`` and
@@ -28,6 +28,7 @@ not import this module.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -52,8 +53,13 @@ from ..keys import DEFAULT_IGNORE
 __all__ = ["IGNORED_SETTINGS", "CachedModel", "ReplayedStream", "dump_response", "load_response"]
 
 #: Settings that never change the answer: llm_memo's never-keyed names (credentials,
-#: transport, header mappings) and pydantic-ai's own transport deadline.
+#: transport, header mappings) and pydantic-ai's own transport deadline. Secret-shaped names
+#: (``*_api_key``, ``*_token``, ``*_secret``, ``*_password``, ``*_credentials``) are left out
+#: too, of the settings and of each native tool (an MCP server's ``authorization_token``).
 IGNORED_SETTINGS: frozenset[str] = DEFAULT_IGNORE | {"first_event_timeout"}
+
+# "max_tokens" is not one: the name must end in the singular.
+_SECRET_NAME = re.compile(r"(?:^|_)(?:api_?key|secret|password|passwd|token|credentials?)$")
 
 # Fields pydantic-ai sets per run, or stamps on a response after it arrived: two runs of the
 # same conversation differ in them, and no provider is sent them.
@@ -92,6 +98,17 @@ def load_response(data: Any) -> ModelResponse:
     if not isinstance(message, ModelResponse):
         raise TypeError(f"stored message is a {type(message).__name__}, not a ModelResponse")
     return message
+
+
+def _never_keyed(name: object) -> bool:
+    if not isinstance(name, str):
+        return False
+    lowered = name.lower().replace("-", "_")
+    return lowered in IGNORED_SETTINGS or _SECRET_NAME.search(lowered) is not None
+
+
+def _without_secrets(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if not _never_keyed(k)}
 
 
 def _messages_view(messages: list[ModelMessage]) -> list[dict[str, Any]]:
@@ -282,14 +299,18 @@ class CachedModel(WrapperModel):
 
         .. versionadded:: 0.3.0
         """
-        settings = {k: v for k, v in (model_settings or {}).items() if k not in IGNORED_SETTINGS}
         parameters = _PARAMETERS.dump_python(model_request_parameters, mode="json")
+        parameters = {k: v for k, v in parameters.items() if not k.startswith("_")}
+        parameters["native_tools"] = [
+            _without_secrets(tool) if isinstance(tool, dict) else tool
+            for tool in parameters.get("native_tools", ())
+        ]
         return {
             "model": self.wrapped.model_id,
             "system": self.wrapped.system,
             "messages": _messages_view(messages),
-            "settings": settings,
-            "parameters": {k: v for k, v in parameters.items() if not k.startswith("_")},
+            "settings": _without_secrets(dict(model_settings or {})),
+            "parameters": parameters,
         }
 
     # -- the cache ---------------------------------------------------------------------------

@@ -281,7 +281,9 @@ class TestDirectivesAndBackends:
         request = {"model": "m", "messages": [{"role": "user", "content": "x"}], "api_key": "k"}
         key = cache.cache_key(request)
         assert key.startswith("llm_memo:")
-        assert key == cache.cache_key({**request, "api_key": "other", "api_base": "http://b"})
+        others = {"api_key": "o", "api_base": "http://b", "vertex_credentials": "c", "timeout": 3}
+        assert key == cache.cache_key({**request, **others})
+        assert key != cache.cache_key({**request, "max_tokens": 5})
         assert key not in cache
         cache.put(request, {"outputs": ["y"]})
         assert key in cache

@@ -156,6 +156,27 @@ class TestRequest:
             await agent.run("what is 1+2?", model_settings=s)
         assert fake.calls == 4
 
+    async def test_native_tool_credentials_are_not_keyed(self) -> None:
+        """An MCP server tool's token and headers stay out of the view; its URL is keyed."""
+        import json
+
+        from pydantic_ai.native_tools import MCPServerTool
+
+        model = CachedModel(Counting().model(), backend="memory://")
+
+        def view(token: str, url: str = "https://mcp.example/sse") -> dict[str, Any]:
+            tool = MCPServerTool(
+                id="docs", url=url, authorization_token=token, headers={"X-Api-Key": token}
+            )
+            params = ModelRequestParameters(native_tools=[tool])
+            settings: Any = {"temperature": 0.0, "openai_api_key": token, "vendor_secret": token}
+            return model.request_view([], settings, params)
+
+        assert view("secret-a") == view("secret-b")
+        assert "secret-a" not in json.dumps(view("secret-a"))
+        assert view("secret-a") != view("secret-a", url="https://other.example/sse")
+        assert view("x")["settings"] == {"temperature": 0.0}
+
     async def test_deps_are_not_part_of_the_key(self) -> None:
         """Two runs with different deps ask the model the same thing: one call."""
         fake = Counting()
