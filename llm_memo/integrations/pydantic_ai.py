@@ -20,7 +20,9 @@ is restored by it as a typed ``ModelResponse`` (parts, tool calls, usage); no pi
 codec's allow-list is not involved, since the value is JSON. A stream is stored as its events
 (the ``ModelResponseStreamEvent`` JSON the live stream yielded) between a header and the final
 response, and replays as a :class:`ReplayedStream` the agent consumes like the live one. A
-stream is stored only when it is consumed to its end.
+stream is stored only when it is consumed to its end. A stored response or stream this
+pydantic-ai cannot validate (another version's) is a miss: the model answers again and
+replaces it.
 
 Importing this module imports pydantic-ai (and no other framework); ``import llm_memo`` does
 not import this module.
@@ -47,7 +49,9 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
 from .._decorator import CacheHandle, llm_cached
-from ..controls import UNSET, Unset
+from .._memo import logger
+from ..controls import UNSET, Unset, cache_controls
+from ..events import Outcome
 from ..keys import DEFAULT_IGNORE
 
 __all__ = ["IGNORED_SETTINGS", "CachedModel", "ReplayedStream", "dump_response", "load_response"]
@@ -337,7 +341,18 @@ class CachedModel(WrapperModel):
     ) -> ModelResponse:
         """The wrapped model's response, from the cache when it has it."""
         data = await self._cached_request(messages, model_settings, model_request_parameters)
-        return load_response(data)
+        try:
+            return load_response(data)
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+            # A stored response this pydantic-ai cannot read (written by another version): a
+            # miss, as an unreadable entry is everywhere in llm_memo. The model answers, and
+            # its response replaces the entry.
+            logger.warning("unreadable pydantic-ai response in the cache, asking again: %s", exc)
+            with cache_controls(no_cache=True):
+                data = await self._cached_request(
+                    messages, model_settings, model_request_parameters
+                )
+            return load_response(data)
 
     @asynccontextmanager
     async def request_stream(
@@ -348,11 +363,52 @@ class CachedModel(WrapperModel):
         run_context: Any = None,
     ) -> AsyncIterator[StreamedResponse]:
         """The wrapped model's stream, replayed from the cache when it has it."""
-        chunks = self._cached_stream(
-            messages, model_settings, model_request_parameters, run_context
-        )
+        request = (messages, model_settings, model_request_parameters, run_context)
+        with cache_controls() as scope:  # records whether the stream is a stored one
+            chunks = self._cached_stream(*request)
+            first = await _first(chunks)
+        if scope.events and scope.events[-1].outcome in _STORED:
+            # A stored stream is all in memory: check it before the agent sees any of it, so
+            # one this pydantic-ai cannot read is a miss (as an unreadable entry is everywhere
+            # in llm_memo), not a failure halfway through a run.
+            stored = [first, *[chunk async for chunk in chunks]]
+            if _readable(stored):
+                chunks = _replay(stored[1:])
+            else:
+                logger.warning("unreadable pydantic-ai stream in the cache, asking again")
+                with cache_controls(no_cache=True):
+                    chunks = self._cached_stream(*request)
+                    first = await _first(chunks)
         try:
-            first = await chunks.__anext__()
             yield ReplayedStream(model_request_parameters, first["head"], chunks)
         finally:
             await chunks.aclose()
+
+
+_STORED = (Outcome.HIT, Outcome.STALE)
+
+
+async def _first(chunks: AsyncGenerator[Any, None]) -> Any:
+    try:
+        return await chunks.__anext__()
+    except BaseException:
+        await chunks.aclose()
+        raise
+
+
+async def _replay(chunks: list[Any]) -> AsyncGenerator[Any, None]:
+    for chunk in chunks:
+        yield chunk
+
+
+def _readable(stored: list[Any]) -> bool:
+    """Whether a stored stream is a head, events and a response this pydantic-ai reads."""
+    try:
+        head, *events, last = stored
+        _TIMESTAMP.validate_python(head["head"]["timestamp"])
+        for chunk in events:
+            _EVENTS.validate_python(chunk["event"])
+        load_response(last)
+    except (ValueError, TypeError, KeyError):  # pydantic's ValidationError is a ValueError
+        return False
+    return True

@@ -3,6 +3,7 @@ FunctionModel and TestModel counting the calls that reach them (no network)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,11 @@ from pydantic_ai.usage import RequestUsage
 
 from llm_memo import CacheMiss, Event, cache_controls, configure
 from llm_memo.backends.memory import MemoryBackend
+from llm_memo.codec import seal
 from llm_memo.integrations.pydantic_ai import CachedModel, dump_response, load_response
 from llm_memo.recording import use_recordings
+
+NO_EXPIRY: dict[str, Any] = {"expires_at": None, "stale_window": 0.0, "tokens": 0}
 
 
 class Counting:
@@ -342,6 +346,56 @@ class TestCodec:
         data = dump_response(response)
         assert isinstance(data, dict)
         assert load_response(data) == response
+
+    @pytest.mark.asyncio
+    async def test_an_unreadable_stored_response_is_a_miss(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """An entry pydantic-ai cannot validate (another version's) is replaced by a new call."""
+        fake = Counting()
+        backend = MemoryBackend()
+        model = CachedModel(fake.model(), backend=backend)
+        agent = make_agent(model)
+        await agent.run("hi")  # two requests: the tool call, then the answer
+        keys = list(backend.keys())
+        assert len(keys) == 2
+        for key in keys:  # valid JSON, but not a response pydantic-ai can validate
+            damaged = b'{"kind": "response", "parts": 7}'
+            backend.set(key, seal(key, "json", damaged, created_at=time.time(), **NO_EXPIRY), None)
+        calls = fake.calls
+        result = await agent.run("hi")
+        assert result.output == "the answer is 3"
+        assert fake.calls == calls + 2
+        assert "unreadable pydantic-ai response" in caplog.text
+        assert (await agent.run("hi")).output == "the answer is 3"
+        assert fake.calls == calls + 2  # the replaced entries are read again
+
+    @pytest.mark.asyncio
+    async def test_an_unreadable_stored_stream_is_a_miss(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A stored stream with an event pydantic-ai cannot validate streams live instead, and
+        the live stream replaces it."""
+        fake = Counting()
+        backend = MemoryBackend()
+        model = CachedModel(fake.model(), backend=backend)
+        params = ModelRequestParameters()
+        async with model.request_stream([], None, params) as stream:
+            live = [e async for e in stream]
+        (key,) = backend.keys()
+        damaged = (
+            b'[["json", {"head": {"model_name": "calc", "timestamp": "2026-01-01T00:00:00Z"}}],'
+            b' ["json", {"event": {"event_kind": "part_start", "index": "x"}}]]'
+        )
+        backend.set(key, seal(key, "astream", damaged, created_at=time.time(), **NO_EXPIRY), None)
+        async with model.request_stream([], None, params) as stream:
+            again = [e async for e in stream]
+        assert fake.streams == 2
+        assert again == live
+        assert "unreadable pydantic-ai stream" in caplog.text
+        async with model.request_stream([], None, params) as stream:
+            assert [e async for e in stream] == live
+        assert fake.streams == 2
 
     def test_a_stored_request_is_refused(self) -> None:
         """Data that is a request, not a response, is not returned as one."""
