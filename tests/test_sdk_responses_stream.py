@@ -8,6 +8,7 @@ Real ``openai`` clients against a loopback SSE stub.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -214,6 +215,27 @@ class TestAsync:
         assert [type(e) for e in second] == CLASSES
         assert second == first
         assert len(bodies) == 1
+
+
+class TestStreamHelper:
+    def test_responses_stream_is_returned_uncached_with_one_log_line(
+        self, stub: tuple[str, list[bytes]], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """client.responses.stream(...) (a context manager over a live connection) works as
+        without llm_memo; one warning for the function says to wrap responses.create(stream=True).
+        """
+        base_url, bodies = stub
+        client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+        stream = llm_cached(backend="memory://")(client.responses.stream)
+        with caplog.at_level(logging.WARNING, logger="llm_memo"):
+            for _ in range(2):
+                with stream(model="gpt-4o", input="hi") as live:
+                    assert text_of(list(live)) == "Hi there"
+                    assert live.get_final_response().output_text == "Hi there"
+        assert len(bodies) == 2
+        hints = [r.getMessage() for r in caplog.records if "responses.create(" in r.getMessage()]
+        assert len(hints) == 1, caplog.records
+        assert "ResponseStreamManager" in hints[0]
 
 
 class TestUsage:
