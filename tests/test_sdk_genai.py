@@ -58,6 +58,9 @@ class _Gemini(BaseHTTPRequestHandler):
             chunks = [_response("Hel", {"promptTokenCount": 4}), _response("lo", USAGE)]
             body = b"".join(f"data: {json.dumps(c)}\r\n\r\n".encode() for c in chunks)
             kind = "text/event-stream"
+        elif "mbedContent" in self.path:  # :embedContent / :batchEmbedContents
+            vectors = [{"values": [0.5, 0.25]}, {"values": [0.125, 1.0]}]
+            body, kind = json.dumps({"embeddings": vectors}).encode(), "application/json"
         else:
             body, kind = json.dumps(_response("Hello", USAGE)).encode(), "application/json"
         self.send_response(200)
@@ -157,9 +160,20 @@ class TestRoundTrip:
         assert len(stub.requests) == 1
         assert stream.cache.stats().tokens_saved == 7
 
+    def test_embed_content_caches_the_batch(self, stub: Stub) -> None:
+        """embed_content: the batch is one entry, restored as an EmbedContentResponse."""
+        client = client_for(stub.base_url)
+        embed = llm_cached(backend="memory://")(client.models.embed_content)
+        first = embed(model="text-embedding-x", contents=["a", "b"])
+        second = embed(model="text-embedding-x", contents=["a", "b"])
+        assert type(second) is types.EmbedContentResponse
+        assert second == first
+        assert [e.values for e in second.embeddings or []] == [[0.5, 0.25], [0.125, 1.0]]
+        assert len(stub.requests) == 1
+
     def test_a_function_of_yours_returning_the_type_is_allow_listed(self, stub: Stub) -> None:
-        """Without a return annotation naming it, a GenerateContentResponse is still stored and restored
-        (an SDK type whose module the program has imported)."""
+        """Without a return annotation naming it, a GenerateContentResponse is still stored
+        and restored (an SDK type whose module the program has imported)."""
         client = client_for(stub.base_url)
         calls: list[str] = []
 
