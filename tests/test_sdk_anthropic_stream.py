@@ -27,7 +27,7 @@ from anthropic.types import (
     RawMessageStopEvent,
 )
 
-from llm_memo import llm_cached
+from llm_memo import llm_cached, sdks
 
 EVENTS: list[dict[str, Any]] = [
     {
@@ -146,6 +146,18 @@ class TestStreamHelper:
                 assert final.usage.output_tokens == 3
         assert len(bodies) == 2
         assert len(_hints(caplog)) == 1
+
+    def test_every_listed_helper_class_exists(self) -> None:
+        """Each class the anthropic profile lists is a real class of the installed SDK (sync,
+        async, beta), so no listed name is a typo."""
+        import importlib
+
+        from llm_memo.sdks import anthropic as profile
+
+        for name in profile.UNSTORABLE:
+            module, _, qualname = name.partition(":")
+            cls = getattr(importlib.import_module(module), qualname)
+            assert sdks.unstorable_hint(cls) is not None
 
 
 class TestWhatToWrapInstead:

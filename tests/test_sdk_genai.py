@@ -294,6 +294,17 @@ class TestEndpoint:
         assert google_genai.SDK.ignores("credentials")
 
 
+class TestKeys:
+    def test_a_content_object_and_its_dict_share_a_key(self) -> None:
+        """types.Content keys as its JSON: the equivalent dict is the same request."""
+        kb = KeyBuilder(client_for("http://127.0.0.1:9").models.generate_content, "g")
+        as_model = [types.Content(role="user", parts=[types.Part(text="hi")])]
+        as_dict = [{"role": "user", "parts": [{"text": "hi"}]}]
+        assert kb.key((), {"model": "m", "contents": as_model}, "d") == kb.key(
+            (), {"model": "m", "contents": as_dict}, "d"
+        )
+
+
 class TestAllowList:
     def test_types_resolve_only_from_the_imported_sdk(self) -> None:
         """google.genai classes resolve by tag; other google packages and unknown names don't."""

@@ -237,6 +237,26 @@ class TestStreamHelper:
         assert len(hints) == 1, caplog.records
         assert "ResponseStreamManager" in hints[0]
 
+    def test_every_stream_helper_names_what_to_wrap(self) -> None:
+        """The chat and Responses helpers each have a hint naming the create call to wrap
+        (building a sync helper sends nothing); every listed class (sync and async) exists."""
+        import importlib
+
+        from llm_memo.sdks import openai as profile
+
+        sync = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="k")
+        chat = sdks.unstorable_hint(type(sync.chat.completions.stream(model="m", messages=[])))
+        assert chat is not None
+        assert "chat.completions.create(" in chat
+        responses = sdks.unstorable_hint(type(sync.responses.stream(model="m", input="x")))
+        assert responses is not None
+        assert "responses.create(" in responses
+        for name in profile.UNSTORABLE:
+            module, _, qualname = name.partition(":")
+            cls = getattr(importlib.import_module(module), qualname)
+            assert sdks.unstorable_hint(cls) is not None
+        assert sdks.unstorable_hint(ResponseCompletedEvent) is None
+
 
 class TestUsage:
     def test_only_the_completed_event_reports_tokens(self) -> None:
