@@ -386,6 +386,20 @@ class TestTextToEmbed:
         assert found is not None
         assert found[1] == "hello"
 
+    def test_a_semantic_backend_matches_similar_contents(self, stub: Stub) -> None:
+        """Through a semantic backend, a near-identical prompt hits on the same model, and the
+        same prompt for another model misses (the context is exact)."""
+        from tests.test_semantic_integration import ToySemantic
+
+        client = client_for(stub.base_url)
+        generate = llm_cached(backend=ToySemantic(threshold=0.8))(client.models.generate_content)
+        generate(model="gemini-x", contents="what is the capital of france")
+        hit = generate(model="gemini-x", contents="what is the capital of france please")
+        assert type(hit) is types.GenerateContentResponse
+        assert len(stub.requests) == 1
+        generate(model="gemini-y", contents="what is the capital of france")
+        assert len(stub.requests) == 2
+
     def test_no_user_text(self) -> None:
         """Only a model turn, or no contents: nothing to embed."""
         assert self.split([{"role": "model", "parts": [{"text": "x"}]}]) is None
