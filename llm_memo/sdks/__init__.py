@@ -425,7 +425,7 @@ def _usage_of(value: Any) -> Any:
 # -- text to embed ------------------------------------------------------------------------------
 
 #: Parameters whose text a semantic cache embeds, in order of preference.
-TEXT_PARAMETERS = ("messages", "contents", "prompt", "input", "query", "question")
+TEXT_PARAMETERS = ("messages", "prompt", "input", "query", "question", "contents")
 
 #: Text parameters of an SDK's own shape: (exact context, text) of the argument, or ``None``.
 _TEXT_SPLITTERS: dict[str, Callable[[Any], tuple[Any, str] | None]] = {
@@ -447,10 +447,11 @@ def split_for_similarity(view: dict[str, Any]) -> tuple[dict[str, Any], str] | N
     """Split a canonical request view into (exact context, text to embed).
 
     The text is the conversation's user turns (``messages`` entries with role ``user``, joined
-    by newlines; or Gemini's ``contents``: a string, strings, or ``Content`` turns whose role is
-    ``user``), or else the first of ``prompt``, ``input``, ``query``, ``question`` that is a
-    string. The context is the view with exactly that text removed, so everything else (model,
-    parameters, system prompt, assistant turns, tools) must match exactly for a semantic hit.
+    by newlines), or else the first of ``prompt``, ``input``, ``query``, ``question`` that is a
+    string, or else Gemini's ``contents`` (a string, strings, or the text parts of ``Content``
+    turns whose role is ``user``). The context is the view with exactly that text removed, so
+    everything else (model, parameters, system prompt, assistant turns, tools) must match
+    exactly for a semantic hit.
     Returns ``None`` when the request has no such text.
 
     .. versionadded:: 0.1.0
