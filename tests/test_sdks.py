@@ -16,12 +16,13 @@ class TestRegistry:
         """Each public module of the package defines one Sdk named SDK, and it is in SDKS."""
         names = [m.name for m in pkgutil.iter_modules(llm_memo.sdks.__path__)]
         public = [n for n in names if not n.startswith("_")]
-        assert sorted(public) == ["anthropic", "litellm", "openai"]
+        assert sorted(public) == ["anthropic", "google_genai", "litellm", "openai"]
         for name in public:
             module = getattr(sdks, name)
             assert isinstance(module.SDK, Sdk)
             assert module.SDK in SDKS
-            assert module.SDK.name == name
+            # A package inside a namespace is named with its dot: google.genai -> google_genai.
+            assert module.SDK.name.replace(".", "_") == name
         assert len({sdk.name for sdk in SDKS}) == len(SDKS)
 
 

@@ -151,6 +151,9 @@ class Codec:
                 raise UnencodableValueError(
                     f"a {type_name(cls)} does not match the return annotation: {exc}"
                 ) from exc
+        hint = sdks.unstorable_hint(cls)
+        if hint is not None:  # an SDK stream helper's live context manager: never a value
+            raise UnencodableValueError(f"a {type_name(cls)} is a live stream, not a value; {hint}")
         if allow_pickle:
             return "pickle", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         if cls.__module__ == "builtins":

@@ -1,7 +1,8 @@
 """Everything llm_memo knows about LLM SDKs: the registry, and the questions the rest asks of it.
 
-One module per SDK (:mod:`.openai`, :mod:`.anthropic`, :mod:`.litellm`) fills in one
-:class:`Sdk` record; :data:`SDKS` lists them, and the functions here answer from that list:
+One module per SDK (:mod:`.openai`, :mod:`.anthropic`, :mod:`.litellm`,
+:mod:`.google_genai`) fills in one :class:`Sdk` record; :data:`SDKS` lists them, and the
+functions here answer from that list:
 
 =============================  ===============================================================
 :func:`profile_for`            which SDK's own function a callable is (its never-keyed names)
@@ -14,6 +15,8 @@ One module per SDK (:mod:`.openai`, :mod:`.anthropic`, :mod:`.litellm`) fills in
 :func:`endpoint_identity`      the key form of an SDK client passed as an argument
 :func:`sdk_class`              an SDK response class by tag name (the codec's allow-list)
 :func:`is_sdk_type`            whether a class belongs to an SDK (rebuilt leniently on decode)
+:func:`unstorable_hint`        what to wrap instead of an SDK helper whose result is a live
+                               context manager (``messages.stream``), never stored
 :func:`usage_tokens`           the tokens a response reports; :class:`StreamUsage` for streams
 :func:`split_for_similarity`   which text of a request a semantic cache embeds
 =============================  ===============================================================
@@ -26,12 +29,14 @@ litellm's ``cache=`` / ``caching=``, as directives for that call) and :attr:`Sdk
 Every answer comes from the object handed in (its module, its class's bases), never from what
 the process happens to have imported, so keys cannot drift between processes.
 
-**Adding an SDK** (``google-genai``, say): write ``sdks/google.py`` with ``SDK = Sdk(name=
-"google", ...)`` filling in only what applies (never-keyed names, "not given" sentinels, a
+**Adding an SDK** (``mistralai``, say): write ``sdks/mistral.py`` with ``SDK = Sdk(name=
+"mistralai", ...)`` filling in only what applies (never-keyed names, "not given" sentinels, a
 :class:`ClientFamily` for its client objects, usage fields, stream hooks, per-call controls,
-a hit marker), and add
-``google.SDK`` to :data:`SDKS` below. Nothing else changes: keys, the codec, the drivers and
-the semantic backends ask these functions.
+a hit marker), and add ``mistral.SDK`` to :data:`SDKS` below. A name may be a package inside
+a namespace (``"google.genai"``: ``google`` alone is shared by many packages). Nothing else
+changes: keys, the codec, the drivers and the semantic backends ask these functions. (Where
+a response keeps its usage, when not at ``.usage``, and a text parameter of its own shape are
+listed below, next to the questions that read them: ``_USAGE_PATHS``, ``_TEXT_SPLITTERS``.)
 
 Not here: the generic never-keyed names (``keys.DEFAULT_IGNORE``), the canonical walk
 (``keys.canonical``), encoding values (``codec``).
@@ -44,7 +49,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import anthropic, litellm, openai
+from . import anthropic, google_genai, litellm, openai
 from ._base import ClientFamily, ItemBatch, Sdk, get_field, int_or_zero
 
 __all__ = [
@@ -67,6 +72,7 @@ __all__ = [
     "profile_for",
     "sdk_class",
     "split_for_similarity",
+    "unstorable_hint",
     "usage_tokens",
 ]
 
@@ -75,6 +81,7 @@ SDKS: tuple[Sdk, ...] = (
     openai.SDK,
     anthropic.SDK,
     litellm.SDK,
+    google_genai.SDK,
 )
 
 _BY_NAME: dict[str, Sdk] = {sdk.name: sdk for sdk in SDKS}
@@ -85,6 +92,13 @@ _FAMILIES: tuple[ClientFamily, ...] = tuple(
 )
 _TYPE_PACKAGES = frozenset(sdk.name for sdk in SDKS if sdk.response_types)
 _USAGE_PARTS = tuple(dict.fromkeys(part for sdk in SDKS for part in sdk.usage_parts))
+#: Where responses keep their usage: ``.usage`` (openai, anthropic, litellm), a Responses API
+#: stream event's ``.response.usage`` (openai), Gemini's ``.usage_metadata``; the first found.
+_USAGE_PATHS: tuple[tuple[str, ...], ...] = tuple(
+    dict.fromkeys((("usage",), *openai.USAGE_PATHS, *google_genai.USAGE_PATHS))
+)
+#: The usage fields that hold a total, by SDK shape.
+_USAGE_TOTALS = ("total_tokens", google_genai.USAGE_TOTAL)
 _STREAM_STARTS = tuple(sdk.stream_start_tokens for sdk in SDKS if sdk.stream_start_tokens)
 _FILE_PARAMS: dict[str, frozenset[str]] = {
     name: params for sdk in SDKS for name, params in sdk.file_params.items()
@@ -144,9 +158,24 @@ def _steps(fn: Any) -> Iterable[Any]:
         fn = inner
 
 
-def _sdk_of(obj: Any) -> str:
+def _packages(module: str) -> tuple[str, ...]:
+    """The names an SDK in ``module`` may be registered under: its first component, and its
+    first two for a package inside a namespace (``google.genai``)."""
+    top, _, rest = module.partition(".")
+    return (top, f"{top}.{rest.partition('.')[0]}") if rest else (top,)
+
+
+def _sdk_in(module: str) -> Sdk | None:
+    for name in _packages(module):
+        sdk = _BY_NAME.get(name)
+        if sdk is not None:
+            return sdk
+    return None
+
+
+def _sdk_of(obj: Any) -> Sdk | None:
     module = getattr(obj, "__module__", None)
-    return module.partition(".")[0] if isinstance(module, str) else ""
+    return _sdk_in(module) if isinstance(module, str) else None
 
 
 def profile_for(fn: Callable[..., Any]) -> Sdk | None:
@@ -155,12 +184,12 @@ def profile_for(fn: Callable[..., Any]) -> Sdk | None:
     A function of yours that calls an SDK is yours: ``None``.
     """
     for step in _steps(fn):
-        sdk = _BY_NAME.get(_sdk_of(step))
+        sdk = _sdk_of(step)
         if sdk is not None:
             return sdk
         owner = getattr(step, "__self__", None)
         if owner is not None and not isinstance(owner, type(functools)):
-            sdk = _BY_NAME.get(_sdk_of(type(owner)))
+            sdk = _sdk_of(type(owner))
             if sdk is not None:
                 return sdk
     return None
@@ -293,7 +322,7 @@ def sdk_class(name: str) -> type | None:
     """The class tagged ``name`` (``"module:QualName"``) if it belongs to a known SDK and its
     module is already imported by the program, else ``None``: never imports for a stored tag."""
     module_name, _, qualname = name.partition(":")
-    if module_name.partition(".")[0] not in _TYPE_PACKAGES:
+    if _TYPE_PACKAGES.isdisjoint(_packages(module_name)):
         return None
     obj: Any = sys.modules.get(module_name)
     for part in qualname.split("."):
@@ -308,7 +337,21 @@ def sdk_class(name: str) -> type | None:
 def is_sdk_type(cls: type) -> bool:
     """Whether ``cls`` is one of a known SDK's response types (which the SDK builds without
     validation, so a stored one the strict validator refuses is rebuilt the same way)."""
-    return cls.__module__.partition(".")[0] in _TYPE_PACKAGES
+    return not _TYPE_PACKAGES.isdisjoint(_packages(cls.__module__))
+
+
+#: SDK helpers returning a live context manager, by its class: what to wrap instead.
+_UNSTORABLE: dict[str, str] = {**openai.UNSTORABLE, **anthropic.UNSTORABLE}
+
+
+def unstorable_hint(cls: type) -> str | None:
+    """What to wrap instead of the SDK helper that returned a ``cls`` (a stream helper's
+    context manager, such as anthropic's ``MessageStreamManager``), or ``None`` for any other
+    class. Such a result is returned uncached (SPEC §5); the hint goes in the one log line.
+
+    .. versionadded:: 0.2.0
+    """
+    return _UNSTORABLE.get(f"{cls.__module__}:{cls.__qualname__}")
 
 
 # -- token usage --------------------------------------------------------------------------------
@@ -367,9 +410,10 @@ class StreamUsage:
 
 
 def usage_tokens(value: Any) -> int:
-    """Tokens a response reports in its ``usage`` (every registered SDK's shape); 0 when it has
-    none. For a list of stream chunks, the last chunk that reports usage, plus the prompt tokens
-    of an Anthropic ``message_start`` when that last usage has only output tokens (Anthropic
+    """Tokens a response reports in its ``usage`` (every registered SDK's shape: also Gemini's
+    ``usage_metadata`` and a Responses API event's ``response.usage``); 0 when it has none.
+    For a list of stream chunks, the last chunk that reports usage, plus the prompt tokens of
+    an Anthropic ``message_start`` when that last usage has only output tokens (Anthropic
     streams report input at the start and output at the end).
 
     .. versionadded:: 0.1.0
@@ -380,21 +424,40 @@ def usage_tokens(value: Any) -> int:
             counter.add(chunk)
         return counter.total
     try:
-        usage = get_field(value, "usage")
+        usage = _usage_of(value)
         if usage is None:
             return 0
-        total = get_field(usage, "total_tokens")
-        if isinstance(total, int) and not isinstance(total, bool):
-            return total
+        for name in _USAGE_TOTALS:
+            total = get_field(usage, name)
+            if isinstance(total, int) and not isinstance(total, bool):
+                return total
         return sum(int_or_zero(get_field(usage, name)) for name in _USAGE_PARTS)
     except (AttributeError, TypeError):
         return 0
 
 
+def _usage_of(value: Any) -> Any:
+    """The usage record of a response (the first of :data:`_USAGE_PATHS` present), or ``None``."""
+    for path in _USAGE_PATHS:
+        found = value
+        for name in path:
+            found = get_field(found, name)
+            if found is None:
+                break
+        if found is not None:
+            return found
+    return None
+
+
 # -- text to embed ------------------------------------------------------------------------------
 
 #: Parameters whose text a semantic cache embeds, in order of preference.
-TEXT_PARAMETERS = ("messages", "prompt", "input", "query", "question")
+TEXT_PARAMETERS = ("messages", "prompt", "input", "query", "question", "contents")
+
+#: Text parameters of an SDK's own shape: (exact context, text) of the argument, or ``None``.
+_TEXT_SPLITTERS: dict[str, Callable[[Any], tuple[Any, str] | None]] = {
+    "contents": google_genai.split_contents,
+}
 
 
 def _message_text(content: Any) -> str | None:
@@ -412,8 +475,10 @@ def split_for_similarity(view: dict[str, Any]) -> tuple[dict[str, Any], str] | N
 
     The text is the conversation's user turns (``messages`` entries with role ``user``, joined
     by newlines), or else the first of ``prompt``, ``input``, ``query``, ``question`` that is a
-    string. The context is the view with exactly that text removed, so everything else (model,
-    parameters, system prompt, assistant turns, tools) must match exactly for a semantic hit.
+    string, or else Gemini's ``contents`` (a string, strings, or the text parts of ``Content``
+    turns whose role is ``user``). The context is the view with exactly that text removed, so
+    everything else (model, parameters, system prompt, assistant turns, tools) must match
+    exactly for a semantic hit.
     Returns ``None`` when the request has no such text.
 
     .. versionadded:: 0.1.0
@@ -433,6 +498,10 @@ def split_for_similarity(view: dict[str, Any]) -> tuple[dict[str, Any], str] | N
                 context_messages.append(message)
             if texts:
                 return {**view, "messages": context_messages}, "\n".join(texts)
+        elif name in _TEXT_SPLITTERS:
+            found = _TEXT_SPLITTERS[name](value)
+            if found is not None:
+                return {**view, name: found[0]}, found[1]
         elif isinstance(value, str) and value:
             return {**view, name: None}, value
     return None

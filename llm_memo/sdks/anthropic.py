@@ -5,6 +5,12 @@ clients): the endpoint is keyed, never the credentials; ``NOT_GIVEN`` / ``Omit``
 absent. Responses (``Message``, stream events) are allow-listed pydantic models; ``usage``
 reports ``input_tokens`` + ``output_tokens``, and a stream reports its input tokens in the
 ``message_start`` event and only output tokens in the final ``message_delta``.
+
+``client.messages.stream(...)`` returns a context manager over a live connection (a
+``MessageStreamManager``), not a value: it is returned uncached, with one log line per function
+that says to wrap ``client.messages.create(..., stream=True)`` instead (:data:`UNSTORABLE`),
+whose events are cached and replayed. Rebuilding a ``MessageStream`` on a hit would mean
+constructing the SDK's private stream machinery around a fake HTTP response.
 """
 
 from __future__ import annotations
@@ -14,7 +20,24 @@ from typing import Any
 from . import _stainless
 from ._base import Sdk, get_field, int_or_zero
 
-__all__ = ["SDK", "reports_input", "stream_start_tokens"]
+__all__ = ["SDK", "UNSTORABLE", "reports_input", "stream_start_tokens"]
+
+_MESSAGES = (
+    "wrap client.messages.create(..., stream=True) instead: its events are cached and replayed "
+    "(see the anthropic recipe)"
+)
+
+#: The stream helpers that return a context manager over a live connection: what to wrap
+#: instead, by the returned class (``"module:QualName"``).
+UNSTORABLE: dict[str, str] = {
+    f"anthropic.lib.streaming.{module}:{prefix}MessageStreamManager": _MESSAGES
+    for module, prefix in (
+        ("_messages", ""),
+        ("_messages", "Async"),
+        ("_beta_messages", "Beta"),
+        ("_beta_messages", "BetaAsync"),
+    )
+}
 
 
 def stream_start_tokens(chunk: Any) -> int | None:

@@ -3,7 +3,10 @@
 Calls go through a Stainless client (``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI``): the
 endpoint is keyed, never the credentials; ``NOT_GIVEN`` / ``Omit`` count as absent. Responses
 (``ChatCompletion``, ``ChatCompletionChunk``...) are allow-listed pydantic models, and their
-``usage`` reports ``total_tokens`` or ``prompt_tokens`` + ``completion_tokens``. The file
+``usage`` reports ``total_tokens`` or ``prompt_tokens`` + ``completion_tokens``. A Responses API
+stream (``responses.create(stream=True)``) yields typed events (the ``ResponseStreamEvent``
+union), each restored as its own class; its usage is in the final ``response.completed``
+event's ``response.usage`` (:data:`USAGE_PATHS`). The file
 parameters of transcriptions, translations, uploads and image edits take a path, which keys by
 the file's content (the SDK uploads ``(path.name, path.read_bytes())``). ``embeddings.create``
 caches each item of ``input=[...]`` on its own (:data:`PER_ITEM`).
@@ -18,7 +21,23 @@ from . import _stainless
 from ._base import ItemBatch, Sdk
 from ._embeddings import EMBEDDINGS
 
-__all__ = ["FILE_PARAMS", "PER_ITEM", "SDK"]
+__all__ = ["FILE_PARAMS", "PER_ITEM", "SDK", "UNSTORABLE", "USAGE_PATHS"]
+
+#: Where responses keep their usage besides ``.usage``: a Responses API stream event carries the
+#: response, whose ``usage`` is set on the final ``response.completed`` event.
+USAGE_PATHS: tuple[tuple[str, ...], ...] = (("response", "usage"),)
+
+_RESPONSES = "wrap client.responses.create(..., stream=True) instead: its events are cached"
+_CHAT = "wrap client.chat.completions.create(..., stream=True) instead: its chunks are cached"
+
+#: The stream helpers that return a context manager (a live connection, not a value): what to
+#: wrap instead, by the returned class (``"module:QualName"``).
+UNSTORABLE: dict[str, str] = {
+    "openai.lib.streaming.responses._responses:ResponseStreamManager": _RESPONSES,
+    "openai.lib.streaming.responses._responses:AsyncResponseStreamManager": _RESPONSES,
+    "openai.lib.streaming.chat._completions:ChatCompletionStreamManager": _CHAT,
+    "openai.lib.streaming.chat._completions:AsyncChatCompletionStreamManager": _CHAT,
+}
 
 _FILE = frozenset({"file"})
 _IMAGE = frozenset({"image", "mask"})
