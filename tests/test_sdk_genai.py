@@ -304,6 +304,31 @@ class TestKeys:
             (), {"model": "m", "contents": as_dict}, "d"
         )
 
+    @pytest.mark.parametrize("spelling", ["http_options", "httpOptions"])
+    def test_per_call_transport_in_config_is_never_keyed(self, spelling: str) -> None:
+        """config's http_options (headers with a credential, a timeout, an httpx client) is
+        dropped before keying, as a model or a dict in either spelling: the key and the request
+        view equal those of the same config without it, and never show the header."""
+        kb = KeyBuilder(client_for("http://127.0.0.1:9").models.generate_content, "g")
+        bare = {
+            "model": "m",
+            "contents": "hi",
+            "config": types.GenerateContentConfig(temperature=0),
+        }
+        options = types.HttpOptions(headers={"Authorization": "Bearer tok-secret"}, timeout=5)
+        as_model = types.GenerateContentConfig(temperature=0, http_options=options)
+        with_client = types.GenerateContentConfig(
+            temperature=0, http_options=types.HttpOptions(httpx_client=httpx.Client())
+        )
+        as_dict = {"temperature": 0, spelling: {"headers": {"Authorization": "Bearer tok-secret"}}}
+        expected = kb.key((), bare, "d")
+        for config in (as_model, with_client, as_dict):
+            call = {**bare, "config": config}
+            assert kb.key((), call, "d") == expected
+            assert "tok-secret" not in json.dumps(kb.canonical_view((), call))
+        changed = {**bare, "config": types.GenerateContentConfig(temperature=1)}
+        assert kb.key((), changed, "d") != expected
+
 
 class TestAllowList:
     def test_types_resolve_only_from_the_imported_sdk(self) -> None:

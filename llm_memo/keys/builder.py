@@ -135,6 +135,7 @@ class KeyBuilder:
         "_key_headers",
         "_keywords",
         "_may_drop",
+        "_nested_ignore",
         "_posonly",
         "_prefix",
         "_prefixes",
@@ -165,6 +166,7 @@ class KeyBuilder:
         self._check_kept(kept, ignored, profile_ignore)
         self._ignore = (DEFAULT_IGNORE | profile_ignore | ignored) - kept
         self._prefixes = self.profile.ignore_prefixes if self.profile is not None else ()
+        self._nested_ignore = self.profile.nested_ignore if self.profile is not None else {}
         self._kept = kept
         self._key_headers = self._check_headers(key_headers)
         self._key_fn = key
@@ -365,9 +367,12 @@ class KeyBuilder:
             view = self._drop_ignored(view)
         absent: list[str] | None = None
         var_pos_key = self._var_pos_key
+        nested = self._nested_ignore
         # The view is our own dict: rewrite only the arguments that are not canonical already
         # (most are: strings, ints, plain lists of plain dicts), checked without copying.
         for name, value in view.items():
+            if nested and name in nested:
+                value = view[name] = _without_parts(value, nested[name])
             t = type(value)
             if t is str or value is None or t is bool:
                 continue
@@ -429,3 +434,23 @@ class KeyBuilder:
             # One function is nearly always keyed in one namespace: its prefix is kept here.
             prefix = self._prefix = (namespace, function_prefix(namespace, self.function_id))
         return prefix[1] + xxhash.xxh3_128_hexdigest(data)
+
+
+def _without_parts(value: Any, names: frozenset[str]) -> Any:
+    """``value`` without its never-keyed parts ``names`` (an SDK's :attr:`~llm_memo.sdks.Sdk.
+    nested_ignore`): a mapping without those keys, or a pydantic model as the JSON dump it
+    keys as (``by_alias``, set fields only) without those fields. Anything else unchanged.
+
+    The dump is taken here, before the canonical walk, so a part that has no canonical form
+    (an HTTP client in google-genai's ``config.http_options``) is never walked.
+    """
+    if isinstance(value, Mapping):
+        if names.isdisjoint(value):
+            return value
+        return {k: v for k, v in value.items() if k not in names}
+    fields = getattr(type(value), "model_fields", None)
+    if isinstance(fields, Mapping) and hasattr(value, "model_dump"):
+        present = {n for n in names if n in fields and n in value.model_fields_set}
+        if present:
+            return value.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude=present)
+    return value

@@ -90,6 +90,10 @@ class Sdk:
             directive names and values for that one call, or ``None`` when the call has none.
         mark_hit: marks a value answered from the cache the way the SDK marks its own cache
             hits (litellm's ``_hidden_params["cache_hit"]``), given the value and its key.
+        nested_ignore: parts of its own functions' arguments that are never keyed, by argument
+            (google-genai's per-call transport inside ``config``: ``{"config": frozenset(
+            {"http_options", "httpOptions"})}``), as field names of a pydantic model or keys of a
+            mapping; dropped before the argument is keyed, so a recording never shows them.
         file_params: which parameters of its own functions are files, by function
             (``"module:QualName"`` of the function's code, as ``openai.resources.files:Files.
             create``): a ``pathlib.Path`` passed there keys by the file's content.
@@ -109,6 +113,7 @@ class Sdk:
     per_call: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = field(default=None)
     mark_hit: Callable[[Any, str], None] | None = field(default=None)
     file_params: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    nested_ignore: Mapping[str, frozenset[str]] = field(default_factory=dict)
     per_item: Mapping[str, ItemBatch] = field(default_factory=dict)
 
     def ignores(self, name: str) -> bool:

@@ -190,4 +190,7 @@ SDK = Sdk(
     ),
     clients=CLIENTS,
     usage_parts=("prompt_token_count", "candidates_token_count"),
+    # per-call transport inside config (GenerateContentConfig(http_options=...), or a dict in
+    # either spelling): headers there may carry credentials, and an httpx client has no key
+    nested_ignore={"config": frozenset({"http_options", "httpOptions"})},
 )
