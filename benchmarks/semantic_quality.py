@@ -45,9 +45,19 @@ def load() -> list[dict[str, Any]]:
     return pairs
 
 
+def text_a(pair: dict[str, Any]) -> str:
+    """What a semantic backend embeds for the cached request: the user turns, newline-joined."""
+    return "\n".join([*pair.get("history", ()), pair["a"]])
+
+
+def text_b(pair: dict[str, Any]) -> str:
+    """What it embeds for the new request (``history_b`` when its earlier turns differ)."""
+    return "\n".join([*pair.get("history_b", pair.get("history", ())), pair["b"]])
+
+
 def similarities(embed: Any, pairs: list[dict[str, Any]]) -> np.ndarray:
-    a = np.asarray(embed([p["a"] for p in pairs]), dtype=np.float32)
-    b = np.asarray(embed([p["b"] for p in pairs]), dtype=np.float32)
+    a = np.asarray(embed([text_a(p) for p in pairs]), dtype=np.float32)
+    b = np.asarray(embed([text_b(p) for p in pairs]), dtype=np.float32)
     a /= np.linalg.norm(a, axis=1, keepdims=True)
     b /= np.linalg.norm(b, axis=1, keepdims=True)
     result: np.ndarray = (a * b).sum(axis=1)
@@ -209,7 +219,7 @@ def main() -> None:
     took = time.perf_counter() - started
     guard = LexicalGuard()
     allowed = np.array(
-        [guard.allows(guard.features(p["b"]), guard.features(p["a"])) for p in pairs]
+        [guard.allows(guard.features(text_b(p)), guard.features(text_a(p))) for p in pairs]
     )
 
     print(f"# Semantic cache quality: {embedder.name}")
