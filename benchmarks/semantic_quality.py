@@ -13,11 +13,18 @@ against the first: a *hit* means cosine similarity >= threshold (and, with the g
 then the false-hit rate per kind of near-miss at the recommended threshold, and the same for the
 other offline candidate models that are installed (for the embedder choice).
 
-Run:  python -m benchmarks.semantic_quality     (from the repository root; prints tables, exits 0)
+Run:  python -m benchmarks.semantic_quality [--split test|tune|all] [--threshold T] [--others]
+      (from the repository root; prints tables, exits 0; default: the frozen test split)
+
+Each pair has a stored ``split``: ``test`` (frozen before the guard and the threshold were last
+changed; report on it) or ``tune`` (change the guard's rules or the threshold only by looking at
+this one). Multi-turn pairs carry the earlier user turns (``history``), embedded with the turn as
+the backends embed a conversation's user turns.
 
 Caveat: the pairs and the guard's word lists were written by the same people; the lists are
-generic (grammar and common opposites) and were written from the pair *kinds*, not tuned on the
-pairs, but the guard's gain here is still an optimistic estimate. Measure on your own traffic.
+generic (grammar, common opposites, units) and the rules were written from the pair *kinds* and
+the tune split, but the guard's gain here is still an optimistic estimate. Measure on your own
+traffic.
 """
 
 from __future__ import annotations
