@@ -455,22 +455,46 @@ class TestServerSideScoring:
         assert found[2] == pytest.approx(float(exact[keys.index(found[0])]), abs=tolerance)
 
     def test_only_the_best_cross_the_network(self, hash7: Setup) -> None:
-        """The script replies with at most ``count`` candidates, best first, above the limit."""
+        """One script run replies with at most ``count`` candidates, best first, above the
+        limit, and the cursor of the next slice."""
         backend = hash7.make(candidates=2)
         for i in range(30):
             backend.add(make_key(digest=f"{i:032d}"), make_entry(), 60, CTX, f"reset password {i}")
         assert backend.search(CTX, "reset password", None) is not None  # loads the script
-        index = hash7.index()
         vector = backend._embed("reset password")
-        args = _index.search_args(vector, 0.1, time.time(), 3)
-        reply = hash7.raw.evalsha(_index.SEARCH_HASH.sha, 1, index, *args)
-        ranked = _index.ranked_hash(reply)
+
+        def run(limit: float) -> tuple[bytes, list[_index.Candidate]]:
+            args = _index.search_args(vector, limit, time.time(), 3)
+            sha = _index.SEARCH_HASH.sha
+            return _index.ranked_hash(hash7.raw.evalsha(sha, 1, hash7.index(), *args, 0, 1000))
+
+        cursor, ranked = run(0.1)
+        assert cursor == b"0"
         assert len(ranked) == 3
-        assert [score for _, score, _ in ranked] == sorted(
-            (score for _, score, _ in ranked), reverse=True
-        )
-        high = _index.search_args(vector, 0.999, time.time(), 3)
-        assert _index.ranked_hash(hash7.raw.evalsha(_index.SEARCH_HASH.sha, 1, index, *high)) == []
+        scores = [score for _, score, _ in ranked]
+        assert scores == sorted(scores, reverse=True)
+        assert run(0.999) == (b"0", [])
+
+    def test_a_search_reads_the_partition_slice_by_slice(
+        self, hash7: Setup, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Small slices (many script runs, each blocking Redis briefly) find the same best."""
+        backend = hash7.make(candidates=1)
+        for i in range(40):
+            backend.add(make_key(digest=f"{i:032d}"), make_entry(), 60, CTX, f"topic {i} words")
+        backend.add(KEY_A, make_entry(), 60, CTX, RESET)
+        whole = backend.search(CTX, RESET2, None)
+        monkeypatch.setattr(_index, "SEARCH_SLICE", 3)
+        calls = hash7.raw.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+        assert backend.search(CTX, RESET2, None) == whole
+        assert whole is not None
+        assert whole[0] == KEY_A
+        after = hash7.raw.info("commandstats")["cmdstat_evalsha"]["calls"]
+        assert after - calls > 5
+
+    def test_merging_slices_keeps_each_key_once(self) -> None:
+        ranked = [(b"a", 0.9, ""), (b"b", 0.95, ""), (b"a", 0.9, ""), (b"c", 0.8, "")]
+        assert _index.best_of(ranked, 2) == [(b"b", 0.95, ""), (b"a", 0.9, "")]
 
     def test_the_script_is_cached_and_reloaded(self, hash7: Setup) -> None:
         """EVALSHA; after SCRIPT FLUSH (a restart, a failover) one EVAL loads it again."""

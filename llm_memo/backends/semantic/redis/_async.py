@@ -317,9 +317,7 @@ class AsyncRedisSemanticBackend(SearchSettings):
         prune: list[bytes] = []
         if mode == "hash":
             count = self._candidates * 4 if self._guard is not None else self._candidates
-            args = _index.search_args(vector, limit, self._clock(), count)
-            reply = await self._script(_index.SEARCH_HASH, 1, index, *args)
-            ranked = _index.ranked_hash(_index.unless_error(reply))
+            ranked = await self._rank_hash(index, vector, limit, count)
             remove = "HDEL"
         else:
             ranked = await self._rank_vset(index, vector, limit)
@@ -346,6 +344,22 @@ class AsyncRedisSemanticBackend(SearchSettings):
         if prune:
             await self._pipe((remove, index, *prune))
         return found
+
+    async def _rank_hash(
+        self, index: str, vector: Any, limit: float, count: int
+    ) -> list[_index.Candidate]:
+        """Score the hash index on the server, one slice per script run, until its cursor
+        comes back to 0: the ``count`` best (key, similarity, features), best first."""
+        args = _index.search_args(vector, limit, self._clock(), count)
+        cursor, ranked = b"0", []
+        while True:
+            reply = await self._script(
+                _index.SEARCH_HASH, 1, index, *args, cursor, _index.SEARCH_SLICE
+            )
+            cursor, found = _index.ranked_hash(_index.unless_error(reply))
+            ranked += found
+            if cursor == b"0":
+                return _index.best_of(ranked, count)
 
     async def _rank_vset(self, index: str, vector: Any, limit: float) -> list[_index.Candidate]:
         """Ask the vector set for the nearest live members: (element, similarity, features)

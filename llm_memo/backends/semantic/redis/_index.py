@@ -12,11 +12,15 @@ string, ``_EXPIRE``.
 
 **Scoring a hash index on the server.** A hash record holds its vector as int8 (one scale per
 vector, each component stored as ``round(x / scale) + 128``, padded with zeros to a multiple of
-16), which Lua reads 16 bytes at a time with ``string.byte``; :data:`SEARCH_HASH` scores every
-live record of the partition, drops the expired ones (``HDEL``) and returns only the best
-``count`` (key, score, guard features) at or above the threshold. Nothing but those crosses the
-network; the cost is the script's run time, during which Redis serves no other client (see
-:data:`DEFAULT_MAX_PARTITION_HASH`).
+16), which Lua reads 16 bytes at a time with ``string.byte``; :data:`SEARCH_HASH` scores one
+``HSCAN`` slice of the partition (:data:`SEARCH_SLICE` records), drops the expired ones
+(``HDEL``) and returns only the best ``count`` (key, score, guard features) at or above the
+threshold, with the cursor of the next slice. Nothing but those crosses the network; the cost is
+the scripts' run time (one slice each, during which Redis serves no other client) and one round
+trip per slice (see :data:`DEFAULT_MAX_PARTITION_HASH`). Every :data:`CHECK` components, the
+records that can no longer reach the threshold (their partial score plus the product of the two
+vectors' remaining norms, stored with each record, is below it) are dropped: exact, and what
+makes a search that matches little cheap.
 """
 
 from __future__ import annotations
@@ -43,10 +47,11 @@ __all__ = [
     "Quantization",
 ]
 
-#: Vectors kept per partition in the hash index (Redis 7): a search scores all of them in a Lua
-#: script, and Redis serves no other client while it runs (about 0.01 ms per 384-d vector
-#: measured here, so ~20 ms at this cap; benchmarks/semantic_redis7.py). Vector sets (Redis 8)
-#: are the path for larger partitions.
+#: Vectors kept per partition in the hash index (Redis 7): a search scores all of them on the
+#: server, in script runs of :data:`SEARCH_SLICE` records (each blocks Redis: ~2 ms at most on a
+#: loaded 2-core machine), so its Redis CPU time grows with the partition (~14 ms there at this
+#: cap; benchmarks/semantic_redis7.py, docs/backends/redis.md). Vector sets (Redis 8) are the
+#: path for larger partitions.
 DEFAULT_MAX_PARTITION_HASH = 2_000
 #: Vectors kept per partition in a vector set (Redis 8): HNSW search grows slowly with size.
 DEFAULT_MAX_PARTITION_VECTORSET = 100_000
@@ -64,6 +69,10 @@ UNLINK_BATCH = 500
 # the guard's features.
 HEAD = struct.Struct("<ddf")
 KEY_LEN = struct.Struct("<H")
+#: Records one run of the scoring script reads (an ``HSCAN`` slice): the search calls it until the
+#: cursor comes back to 0, so Redis is never blocked for more than one slice's scoring
+#: (benchmarks/semantic_redis7.py), whatever the partition's size.
+SEARCH_SLICE = 256
 #: Components the scoring script reads per string.byte call (vectors are padded to a multiple).
 CHUNK = 16
 #: Every CHECK components the script drops the records that can no longer reach the threshold:
@@ -129,9 +138,10 @@ local padded, limit, now, count = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber
 local checks = math.floor((padded - 1) / {CHECK})
 local norms = {HEAD.size} + padded
 local width = norms + 4 * checks
-local records = redis.call('HVALS', KEYS[1])
+local scan = redis.call('HSCAN', KEYS[1], ARGV[7], 'COUNT', tonumber(ARGV[8]))
+local records = scan[2]
 local live, scales, expired = {{}}, {{}}, {{}}
-for i = 1, #records do
+for i = 2, #records, 2 do
   local r = records[i]
   if #r >= width + 2 then
     if struct.unpack('<d', r) > now then
@@ -186,7 +196,7 @@ end
 for s = 1, #expired, 1000 do
   redis.call('HDEL', KEYS[1], unpack(expired, s, math.min(s + 999, #expired)))
 end
-local reply = {{#expired}}
+local reply = {{scan[1], #expired}}
 for _, hit in ipairs(top) do
   local r = live[hit[2]]
   local size = struct.unpack('<H', r, width + 1)
@@ -210,9 +220,9 @@ class Script:
 
 
 #: KEYS[1] index hash; ARGV: query (float32, padded), padded width, threshold, now, count, the
-#: query's rest norms at the checkpoints (float32).
-#: Replies ``[expired records removed, key, score, features, key, score, features...]``, best
-#: first.
+#: query's rest norms at the checkpoints (float32), HSCAN cursor, records per call. Replies
+#: ``[next cursor, expired records removed, key, score, features, key, score, features...]``,
+#: best first, for the slice of the partition that HSCAN returned.
 SEARCH_HASH = Script(_search_hash_script())
 
 
@@ -380,18 +390,31 @@ def unless_error(reply: Any) -> Any:
     return reply
 
 
-def ranked_hash(reply: Any) -> list[Candidate]:
-    """A :data:`SEARCH_HASH` reply as candidates, best first (an error reply or anything else
-    that is not ours: none)."""
-    if not isinstance(reply, list) or not reply:
-        return []
+def ranked_hash(reply: Any) -> tuple[bytes, list[Candidate]]:
+    """A :data:`SEARCH_HASH` reply as (next cursor, candidates best first); anything that is not
+    ours (a key of another type) as the end of the scan with no candidates."""
+    if not isinstance(reply, list) or len(reply) < 2:
+        return b"0", []
     ranked: list[Candidate] = []
-    for i in range(1, len(reply) - 2, 3):
+    for i in range(2, len(reply) - 2, 3):
         key, score, features = reply[i : i + 3]
         if isinstance(key, bytes) and key:
             text = features.decode("utf-8", "replace") if isinstance(features, bytes) else ""
             ranked.append((key, min(1.0, float(score)), text))
-    return ranked
+    cursor = reply[0]
+    return (cursor if isinstance(cursor, bytes) else str(cursor).encode()), ranked
+
+
+def best_of(ranked: Sequence[Candidate], count: int) -> list[Candidate]:
+    """The ``count`` best of the slices' candidates, best first, each key once (``HSCAN`` may
+    return a record twice while the hash is resized)."""
+    seen: set[bytes] = set()
+    out: list[Candidate] = []
+    for candidate in sorted(ranked, key=lambda c: -c[1]):
+        if candidate[0] not in seen:
+            seen.add(candidate[0])
+            out.append(candidate)
+    return out[:count]
 
 
 def vset_attributes(deadline: float, now: float, features: str) -> bytes:
