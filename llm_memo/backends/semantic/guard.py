@@ -432,8 +432,11 @@ def _attached_units(text: str, tokens: Sequence[re.Match[str]], words: _Words) -
     "25 °C", "30-second"; "degrees" or "square" may stand between; the number's index and the
     unit's both map to it), and for a unit after a degree sign ("°F")."""
     out: dict[int, str] = {}
+    degrees = "°" in text
     for i, match in enumerate(tokens):
         if not match.group()[0].isdigit():
+            if not degrees:
+                continue
             if (
                 text[: match.start()].rstrip().endswith("°")
                 and match.group().lower() in words.units

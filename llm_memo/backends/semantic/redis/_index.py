@@ -29,7 +29,7 @@ import hashlib
 import re
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -213,10 +213,11 @@ class Script:
     """A Lua script and its SHA1, for ``EVALSHA`` (``EVAL`` once when the server lacks it)."""
 
     text: str
+    sha: str = field(init=False)
 
-    @property
-    def sha(self) -> str:
-        return hashlib.sha1(self.text.encode(), usedforsecurity=False).hexdigest()
+    def __post_init__(self) -> None:
+        digest = hashlib.sha1(self.text.encode(), usedforsecurity=False).hexdigest()
+        object.__setattr__(self, "sha", digest)
 
 
 #: KEYS[1] index hash; ARGV: query (float32, padded), padded width, threshold, now, count, the
