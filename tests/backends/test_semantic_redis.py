@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 import redis
 import redis.asyncio
@@ -27,6 +28,7 @@ from llm_memo.backends.semantic.redis import (
     DEFAULT_MAX_PARTITION_VECTORSET,
     AsyncRedisSemanticBackend,
     RedisSemanticBackend,
+    _index,
 )
 from llm_memo.backends.semantic.redis._url import split_url
 from llm_memo.testing import FakeClock
@@ -140,7 +142,7 @@ class Setup:
     toy: ToyEmbedder
 
     def index(self, context: str = CTX, embedder: str = "toy-v1") -> str:
-        suffix = "h" if self.shape == "hash" else "vn"
+        suffix = "hq" if self.shape == "hash" else "vn"
         return f"{partition_name(context, embedder)}:{suffix}"
 
     def size(self, context: str = CTX) -> int:
@@ -395,6 +397,141 @@ class TestIndexDetails:
         assert setup.raw.exists("app:" + setup.index())
         assert prefixed.search(CTX, RESET2, None) is not None
         assert prefixed.clear() == 1
+
+
+# -- the hash index scored on the server (Redis 7) -------------------------------------------------
+
+
+class TableEmbedder:
+    """Text ``"v<i>"`` -> the i-th row of a matrix (anything else: the query row)."""
+
+    def __init__(self, vectors: np.ndarray, query: np.ndarray) -> None:
+        self.name = f"table-{vectors.shape[1]}"
+        self.dimension = int(vectors.shape[1])
+        self.vectors, self.query = vectors, query
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        rows = [self.vectors[int(t[1:])] if t.startswith("v") else self.query for t in texts]
+        return [[float(x) for x in row] for row in rows]
+
+
+def _random_unit(rng: np.random.Generator, n: int, dims: int) -> np.ndarray:
+    matrix = rng.standard_normal((n, dims))
+    unit: np.ndarray = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    return unit
+
+
+class TestServerSideScoring:
+    @pytest.mark.parametrize("shape", ["hash", "vectorset"])
+    @pytest.mark.parametrize("seed", range(8))
+    def test_same_top_hit_as_client_side_scoring(
+        self, shape: str, seed: int, redis_server: RedisServer, redis8_server: RedisServer
+    ) -> None:
+        """Random unit vectors of several widths (padded or not): the hash script's and the
+        vector set's best hit is the exact client-side best, with its cosine (the hash path
+        to its int8 precision)."""
+        rng = np.random.default_rng(seed)
+        dims = int(rng.choice([3, 16, 37, 384]))
+        n = int(rng.integers(1, 120))
+        vectors, query = _random_unit(rng, n, dims), _random_unit(rng, 1, dims)[0]
+        server = redis_server if shape == "hash" else redis8_server
+        raw = redis.Redis.from_url(_fresh(server, 12))
+        backend = RedisSemanticBackend(
+            raw, embedder=TableEmbedder(vectors, query), threshold=-1.0, guard=None, candidates=1
+        )
+        keys = [make_key(digest=f"{i:032d}") for i in range(n)]
+        for i, key in enumerate(keys):
+            backend.add(key, make_entry(), 60, CTX, f"v{i}")
+        assert backend.mode == shape
+        exact = vectors @ query
+        found = backend.search(CTX, "query", None)
+        raw.close()
+        assert found is not None
+        best = int(np.argmax(exact))
+        runner_up = float(np.sort(exact)[-2]) if n > 1 else -2.0
+        tolerance = 0.01 if shape == "hash" else 1e-4
+        if exact[best] - runner_up > 2 * tolerance:  # else either is a right answer
+            assert found[0] == keys[best]
+        assert found[2] == pytest.approx(float(exact[keys.index(found[0])]), abs=tolerance)
+
+    def test_only_the_best_cross_the_network(self, hash7: Setup) -> None:
+        """One script run replies with at most ``count`` candidates, best first, above the
+        limit, and the cursor of the next slice."""
+        backend = hash7.make(candidates=2)
+        for i in range(30):
+            backend.add(make_key(digest=f"{i:032d}"), make_entry(), 60, CTX, f"reset password {i}")
+        assert backend.search(CTX, "reset password", None) is not None  # loads the script
+        vector = backend._embed("reset password")
+
+        def run(limit: float) -> tuple[bytes, list[_index.Candidate]]:
+            args = _index.search_args(vector, limit, time.time(), 3)
+            sha = _index.SEARCH_HASH.sha
+            return _index.ranked_hash(hash7.raw.evalsha(sha, 1, hash7.index(), *args, 0, 1000))
+
+        cursor, ranked = run(0.1)
+        assert cursor == b"0"
+        assert len(ranked) == 3
+        scores = [score for _, score, _ in ranked]
+        assert scores == sorted(scores, reverse=True)
+        assert run(0.999) == (b"0", [])
+
+    def test_a_search_reads_the_partition_slice_by_slice(
+        self, hash7: Setup, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Small slices (many script runs, each blocking Redis briefly) find the same best."""
+        backend = hash7.make(candidates=1)
+        for i in range(40):
+            backend.add(make_key(digest=f"{i:032d}"), make_entry(), 60, CTX, f"topic {i} words")
+        backend.add(KEY_A, make_entry(), 60, CTX, RESET)
+        whole = backend.search(CTX, RESET2, None)
+        monkeypatch.setattr(_index, "SEARCH_SLICE", 3)
+        calls = hash7.raw.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+        assert backend.search(CTX, RESET2, None) == whole
+        assert whole is not None
+        assert whole[0] == KEY_A
+        after = hash7.raw.info("commandstats")["cmdstat_evalsha"]["calls"]
+        assert after - calls > 5
+
+    def test_merging_slices_keeps_each_key_once(self) -> None:
+        ranked = [(b"a", 0.9, ""), (b"b", 0.95, ""), (b"a", 0.9, ""), (b"c", 0.8, "")]
+        assert _index.best_of(ranked, 2) == [(b"b", 0.95, ""), (b"a", 0.9, "")]
+
+    def test_the_script_is_cached_and_reloaded(self, hash7: Setup) -> None:
+        """EVALSHA; after SCRIPT FLUSH (a restart, a failover) one EVAL loads it again."""
+
+        def calls(name: str) -> int:
+            stats = hash7.raw.info("commandstats")
+            return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+        hash7.backend.add(KEY_A, make_entry(), 60, CTX, RESET)
+        hash7.raw.script_flush()
+        evals, shas = calls("eval"), calls("evalsha")
+        assert hash7.backend.search(CTX, RESET2, None) is not None
+        assert (calls("eval"), calls("evalsha")) == (evals + 1, shas + 1)  # refused, then EVAL
+        assert hash7.backend.search(CTX, RESET2, None) is not None
+        assert (calls("eval"), calls("evalsha")) == (evals + 1, shas + 2)
+
+    def test_the_script_drops_expired_records(self, hash7: Setup) -> None:
+        backend = hash7.make()
+        backend.add(KEY_A, make_entry(), 0.2, CTX, RESET)
+        backend.add(KEY_B, make_entry(), 60, CTX, OTHER)
+        time.sleep(0.3)
+        assert backend.search(CTX, RESET2, None) is None
+        assert hash7.members() == {KEY_B}
+
+    def test_an_index_of_another_type_is_nothing(self, hash7: Setup) -> None:
+        """A key of another type where the index should be: no match, no error."""
+        hash7.raw.set(hash7.index(), b"not a hash")
+        assert hash7.backend.search(CTX, RESET, None) is None
+
+    def test_records_of_earlier_releases_are_not_read(self, hash7: Setup) -> None:
+        """The float16 ':h' index of earlier releases is left alone (and cleared by clear())."""
+        old = hash7.index().removesuffix("q")
+        hash7.raw.hset(old, KEY_A, b"x" * 64)
+        hash7.backend.set(KEY_A, make_entry(), 60)
+        assert hash7.backend.search(CTX, RESET, None) is None
+        assert hash7.backend.clear() == 1
+        assert not hash7.raw.exists(old)
 
 
 # -- through the decorator, with the real offline model --------------------------------------------

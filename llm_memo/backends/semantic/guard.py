@@ -3,7 +3,8 @@
 One cosine threshold cannot tell "enable 2FA" from "disable 2FA" with small embedding models
 (``benchmarks/semantic_quality.py`` measures it). :class:`Guard` is the protocol a backend
 consults before it answers with a similar entry; :class:`LexicalGuard`, the default, refuses a
-hit when the two texts differ in negation, numbers, dates, named entities, antonyms or language.
+hit when the two texts differ in negation, numbers and units, dates, named entities, antonyms,
+code symbols, word order or language.
 
 The word lists it reads (negations, number words, time words, antonym pairs, the most frequent
 words per language) are data, not code: ``guard_words.json`` next to this module, shipped in the
@@ -16,15 +17,18 @@ Not here: embedding and vectors (:mod:`.vectors`), the backends that store the f
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.resources
+import itertools
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import orjson
+import xxhash
 
 from ... import _fork
 from ..._lru import LRU
@@ -86,6 +90,11 @@ class _Words:
     time_classes: dict[str, str]
     antonym_pairs: tuple[tuple[str, str], ...]
     directional: frozenset[str]
+    units: dict[str, str]
+    units_after_number_only: frozenset[str]
+    unit_fillers: frozenset[str]
+    articles: frozenset[str]
+    connectives: frozenset[str]
     self: frozenset[str]
     # Insertion order matters: it breaks ties between languages (see _language).
     languages: dict[str, frozenset[str]]
@@ -107,6 +116,11 @@ def _words() -> _Words:
         time_classes=dict(raw["time_classes"]),
         antonym_pairs=tuple((plus, minus) for plus, minus in raw["antonym_pairs"]),
         directional=frozenset(raw["directional"]),
+        units=dict(raw["units"]),
+        units_after_number_only=frozenset(raw["units_after_number_only"]),
+        unit_fillers=frozenset(raw["unit_fillers"]),
+        articles=frozenset(raw["articles"]),
+        connectives=frozenset(raw["connectives"]),
         self=frozenset(raw["self"]),
         languages={code: frozenset(words) for code, words in raw["languages"].items()},
         language_marks=dict(raw["language_marks"]),
@@ -115,6 +129,16 @@ def _words() -> _Words:
 
 _WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
 _SENTENCE_END = re.compile(r"[.!?:;¿¡\"“”()\[\]]|\n")
+# A gap between a number and its unit: nothing, spaces, a degree sign, a hyphen ("30-second").
+_UNIT_GAP = re.compile(r"\s*(?:°\s*|-)?")
+# Command-line options: -v, -la, --hard, --ff-only (case matters: -d is not -D).
+_OPTION = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*")
+# Runs of symbols (operators, brackets, regex and shell syntax); prose punctuation is dropped
+# by _symbols.
+_SYMBOLS = re.compile(r"[^\w\s]+")
+_PROSE = frozenset(".,?!;:\"'()“”\u2018\u2019¿¡…°%$€£")
+# Joiners inside a word or a number: 3.5, 7:30, don't, sci-fi.
+_JOINERS = frozenset((".", ",", ":", "'", "\u2019", "-"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +150,12 @@ class _Features:
     antonyms: tuple[str, ...]
     entities: tuple[str, ...]
     directional: bool
+    # Added after the first release of the lex1 format; a record without them (7 fields) reads
+    # as None here, and the rules that need them are skipped for it.
+    units: tuple[str, ...] | None = None
+    symbols: tuple[str, ...] | None = None
+    order: tuple[str, str, str, str] | None = None
+    words: frozenset[str] | None = None
 
 
 class LexicalGuard:
@@ -144,12 +174,31 @@ class LexicalGuard:
     * **named entities**: capitalised words that do not start a sentence, acronyms and
       alphanumeric names differ as sets (Australia vs Austria); and when both texts say
       "from/to/than", their order differs (Celsius to Fahrenheit vs Fahrenheit to Celsius);
-    * **language**: both texts are recognisably in different languages.
+    * **language**: both texts are recognisably in different languages;
+    * **units**: a number is compared with its unit (5 km vs 5 miles, 9am vs 9pm; kg and
+      kilograms, °C and degrees Celsius are one unit), and the units named must be the same
+      (grams in a pound vs grams in an ounce);
+    * **code symbols and options**: operators, brackets and regex signs that prose does not use
+      (``==`` vs ``===``, ``i++`` vs ``++i``, ``[a-z]+`` vs ``[^a-z]+``) and command-line options
+      (``--hard`` vs ``--soft``, ``-d`` vs ``-D``) must be the same;
+    * **swapped roles**: the same words in another order ("Can a tenant sue a landlord" vs
+      "Can a landlord sue a tenant", "Did Google buy YouTube?" vs "Did YouTube buy Google?"),
+      unless only a phrase moved with its preposition ("in 1969 on the Moon"). Symmetric
+      questions ("rice or pasta" / "pasta or rice") are refused too: a miss, not a wrong answer.
 
-    It is a heuristic: it misses role swaps without a direction word ("Did Google buy YouTube?"
-    vs "Did YouTube buy Google?"), lowercase entities, and meaning that no word list captures;
-    and it refuses some true paraphrases (an entity named in one text only). The benchmark in
+    A name written in lowercase in the other text ("france's capital") is the same name; for
+    that the features hold a 16-bit hash of each word (many words share each value), and the
+    word-order rule three short digests, never the words.
+
+    It is a heuristic: it misses role swaps with other words ("Who taught Aristotle?" vs "Who
+    did Aristotle teach?"), number words with units ("two years" vs "two months"), and meaning
+    that no word list captures; and it refuses some true paraphrases (an entity named in one
+    text only, a unit written on one side only). The benchmark in
     ``benchmarks/semantic_quality.py`` reports both effects.
+
+    Stored features of the first ``lex1`` release (seven fields, without units, symbols and
+    word order) are still read: the earlier rules apply to them, and a number in them, having
+    no unit, no longer matches (a miss, never a wrong answer).
 
     Args:
         extra_antonyms: more ``(side, opposite_side)`` pairs of space-separated words.
@@ -195,10 +244,14 @@ class LexicalGuard:
         times: list[str] = []
         antonyms: set[str] = set()
         entities: list[str] = []
+        units: set[str] = set()
+        content: list[str] = []  # the words, articles left out (for the word-order rule)
         directional = False
         initial = True
+        tokens = list(_WORD.finditer(text))
+        attached = _attached_units(text, tokens, words)
         last_end = 0
-        for match in _WORD.finditer(text):
+        for i, match in enumerate(tokens):
             gap = text[last_end : match.start()]
             last_end = match.end()
             if _SENTENCE_END.search(gap):
@@ -208,8 +261,13 @@ class LexicalGuard:
             first = initial
             initial = False
             if token[0].isdigit():
-                numbers.append(_number(token))
+                value = _number(token)
+                numbers.append(f"{value} {attached[i]}" if i in attached else value)
+                content.append(value)
                 continue
+            base = lower[:-2] if lower.endswith("'s") else lower
+            if base not in words.articles:
+                content.append(base)
             for language, common in words.languages.items():
                 if lower in common:
                     counts[language] += 1
@@ -217,18 +275,22 @@ class LexicalGuard:
                 negated = True
             if lower in words.number_words:
                 numbers.append(words.number_words[lower])
-            if lower in words.time_words:
-                times.append(words.time_classes.get(lower, lower))
+            if base in words.time_words:
+                times.append(words.time_classes.get(base, base))
             antonyms.update(self._antonyms.get(lower, ()))
             if lower in words.directional:
                 directional = True
+            unit = words.units.get(base)
+            if unit is not None and (i in attached or base not in words.units_after_number_only):
+                units.add(unit)
+                continue  # a unit is not a name ("GB", "Celsius")
             if lower.endswith("'s"):
-                token, lower = token[:-2], lower[:-2]
-            if not token or lower in words.self or lower in words.time_words:
+                token = token[:-2]
+            if not token or base in words.self or base in words.time_words:
                 continue
             acronym = len(token) >= 2 and token.isupper()
             if acronym or (token[0].isupper() and not first):
-                entities.append(lower)
+                entities.append(base)
         language = _language(text, counts, words.language_marks)
         return _Features(
             language=language,
@@ -238,14 +300,24 @@ class LexicalGuard:
             antonyms=tuple(sorted(antonyms)),
             entities=tuple(dict.fromkeys(entities)),
             directional=directional,
+            units=tuple(sorted(units)),
+            symbols=_symbols(text),
+            order=(
+                _digest(sorted(content)),
+                _digest(content),
+                _digest(_core(content, words.connectives)),
+                _digest(sorted(_phrases(content, words.connectives))),
+            ),
+            words=frozenset(_word_hash(w) for w in content),
         )
 
     def features(self, text: str) -> str:
         """``text``'s features as a short string (stored with the entry)."""
         f = self.analyse(text)
-        body = orjson.dumps(
-            [f.language, f.negated, f.numbers, f.times, f.antonyms, f.entities, f.directional]
-        )
+        body = orjson.dumps([
+            f.language, f.negated, f.numbers, f.times, f.antonyms, f.entities, f.directional,
+            f.units, f.symbols, f.order, sorted(f.words or ()),
+        ])  # fmt: skip
         return f"{self.name}:{body.decode()}"
 
     def _load(self, data: str) -> _Features | None:
@@ -256,11 +328,18 @@ class LexicalGuard:
         head, sep, body = data.partition(":")
         if sep and head == self.name:
             try:
-                lang, neg, nums, times, ants, ents, direction = orjson.loads(body)
+                fields = orjson.loads(body)
+                lang, neg, nums, times, ants, ents, direction = fields[:7]
                 parsed = _Features(
                     str(lang), bool(neg), tuple(nums), tuple(times), tuple(ants), tuple(ents),
                     bool(direction),
                 )  # fmt: skip
+                if len(fields) == 11:  # the rules added later (units, symbols, order)
+                    units, symbols, order, hashes = fields[7:]
+                    parsed = dataclasses.replace(
+                        parsed, units=tuple(units), symbols=tuple(symbols),
+                        order=_order(order), words=frozenset(hashes),
+                    )  # fmt: skip
             except (orjson.JSONDecodeError, TypeError, ValueError):
                 parsed = None
         self._parsed.put(data, parsed or False)
@@ -288,11 +367,124 @@ class LexicalGuard:
             opposite = pair + ("-" if sign == "+" else "+")
             if opposite in b.antonyms and label not in b.antonyms and opposite not in a.antonyms:
                 return False
-        if set(a.entities) != set(b.entities):
+        if a.units is not None and b.units is not None:  # both have the later rules
+            if a.units != b.units or a.symbols != b.symbols:
+                return False
+            if a.order and b.order and _swapped(a.order, b.order):
+                return False
+        if not _same_names(a, b) or not _same_names(b, a):
             return False
         return not (
             a.directional and b.directional and len(a.entities) > 1 and a.entities != b.entities
         )
+
+
+def _swapped(a: tuple[str, str, str, str], b: tuple[str, str, str, str]) -> bool:
+    """The same words in another order, and not because a phrase moved with its preposition
+    ("on the Moon in 1969" / "in 1969 on the Moon"): roles swapped ("Can a tenant sue a
+    landlord" / "Can a landlord sue a tenant", "from X to Y" / "from Y to X", "a list of tuples
+    to a dict" / "a dict to a list of tuples")."""
+    (bag_a, order_a, core_a, phrases_a), (bag_b, order_b, core_b, phrases_b) = a, b
+    if bag_a != bag_b or order_a == order_b:
+        return False
+    return core_a != core_b or phrases_a != phrases_b
+
+
+def _phrases(content: Sequence[str], connectives: frozenset[str]) -> list[str]:
+    """Each connective with the word after it ("on moon", "in 1969")."""
+    return [
+        f"{word} {after}"
+        for word, after in itertools.pairwise(content)
+        if word in connectives and after not in connectives
+    ]
+
+
+def _core(content: Sequence[str], connectives: frozenset[str]) -> list[str]:
+    """The words outside those phrases, in order ("what happened")."""
+    core: list[str] = []
+    skip = False
+    for i, word in enumerate(content):
+        if skip:
+            skip = False
+        elif word in connectives:
+            skip = i + 1 < len(content) and content[i + 1] not in connectives
+        else:
+            core.append(word)
+    return core
+
+
+def _order(raw: Any) -> tuple[str, str, str, str]:
+    bag, order, skeleton, phrases = raw
+    return str(bag), str(order), str(skeleton), str(phrases)
+
+
+def _same_names(a: _Features, b: _Features) -> bool:
+    """Every name of ``a`` is a name of ``b``, or (lowercase, "france's capital") one of its
+    words."""
+    missing = set(a.entities) - set(b.entities)
+    if missing and b.words is not None:
+        missing = {name for name in missing if _word_hash(name) not in b.words}
+    return not missing
+
+
+def _attached_units(text: str, tokens: Sequence[re.Match[str]], words: _Words) -> dict[int, str]:
+    """Token index -> canonical unit, for each number followed by a unit ("5 kg", "9am",
+    "25 °C", "30-second"; "degrees" or "square" may stand between; the number's index and the
+    unit's both map to it), and for a unit after a degree sign ("°F")."""
+    out: dict[int, str] = {}
+    degrees = "°" in text
+    for i, match in enumerate(tokens):
+        if not match.group()[0].isdigit():
+            if not degrees:
+                continue
+            if (
+                text[: match.start()].rstrip().endswith("°")
+                and match.group().lower() in words.units
+            ):
+                out[i] = words.units[match.group().lower()]  # "°F"
+            continue
+        j, end, prefix = i + 1, match.end(), ""
+        while j < len(tokens) and _UNIT_GAP.fullmatch(text, end, tokens[j].start()):
+            lower = tokens[j].group().lower()
+            if lower in words.unit_fillers:
+                prefix = "" if lower.startswith("degree") else lower + " "
+                end, j = tokens[j].end(), j + 1
+                continue
+            unit = words.units.get(lower)
+            if unit is not None:
+                out[i] = out[j] = prefix + unit
+            break
+    return out
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    """The symbol runs of ``text`` that prose does not use (``==``, ``[^``, ``++`` after a word,
+    ``*$``...), each marked ``~`` on the side it touches a word, and its command-line options,
+    as a sorted multiset: "x == y" / "x === y", "i++" / "++i", "-la" / "-lh"."""
+    found: list[str] = _OPTION.findall(text)
+    for match in _SYMBOLS.finditer(text):
+        run, start, end = match.group(), match.start(), match.end()
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        joined = run in _JOINERS and before.isalnum() and after.isalnum()
+        if joined and (run != "." or before.isdigit() or not after.isalpha()):
+            continue  # a joiner (but the dot of "log.txt" and "list.sort" stays)
+        if all(c in _PROSE for c in run) and (before.isspace() or after.isspace()):
+            continue  # sentence punctuation, quotes and parentheses in prose
+        left = "~" if before.isalnum() or before == "_" else ""
+        right = "~" if after.isalnum() or after == "_" else ""
+        found.append(left + run + right)
+    return tuple(sorted(found))
+
+
+def _digest(words: Sequence[str]) -> str:
+    return xxhash.xxh3_64_hexdigest("\x1f".join(words).encode())[:12]
+
+
+def _word_hash(word: str) -> str:
+    """A 16-bit hash of a word: enough to tell whether a name occurs among a text's words,
+    without storing the words (many words share each value)."""
+    return f"{xxhash.xxh32_intdigest(word.encode()) & 0xFFFF:04x}"
 
 
 def _number(token: str) -> str:

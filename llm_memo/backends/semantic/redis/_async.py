@@ -12,9 +12,11 @@ key named after it, so a search reads exactly one partition and a match never cr
 parameters, namespace, tenant or embedder. The index has one of two shapes:
 
 * **hash** (any Redis >= 7.0, no module): a hash of entry key -> record (deadline, time added,
-  the unit vector as float16, the key, the guard's features). A search reads the whole hash
-  (``HVALS``) and scores it with numpy, so its cost grows with the partition: each partition
-  keeps at most ``max_partition`` vectors (default :data:`DEFAULT_MAX_PARTITION_HASH`).
+  the unit vector as int8, the key, the guard's features). A search is one cached Lua script
+  (``EVALSHA``) that scores the partition on the server and returns only the best few keys,
+  scores and features; its run time grows with the partition, and Redis serves no other client
+  while it runs, so each partition keeps at most ``max_partition`` vectors (default
+  :data:`DEFAULT_MAX_PARTITION_HASH`).
 * **vectorset** (Redis >= 8, ``VADD`` / ``VSIM``): a vector set per partition (HNSW, float32,
   no quantisation by default), the deadline, time added and guard features as its JSON
   attributes; a search is one ``VSIM ... FILTER`` (expired members filtered out on the server).
@@ -29,13 +31,16 @@ entry is never evicted. An evicted vector only stops *similar* requests from fin
 the entry itself stays until its own TTL (an identical request still hits).
 
 **Expiry.** Entries expire natively. Index members whose entry has expired or was deleted are
-skipped by searches and removed when a search meets them (hash: every expired record it reads;
-vector set: the candidates it checks) or when eviction samples them. The index key itself gets
-the longest TTL of what it holds (``PEXPIRE ... GT``), so an idle partition disappears.
+skipped by searches and removed when a search meets them (hash: the script drops every expired
+record it reads; both: the candidates whose entry is gone) or when eviction samples them. The
+index key itself gets the longest TTL of what it holds (``PEXPIRE ... GT``), so an idle
+partition disappears.
 
 **Writes** are one round trip: the entry's ``SET`` and a Lua script that updates the index,
-sets its TTL and evicts, pipelined. **Searches** are two: read the index, then ``GET`` the best
-candidates (plus a third, rarely, to prune members whose entry is gone).
+sets its TTL and evicts, pipelined. **Searches** are two: score the index (hash: the script;
+vector set: ``VSIM``), then ``GET`` the best candidates (plus a third, rarely, to prune members
+whose entry is gone, and on the first hash search after the server lost its script cache, one
+``EVAL`` after the refused ``EVALSHA``).
 
 There is no ``FT.SEARCH`` (RediSearch / Redis Stack) path: it cannot be tested here, so it is
 not shipped.
@@ -52,7 +57,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from ....entry import Entry
 from ....errors import BackendError
@@ -245,6 +250,14 @@ class AsyncRedisSemanticBackend(SearchSettings):
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
 
+    async def _script(self, script: _index.Script, *args: Any) -> Any:
+        """Run a cached script (``EVALSHA``; ``EVAL``, which caches it, when the server does not
+        have it): its reply, or the error reply as an exception object."""
+        (reply,) = await self._pipe(("EVALSHA", script.sha, *args))
+        if isinstance(reply, NoScriptError):
+            (reply,) = await self._pipe(("EVAL", script.text, *args))
+        return reply
+
     async def _scan(self, pattern: str) -> list[bytes]:
         """Every key name matching ``pattern`` (``SCAN``, every master of a cluster)."""
         client = self.exact.client
@@ -301,12 +314,13 @@ class AsyncRedisSemanticBackend(SearchSettings):
         vector = await self._embed(text)
         mode = await self._detect()
         index = self._layout.index(context, mode)
+        prune: list[bytes] = []
         if mode == "hash":
-            (values,) = await self._pipe(("HVALS", index))
-            ranked, prune = _index.rank_records(values, vector, limit, self._clock())
+            count = self._candidates * 4 if self._guard is not None else self._candidates
+            ranked = await self._rank_hash(index, vector, limit, count)
             remove = "HDEL"
         else:
-            ranked, prune = await self._rank_vset(index, vector, limit), []
+            ranked = await self._rank_vset(index, vector, limit)
             remove = "VREM"
         guard = self._guard
         wanted = guard.features(text) if guard is not None else None
@@ -318,11 +332,8 @@ class AsyncRedisSemanticBackend(SearchSettings):
             commands: list[tuple[Any, ...]] = [
                 ("GET", prefix + f.decode("utf-8", "surrogateescape")) for f, _ in chosen
             ]
-            if prune:
-                commands.append((remove, index, *prune))
-                prune = []
             replies = await self._pipe(*commands)
-            for (field, score), data in zip(chosen, replies, strict=False):  # + a prune reply
+            for (field, score), data in zip(chosen, replies, strict=True):
                 entry = _index.entry_of(data)
                 if entry is None:
                     if data is None:  # expired or deleted: forget its vector too
@@ -333,6 +344,22 @@ class AsyncRedisSemanticBackend(SearchSettings):
         if prune:
             await self._pipe((remove, index, *prune))
         return found
+
+    async def _rank_hash(
+        self, index: str, vector: Any, limit: float, count: int
+    ) -> list[_index.Candidate]:
+        """Score the hash index on the server, one slice per script run, until its cursor
+        comes back to 0: the ``count`` best (key, similarity, features), best first."""
+        args = _index.search_args(vector, limit, self._clock(), count)
+        cursor, ranked = b"0", []
+        while True:
+            reply = await self._script(
+                _index.SEARCH_HASH, 1, index, *args, cursor, _index.SEARCH_SLICE
+            )
+            cursor, found = _index.ranked_hash(_index.unless_error(reply))
+            ranked += found
+            if cursor == b"0":
+                return _index.best_of(ranked, count)
 
     async def _rank_vset(self, index: str, vector: Any, limit: float) -> list[_index.Candidate]:
         """Ask the vector set for the nearest live members: (element, similarity, features)

@@ -1,0 +1,171 @@
+"""The lexical guard's later rules: units, symbols and options, swapped roles, names written in
+lowercase, and records of the first lex1 format (the earlier rules are tested in
+tests/backends/test_embedders.py::TestLexicalGuard)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from llm_memo.backends.semantic import LexicalGuard
+
+
+@pytest.fixture
+def guard() -> LexicalGuard:
+    return LexicalGuard()
+
+
+def allows(guard: LexicalGuard, a: str, b: str) -> bool:
+    """Both directions agree (the rules are symmetric); return the verdict."""
+    forward = guard.allows(guard.features(a), guard.features(b))
+    assert guard.allows(guard.features(b), guard.features(a)) is forward
+    return forward
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("What is 5 kilometers in miles?", "What is 5 miles in kilometers?"),
+        ("How many grams are in a pound?", "How many grams are in an ounce?"),
+        ("Is 2 mg of melatonin a safe dose?", "Is 2 g of melatonin a safe dose?"),
+        ("What time is it in Tokyo at 9am?", "What time is it in Tokyo at 9pm?"),
+        ("How many weeks pregnant is 5 months?", "How many months pregnant is 5 weeks?"),
+        ("Set a 30 second timeout.", "Set a 30-millisecond timeout."),
+    ],
+)
+def test_units_must_match(guard: LexicalGuard, a: str, b: str) -> None:
+    """A number is compared with its unit, and the units a text names must be the same."""
+    assert not allows(guard, a, b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Convert 10 kilograms to pounds.", "What is 10 kg in lbs?"),
+        ("How many centimeters are in an inch?", "How many cm are in one inch?"),
+        ("What's 25 degrees Celsius in Fahrenheit?", "Convert 25 °C to °F."),
+        ("How many ounces are in a pound?", "How many oz make up one pound?"),
+    ],
+)
+def test_unit_spellings_are_one_unit(guard: LexicalGuard, a: str, b: str) -> None:
+    """kg = kilograms, °C = degrees Celsius; a unit is not a name (GB, Celsius)."""
+    assert allows(guard, a, b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("What does x == y do in JavaScript?", "What does x === y do in JavaScript?"),
+        ("What does i++ do in C?", "What does ++i do in C?"),
+        (r"What does the regex ^\d+$ match?", r"What does the regex ^\d*$ match?"),
+        ("What does the regex [a-z]+ match?", "What does the regex [^a-z]+ match?"),
+        ("What does the regex colou?r match?", "What does the regex colou*r match?"),
+        ("Rows WHERE age > 30?", "Rows WHERE age >= 30?"),
+        ("What does [1, 2, 3][1:] give?", "What does [1, 2, 3][:1] give?"),
+        ("What does git reset --hard do?", "What does git reset --soft do?"),
+        ("What does ls -la show?", "What does ls -lh show?"),
+        ("What does git branch -d do?", "What does git branch -D do?"),
+        ("What does grep -v error log.txt print?", "What does grep error log.txt print?"),
+    ],
+)
+def test_code_symbols_and_options_must_match(guard: LexicalGuard, a: str, b: str) -> None:
+    """One operator, bracket, regex sign or command-line option apart: another answer."""
+    assert not allows(guard, a, b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("How do I reset my password?", "ugh, how do I reset my password?!"),
+        (
+            "Which is better (for beginners): Go or Rust?",
+            "For beginners, which is better, Go or Rust?",
+        ),
+        ("Is sci-fi popular?", "Is science fiction popular?"),
+        ("Translate 'good morning' into Spanish.", 'Translate "good morning" into Spanish'),
+        ("What does chmod +x do?", "What does chmod +x do to a file?"),
+        ("Why is 0.1 + 0.2 not 0.3?", "Why isn't 0.1 + 0.2 equal to 0.3?"),
+    ],
+)
+def test_prose_punctuation_is_not_a_symbol(guard: LexicalGuard, a: str, b: str) -> None:
+    """Sentence punctuation, quotes, parentheses, hyphens and decimal points do not count."""
+    assert allows(guard, a, b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Can a tenant sue a landlord for mold?", "Can a landlord sue a tenant for mold?"),
+        ("Why do cats chase mice?", "Why do mice chase cats?"),
+        ("How do I copy files from my laptop to the server?",
+         "How do I copy files from the server to my laptop?"),
+        ("How do I convert a list of tuples to a dictionary?",
+         "How do I convert a dictionary to a list of tuples?"),
+        ("What is 2 to the power of 10?", "What is 10 to the power of 2?"),
+        ("Can a dog eat a cat's food?", "Can a cat eat a dog's food?"),
+    ],
+)  # fmt: skip
+def test_swapped_roles_are_refused(guard: LexicalGuard, a: str, b: str) -> None:
+    """The same words in another order around the same connectives: roles swapped."""
+    assert not allows(guard, a, b)
+
+
+def test_a_moved_phrase_is_not_a_swap(guard: LexicalGuard) -> None:
+    """A phrase that moves with its preposition keeps the meaning."""
+    assert allows(guard, "What happened on the Moon in 1969?", "What happened in 1969 on the Moon?")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("What is the capital of France?", "yo what's france's capital"),
+        ("How do I install Python on Windows?", "how to install python on windows"),
+    ],
+)
+def test_a_name_in_lowercase_is_the_same_name(guard: LexicalGuard, a: str, b: str) -> None:
+    """Casual lowercase writing names the same entities."""
+    assert allows(guard, a, b)
+
+
+def test_another_name_in_lowercase_is_still_refused(guard: LexicalGuard) -> None:
+    assert not allows(guard, "What is the capital of Australia?", "what is the capital of austria")
+
+
+def test_possessive_time_words(guard: LexicalGuard) -> None:
+    """ "today's" is a time word like "today"."""
+    assert allows(guard, "What is the weather today?", "What's today's weather?")
+    assert not allows(guard, "What is the weather today?", "What's tomorrow's weather?")
+
+
+def first_format(features: str) -> str:
+    """``features`` as the first lex1 release stored them (the first 7 fields)."""
+    head, _, body = features.partition(":")
+    return f"{head}:{orjson.dumps(orjson.loads(body)[:7]).decode()}"
+
+
+def test_first_format_records_are_read_with_the_earlier_rules(guard: LexicalGuard) -> None:
+    """A record stored before the later rules (7 fields) is still served where the earlier
+    rules allow it, and refused where they refuse; the later rules need both records."""
+    query = guard.features("What's the way to reset my password?")
+    assert guard.allows(query, first_format(guard.features("How do I reset my password?")))
+    assert not guard.allows(query, first_format(guard.features("How do I reset my PIN?")))
+    swapped = guard.features("Why do mice chase cats?")
+    stored = guard.features("Why do cats chase mice?")
+    assert not guard.allows(swapped, stored)
+    assert guard.allows(swapped, first_format(stored))
+
+
+def test_first_format_numbers_without_units_miss(guard: LexicalGuard) -> None:
+    """A number now carries its unit, so an old record with a number is not served (a miss,
+    never a wrong answer)."""
+    old = 'lex1:["en",false,["5"],[],[],[],false]'  # "What is 5 kilometers in miles?" then
+    assert not guard.allows(guard.features("What is 5 kilometers in miles?"), old)
+    assert guard.allows(old, old)  # two old records: the earlier rules
+
+
+def test_features_stay_short_and_hide_the_words(guard: LexicalGuard) -> None:
+    text = "My neighbour Alice asked how to enable 2 factor login on her laptop"
+    features = guard.features(text)
+    for word in ("neighbour", "asked", "factor", "laptop"):
+        assert word not in features
+    assert len(features) < 2 * len(text) + 120
