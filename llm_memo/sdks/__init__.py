@@ -13,6 +13,8 @@ One module per SDK (:mod:`.openai`, :mod:`.anthropic`, :mod:`.litellm`) fills in
 :func:`sdk_class`              an SDK response class by tag name (the codec's allow-list)
 :func:`is_sdk_type`            whether a class belongs to an SDK (rebuilt leniently on decode)
 :func:`usage_tokens`           the tokens a response reports; :class:`StreamUsage` for streams
+:func:`usage_split`            those tokens as input / output / cached input (:class:`Usage`)
+:func:`response_model`         the model a response names (what its tokens are priced by)
 :func:`split_for_similarity`   which text of a request a semantic cache embeds
 =============================  ===============================================================
 
@@ -43,7 +45,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import anthropic, litellm, openai
-from ._base import ClientFamily, Sdk, get_field, int_or_zero
+from ._base import ClientFamily, Sdk, Usage, get_field, int_or_zero
 
 __all__ = [
     "ABSENT_TYPES",
@@ -55,14 +57,17 @@ __all__ = [
     "Sdk",
     "SdkClient",
     "StreamUsage",
+    "Usage",
     "client_for",
     "endpoint_identity",
     "file_params_for",
     "is_absent",
     "is_sdk_type",
     "profile_for",
+    "response_model",
     "sdk_class",
     "split_for_similarity",
+    "usage_split",
     "usage_tokens",
 ]
 
@@ -86,6 +91,10 @@ _FILE_PARAMS: dict[str, frozenset[str]] = {
     name: params for sdk in SDKS for name, params in sdk.file_params.items()
 }
 _REPORTS_INPUT = tuple(sdk.reports_input for sdk in SDKS if sdk.reports_input)
+# In registry order: an SDK whose shape is more specific comes first (OpenAI's Responses usage
+# has input_tokens too, but always with total_tokens, which Anthropic's never has). An SDK
+# that reports only total tokens (no usage_split) is priced by the total, at the input price.
+_USAGE_SPLITS = tuple(dict.fromkeys(sdk.usage_split for sdk in SDKS if sdk.usage_split))
 
 #: Header names (lower case) that carry credentials: never keyed, even when asked for with
 #: ``key_headers=``.
@@ -308,9 +317,22 @@ class StreamUsage:
     .. versionadded:: 0.2.0
     """
 
-    __slots__ = ("_first_has_input", "_last", "_last_has_input", "_seen", "_start_input")
+    __slots__ = (
+        "_first_has_input",
+        "_last",
+        "_last_has_input",
+        "_last_split",
+        "_seen",
+        "_start_input",
+        "_start_split",
+        "model",
+    )
 
     def __init__(self) -> None:
+        #: The model the stream names (its first chunk that names one), "" when none does.
+        self.model = ""
+        self._last_split: Usage | None = None
+        self._start_split: Usage | None = None
         self._seen = False
         self._last = 0  # tokens of the last chunk that reports any
         self._last_has_input = False
@@ -324,9 +346,14 @@ class StreamUsage:
             self._seen = True
             self._first_has_input = _reports_input(chunk)
             self._start_input = _stream_start(chunk)
+            if self._start_input is not None:
+                self._start_split = usage_split(chunk)
+        if not self.model:
+            self.model = response_model(chunk)
         if tokens:
             self._last = tokens
             self._last_has_input = _reports_input(chunk)
+            self._last_split = usage_split(chunk)
 
     @property
     def total(self) -> int:
@@ -337,6 +364,23 @@ class StreamUsage:
         if self._start_input is not None and not has_input:
             total += self._start_input
         return total
+
+    @property
+    def split(self) -> Usage | None:
+        """The stream's tokens as input / output / cached input, or ``None`` when its usage has
+        no known shape: the last usage reported, with the start's input (and cache reads) when
+        that last usage has only output tokens.
+
+        .. versionadded:: 0.3.0
+        """
+        last = self._last_split
+        has_input = self._last_has_input if self._last else self._first_has_input
+        start = self._start_split
+        if start is not None and not has_input:
+            if last is None:
+                return start
+            return Usage(start.input, last.output, start.cached_input)
+        return last
 
 
 def usage_tokens(value: Any) -> int:
@@ -362,6 +406,50 @@ def usage_tokens(value: Any) -> int:
         return sum(int_or_zero(get_field(usage, name)) for name in _USAGE_PARTS)
     except (AttributeError, TypeError):
         return 0
+
+
+def usage_split(value: Any) -> Usage | None:
+    """A response's tokens as :class:`Usage` (input, output, cached input) when its ``usage``
+    has a registered SDK's shape, else ``None`` (then only :func:`usage_tokens` is known). For
+    a list of stream chunks, as :attr:`StreamUsage.split` counts them.
+
+    .. versionadded:: 0.3.0
+    """
+    if isinstance(value, list):
+        counter = StreamUsage()
+        for chunk in value:
+            counter.add(chunk)
+        return counter.split
+    try:
+        for split in _USAGE_SPLITS:
+            found = split(value)
+            if found is not None:
+                return found
+    except (AttributeError, TypeError):
+        pass
+    return None
+
+
+def response_model(value: Any) -> str:
+    """The model a response names (``ChatCompletion.model``, ``Message.model``, a stream
+    chunk's, or the ``message`` of Anthropic's ``message_start``), "" when it names none. For
+    a list of stream chunks: the first chunk that names one.
+
+    .. versionadded:: 0.3.0
+    """
+    if isinstance(value, list):
+        for chunk in value:
+            model = response_model(chunk)
+            if model:
+                return model
+        return ""
+    try:
+        model = get_field(value, "model")
+        if model is None:
+            model = get_field(get_field(value, "message"), "model")
+    except (AttributeError, TypeError):
+        return ""
+    return model if isinstance(model, str) else ""
 
 
 # -- text to embed ------------------------------------------------------------------------------

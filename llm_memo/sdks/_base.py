@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ClientFamily", "Sdk", "get_field", "int_or_zero", "without_credentials"]
+__all__ = ["ClientFamily", "Sdk", "Usage", "get_field", "int_or_zero", "without_credentials"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,28 @@ class ClientFamily:
     endpoint_of: Callable[[Any], dict[str, Any]]
     default_headers: Callable[[Any], Any]
     endpoint_inputs: Callable[[Any], tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A response's tokens, counted apart because they are priced apart.
+
+    Attributes:
+        input: prompt tokens, *including* the cached ones (OpenAI's ``prompt_tokens``;
+            Anthropic's ``input_tokens`` plus its cache reads and writes).
+        output: completion tokens (reasoning tokens included, as the SDKs count them).
+        cached_input: the part of ``input`` read from the provider's prompt cache, which is
+            priced lower.
+
+    .. versionadded:: 0.3.0
+    """
+
+    input: int = 0
+    output: int = 0
+    cached_input: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.input or self.output)
 
 
 @dataclass(frozen=True)
@@ -61,6 +83,8 @@ class Sdk:
             directive names and values for that one call, or ``None`` when the call has none.
         mark_hit: marks a value answered from the cache the way the SDK marks its own cache
             hits (litellm's ``_hidden_params["cache_hit"]``), given the value and its key.
+        usage_split: a response's (or a chunk's) ``usage`` as a :class:`Usage` when it has
+            this SDK's shape, else ``None`` (so the registry asks the next SDK).
         file_params: which parameters of its own functions are files, by function
             (``"module:QualName"`` of the function's code, as ``openai.resources.files:Files.
             create``): a ``pathlib.Path`` passed there keys by the file's content.
@@ -78,6 +102,7 @@ class Sdk:
     per_call: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = field(default=None)
     mark_hit: Callable[[Any, str], None] | None = field(default=None)
     file_params: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    usage_split: Callable[[Any], Usage | None] | None = field(default=None)
 
     def ignores(self, name: str) -> bool:
         """Whether this SDK's own functions leave parameter ``name`` out of keys."""

@@ -3,7 +3,8 @@
 Calls go through a Stainless client (``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI``): the
 endpoint is keyed, never the credentials; ``NOT_GIVEN`` / ``Omit`` count as absent. Responses
 (``ChatCompletion``, ``ChatCompletionChunk``...) are allow-listed pydantic models, and their
-``usage`` reports ``total_tokens`` or ``prompt_tokens`` + ``completion_tokens``. The file
+``usage`` reports ``total_tokens`` or ``prompt_tokens`` + ``completion_tokens`` (split into
+input, output and cached input by :func:`usage_split`). The file
 parameters of transcriptions, translations, uploads and image edits take a path, which keys by
 the file's content (the SDK uploads ``(path.name, path.read_bytes())``).
 
@@ -13,10 +14,12 @@ beyond the generic list, ``keys.DEFAULT_IGNORE``).
 
 from __future__ import annotations
 
-from . import _stainless
-from ._base import Sdk
+from typing import Any
 
-__all__ = ["FILE_PARAMS", "SDK"]
+from . import _stainless
+from ._base import Sdk, Usage, get_field, int_or_zero
+
+__all__ = ["FILE_PARAMS", "SDK", "usage_split"]
 
 _FILE = frozenset({"file"})
 _IMAGE = frozenset({"image", "mask"})
@@ -34,10 +37,39 @@ FILE_PARAMS: dict[str, frozenset[str]] = {
     for prefix in ("", "Async")
 }
 
+
+def usage_split(value: Any) -> Usage | None:
+    """Input, output and cached-input tokens of an OpenAI-shaped ``usage``, or ``None`` for
+    another shape: Chat Completions / Completions / Embeddings (``prompt_tokens``,
+    ``completion_tokens``, ``prompt_tokens_details.cached_tokens``) and the Responses API
+    (``input_tokens``, ``output_tokens``, ``input_tokens_details.cached_tokens``, always with
+    ``total_tokens``, which tells it from Anthropic's ``input_tokens``)."""
+    usage = get_field(value, "usage")
+    if usage is None:
+        return None
+    prompt = get_field(usage, "prompt_tokens")
+    if prompt is not None:
+        details = get_field(usage, "prompt_tokens_details")
+        return Usage(
+            int_or_zero(prompt),
+            int_or_zero(get_field(usage, "completion_tokens")),
+            int_or_zero(get_field(details, "cached_tokens")) if details is not None else 0,
+        )
+    if get_field(usage, "input_tokens") is not None and get_field(usage, "total_tokens"):
+        details = get_field(usage, "input_tokens_details")
+        return Usage(
+            int_or_zero(get_field(usage, "input_tokens")),
+            int_or_zero(get_field(usage, "output_tokens")),
+            int_or_zero(get_field(details, "cached_tokens")) if details is not None else 0,
+        )
+    return None
+
+
 SDK = Sdk(
     name="openai",
     absent_types=_stainless.ABSENT_TYPES,
     clients=_stainless.CLIENTS,
     usage_parts=("prompt_tokens", "completion_tokens"),
     file_params=FILE_PARAMS,
+    usage_split=usage_split,
 )
