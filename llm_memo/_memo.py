@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import hmac
 import inspect
 import logging
 import time
@@ -42,7 +43,8 @@ from .entry import DEFAULT_MAX_ENTRY_SIZE, Entry, key_digest
 from .errors import BackendError, CodecError, ConfigurationError
 from .events import Event, Outcome, Stats
 from .keys import KeyBuilder, digest, function_prefix
-from .sdks import split_for_similarity, usage_tokens
+from .prices import PriceTable, default_table
+from .sdks import Usage, response_model, split_for_similarity, usage_split, usage_tokens
 
 __all__ = ["Memo", "Route", "logger"]
 
@@ -154,6 +156,7 @@ class Memo:
         self.allow_pickle = False
         self.wait_timeout = config.DEFAULT_WAIT_TIMEOUT
         self.lock_ttl = config.DEFAULT_LOCK_TTL
+        self._prices: PriceTable = default_table()
 
     # -- per-call resolution ---------------------------------------------------------------
 
@@ -174,6 +177,7 @@ class Memo:
         )
         self.wait_timeout = s.wait_timeout
         self.lock_ttl = s.lock_ttl
+        self._prices = s.prices if s.prices is not None else default_table()
         self._last = None
         self._generation = s.generation
 
@@ -454,22 +458,45 @@ class Memo:
         now: float,
         value: Any,
         tokens: int | None = None,
+        *,
+        usage: Usage | None = None,
+        model: str = "",
     ) -> Entry:
-        """The sealed entry for an encoded result (``tokens``: its usage when already counted,
-        as for streams; otherwise read from ``value``)."""
+        """The sealed entry for an encoded result (``tokens``, ``usage``, ``model``: its usage
+        and model when already counted, as for streams; otherwise read from ``value``)."""
         tag, payload = encoded
         s = self._settings
-        return seal(
+        if tokens is None:
+            tokens = usage_tokens(value)
+            usage = usage_split(value)
+            model = response_model(value)
+        entry = seal(
             key,
             tag,
             payload,
             created_at=now,
             expires_at=plan.expires_at,
             stale_window=plan.stale_window,
-            tokens=usage_tokens(value) if tokens is None else tokens,
-            signing_keys=s.signing_keys,
+            tokens=tokens,
             compress_threshold=s.compress_threshold,
         )
+        if len(model.encode("utf-8", "surrogatepass")) > 0xFF:
+            model = ""  # the entry layout's bound; no table names such a model
+        if usage or model:
+            entry = dataclasses.replace(
+                entry,
+                input_tokens=usage.input if usage else 0,
+                output_tokens=usage.output if usage else 0,
+                cached_input_tokens=usage.cached_input if usage else 0,
+                model=model,
+            )
+        if s.signing_keys:
+            # Signed here, not by seal(), so the signature covers the usage block too (the
+            # view and the verification are codec.sealing's: unseal checks it).
+            view = entry.signed_view(key)
+            signature = hmac.digest(s.signing_keys[0], view, "sha256")
+            entry = dataclasses.replace(entry, signature=signature)
+        return entry
 
     def plan(self, policy: Policy, now: float) -> WritePlan | None:
         return write_plan(policy, now, self._settings.grace)
@@ -494,10 +521,30 @@ class Memo:
         ``tokens``: what the answer cost when produced, for answers that come without an entry
         (a caller served by an identical call in flight); otherwise the entry's count is used.
         """
+        model = ""
+        usage: Usage | None = None
+        cost: float | None = None
         if entry is not None:
             tokens = entry.tokens
+            model = entry.model
         saved = tokens if outcome is _HIT or outcome is _STALE else 0
-        self.stats.record(outcome, saved)
+        if saved:
+            if entry is not None and (entry.input_tokens or entry.output_tokens):
+                usage = Usage(entry.input_tokens, entry.output_tokens, entry.cached_input_tokens)
+            cost = self._prices.cost(self.function_id, model, usage, saved)
+            if usage is None:
+                self.stats.record(outcome, saved, cost_saved=cost or 0.0)
+            else:
+                self.stats.record(
+                    outcome,
+                    saved,
+                    input_tokens=usage.input,
+                    output_tokens=usage.output,
+                    cached_input_tokens=usage.cached_input,
+                    cost_saved=cost or 0.0,
+                )
+        else:
+            self.stats.record(outcome)
         listeners = self._listeners
         debug = logger.isEnabledFor(_DEBUG)
         if not (scopes or listeners or debug):
@@ -513,6 +560,11 @@ class Memo:
             similarity=similarity,
             tokens=tokens,
             error=error,
+            model=model,
+            input_tokens=usage.input if usage else 0,
+            output_tokens=usage.output if usage else 0,
+            cached_input_tokens=usage.cached_input if usage else 0,
+            cost_saved=cost,
         )
         for scope in scopes:
             scope.record(event)
