@@ -26,12 +26,14 @@ from typing import Any
 
 import orjson
 
-from . import config, controls
+from . import _counters, config, controls
 from ._async_view import async_view, unwrap
 from ._error_log import ErrorLog
 from ._policy import Policy, WritePlan, resolve, write_plan
 from .backends import (
+    AsyncCounting,
     AsyncLocking,
+    Counting,
     Locking,
     is_async_backend,
     is_describing_backend,
@@ -69,10 +71,14 @@ class Route:
     """The backend a policy resolves to, and what a runner asks of it on every call (decided
     once per resolution, not per call)."""
 
-    __slots__ = ("backend", "describing", "semantic")
+    __slots__ = ("backend", "counting", "describing", "semantic")
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
+        #: Where persistent counters go (``persist_stats``): the backend itself (under an
+        #: async view) when it keeps counters, else ``None``.
+        inner = unwrap(backend)
+        self.counting = inner if isinstance(inner, (Counting, AsyncCounting)) else None
         #: It keeps each call's request (test recordings): offer it with ``Memo.describe``.
         self.describing = is_describing_backend(backend)
         #: It answers similar requests: the runner asks it on an exact miss.
@@ -157,6 +163,7 @@ class Memo:
         self.wait_timeout = config.DEFAULT_WAIT_TIMEOUT
         self.lock_ttl = config.DEFAULT_LOCK_TTL
         self._prices: PriceTable = default_table()
+        self._persist = 0.0
 
     # -- per-call resolution ---------------------------------------------------------------
 
@@ -178,6 +185,7 @@ class Memo:
         self.wait_timeout = s.wait_timeout
         self.lock_ttl = s.lock_ttl
         self._prices = s.prices if s.prices is not None else default_table()
+        self._persist = s.persist_stats
         self._last = None
         self._generation = s.generation
 
@@ -545,6 +553,8 @@ class Memo:
                 )
         else:
             self.stats.record(outcome)
+        if self._persist:
+            self._count(outcome, policy, saved, usage, cost)
         listeners = self._listeners
         debug = logger.isEnabledFor(_DEBUG)
         if not (scopes or listeners or debug):
@@ -576,6 +586,26 @@ class Memo:
         if debug:
             logger.debug(
                 "%s %s %s (%.1f us)", outcome.value, self.function_id, key, event.latency * 1e6
+            )
+
+    def _count(
+        self, outcome: Outcome, policy: Policy, saved: int, usage: Usage | None, cost: float | None
+    ) -> None:
+        # The backend the call's policy resolved to (the runner asked route() for it first);
+        # a call that never reached one (bypass, a backend still unopened) is not counted.
+        last = self._last_backend
+        counting = last[2].counting if last[0] is policy else None
+        if counting is not None:
+            split = (usage.input, usage.output, usage.cached_input) if usage else (0, 0, 0)
+            _counters.record(
+                counting,
+                self.function_id,
+                outcome,
+                self._settings.clock(),
+                self._persist,
+                saved,
+                split,
+                cost,
             )
 
     def backend_failed(self, backend: Any, exc: BackendError, during: str) -> None:
