@@ -5,6 +5,8 @@ S3 server), read back across processes."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import subprocess
 import sys
 import textwrap
@@ -22,6 +24,7 @@ from llm_memo.backends.disk import DiskBackend
 from llm_memo.backends.memory import MemoryBackend
 from llm_memo.backends.objectstore import AsyncObjectStoreBackend, ObjectStoreBackend
 from llm_memo.backends.redis import AsyncRedisBackend, RedisBackend
+from llm_memo.cli import main
 from llm_memo.errors import ConfigurationError
 from llm_memo.testing import FakeClock
 from tests.backends.test_redis import _counting
@@ -30,6 +33,21 @@ from tests.servers import RedisServer, S3Server
 NOW = 1_764_633_600.0  # 2025-12-02 00:00 UTC
 DAY = "2025-12-02"
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class Run:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def cli(*argv: str) -> Run:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return Run(code, out.getvalue(), err.getvalue())
 
 
 def answer(q: str) -> dict[str, Any]:
@@ -255,3 +273,45 @@ class TestRedis:
             return counts
 
         assert asyncio.run(main()) == {(DAY, name): expected()}
+
+
+class TestCli:
+    """llm-memo stats: hits, misses, hit ratio, tokens and cost saved per function."""
+
+    def test_stats_prints_and_jsons_the_saved_counters(self, tmp_path: Path) -> None:
+        """Counters recorded (at the fake clock's day) show per function; --since 7d (from
+        today) leaves them out; --function filters."""
+        directory = tmp_path / "cache"
+        calls(DiskBackend(directory), "app.ask")
+        calls(DiskBackend(directory), "app.other", n_hits=0)
+        _counters.flush()
+        run = cli("stats", "-b", str(directory))
+        assert run.code == 0, run.err
+        assert f"saved: 200 tokens, ${2 * COST:.4f} (2 hits, 2 misses, hit ratio 50%)" in run.out
+        assert "app.ask" in run.out
+        saved = cli("stats", "-b", str(directory), "--json").json["saved"]
+        assert saved["counters"] is True
+        rows = {row["function"]: row for row in saved["functions"]}
+        assert rows["app.ask"]["hits"] == 2
+        assert rows["app.ask"]["hit_ratio"] == pytest.approx(2 / 3)
+        assert rows["app.ask"]["cost_saved_usd"] == pytest.approx(2 * COST)
+        assert rows["app.other"]["misses"] == 1
+        assert [day["day"] for day in saved["days"]] == [DAY]
+        only = cli("stats", "-b", str(directory), "--json", "--function", "app.o*").json
+        assert [row["function"] for row in only["saved"]["functions"]] == ["app.other"]
+        recent = cli("stats", "-b", str(directory), "--since", "7d")
+        assert "saved: no counters recorded since 20" in recent.out
+
+    def test_says_so_when_nothing_was_recorded_or_nothing_is_kept(self, tmp_path: Path) -> None:
+        """A fresh disk cache: none recorded (and how to turn them on); recordings keep none."""
+        DiskBackend(tmp_path / "empty").open()
+        run = cli("stats", "-b", str(tmp_path / "empty"))
+        assert "saved: no counters recorded; to record them: configure(persist_stats=True)" in (
+            run.out
+        )
+        (tmp_path / "recs").mkdir()
+        run = cli("stats", "-b", f"recordings://{tmp_path / 'recs'}")
+        assert run.code == 0, run.err
+        assert "saved: this backend keeps no counters" in run.out
+        data = cli("stats", "-b", f"recordings://{tmp_path / 'recs'}", "--json").json
+        assert data["saved"] == {"counters": False, "since": None}
