@@ -35,6 +35,10 @@ functions (or globs) to model names for answers that name none. When only the to
 is known, every token counts at the *input* price: a lower bound. A function with no price
 counts tokens but no money.
 
+**Persistent counters** (``configure(persist_stats=True)``) are flushed to the backends in the
+background and at exit; :func:`flush_stats` (sync backends) and :func:`aflush_stats` (async
+backends, from their event loop) flush them now.
+
 Not here: the events themselves (``events.py``) and per-function counters (``fn.cache.stats()``).
 """
 
@@ -46,13 +50,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import config
+from . import _counters, config
 from .errors import ConfigurationError, MissingDependencyError
 from .events import Event, Outcome
 from .prices import PriceTable, PriceTypes
 from .sdks import Usage
 
-__all__ = ["DURATION_BUCKETS", "CacheMetrics", "MetricsTotals", "disable", "enable"]
+__all__ = [
+    "DURATION_BUCKETS",
+    "CacheMetrics",
+    "MetricsTotals",
+    "aflush_stats",
+    "disable",
+    "enable",
+    "flush_stats",
+]
 
 logger = logging.getLogger("llm_memo")
 
@@ -304,3 +316,29 @@ def disable() -> None:
         if previous is not None:
             callbacks = [cb for cb in config.settings().on_event if cb is not previous]
             config.configure(on_event=callbacks)
+
+
+def flush_stats() -> int:
+    """Write the pending persistent counters (``configure(persist_stats=...)``) of every sync
+    backend now; return how many backends' batches were written. They are otherwise written
+    every ``persist_stats`` seconds and at exit.
+
+    Example::
+
+        configure(persist_stats=True)
+        run_batch_job()
+        llm_memo.metrics.flush_stats()
+
+    .. versionadded:: 0.3.0
+    """
+    return _counters.flush()
+
+
+async def aflush_stats() -> int:
+    """Write the pending persistent counters of every async backend now, from the running event
+    loop; return how many batches were written. Await it before a loop that used async backends
+    ends (their counts still pending when the loop closes are lost).
+
+    .. versionadded:: 0.3.0
+    """
+    return await _counters.aflush()

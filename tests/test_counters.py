@@ -26,6 +26,7 @@ from llm_memo.backends.objectstore import AsyncObjectStoreBackend, ObjectStoreBa
 from llm_memo.backends.redis import AsyncRedisBackend, RedisBackend
 from llm_memo.cli import main
 from llm_memo.errors import ConfigurationError
+from llm_memo.metrics import aflush_stats, flush_stats
 from llm_memo.testing import FakeClock
 from tests.backends.test_redis import _counting
 from tests.servers import RedisServer, S3Server
@@ -100,7 +101,7 @@ class TestRecording:
         configure(persist_stats=False)
         backend = DiskBackend(tmp_path / "off")
         calls(backend, "app.off")
-        assert _counters.flush() == 0
+        assert flush_stats() == 0
         assert backend.read_counters() == {}
         for bad in (-1, "often", float("inf"), 0):
             with pytest.raises(ConfigurationError, match="persist_stats"):
@@ -123,7 +124,7 @@ class TestRecording:
         """The memory backend keeps no counters: nothing is pending for it."""
         assert not isinstance(MemoryBackend(), (Counting, AsyncCounting))
         calls(MemoryBackend(), "app.memory")
-        assert _counters.flush() == 0
+        assert flush_stats() == 0
 
     def test_day_buckets_and_merging(self) -> None:
         """Counts fall in UTC days; merging adds known integer fields only."""
@@ -139,7 +140,7 @@ class TestDisk:
         backend = DiskBackend(tmp_path / "cache")
         calls(backend, "app.disk")
         assert backend.read_counters() == {}  # nothing before the flush
-        assert _counters.flush() == 1
+        assert flush_stats() == 1
         assert backend.read_counters() == {(DAY, "app.disk"): expected()}
         assert backend.read_counters(since="2025-12-03") == {}
         assert len(list(backend.keys())) == 1  # the entry, not the counters
@@ -182,9 +183,9 @@ class TestObjectStore:
         root = f"file://{tmp_path / 'store'}"
         first, second = ObjectStoreBackend(root), ObjectStoreBackend(root)
         calls(first, "app.files")
-        _counters.flush()
+        flush_stats()
         calls(second, "app.files", n_hits=3)  # the entry exists: 4 hits, no miss
-        _counters.flush()
+        flush_stats()
         files = list((tmp_path / "store" / "llm_memo-stats" / DAY).iterdir())
         assert len(files) == 2
         assert first.read_counters() == {(DAY, "app.files"): expected(hits=6)}
@@ -203,7 +204,7 @@ class TestObjectStore:
             ask("q")
         assert dict(hit.counts) == {"GET": 1}
         with s3_server.counting(bucket=bucket) as flushed:
-            assert _counters.flush() == 1
+            assert flush_stats() == 1
         assert dict(flushed.counts) == {"PUT": 1}
         assert backend.read_counters() == {(DAY, "app.s3"): expected(hits=1)}
 
@@ -218,8 +219,8 @@ class TestObjectStore:
         async def main() -> dict[tuple[str, str], dict[str, int]]:
             for _ in range(3):
                 await ask("q")
-            assert _counters.flush() == 0  # the sync flusher leaves async backends alone
-            assert await _counters.aflush() == 1
+            assert flush_stats() == 0  # the sync flusher leaves async backends alone
+            assert await aflush_stats() == 1
             return await backend.read_counters()
 
         assert asyncio.run(main()) == {(DAY, "app.async"): expected()}
@@ -247,7 +248,7 @@ class TestRedis:
             ask("q")
         assert hit == Counter({"get": 1})
         with _counting(redis_server) as flushed:
-            assert _counters.flush() == 1
+            assert flush_stats() == 1
         assert flushed == Counter({"hincrby": 6, "expire": 1})
         assert backend.read_counters() == {(DAY, name): expected(hits=1)}
         assert backend.read_counters(since="2026-01-01") == {}
@@ -267,7 +268,7 @@ class TestRedis:
         async def main() -> dict[tuple[str, str], dict[str, int]]:
             for _ in range(3):
                 await ask("q")
-            assert await _counters.aflush() == 1
+            assert await aflush_stats() == 1
             counts = await backend.read_counters()
             await backend.close()
             return counts
@@ -284,7 +285,7 @@ class TestCli:
         directory = tmp_path / "cache"
         calls(DiskBackend(directory), "app.ask")
         calls(DiskBackend(directory), "app.other", n_hits=0)
-        _counters.flush()
+        flush_stats()
         run = cli("stats", "-b", str(directory))
         assert run.code == 0, run.err
         assert f"saved: 200 tokens, ${2 * COST:.4f} (2 hits, 2 misses, hit ratio 50%)" in run.out

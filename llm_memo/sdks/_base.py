@@ -84,7 +84,10 @@ class Sdk:
         mark_hit: marks a value answered from the cache the way the SDK marks its own cache
             hits (litellm's ``_hidden_params["cache_hit"]``), given the value and its key.
         usage_split: a response's (or a chunk's) ``usage`` as a :class:`Usage` when it has
-            this SDK's shape, else ``None`` (so the registry asks the next SDK).
+            this SDK's shape, else ``None`` (so the registry asks the next SDK). An SDK without
+            one is priced by its total tokens at the input price (a lower bound); google-genai's
+            would read ``usage_metadata.prompt_token_count`` / ``candidates_token_count`` /
+            ``cached_content_token_count``.
         file_params: which parameters of its own functions are files, by function
             (``"module:QualName"`` of the function's code, as ``openai.resources.files:Files.
             create``): a ``pathlib.Path`` passed there keys by the file's content.
