@@ -523,22 +523,27 @@ class Memo:
         error: BaseException | None = None,
         similarity: float | None = None,
         tokens: int = 0,
+        usage: Usage | None = None,
+        model: str = "",
     ) -> None:
         """Count one call and tell whoever listens.
 
-        ``tokens``: what the answer cost when produced, for answers that come without an entry
-        (a caller served by an identical call in flight); otherwise the entry's count is used.
+        ``tokens`` (and ``usage``, ``model``): what the answer cost when produced, for answers
+        that come without an entry (a caller served by an identical call in flight); otherwise
+        the entry's counts are used.
         """
-        model = ""
-        usage: Usage | None = None
         cost: float | None = None
         if entry is not None:
             tokens = entry.tokens
             model = entry.model
         saved = tokens if outcome is _HIT or outcome is _STALE else 0
         if saved:
-            if entry is not None and (entry.input_tokens or entry.output_tokens):
-                usage = Usage(entry.input_tokens, entry.output_tokens, entry.cached_input_tokens)
+            if entry is not None:
+                usage = None
+                if entry.input_tokens or entry.output_tokens:
+                    usage = Usage(
+                        entry.input_tokens, entry.output_tokens, entry.cached_input_tokens
+                    )
             cost = self._prices.cost(self.function_id, model, usage, saved)
             if usage is None:
                 self.stats.record(outcome, saved, cost_saved=cost or 0.0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -85,7 +86,9 @@ def calls(backend: Any, name: str, n_hits: int = 2) -> Any:
 
 
 def expected(hits: int = 2, misses: int = 1) -> dict[str, int]:
-    return {
+    """The stored counters of ``hits`` hits and ``misses`` misses of :func:`answer` (counters
+    never added to are absent)."""
+    counts = {
         "hits": hits,
         "misses": misses,
         "tokens_saved": 100 * hits,
@@ -93,6 +96,7 @@ def expected(hits: int = 2, misses: int = 1) -> dict[str, int]:
         "output_tokens_saved": 20 * hits,
         "cost_saved_nusd": round(COST * 1e9) * hits,
     }
+    return {name: n for name, n in counts.items() if n}
 
 
 class TestRecording:
@@ -125,6 +129,26 @@ class TestRecording:
         assert not isinstance(MemoryBackend(), (Counting, AsyncCounting))
         calls(MemoryBackend(), "app.memory")
         assert flush_stats() == 0
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+    @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads running
+    def test_a_forked_child_flushes_only_its_own_counts(self, tmp_path: Path) -> None:
+        """The parent's pending sums are not the child's: the child flushes only its calls."""
+        backend = DiskBackend(tmp_path / "forked")
+        ask = calls(backend, "app.fork")  # 1 miss + 2 hits pending in the parent
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code, never return into pytest
+            code = 1
+            try:
+                ask("q")  # one hit of its own
+                code = 0 if flush_stats() == 1 else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert backend.read_counters()[DAY, "app.fork"] == expected(hits=1, misses=0)
+        assert flush_stats() == 1
+        assert backend.read_counters()[DAY, "app.fork"] == expected(hits=3, misses=1)
 
     def test_day_buckets_and_merging(self) -> None:
         """Counts fall in UTC days; merging adds known integer fields only."""
