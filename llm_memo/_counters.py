@@ -61,6 +61,7 @@ class _Recorder:
         self.due: dict[int, float] = {}  # async backends: when their next flush is due
         self.tasks: set[asyncio.Task[bool]] = set()
         self.at_exit = False
+        self.day: tuple[int, str] = (-1, "")  # the last UTC day number seen, and its name
         _fork.register(self)
 
     def _after_fork(self) -> None:
@@ -103,7 +104,11 @@ def record(
 ) -> None:
     """Add one call to ``backend``'s pending sums (the hit path: no I/O here)."""
     rec = _recorder
-    where = (day_of(now), function)
+    number = int(now // 86400)
+    day = rec.day
+    if day[0] != number:  # formatting a date costs more than the rest of this function
+        day = rec.day = (number, day_of(now))
+    where = (day[1], function)
     with rec.lock:
         held = rec.pending.get(id(backend))
         if held is None or held[0] is not backend:
