@@ -6,10 +6,11 @@ and answers the per-call questions cheaply: the effective :class:`~llm_memo._pol
 backend, how to decode a hit and how to store a result, and where events go.
 
 The runners (``_drivers/``) are the only callers; the wrapper and the ``fn.cache`` handle live
-in ``_decorator.py``; the rate-limited failure log is ``_error_log.py``. The module is one
-class a little past 500 lines: its per-call resolution, value handling and event sections share
-the state the Memo resolves once per settings generation, and splitting it would put that state
-behind another object on the hit path.
+in ``_decorator.py``; the rate-limited failure log is ``_error_log.py``; prices are
+``prices.py`` and the persistent counters ``_counters.py``. The module is one class past 500
+lines: its per-call resolution, value handling and event sections share the state the Memo
+resolves once per settings generation, and splitting it would put that state behind another
+object on the hit path.
 """
 
 from __future__ import annotations
