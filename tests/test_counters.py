@@ -30,7 +30,7 @@ from llm_memo.errors import ConfigurationError
 from llm_memo.metrics import aflush_stats, flush_stats
 from llm_memo.testing import FakeClock
 from tests.backends.test_redis import _counting
-from tests.servers import RedisServer, S3Server
+from tests.servers import RedisCluster, RedisServer, S3Server
 
 NOW = 1_764_633_600.0  # 2025-12-02 00:00 UTC
 DAY = "2025-12-02"
@@ -278,6 +278,15 @@ class TestRedis:
         assert backend.read_counters(since="2026-01-01") == {}
         assert backend.clear() == 1  # the entry; the counters stay
         assert backend.read_counters()[DAY, name]["hits"] == 1
+        backend.close()
+
+    def test_cluster(self, redis_cluster: RedisCluster) -> None:
+        """On a cluster, the day hashes spread over the masters and read back whole."""
+        backend = RedisBackend.from_url(redis_cluster.url)
+        name = f"app.cluster-{uuid.uuid4().hex[:6]}"
+        calls(backend, name)
+        assert flush_stats() == 1
+        assert backend.read_counters()[DAY, name] == expected()
         backend.close()
 
     def test_async_redis(self, url: str) -> None:
