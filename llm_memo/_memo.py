@@ -6,10 +6,11 @@ and answers the per-call questions cheaply: the effective :class:`~llm_memo._pol
 backend, how to decode a hit and how to store a result, and where events go.
 
 The runners (``_drivers/``) are the only callers; the wrapper and the ``fn.cache`` handle live
-in ``_decorator.py``; the rate-limited failure log is ``_error_log.py``. The module is one
-class a little past 500 lines: its per-call resolution, value handling and event sections share
-the state the Memo resolves once per settings generation, and splitting it would put that state
-behind another object on the hit path.
+in ``_decorator.py``; the rate-limited failure log is ``_error_log.py``; prices are
+``prices.py`` and the persistent counters ``_counters.py``. The module is one class past 500
+lines: its per-call resolution, value handling and event sections share the state the Memo
+resolves once per settings generation, and splitting it would put that state behind another
+object on the hit path.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import hmac
 import inspect
 import logging
 import time
@@ -25,12 +27,14 @@ from typing import Any
 
 import orjson
 
-from . import config, controls
+from . import _counters, config, controls
 from ._async_view import async_view, unwrap
 from ._error_log import ErrorLog
 from ._policy import Policy, WritePlan, resolve, write_plan
 from .backends import (
+    AsyncCounting,
     AsyncLocking,
+    Counting,
     Locking,
     is_async_backend,
     is_describing_backend,
@@ -42,7 +46,8 @@ from .entry import DEFAULT_MAX_ENTRY_SIZE, Entry, key_digest
 from .errors import BackendError, CodecError, ConfigurationError
 from .events import Event, Outcome, Stats
 from .keys import KeyBuilder, digest, function_prefix
-from .sdks import split_for_similarity, usage_tokens
+from .prices import PriceTable, default_table
+from .sdks import Usage, response_model, split_for_similarity, usage_split, usage_tokens
 
 __all__ = ["Memo", "Route", "logger"]
 
@@ -67,10 +72,14 @@ class Route:
     """The backend a policy resolves to, and what a runner asks of it on every call (decided
     once per resolution, not per call)."""
 
-    __slots__ = ("backend", "describing", "semantic")
+    __slots__ = ("backend", "counting", "describing", "semantic")
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
+        #: Where persistent counters go (``persist_stats``): the backend itself (under an
+        #: async view) when it keeps counters, else ``None``.
+        inner = unwrap(backend)
+        self.counting = inner if isinstance(inner, (Counting, AsyncCounting)) else None
         #: It keeps each call's request (test recordings): offer it with ``Memo.describe``.
         self.describing = is_describing_backend(backend)
         #: It answers similar requests: the runner asks it on an exact miss.
@@ -154,6 +163,8 @@ class Memo:
         self.allow_pickle = False
         self.wait_timeout = config.DEFAULT_WAIT_TIMEOUT
         self.lock_ttl = config.DEFAULT_LOCK_TTL
+        self._prices: PriceTable = default_table()
+        self._persist = 0.0
 
     # -- per-call resolution ---------------------------------------------------------------
 
@@ -174,6 +185,8 @@ class Memo:
         )
         self.wait_timeout = s.wait_timeout
         self.lock_ttl = s.lock_ttl
+        self._prices = s.prices if s.prices is not None else default_table()
+        self._persist = s.persist_stats
         self._last = None
         self._generation = s.generation
 
@@ -454,22 +467,45 @@ class Memo:
         now: float,
         value: Any,
         tokens: int | None = None,
+        *,
+        usage: Usage | None = None,
+        model: str = "",
     ) -> Entry:
-        """The sealed entry for an encoded result (``tokens``: its usage when already counted,
-        as for streams; otherwise read from ``value``)."""
+        """The sealed entry for an encoded result (``tokens``, ``usage``, ``model``: its usage
+        and model when already counted, as for streams; otherwise read from ``value``)."""
         tag, payload = encoded
         s = self._settings
-        return seal(
+        if tokens is None:
+            tokens = usage_tokens(value)
+            usage = usage_split(value)
+            model = response_model(value)
+        entry = seal(
             key,
             tag,
             payload,
             created_at=now,
             expires_at=plan.expires_at,
             stale_window=plan.stale_window,
-            tokens=usage_tokens(value) if tokens is None else tokens,
-            signing_keys=s.signing_keys,
+            tokens=tokens,
             compress_threshold=s.compress_threshold,
         )
+        if len(model.encode("utf-8", "surrogatepass")) > 0xFF:
+            model = ""  # the entry layout's bound; no table names such a model
+        if usage or model:
+            entry = dataclasses.replace(
+                entry,
+                input_tokens=usage.input if usage else 0,
+                output_tokens=usage.output if usage else 0,
+                cached_input_tokens=usage.cached_input if usage else 0,
+                model=model,
+            )
+        if s.signing_keys:
+            # Signed here, not by seal(), so the signature covers the usage block too (the
+            # view and the verification are codec.sealing's: unseal checks it).
+            view = entry.signed_view(key)
+            signature = hmac.digest(s.signing_keys[0], view, "sha256")
+            entry = dataclasses.replace(entry, signature=signature)
+        return entry
 
     def plan(self, policy: Policy, now: float) -> WritePlan | None:
         return write_plan(policy, now, self._settings.grace)
@@ -488,22 +524,46 @@ class Memo:
         error: BaseException | None = None,
         similarity: float | None = None,
         tokens: int = 0,
+        usage: Usage | None = None,
+        model: str = "",
         items: tuple[int, int] | None = None,
     ) -> None:
         """Count one call and tell whoever listens.
 
-        ``tokens``: what the answer cost when produced, for answers that come without an entry
-        (a caller served by an identical call in flight); otherwise the entry's count is used.
-        ``items``: for a call cached item by item (``per_item``), the items answered from the
-        cache and the items sent: each counts once in the stats (as ``hit``, and as
-        ``outcome``), and ``tokens`` is what the items answered saved.
+        ``tokens`` (and ``usage``, ``model``): what the answer cost when produced, for answers
+        that come without an entry (a caller served by an identical call in flight); otherwise
+        the entry's counts are used. ``items``: for a call cached item by item (``per_item``),
+        the items answered from the cache and the items sent: each counts once in the stats
+        (as ``hit``, and as ``outcome``), and ``tokens`` is what the items answered saved.
         """
+        cost: float | None = None
         if entry is not None:
             tokens = entry.tokens
-        if items is None:
-            self.stats.record(outcome, tokens if outcome is _HIT or outcome is _STALE else 0)
+            model = entry.model
+            usage = None
+            if entry.input_tokens or entry.output_tokens:
+                usage = Usage(entry.input_tokens, entry.output_tokens, entry.cached_input_tokens)
+        # A per-item call's tokens are what its answered items saved, whatever its outcome.
+        saved = tokens if items is not None or outcome is _HIT or outcome is _STALE else 0
+        if saved:
+            cost = self._prices.cost(self.function_id, model, usage, saved)
+        if items is not None:
+            self._count_items(outcome, policy, items, saved, cost)
+        elif not saved:
+            self.stats.record(outcome)
+        elif usage is None:
+            self.stats.record(outcome, saved, cost_saved=cost or 0.0)
         else:
-            self._count_items(outcome, items, tokens)
+            self.stats.record(
+                outcome,
+                saved,
+                input_tokens=usage.input,
+                output_tokens=usage.output,
+                cached_input_tokens=usage.cached_input,
+                cost_saved=cost or 0.0,
+            )
+        if self._persist and items is None:
+            self._count(outcome, policy, saved, usage, cost)
         listeners = self._listeners
         debug = logger.isEnabledFor(_DEBUG)
         if not (scopes or listeners or debug):
@@ -519,6 +579,11 @@ class Memo:
             similarity=similarity,
             tokens=tokens,
             error=error,
+            model=model,
+            input_tokens=usage.input if usage else 0,
+            output_tokens=usage.output if usage else 0,
+            cached_input_tokens=usage.cached_input if usage else 0,
+            cost_saved=cost,
             items_hit=0 if items is None else items[0],
             items_sent=0 if items is None else items[1],
         )
@@ -534,11 +599,42 @@ class Memo:
                 "%s %s %s (%.1f us)", outcome.value, self.function_id, key, event.latency * 1e6
             )
 
-    def _count_items(self, outcome: Outcome, items: tuple[int, int], saved: int) -> None:
+    def _count_items(
+        self,
+        outcome: Outcome,
+        policy: Policy,
+        items: tuple[int, int],
+        saved: int,
+        cost: float | None,
+    ) -> None:
+        # Each item counts once (answered ones as hits); the savings go with the first.
         hit, sent = items
         record = self.stats.record
         for n, counted in enumerate([_HIT] * hit + [outcome] * sent):
-            record(counted, saved if n == 0 else 0)
+            first = n == 0
+            record(counted, saved if first else 0, cost_saved=(cost or 0.0) if first else 0.0)
+            if self._persist:
+                self._count(counted, policy, saved if first else 0, None, cost if first else None)
+
+    def _count(
+        self, outcome: Outcome, policy: Policy, saved: int, usage: Usage | None, cost: float | None
+    ) -> None:
+        # The backend the call's policy resolved to (the runner asked route() for it first);
+        # a call that never reached one (bypass, a backend still unopened) is not counted.
+        last = self._last_backend
+        counting = last[2].counting if last[0] is policy else None
+        if counting is not None:
+            split = (usage.input, usage.output, usage.cached_input) if usage else (0, 0, 0)
+            _counters.record(
+                counting,
+                self.function_id,
+                outcome,
+                self._settings.clock(),
+                self._persist,
+                saved,
+                split,
+                cost,
+            )
 
     def backend_failed(self, backend: Any, exc: BackendError, during: str) -> None:
         """Log a backend failure (once per burst per backend); the caller counts it."""

@@ -20,6 +20,8 @@ Environment variables:
 ``LLM_MEMO_STRICT``             ``1``/``true``: raise on backend failures
 ``LLM_MEMO_SIGNING_KEY``        HMAC key(s), comma-separated; the first signs
 ``LLM_MEMO_GRACE``              seconds expired entries are kept for ``stale_if_error``
+``LLM_MEMO_PERSIST_STATS``      ``1``/``true``, or seconds between flushes: keep
+                                per-function counters in the backend
 ==============================  ====================================================
 
 Backends named by URL are built once per process (per URL, per sync/async flavour) and
@@ -100,6 +102,10 @@ class Settings:
     # Set by the pytest fixture: a backend that replaces every decorator's and configure's.
     override_backend: Any = None
     observers: tuple[Callable[[Event], Any], ...] = field(default=())
+    #: Prices for cost saved (``configure(prices=)``); ``None``: ``prices.default_table()``.
+    prices: Any = None
+    #: Seconds between flushes of the persistent counters; 0: they are off.
+    persist_stats: float = 0.0
 
 
 _lock = threading.RLock()
@@ -151,7 +157,30 @@ def _from_env() -> Settings:
             result.grace = _grace(float(raw))
         except ValueError as exc:
             raise ConfigurationError(f"LLM_MEMO_GRACE={raw!r} is not a number of seconds") from exc
+    if raw := env.get("LLM_MEMO_PERSIST_STATS", "").strip():
+        try:
+            value: bool | float = float(raw)
+        except ValueError:
+            value = _bool_env("LLM_MEMO_PERSIST_STATS", raw)
+        result.persist_stats = _persist("LLM_MEMO_PERSIST_STATS", value) if value else 0.0
     return result
+
+
+#: Seconds between flushes of persistent counters when ``persist_stats=True``.
+DEFAULT_STATS_FLUSH = 30.0
+
+
+def _persist(name: str, value: Any) -> float:
+    if value is True:
+        return DEFAULT_STATS_FLUSH
+    if value is False:
+        return 0.0
+    interval = seconds(name, value, allow_none=False)
+    if interval is None or not (math.isfinite(interval) and interval > 0):
+        raise ConfigurationError(
+            f"{name} must be True, False or a positive number of seconds, got {value!r}"
+        )
+    return interval
 
 
 def _grace(value: Any) -> float:
@@ -183,6 +212,14 @@ def _init() -> Settings:
         return _settings
 
 
+def _prices(value: Any) -> Any:
+    from .prices import PriceTable  # its module reads prices.json only when asked
+
+    if value is None or isinstance(value, PriceTable):
+        return value
+    return PriceTable(value)
+
+
 def _keys(value: Any) -> tuple[bytes, ...]:
     if isinstance(value, (str, bytes)):
         value = [value]
@@ -212,6 +249,8 @@ def configure(
     grace: float | datetime.timedelta | Unset = UNSET,
     clock: Callable[[], float] | Unset = UNSET,
     embedder: Any = UNSET,
+    prices: Any = UNSET,
+    persist_stats: bool | float | datetime.timedelta | Unset = UNSET,
     **directives: Any,
 ) -> Settings:
     """Set process-wide defaults for every cached function.
@@ -241,6 +280,15 @@ def configure(
             least ``ttl + N`` either way.
         clock: the time source for entry timestamps (tests pass a fake clock).
         embedder: the embedder semantic backends built from URLs use.
+        prices: what tokens cost, for ``cost_saved`` in stats, scopes, events and ``llm-memo
+            stats``: a :class:`~llm_memo.prices.PriceTable`, or a mapping it takes (function
+            identity, glob or model name -> USD per 1M tokens, or ``{"input": .., "output":
+            .., "cached_input": ..}``); ``None``: the shipped list prices only.
+        persist_stats: keep per-function counters (hits, misses, tokens and cost saved, per
+            day) in backends that can (Redis, disk, object stores), for ``llm-memo stats``
+            across processes: ``True`` (flushed every 30 s), seconds between flushes, or
+            ``False`` (default; ``LLM_MEMO_PERSIST_STATS``). Flushed in the background and at
+            exit, never on a call's own path.
         **directives: ``ttl``, ``max_age``, ``stale_if_error``, ``namespace``, ``enabled``,
             ``no_cache``, ``no_store``, ``only_if_cached``, ``threshold``.
 
@@ -289,6 +337,10 @@ def configure(
             updated.clock = clock
         if embedder is not UNSET:
             updated.embedder = embedder
+        if prices is not UNSET:
+            updated.prices = _prices(prices)
+        if persist_stats is not UNSET:
+            updated.persist_stats = _persist("persist_stats", persist_stats)
         updated.generation = current.generation + 1
         _settings = updated
         return updated

@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar
 
 from .errors import ConfigurationError
-from .events import Stats
+from .events import CacheStats, Outcome, Stats
 
 if TYPE_CHECKING:
     from .events import Event
@@ -204,10 +204,14 @@ class CacheScope:
         events: the most recent events (at most ``max_events``), oldest first.
         hits: calls answered from the cache (outcome ``hit``).
         misses: calls that ran the function (outcomes ``miss`` and ``refresh``).
+        tokens_saved: tokens the block's hits (and stale answers) did not spend again.
+        cost_saved: estimated US dollars of those tokens (``llm_memo.prices``).
 
-    Calls in nested blocks are recorded by every enclosing scope.
+    Calls in nested blocks are recorded by every enclosing scope. :meth:`stats` gives every
+    counter, as ``fn.cache.stats()`` does for a function.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.3.0 ``tokens_saved``, ``cost_saved`` and :meth:`stats`.
     """
 
     __slots__ = ("_stats", "directives", "events")
@@ -228,10 +232,35 @@ class CacheScope:
         """Calls that ran the function (outcomes ``miss`` and ``refresh``)."""
         return self._stats.misses + self._stats.refreshes
 
+    @property
+    def tokens_saved(self) -> int:
+        """Tokens the block's hits and stale answers did not spend again."""
+        return self._stats.snapshot().tokens_saved
+
+    @property
+    def cost_saved(self) -> float:
+        """Estimated US dollars the block's hits and stale answers did not spend again."""
+        return self._stats.snapshot().cost_saved
+
+    def stats(self) -> CacheStats:
+        """Every counter of the block's calls (hits, misses, ..., tokens and cost saved)."""
+        return self._stats.snapshot()
+
     def record(self, event: Event) -> None:
         """Add one event (called by the runners)."""
         self.events.append(event)  # a deque's append is atomic
-        self._stats.record(event.outcome)
+        outcome = event.outcome
+        if event.tokens and (outcome is Outcome.HIT or outcome is Outcome.STALE):
+            self._stats.record(
+                outcome,
+                event.tokens,
+                input_tokens=event.input_tokens,
+                output_tokens=event.output_tokens,
+                cached_input_tokens=event.cached_input_tokens,
+                cost_saved=event.cost_saved or 0.0,
+            )
+        else:
+            self._stats.record(outcome)
 
     def __repr__(self) -> str:
         return f"<CacheScope {self.directives!r} hits={self.hits} misses={self.misses}>"

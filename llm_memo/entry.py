@@ -17,7 +17,16 @@ Header layout (little endian), format 2::
     key_digest     8 bytes: xxh3-64 of the key string (all zero = none)
     tag_len u16, tag (utf-8)
     sig_len u8, signature
+    [usage block, when flags has FLAG_USAGE (bit 2):
+     input u32 | output u32 | cached_input u32 | model_len u8, model (utf-8)]
     value (the rest)
+
+**An entry knows what it saved.** Since 0.3.0 an entry whose response reported its usage by
+kind carries the input, output and cached-input tokens and the model the response names, so a
+hit is priced by kind and by model. The block is announced by a flag bit, not by a new format
+number (which would change every key): entries written before it decode as before (no split,
+no model), and a reader from before it refuses an entry with the bit (an unknown flag) as a
+miss, which the fresh result overwrites.
 
 **An entry names its key.** ``key_digest`` (:func:`key_digest`, written by ``codec.seal``) lets
 a reader tell an entry copied or swapped under another key from its own, with or without
@@ -37,7 +46,14 @@ import xxhash
 
 from .errors import CodecError
 
-__all__ = ["DEFAULT_MAX_ENTRY_SIZE", "FLAG_COMPRESSED", "FORMAT_VERSION", "Entry", "key_digest"]
+__all__ = [
+    "DEFAULT_MAX_ENTRY_SIZE",
+    "FLAG_COMPRESSED",
+    "FLAG_USAGE",
+    "FORMAT_VERSION",
+    "Entry",
+    "key_digest",
+]
 
 #: Version of the entry layout and of the value encoding; bumped when either changes. It is also
 #: part of every key string, so a reader never interprets another version's bytes.
@@ -52,13 +68,20 @@ DEFAULT_MAX_ENTRY_SIZE = 64 * 1024 * 1024
 #: ``flags`` bit: ``value`` is zlib-compressed.
 FLAG_COMPRESSED = 1
 
+#: ``flags`` bit in the bytes: a usage block follows the signature. A layout bit: it is never
+#: in :attr:`Entry.flags`, which holds the codec's flags; :meth:`Entry.to_bytes` sets it when
+#: the entry has a split or a model.
+FLAG_USAGE = 2
+
 #: Every flag this version understands; an entry with any other bit set is refused.
-_KNOWN_FLAGS = FLAG_COMPRESSED
+_KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_USAGE
 
 _MAGIC = b"LMM"
 _DIGEST_SIZE = 8
 _NO_DIGEST = bytes(_DIGEST_SIZE)
 _HEAD = struct.Struct(f"<3sBddfIB{_DIGEST_SIZE}sH")
+_USAGE = struct.Struct("<IIIB")
+_U32 = 0xFFFFFFFF
 _NAN = float("nan")
 _xxh3_64 = xxhash.xxh3_64_digest
 
@@ -90,9 +113,13 @@ class Entry:
         signature: HMAC over :meth:`signed_view`, empty when signing is off.
         key_digest: :func:`key_digest` of the key the entry was written for (empty: unknown,
             which no reader accepts); ``codec.seal`` sets it.
+        input_tokens / output_tokens / cached_input_tokens: ``tokens`` by kind, when the
+            response reported them apart (all 0: only the total is known).
+        model: the model the response names (at most 255 bytes of UTF-8), "" when unknown.
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0 ``key_digest`` (entry format 2).
+    .. versionchanged:: 0.3.0 the usage split and ``model`` (the :data:`FLAG_USAGE` block).
     """
 
     value: bytes
@@ -104,6 +131,10 @@ class Entry:
     flags: int = 0
     signature: bytes = b""
     key_digest: bytes = b""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    model: str = ""
 
     def belongs_to(self, key: str) -> bool:
         """Whether the entry was written for ``key`` (its digest matches)."""
@@ -119,9 +150,27 @@ class Entry:
     @property
     def size(self) -> int:
         """Approximate bytes the entry occupies (value, tag, signature, header)."""
-        return len(self.value) + len(self.type_tag) + len(self.signature) + _HEAD.size
+        return (
+            len(self.value)
+            + len(self.type_tag)
+            + len(self.signature)
+            + _HEAD.size
+            + len(self._usage())
+        )
 
-    def _head(self, tag_len: int) -> bytes:
+    def _usage(self) -> bytes:
+        """The usage block (empty when there is no split and no model)."""
+        if not (self.input_tokens or self.output_tokens or self.cached_input_tokens or self.model):
+            return b""
+        model = self.model.encode("utf-8", "surrogatepass")
+        if len(model) > 0xFF:
+            raise ValueError("entry model name longer than 255 bytes")
+        counts = (self.input_tokens, self.output_tokens, self.cached_input_tokens)
+        if any(not 0 <= n <= _U32 for n in counts):
+            raise ValueError("entry token counts must fit in 32 bits")
+        return _USAGE.pack(*counts, len(model)) + model
+
+    def _head(self, tag_len: int, usage: bytes = b"") -> bytes:
         digest = self.key_digest
         if digest and len(digest) != _DIGEST_SIZE:
             raise ValueError(f"key_digest must be {_DIGEST_SIZE} bytes, not {len(digest)}")
@@ -132,7 +181,7 @@ class Entry:
             _NAN if self.expires_at is None else self.expires_at,
             self.stale_window,
             self.tokens,
-            self.flags,
+            self.flags | FLAG_USAGE if usage else self.flags,
             digest,
             tag_len,
         )
@@ -143,8 +192,16 @@ class Entry:
         Binding the key in stops a valid entry from being copied under another key.
         """
         tag = self.type_tag.encode()
+        usage = self._usage()
         return b"".join(
-            (key.encode("utf-8", "surrogatepass"), b"\0", self._head(len(tag)), tag, self.value)
+            (
+                key.encode("utf-8", "surrogatepass"),
+                b"\0",
+                self._head(len(tag), usage),
+                tag,
+                usage,
+                self.value,
+            )
         )
 
     def to_bytes(self) -> bytes:
@@ -158,7 +215,10 @@ class Entry:
         sig = self.signature
         if len(tag) > 0xFFFF or len(sig) > 0xFF:
             raise ValueError("entry type tag or signature too long for the layout")
-        return b"".join((self._head(len(tag)), tag, bytes((len(sig),)), sig, self.value))
+        usage = self._usage()
+        return b"".join(
+            (self._head(len(tag), usage), tag, bytes((len(sig),)), sig, usage, self.value)
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> Entry:
@@ -194,6 +254,24 @@ class Entry:
         value_start = sig_start + sig_len
         if value_start > len(data):
             raise CodecError("entry is truncated")
+        sig_end = value_start
+        split: tuple[int, int, int] = (0, 0, 0)
+        model = ""
+        if flags & FLAG_USAGE:
+            flags &= ~FLAG_USAGE
+            try:
+                *counts, model_len = _USAGE.unpack_from(data, value_start)
+            except struct.error as exc:
+                raise CodecError("entry is truncated") from exc
+            model_start = value_start + _USAGE.size
+            value_start = model_start + model_len
+            if value_start > len(data):
+                raise CodecError("entry is truncated")
+            try:
+                model = data[model_start:value_start].decode()
+            except UnicodeDecodeError as exc:
+                raise CodecError("entry model name is not text") from exc
+            split = (counts[0], counts[1], counts[2])
         if not (
             math.isfinite(created)
             and (math.isnan(expires) or math.isfinite(expires))
@@ -209,6 +287,10 @@ class Entry:
             stale_window=window,
             tokens=tokens,
             flags=flags,
-            signature=data[sig_start:value_start],
+            signature=data[sig_start:sig_end],
             key_digest=b"" if digest == _NO_DIGEST else digest,
+            input_tokens=split[0],
+            output_tokens=split[1],
+            cached_input_tokens=split[2],
+            model=model,
         )

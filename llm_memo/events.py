@@ -61,12 +61,18 @@ class Event:
         similarity: cosine similarity of a semantic hit, else ``None``.
         tokens: tokens the answer cost when it was first produced (from ``usage``), if known.
         error: the backend error behind an ``error`` outcome.
+        model: the model the served answer names, "" when unknown.
+        input_tokens / output_tokens / cached_input_tokens: ``tokens`` by kind, when the
+            response reported them apart (else 0).
+        cost_saved: US dollars the served answer did not spend again (``hit`` and ``stale``),
+            priced by ``llm_memo.prices``; ``None`` when nothing was served or no price is known.
         items_hit, items_sent: for a call cached item by item (``per_item``, embeddings), the
             items answered from the cache (repeats within the batch included) and the items
-            sent; ``tokens`` is then the estimated tokens the items answered saved. Both 0 for
-            other calls. (``.. versionadded:: 0.2.0``)
+            sent; ``tokens`` (and ``cost_saved``) is then what the items answered saved,
+            whatever the call's outcome. Both 0 for other calls.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.3.0 ``model``, the token split and ``cost_saved``.
     """
 
     outcome: Outcome
@@ -78,6 +84,11 @@ class Event:
     similarity: float | None = None
     tokens: int = 0
     error: BaseException | None = field(default=None, compare=False)
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_saved: float | None = None
     items_hit: int = 0
     items_sent: int = 0
 
@@ -94,8 +105,13 @@ class CacheStats:
         bypasses: calls with the cache disabled.
         errors: calls during which a backend failed.
         tokens_saved: tokens the hits did not spend again (from the responses' ``usage``).
+        input_tokens_saved / output_tokens_saved / cached_input_tokens_saved: those tokens by
+            kind, for answers whose response reported them apart.
+        cost_saved: estimated US dollars of those tokens (``llm_memo.prices``; answers with no
+            known price add nothing).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.3.0 the token split and ``cost_saved``.
     """
 
     hits: int = 0
@@ -105,6 +121,10 @@ class CacheStats:
     bypasses: int = 0
     errors: int = 0
     tokens_saved: int = 0
+    input_tokens_saved: int = 0
+    output_tokens_saved: int = 0
+    cached_input_tokens_saved: int = 0
+    cost_saved: float = 0.0
 
     @property
     def calls(self) -> int:
@@ -137,23 +157,44 @@ class Stats:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("__weakref__", "_counts", "_lock", "_tokens")
+    __slots__ = ("__weakref__", "_cost", "_counts", "_lock", "_split", "_tokens")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(_FIELD.values(), 0)
         self._tokens = 0
+        self._split = [0, 0, 0]  # input, output, cached input
+        self._cost = 0.0
         _fork.register(self)
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
 
-    def record(self, outcome: Outcome, tokens_saved: int = 0) -> None:
-        """Count one call with ``outcome``; ``tokens_saved`` for hits and stale answers."""
+    def record(
+        self,
+        outcome: Outcome,
+        tokens_saved: int = 0,
+        *,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cached_input_tokens: int = 0,
+        cost_saved: float = 0.0,
+    ) -> None:
+        """Count one call with ``outcome``; ``tokens_saved`` for hits and stale answers, and
+        (keywords) those tokens by kind and their price in USD.
+
+        .. versionchanged:: 0.3.0 the token split and ``cost_saved``.
+        """
         field = _FIELD_BY_ID[id(outcome)]  # an Enum's own __hash__ is Python code: avoid it
         with self._lock:
             self._counts[field] += 1
-            self._tokens += tokens_saved
+            if tokens_saved:
+                self._tokens += tokens_saved
+                split = self._split
+                split[0] += input_tokens
+                split[1] += output_tokens
+                split[2] += cached_input_tokens
+                self._cost += cost_saved
 
     @property
     def hits(self) -> int:
@@ -178,10 +219,19 @@ class Stats:
     def snapshot(self) -> CacheStats:
         """The counters as a frozen :class:`CacheStats`."""
         with self._lock:
-            return CacheStats(tokens_saved=self._tokens, **self._counts)
+            return CacheStats(
+                tokens_saved=self._tokens,
+                input_tokens_saved=self._split[0],
+                output_tokens_saved=self._split[1],
+                cached_input_tokens_saved=self._split[2],
+                cost_saved=self._cost,
+                **self._counts,
+            )
 
     def reset(self) -> None:
         """Zero every counter."""
         with self._lock:
             self._counts = dict.fromkeys(_FIELD.values(), 0)
             self._tokens = 0
+            self._split = [0, 0, 0]
+            self._cost = 0.0

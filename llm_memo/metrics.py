@@ -24,33 +24,47 @@ instrument                  unit       what, with attributes
 Nothing of this runs, and OpenTelemetry is not imported, until :func:`enable` is called: the
 decorator only builds event objects when someone listens.
 
-**Money saved.** An event names the function and the tokens the cached answer cost when it was
-first produced (``usage.total_tokens``), not the model. So prices are found per function:
-``prices`` maps a function identity (``"app.llm.ask"``), a glob of them (``"app.llm.*"``) or a
-model name to US dollars per million tokens; ``models`` maps functions (or globs) to model
-names, whose price comes from ``prices`` or, when the program has imported litellm, from
-litellm's model cost map. Only the total token count is known, so litellm prices count every
-token at the model's *input* price: a lower bound. A function with no price counts tokens but
-no money.
+**Money saved.** Each event carries ``cost_saved``, priced by :mod:`llm_memo.prices` (the prices
+``configure(prices=...)`` gave, litellm's cost map when the program imported litellm, the
+list prices shipped with llm_memo) from the model the answer names and its input, output and
+cached-input tokens. ``enable(prices=..., models=...)`` prices this exporter's counts with its
+own :class:`~llm_memo.prices.PriceTable` instead: ``prices`` maps a function identity
+(``"app.llm.ask"``), a glob of them (``"app.llm.*"``) or a model name to US dollars per million
+tokens (a number, or ``{"input": .., "output": .., "cached_input": ..}``); ``models`` maps
+functions (or globs) to model names for answers that name none. When only the total token count
+is known, every token counts at the *input* price: a lower bound. A function with no price
+counts tokens but no money.
+
+**Persistent counters** (``configure(persist_stats=True)``) are flushed to the backends in the
+background and at exit; :func:`flush_stats` (sync backends) and :func:`aflush_stats` (async
+backends, from their event loop) flush them now.
 
 Not here: the events themselves (``events.py``) and per-function counters (``fn.cache.stats()``).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import config
+from . import _counters, config
 from .errors import ConfigurationError, MissingDependencyError
 from .events import Event, Outcome
+from .prices import PriceTable, PriceTypes
+from .sdks import Usage
 
-__all__ = ["DURATION_BUCKETS", "CacheMetrics", "MetricsTotals", "disable", "enable"]
+__all__ = [
+    "DURATION_BUCKETS",
+    "CacheMetrics",
+    "MetricsTotals",
+    "aflush_stats",
+    "disable",
+    "enable",
+    "flush_stats",
+]
 
 logger = logging.getLogger("llm_memo")
 
@@ -105,7 +119,7 @@ class CacheMetrics:
         self,
         meter_provider: Any = None,
         *,
-        prices: Mapping[str, float] | None = None,
+        prices: Mapping[str, PriceTypes] | None = None,
         models: Mapping[str, str] | None = None,
         attributes: Sequence[str] = ("function",),
     ) -> None:
@@ -114,11 +128,9 @@ class CacheMetrics:
             raise ConfigurationError(
                 f"unknown metric attribute(s) {unknown}; known: {', '.join(_ATTRIBUTES)}"
             )
-        self._prices = dict(prices or {})
-        self._models = dict(models or {})
-        for name, price in self._prices.items():
-            if isinstance(price, bool) or not isinstance(price, (int, float)) or price < 0:
-                raise ConfigurationError(f"price of {name!r} must be USD per 1M tokens, >= 0")
+        # Own prices price this exporter's counts; without them, the events' cost_saved (the
+        # configured prices) is counted.
+        self._table = PriceTable(prices, models) if prices or models else None
         try:
             from opentelemetry import metrics as otel
         except ImportError as exc:
@@ -130,7 +142,6 @@ class CacheMetrics:
         provider = meter_provider if meter_provider is not None else otel.get_meter_provider()
         meter = provider.get_meter("llm_memo", __version__)
         self._attributes = tuple(attributes)
-        self._per_token: dict[str, float | None] = {}
         self._observation = otel.Observation
         # Counters are summed here and read by OpenTelemetry when it collects (observable
         # counters): a synchronous counter's add() costs about as much as a whole cache hit in
@@ -171,13 +182,25 @@ class CacheMetrics:
             labels = self._labels.setdefault(ident, labels)
         self._duration.record(event.latency, labels)
         saved = event.tokens if event.outcome in _SAVING else 0
-        per_token = self.price_per_token(event.function) if saved else None
+        cost = self._cost_of(event) if saved else None
         with self._lock:
             self._calls[ident] = self._calls.get(ident, 0) + 1
             if saved:
                 self._tokens[where] = self._tokens.get(where, 0) + saved
-                if per_token is not None:
-                    self._cost[where] = self._cost.get(where, 0.0) + saved * per_token
+                if cost is not None:
+                    self._cost[where] = self._cost.get(where, 0.0) + cost
+
+    def _cost_of(self, event: Event) -> float | None:
+        table = self._table
+        if table is None:
+            return event.cost_saved
+        usage = None
+        if event.input_tokens or event.output_tokens:
+            usage = Usage(event.input_tokens, event.output_tokens, event.cached_input_tokens)
+        cost = table.cost(event.function, event.model, usage, event.tokens)
+        if cost is None:
+            logger.debug("llm_memo metrics: no price for %s; counting tokens only", event.function)
+        return cost
 
     def _observe_calls(self, options: Any) -> list[Any]:
         with self._lock:
@@ -206,50 +229,17 @@ class CacheMetrics:
             return MetricsTotals(calls, sum(self._tokens.values()), sum(self._cost.values()))
 
     def price_per_token(self, function: str) -> float | None:
-        """USD per token for ``function``'s answers, or ``None`` when no price is known."""
-        try:
-            return self._per_token[function]
-        except KeyError:
-            pass
-        price = self._resolve(function)
-        if price is None:
-            logger.debug("llm_memo metrics: no price for %s; counting tokens only", function)
-        self._per_token[function] = price
-        return price
-
-    def _resolve(self, function: str) -> float | None:
-        per_million = _lookup(self._prices, function)
-        if per_million is not None:
-            return float(per_million) / 1e6
-        model = _lookup(self._models, function)
-        if model is None:
-            return None
-        if model in self._prices:
-            return float(self._prices[model]) / 1e6
-        return _litellm_price(model)
+        """USD per input token for ``function``'s answers (when they name no model), or
+        ``None`` when no price is known."""
+        price = (self._table or _configured()).price(function)
+        return None if price is None else price.input / 1e6
 
 
-def _lookup(table: Mapping[str, Any], function: str) -> Any:
-    if function in table:
-        return table[function]
-    for pattern, value in table.items():
-        if fnmatch.fnmatchcase(function, pattern):
-            return value
-    return None
+def _configured() -> PriceTable:
+    from .prices import default_table
 
-
-def _litellm_price(model: str) -> float | None:
-    # Only a litellm the program has imported already: importing it here would be slow and
-    # would fetch its cost map over the network.
-    litellm = sys.modules.get("litellm")
-    costs = getattr(litellm, "model_cost", None)
-    if not isinstance(costs, Mapping):
-        return None
-    row = costs.get(model)
-    price = row.get("input_cost_per_token") if isinstance(row, Mapping) else None
-    if isinstance(price, (int, float)) and not isinstance(price, bool):
-        return float(price)
-    return None
+    configured = config.settings().prices
+    return configured if isinstance(configured, PriceTable) else default_table()
 
 
 def _histogram(meter: Any) -> Any:
@@ -269,7 +259,7 @@ def _histogram(meter: Any) -> Any:
 def enable(
     meter_provider: Any = None,
     *,
-    prices: Mapping[str, float] | None = None,
+    prices: Mapping[str, PriceTypes] | None = None,
     models: Mapping[str, str] | None = None,
     attributes: Sequence[str] = ("function",),
 ) -> CacheMetrics:
@@ -282,10 +272,13 @@ def enable(
     Args:
         meter_provider: an OpenTelemetry ``MeterProvider``; default: the global one
             (``opentelemetry.metrics.get_meter_provider()``).
-        prices: US dollars per million tokens, keyed by function identity, function glob or
-            model name.
-        models: function identity (or glob) -> model name, to price functions by model (from
-            ``prices``, else from litellm's cost map when litellm is imported).
+        prices: US dollars per million tokens (a number, or ``{"input": .., "output": ..,
+            "cached_input": ..}``), keyed by function identity, function glob or model name;
+            given (or ``models``), this exporter prices with its own
+            :class:`~llm_memo.prices.PriceTable`, else it counts the events' ``cost_saved``.
+        models: function identity (or glob) -> model name, to price functions whose answers
+            name no model (from ``prices``, litellm's cost map when litellm is imported, or
+            the shipped list prices).
         attributes: event fields added to every data point besides ``outcome``: ``function``
             (default) and ``namespace`` (mind the cardinality of per-tenant namespaces).
 
@@ -323,3 +316,29 @@ def disable() -> None:
         if previous is not None:
             callbacks = [cb for cb in config.settings().on_event if cb is not previous]
             config.configure(on_event=callbacks)
+
+
+def flush_stats() -> int:
+    """Write the pending persistent counters (``configure(persist_stats=...)``) of every sync
+    backend now; return how many backends' batches were written. They are otherwise written
+    every ``persist_stats`` seconds and at exit.
+
+    Example::
+
+        configure(persist_stats=True)
+        run_batch_job()
+        llm_memo.metrics.flush_stats()
+
+    .. versionadded:: 0.3.0
+    """
+    return _counters.flush()
+
+
+async def aflush_stats() -> int:
+    """Write the pending persistent counters of every async backend now, from the running event
+    loop; return how many batches were written. Await it before a loop that used async backends
+    ends (their counts still pending when the loop closes are lost).
+
+    .. versionadded:: 0.3.0
+    """
+    return await _counters.aflush()

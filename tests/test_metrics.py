@@ -158,7 +158,8 @@ class TestExport:
         costs = {p.attributes["function"]: p.value for p in points(reader, "llm_memo.cost.saved")}
         assert costs == {
             "app.cheap": pytest.approx(100 * 0.5 / 1e6),
-            "app.smart": pytest.approx(100 * 3e-6),  # input price: a lower bound
+            # 80 prompt tokens at the input price, 20 completion tokens at the output price
+            "app.smart": pytest.approx(80 * 3e-6 + 20 * 1.5e-5),
         }
         tokens = {
             p.attributes["function"]: p.value for p in points(reader, "llm_memo.tokens.saved")

@@ -290,6 +290,20 @@ class TestStatsAndEvents:
         assert (stats.hits, stats.misses) == (2 + 1, 2 + 1)
         assert stats.tokens_saved == 1 + 4 + 1  # the second "b" is answered by the first
 
+    def test_cost_saved_prices_the_items_answered_by_the_embedding_model(self, create: Any) -> None:
+        """The items answered save their tokens at the model's price (the model the batch's
+        response named, stored with each item), on a call whose outcome is a miss too."""
+        events: list[Event] = []
+        configure(prices={MODEL: 1.0})  # USD per 1M tokens
+        create(model=MODEL, input=["aaaa", "b"])  # usage 5: shares 4 and 1
+        configure(on_event=events.append)
+        create(model=MODEL, input=["b", "aaaa", "cc"])
+        (event,) = events
+        assert (event.items_hit, event.items_sent, event.tokens) == (2, 1, 5)
+        assert event.model == MODEL
+        assert event.cost_saved == pytest.approx(5 / 1e6)
+        assert create.cache.stats().cost_saved == pytest.approx(5 / 1e6)
+
     def test_one_event_per_call_says_items_hit_and_sent(self, create: Any) -> None:
         """A batch call emits one Event with items_hit / items_sent."""
         events: list[Event] = []

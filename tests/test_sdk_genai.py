@@ -19,7 +19,7 @@ import pytest
 from google import genai
 from google.genai import types
 
-from llm_memo import llm_cached, sdks
+from llm_memo import configure, llm_cached, sdks
 from llm_memo.keys import KeyBuilder
 from llm_memo.sdks import google_genai
 from tests.third_party.dict_backend import DictBackend
@@ -118,6 +118,20 @@ class TestRoundTrip:
         assert stub.requests[0][0].endswith("/models/gemini-x:generateContent")
         stats = generate.cache.stats()
         assert (stats.hits, stats.misses, stats.tokens_saved) == (1, 1, 7)
+
+    def test_a_hit_saves_input_and_output_tokens_apart_at_the_models_price(
+        self, stub: Stub
+    ) -> None:
+        """usage_metadata splits into input (prompt) and output (candidates) tokens, and the
+        hit is priced by the model_version the response names."""
+        configure(prices={"gemini-x": {"input": 1.0, "output": 10.0}})  # USD per 1M tokens
+        client = client_for(stub.base_url)  # kept: a collected genai Client closes its transport
+        generate = llm_cached(backend="memory://")(client.models.generate_content)
+        generate(model="gemini-x", contents="hi")
+        generate(model="gemini-x", contents="hi")
+        stats = generate.cache.stats()
+        assert (stats.input_tokens_saved, stats.output_tokens_saved) == (4, 3)
+        assert stats.cost_saved == pytest.approx((4 * 1.0 + 3 * 10.0) / 1e6)
 
     def test_generate_content_stream_replays_its_chunks(self, stub: Stub) -> None:
         """generate_content_stream: the replay yields the same GenerateContentResponse chunks,

@@ -28,7 +28,7 @@ from openai.types.responses import (
     ResponseTextDoneEvent,
 )
 
-from llm_memo import llm_cached, sdks
+from llm_memo import configure, llm_cached, sdks
 
 _RESPONSE: dict[str, Any] = {
     "id": "resp_1",
@@ -151,6 +151,20 @@ class TestSync:
         list(create(**REQUEST))
         stats = create.cache.stats()
         assert (stats.hits, stats.misses, stats.tokens_saved) == (2, 1, 14)
+
+    def test_a_replayed_stream_saves_its_token_split(self, stub: tuple[str, list[bytes]]) -> None:
+        """The completed event's usage is split into input and output tokens, stored with the
+        stream, and priced by the model on each replay."""
+        base_url, _ = stub
+        configure(prices={"gpt-4o": {"input": 1.0, "output": 10.0}})
+        client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+        create = llm_cached(backend="memory://")(client.responses.create)
+        list(create(**REQUEST))
+        list(create(**REQUEST))
+        stats = create.cache.stats()
+        split = (_USAGE["input_tokens"], _USAGE["output_tokens"])
+        assert (stats.input_tokens_saved, stats.output_tokens_saved) == split
+        assert stats.cost_saved == pytest.approx((split[0] * 1.0 + split[1] * 10.0) / 1e6)
 
     def test_a_stream_left_early_stores_nothing(self, stub: tuple[str, list[bytes]]) -> None:
         """Closing the stream after two events stores nothing: the next call asks again."""

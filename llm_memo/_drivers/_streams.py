@@ -160,7 +160,17 @@ class Recording:
             if chunks is None or not memo.should_store(chunks):
                 return None
         encoded = (self._tag, payload)
-        entry = memo.entry_for(self._key, encoded, plan, now, None, tokens=self._usage.total)
+        usage = self._usage
+        entry = memo.entry_for(
+            self._key,
+            encoded,
+            plan,
+            now,
+            None,
+            tokens=usage.total,
+            usage=usage.split,
+            model=usage.model,
+        )
         return entry, plan.retention
 
     def _write_failed(self, exc: BackendError) -> None:

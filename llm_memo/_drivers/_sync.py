@@ -40,7 +40,7 @@ from ..backends import MISSING, Locking
 from ..errors import BackendError, CodecError
 from ..events import Outcome
 from ..keys import function_prefix
-from ..sdks import usage_tokens
+from ..sdks import response_model, usage_split, usage_tokens
 from ._judge import Similar, cache_miss, judge, look_again, read_failed, serve_stale, similar_hit
 from ._streams import (
     Recording,
@@ -165,7 +165,7 @@ def run_sync(
                 break
             if flight.landing is Landing.VALUE:
                 value = memo.copy_for_waiter(flight.value, flight.payload, key)
-                memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
+                memo.emit(_HIT, key, start, policy, scopes, **_spent(value))
                 return value
             if flight.landing is Landing.ERROR:
                 value = serve_stale(memo, key, stale, policy, backend)
@@ -185,7 +185,7 @@ def run_sync(
                 if value is not MISSING:
                     if flight is not None:
                         flight.land_value(value, None)
-                    memo.emit(_HIT, key, start, policy, scopes, tokens=usage_tokens(value))
+                    memo.emit(_HIT, key, start, policy, scopes, **_spent(value))
                     return value
             return _call(
                 memo,
@@ -428,3 +428,13 @@ def clear_function(memo: Memo) -> int:
     policy, _ = memo.policy()
     backend = memo.backend(policy, asynchronous=False)
     return int(backend.clear(function_prefix(policy.namespace, memo.function_id)))
+
+
+def _spent(value: Any) -> dict[str, Any]:
+    """What an answer cost when produced, for a caller served by an identical call in flight
+    (it comes without an entry): its tokens, their split and the model, as ``emit`` takes them."""
+    return {
+        "tokens": usage_tokens(value),
+        "usage": usage_split(value),
+        "model": response_model(value),
+    }

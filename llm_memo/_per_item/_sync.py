@@ -32,7 +32,7 @@ from .._policy import call_outcome
 from ..backends import MISSING
 from ..errors import BackendError
 from ..events import Outcome
-from ..sdks import usage_tokens
+from ..sdks import response_model, usage_tokens
 from ._batch import Batching, token_shares
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ def run_items(
     saved: dict[str, int] = {}
     stale: dict[str, Entry] = {}
     failure: BackendError | None = None
+    model = ""  # the embedding model the answers name, for pricing what the hits saved
     if policy.reads:
         for key in first:
             try:
@@ -94,12 +95,14 @@ def run_items(
             if value is not MISSING:
                 values[key] = value
                 saved[key] = entry.tokens
+                model = model or entry.model
             elif old is not None:
                 stale[key] = old
     missing = [key for key in first if key not in values]
     if not missing:
         tokens = sum(saved[key] for key in keys)
-        memo.emit(_HIT, keys[0], start, policy, scopes, tokens=tokens, items=(len(keys), 0))
+        counted = (len(keys), 0)
+        memo.emit(_HIT, keys[0], start, policy, scopes, tokens=tokens, model=model, items=counted)
         return shape.merge(_answers(values, keys), None)
     # Every position counts once: sent (a distinct missing item) or answered (the rest).
     counted = (len(keys) - len(missing), len(missing))
@@ -118,7 +121,15 @@ def run_items(
         values.update(zip(missing, olds, strict=True))
         tokens = sum(saved.get(key, 0) for key in keys) + sum(stale[k].tokens for k in missing)
         memo.emit(
-            _STALE, keys[0], start, policy, scopes, error=failure, tokens=tokens, items=counted
+            _STALE,
+            keys[0],
+            start,
+            policy,
+            scopes,
+            error=failure,
+            tokens=tokens,
+            model=model or max((stale[k].model for k in missing), default=""),
+            items=counted,
         )
         return shape.merge(_answers(values, keys), None)
     outcome = call_outcome(policy, failure is not None)
@@ -135,6 +146,7 @@ def run_items(
             len(sent),
         )
         return wrapped(*args, **kwargs)
+    model = response_model(result) or model
     now = memo.now()
     plan = memo.plan(policy, now)
     if plan is not None and memo.should_store(result):
@@ -142,7 +154,7 @@ def run_items(
             encoded = memo.encode(part, backend)
             if encoded is None:
                 continue
-            entry = memo.entry_for(key, encoded, plan, now, part, tokens=share)
+            entry = memo.entry_for(key, encoded, plan, now, part, tokens=share, model=model)
             try:
                 backend.set(key, entry, plan.retention)
             except BackendError as exc:
@@ -153,7 +165,17 @@ def run_items(
     values.update(zip(missing, parts, strict=True))
     # Repeats of a sent item are answered by its answer: hits, saving that item's share.
     tokens = sum(saved.get(key, fresh.get(key, 0)) for key in keys) - sum(fresh.values())
-    memo.emit(outcome, keys[0], start, policy, scopes, error=failure, tokens=tokens, items=counted)
+    memo.emit(
+        outcome,
+        keys[0],
+        start,
+        policy,
+        scopes,
+        error=failure,
+        tokens=tokens,
+        model=model,
+        items=counted,
+    )
     return shape.merge(_answers(values, keys), result)
 
 

@@ -5,9 +5,9 @@ metadata only: encoding values, signing and every caching decision happen above 
 methods make a backend; :class:`AsyncBackend` has the same names as coroutines, so an async
 implementation and its generated sync twin differ only by ``async``/``await``.
 
-Extra abilities (listing keys, cross-process locks, similarity search) are their own small
-runtime-checkable protocols in the modules that need them, checked once when a backend is set
-up, never ``NotImplementedError`` stubs.
+Extra abilities (listing keys, cross-process locks, similarity search, persistent counters) are
+their own small runtime-checkable protocols in the modules that need them, checked once when a
+backend is set up, never ``NotImplementedError`` stubs.
 
 Every backend raises :class:`~llm_memo.errors.BackendError` (wrapping its driver's exception)
 when the store fails, and nothing else; the decorator's fail-open path relies on that.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
@@ -32,9 +32,11 @@ if TYPE_CHECKING:
 __all__ = [
     "MISSING",
     "AsyncBackend",
+    "AsyncCounting",
     "AsyncListing",
     "AsyncLocking",
     "Backend",
+    "Counting",
     "Listing",
     "Locking",
     "Missing",
@@ -222,6 +224,45 @@ class AsyncLocking(Protocol):
 
     def lock(self, key: str, *, ttl: float, wait: float) -> AbstractAsyncContextManager[bool]:
         """A cross-process lock named after ``key``."""
+        ...
+
+
+@runtime_checkable
+class Counting(Protocol):
+    """A backend that keeps cheap per-function counters (``configure(persist_stats=True)``).
+
+    ``add_counters`` adds a batch, ``{(day, function): {field: amount}}`` with days
+    ``YYYY-MM-DD`` (UTC) and the integer fields of
+    :data:`~llm_memo.backends._counters.COUNTER_FIELDS`, in as few round trips as the store
+    allows; it is called from a background flush, never on a call's path. ``read_counters``
+    returns every process's sums in the same shape, for days from ``since`` on (``""``: all).
+    Failures raise :class:`~llm_memo.errors.BackendError` (that batch is dropped, logged).
+
+    .. versionadded:: 0.3.0
+    """
+
+    def add_counters(self, batch: Mapping[tuple[str, str], Mapping[str, int]]) -> None:
+        """Add ``batch`` to the stored counters."""
+        ...
+
+    def read_counters(self, since: str = "") -> dict[tuple[str, str], dict[str, int]]:
+        """The stored counters of days ``since`` and later."""
+        ...
+
+
+@runtime_checkable
+class AsyncCounting(Protocol):
+    """The async twin of :class:`Counting`.
+
+    .. versionadded:: 0.3.0
+    """
+
+    async def add_counters(self, batch: Mapping[tuple[str, str], Mapping[str, int]]) -> None:
+        """Add ``batch`` to the stored counters."""
+        ...
+
+    async def read_counters(self, since: str = "") -> dict[tuple[str, str], dict[str, int]]:
+        """The stored counters of days ``since`` and later."""
         ...
 
 

@@ -42,6 +42,7 @@ from .._policy import retained_until
 from ..entry import Entry
 from ..errors import BackendError, CodecError, ConfigurationError
 from . import MISSING, Missing
+from ._disk_counters import DiskCounters
 from ._registry import Reopen
 
 __all__ = [
@@ -232,6 +233,7 @@ class DiskBackend:
         self._reopen = Reopen()
         # Per thread: (id of the SQLite connection, whether it has the async busy timeout).
         self._local = threading.local()
+        self._counters = DiskCounters(self.directory, self.timeout)
         _fork.register(self)
 
     def _after_fork(self) -> None:
@@ -433,6 +435,17 @@ class DiskBackend:
             cache, self._cache = self._cache, None
         if cache is not None:
             cache.close()
+        self._counters.close()
+
+    # -- the Counting protocol (persist_stats; ``_disk_counters.py``) -------------------------
+
+    def add_counters(self, batch: Mapping[tuple[str, str], Mapping[str, int]]) -> None:
+        """Add a batch of per-function counters (diskcache ``incr``, one transaction)."""
+        self._counters.add(batch)
+
+    def read_counters(self, since: str = "") -> dict[tuple[str, str], dict[str, int]]:
+        """Every process's counters for days ``since`` and later."""
+        return self._counters.read(since)
 
 
 def _describe(exc: BaseException) -> str:

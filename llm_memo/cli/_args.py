@@ -85,7 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
-        "stats", parents=[common, json_flag, select], help="entries and bytes by function"
+        "stats",
+        parents=[common, json_flag, select],
+        help="entries and bytes by function; hits, tokens and money saved (persist_stats)",
+    )
+    p.add_argument(
+        "--since",
+        type=duration,
+        metavar="AGE",
+        help="saved counters of the last AGE only, by UTC day (e.g. 7d); default: all",
     )
     p = sub.add_parser("ls", parents=[common, json_flag, select, ages], help="list entries")
     p.add_argument("--limit", type=int, metavar="N", help="at most N entries")

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from .. import config
 from .._policy import retained_until
 from ..backends import MISSING, Listing
+from ..backends._counters import day_of
 from ..backends.recording import RecordedCall, RecordingBackend, read_recording
 from ..entry import Entry
 from ..errors import CodecError
@@ -36,6 +37,7 @@ from ._output import (
     human_bytes,
     value_json,
 )
+from ._saved import print_saved, saved_report
 from ._store import (
     GLOB,
     Filter,
@@ -65,6 +67,8 @@ def cmd_stats(args: argparse.Namespace, backend: Any, out: Out) -> int:
         for bucket in (by_ns.setdefault(ns, [0, 0]), by_fn.setdefault((ns, fn), [0, 0])):
             bucket[0] += 1
             bucket[1] += nbytes
+    since = day_of(now - args.since) if args.since is not None else ""
+    saved = saved_report(backend, since, args.function)
     out.document(
         {
             "backend": repr(backend),
@@ -78,6 +82,7 @@ def cmd_stats(args: argparse.Namespace, backend: Any, out: Out) -> int:
                 {"namespace": ns, "function": fn, "entries": n, "bytes": b}
                 for (ns, fn), (n, b) in sorted(by_fn.items())
             ],
+            "saved": saved,
         }
     )
     out.line(f"backend: {backend!r}")
@@ -90,6 +95,7 @@ def cmd_stats(args: argparse.Namespace, backend: Any, out: Out) -> int:
         out.line(f"{'namespace':<{width}}  {'function':<{fwidth}}  {'entries':>7}  bytes")
         for (ns, fn), (n, b) in sorted(by_fn.items()):
             out.line(f"{ns:<{width}}  {fn:<{fwidth}}  {n:>7}  {human_bytes(b)}")
+    print_saved(out, saved)
     return OK
 
 

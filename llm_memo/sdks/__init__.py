@@ -18,6 +18,8 @@ functions here answer from that list:
 :func:`unstorable_hint`        what to wrap instead of an SDK helper whose result is a live
                                context manager (``messages.stream``), never stored
 :func:`usage_tokens`           the tokens a response reports; :class:`StreamUsage` for streams
+:func:`usage_split`            those tokens as input / output / cached input (:class:`Usage`)
+:func:`response_model`         the model a response names (what its tokens are priced by)
 :func:`split_for_similarity`   which text of a request a semantic cache embeds
 =============================  ===============================================================
 
@@ -50,7 +52,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import anthropic, google_genai, litellm, openai
-from ._base import ClientFamily, ItemBatch, Sdk, get_field, int_or_zero
+from ._base import ClientFamily, ItemBatch, Sdk, Usage, get_field, int_or_zero
 
 __all__ = [
     "ABSENT_TYPES",
@@ -63,6 +65,7 @@ __all__ = [
     "Sdk",
     "SdkClient",
     "StreamUsage",
+    "Usage",
     "client_for",
     "endpoint_identity",
     "file_params_for",
@@ -70,9 +73,11 @@ __all__ = [
     "is_sdk_type",
     "per_item_for",
     "profile_for",
+    "response_model",
     "sdk_class",
     "split_for_similarity",
     "unstorable_hint",
+    "usage_split",
     "usage_tokens",
 ]
 
@@ -97,6 +102,8 @@ _USAGE_PARTS = tuple(dict.fromkeys(part for sdk in SDKS for part in sdk.usage_pa
 _USAGE_PATHS: tuple[tuple[str, ...], ...] = tuple(
     dict.fromkeys((("usage",), *openai.USAGE_PATHS, *google_genai.USAGE_PATHS))
 )
+#: Where a response holds a response that reports ``usage`` (a Responses API stream event).
+_USAGE_HOLDERS = tuple(p[:-1] for p in _USAGE_PATHS if len(p) > 1 and p[-1] == "usage")
 #: The usage fields that hold a total, by SDK shape.
 _USAGE_TOTALS = ("total_tokens", google_genai.USAGE_TOTAL)
 _STREAM_STARTS = tuple(sdk.stream_start_tokens for sdk in SDKS if sdk.stream_start_tokens)
@@ -107,6 +114,10 @@ _PER_ITEM: dict[str, ItemBatch] = {
     name: batch for sdk in SDKS for name, batch in sdk.per_item.items()
 }
 _REPORTS_INPUT = tuple(sdk.reports_input for sdk in SDKS if sdk.reports_input)
+# In registry order: an SDK whose shape is more specific comes first (OpenAI's Responses usage
+# has input_tokens too, but always with total_tokens, which Anthropic's never has). An SDK
+# that reports only total tokens (no usage_split) is priced by the total, at the input price.
+_USAGE_SPLITS = tuple(dict.fromkeys(sdk.usage_split for sdk in SDKS if sdk.usage_split))
 
 #: Header names (lower case) that carry credentials: never keyed, even when asked for with
 #: ``key_headers=``.
@@ -378,9 +389,22 @@ class StreamUsage:
     .. versionadded:: 0.2.0
     """
 
-    __slots__ = ("_first_has_input", "_last", "_last_has_input", "_seen", "_start_input")
+    __slots__ = (
+        "_first_has_input",
+        "_last",
+        "_last_has_input",
+        "_last_split",
+        "_seen",
+        "_start_input",
+        "_start_split",
+        "model",
+    )
 
     def __init__(self) -> None:
+        #: The model the stream names (its first chunk that names one), "" when none does.
+        self.model = ""
+        self._last_split: Usage | None = None
+        self._start_split: Usage | None = None
         self._seen = False
         self._last = 0  # tokens of the last chunk that reports any
         self._last_has_input = False
@@ -394,9 +418,14 @@ class StreamUsage:
             self._seen = True
             self._first_has_input = _reports_input(chunk)
             self._start_input = _stream_start(chunk)
+            if self._start_input is not None:
+                self._start_split = usage_split(chunk)
+        if not self.model:
+            self.model = response_model(chunk)
         if tokens:
             self._last = tokens
             self._last_has_input = _reports_input(chunk)
+            self._last_split = usage_split(chunk)
 
     @property
     def total(self) -> int:
@@ -407,6 +436,23 @@ class StreamUsage:
         if self._start_input is not None and not has_input:
             total += self._start_input
         return total
+
+    @property
+    def split(self) -> Usage | None:
+        """The stream's tokens as input / output / cached input, or ``None`` when its usage has
+        no known shape: the last usage reported, with the start's input (and cache reads) when
+        that last usage has only output tokens.
+
+        .. versionadded:: 0.3.0
+        """
+        last = self._last_split
+        has_input = self._last_has_input if self._last else self._first_has_input
+        start = self._start_split
+        if start is not None and not has_input:
+            if last is None:
+                return start
+            return Usage(start.input, last.output, start.cached_input)
+        return last
 
 
 def usage_tokens(value: Any) -> int:
@@ -447,6 +493,71 @@ def _usage_of(value: Any) -> Any:
         if found is not None:
             return found
     return None
+
+
+def usage_split(value: Any) -> Usage | None:
+    """A response's tokens as :class:`Usage` (input, output, cached input) when its ``usage``
+    has a registered SDK's shape, else ``None`` (then only :func:`usage_tokens` is known). For
+    a list of stream chunks, as :attr:`StreamUsage.split` counts them.
+
+    .. versionadded:: 0.3.0
+    """
+    if isinstance(value, list):
+        counter = StreamUsage()
+        for chunk in value:
+            counter.add(chunk)
+        return counter.split
+    try:
+        for holder in (value, *(_field_at(value, path) for path in _USAGE_HOLDERS)):
+            if holder is None:
+                continue
+            for split in _USAGE_SPLITS:
+                found = split(holder)
+                if found is not None:
+                    return found
+    except (AttributeError, TypeError):
+        pass
+    return None
+
+
+def _field_at(value: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        value = get_field(value, name)
+        if value is None:
+            break
+    return value
+
+
+def response_model(value: Any) -> str:
+    """The model a response names (``ChatCompletion.model``, ``Message.model``, a stream
+    chunk's, the ``message`` of Anthropic's ``message_start``, the ``response`` of an OpenAI
+    Responses stream event, Gemini's ``model_version``), "" when it names none. For a list of
+    stream chunks: the first chunk that names one.
+
+    .. versionadded:: 0.3.0
+    """
+    if isinstance(value, list):
+        for chunk in value:
+            model = response_model(chunk)
+            if model:
+                return model
+        return ""
+    try:
+        model = get_field(value, "model")
+        for holder in _MODEL_HOLDERS:
+            if model is not None:
+                break
+            model = get_field(get_field(value, holder), "model")
+        if model is None:
+            model = get_field(value, "model_version")
+    except (AttributeError, TypeError):
+        return ""
+    return model if isinstance(model, str) else ""
+
+
+#: Where a response holds the message or response that names its model: Anthropic's
+#: ``message_start`` (``message``), an OpenAI Responses stream event (``response``).
+_MODEL_HOLDERS = ("message", "response")
 
 
 # -- text to embed ------------------------------------------------------------------------------

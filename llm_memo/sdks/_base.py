@@ -14,7 +14,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ClientFamily", "ItemBatch", "Sdk", "get_field", "int_or_zero", "without_credentials"]
+__all__ = [
+    "ClientFamily",
+    "ItemBatch",
+    "Sdk",
+    "Usage",
+    "get_field",
+    "int_or_zero",
+    "without_credentials",
+]
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,28 @@ class ClientFamily:
     endpoint_of: Callable[[Any], dict[str, Any]]
     default_headers: Callable[[Any], Any]
     endpoint_inputs: Callable[[Any], tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A response's tokens, counted apart because they are priced apart.
+
+    Attributes:
+        input: prompt tokens, *including* the cached ones (OpenAI's ``prompt_tokens``;
+            Anthropic's ``input_tokens`` plus its cache reads and writes).
+        output: completion tokens (reasoning tokens included, as the SDKs count them).
+        cached_input: the part of ``input`` read from the provider's prompt cache, which is
+            priced lower.
+
+    .. versionadded:: 0.3.0
+    """
+
+    input: int = 0
+    output: int = 0
+    cached_input: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.input or self.output)
 
 
 @dataclass(frozen=True)
@@ -94,6 +124,9 @@ class Sdk:
             (google-genai's per-call transport inside ``config``: ``{"config": frozenset(
             {"http_options", "httpOptions"})}``), as field names of a pydantic model or keys of a
             mapping; dropped before the argument is keyed, so a recording never shows them.
+        usage_split: a response's (or a chunk's) ``usage`` as a :class:`Usage` when it has
+            this SDK's shape, else ``None`` (so the registry asks the next SDK). An SDK without
+            one is priced by its total tokens at the input price (a lower bound).
         file_params: which parameters of its own functions are files, by function
             (``"module:QualName"`` of the function's code, as ``openai.resources.files:Files.
             create``): a ``pathlib.Path`` passed there keys by the file's content.
@@ -115,6 +148,7 @@ class Sdk:
     file_params: Mapping[str, frozenset[str]] = field(default_factory=dict)
     nested_ignore: Mapping[str, frozenset[str]] = field(default_factory=dict)
     per_item: Mapping[str, ItemBatch] = field(default_factory=dict)
+    usage_split: Callable[[Any], Usage | None] | None = field(default=None)
 
     def ignores(self, name: str) -> bool:
         """Whether this SDK's own functions leave parameter ``name`` out of keys."""

@@ -18,9 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import _stainless
-from ._base import Sdk, get_field, int_or_zero
+from ._base import Sdk, Usage, get_field, int_or_zero
 
-__all__ = ["SDK", "UNSTORABLE", "reports_input", "stream_start_tokens"]
+__all__ = ["SDK", "UNSTORABLE", "reports_input", "stream_start_tokens", "usage_split"]
 
 _MESSAGES = (
     "wrap client.messages.create(..., stream=True) instead: its events are cached and replayed "
@@ -56,6 +56,28 @@ def reports_input(chunk: Any) -> bool:
         return False
 
 
+def usage_split(value: Any) -> Usage | None:
+    """Input, output and cached-input tokens of an Anthropic ``usage`` (``input_tokens``
+    without ``total_tokens``), or ``None`` for another shape. Anthropic counts cache reads
+    (``cache_read_input_tokens``) and cache writes (``cache_creation_input_tokens``) apart from
+    ``input_tokens``; here both are input, and the reads are the cached part. For a stream's
+    ``message_start`` event, the usage is the one in its ``message``."""
+    usage = get_field(value, "usage")
+    if usage is None:
+        usage = get_field(get_field(value, "message"), "usage")
+    if usage is None or get_field(usage, "total_tokens") is not None:
+        return None
+    if get_field(usage, "input_tokens") is None and get_field(usage, "output_tokens") is None:
+        return None
+    read = int_or_zero(get_field(usage, "cache_read_input_tokens"))
+    written = int_or_zero(get_field(usage, "cache_creation_input_tokens"))
+    return Usage(
+        int_or_zero(get_field(usage, "input_tokens")) + read + written,
+        int_or_zero(get_field(usage, "output_tokens")),
+        read,
+    )
+
+
 SDK = Sdk(
     name="anthropic",
     absent_types=_stainless.ABSENT_TYPES,
@@ -63,4 +85,5 @@ SDK = Sdk(
     usage_parts=("input_tokens", "output_tokens"),
     stream_start_tokens=stream_start_tokens,
     reports_input=reports_input,
+    usage_split=usage_split,
 )

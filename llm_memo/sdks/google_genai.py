@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from ._base import ClientFamily, Sdk, without_credentials
+from ._base import ClientFamily, Sdk, Usage, get_field, int_or_zero, without_credentials
 
-__all__ = ["CLIENTS", "SDK", "USAGE_PATHS", "USAGE_TOTAL", "split_contents"]
+__all__ = ["CLIENTS", "SDK", "USAGE_PATHS", "USAGE_TOTAL", "split_contents", "usage_split"]
 
 #: The SDK's top-level package: ``google`` alone is a namespace shared by many packages.
 NAME = "google.genai"
@@ -176,6 +176,24 @@ def split_contents(contents: Any) -> tuple[Any, str] | None:
     return (context, "\n".join(texts)) if texts else None
 
 
+def usage_split(value: Any) -> Usage | None:
+    """Input, output and cached-input tokens of a Gemini ``usage_metadata``, or ``None`` for
+    another shape: input is ``prompt_token_count`` (cached tokens included) plus
+    ``tool_use_prompt_token_count``; output is ``candidates_token_count`` plus
+    ``thoughts_token_count`` (thinking is billed as output); cached input is
+    ``cached_content_token_count``."""
+    usage = get_field(value, "usage_metadata")
+    if usage is None or get_field(usage, "prompt_token_count") is None:
+        return None
+    return Usage(
+        int_or_zero(get_field(usage, "prompt_token_count"))
+        + int_or_zero(get_field(usage, "tool_use_prompt_token_count")),
+        int_or_zero(get_field(usage, "candidates_token_count"))
+        + int_or_zero(get_field(usage, "thoughts_token_count")),
+        int_or_zero(get_field(usage, "cached_content_token_count")),
+    )
+
+
 SDK = Sdk(
     name=NAME,
     ignore=frozenset(
@@ -193,4 +211,5 @@ SDK = Sdk(
     # per-call transport inside config (GenerateContentConfig(http_options=...), or a dict in
     # either spelling): headers there may carry credentials, and an httpx client has no key
     nested_ignore={"config": frozenset({"http_options", "httpOptions"})},
+    usage_split=usage_split,
 )

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from . import openai
 from ._base import Sdk
 from ._embeddings import EMBEDDINGS
 
@@ -106,6 +107,7 @@ SDK = Sdk(
     ignore_prefixes=("litellm_",),
     per_call=per_call,
     mark_hit=mark_hit,
+    usage_split=openai.usage_split,  # litellm's responses have OpenAI's usage shape
     file_params={
         "litellm.main:transcription": frozenset({"file"}),
         "litellm.main:atranscription": frozenset({"file"}),

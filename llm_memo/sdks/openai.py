@@ -3,7 +3,8 @@
 Calls go through a Stainless client (``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI``): the
 endpoint is keyed, never the credentials; ``NOT_GIVEN`` / ``Omit`` count as absent. Responses
 (``ChatCompletion``, ``ChatCompletionChunk``...) are allow-listed pydantic models, and their
-``usage`` reports ``total_tokens`` or ``prompt_tokens`` + ``completion_tokens``. A Responses API
+``usage`` reports ``total_tokens`` or ``prompt_tokens`` + ``completion_tokens`` (split into
+input, output and cached input by :func:`usage_split`). A Responses API
 stream (``responses.create(stream=True)``) yields typed events (the ``ResponseStreamEvent``
 union), each restored as its own class; its usage is in the final ``response.completed``
 event's ``response.usage`` (:data:`USAGE_PATHS`). The file
@@ -17,11 +18,13 @@ beyond the generic list, ``keys.DEFAULT_IGNORE``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import _stainless
-from ._base import ItemBatch, Sdk
+from ._base import ItemBatch, Sdk, Usage, get_field, int_or_zero
 from ._embeddings import EMBEDDINGS
 
-__all__ = ["FILE_PARAMS", "PER_ITEM", "SDK", "UNSTORABLE", "USAGE_PATHS"]
+__all__ = ["FILE_PARAMS", "PER_ITEM", "SDK", "UNSTORABLE", "USAGE_PATHS", "usage_split"]
 
 #: Where responses keep their usage besides ``.usage``: a Responses API stream event carries the
 #: response, whose ``usage`` is set on the final ``response.completed`` event.
@@ -60,6 +63,34 @@ PER_ITEM: dict[str, ItemBatch] = {
     f"openai.resources.embeddings:{prefix}Embeddings.create": EMBEDDINGS for prefix in ("", "Async")
 }
 
+
+def usage_split(value: Any) -> Usage | None:
+    """Input, output and cached-input tokens of an OpenAI-shaped ``usage``, or ``None`` for
+    another shape: Chat Completions / Completions / Embeddings (``prompt_tokens``,
+    ``completion_tokens``, ``prompt_tokens_details.cached_tokens``) and the Responses API
+    (``input_tokens``, ``output_tokens``, ``input_tokens_details.cached_tokens``, always with
+    ``total_tokens``, which tells it from Anthropic's ``input_tokens``)."""
+    usage = get_field(value, "usage")
+    if usage is None:
+        return None
+    prompt = get_field(usage, "prompt_tokens")
+    if prompt is not None:
+        details = get_field(usage, "prompt_tokens_details")
+        return Usage(
+            int_or_zero(prompt),
+            int_or_zero(get_field(usage, "completion_tokens")),
+            int_or_zero(get_field(details, "cached_tokens")) if details is not None else 0,
+        )
+    if get_field(usage, "input_tokens") is not None and get_field(usage, "total_tokens"):
+        details = get_field(usage, "input_tokens_details")
+        return Usage(
+            int_or_zero(get_field(usage, "input_tokens")),
+            int_or_zero(get_field(usage, "output_tokens")),
+            int_or_zero(get_field(details, "cached_tokens")) if details is not None else 0,
+        )
+    return None
+
+
 SDK = Sdk(
     name="openai",
     absent_types=_stainless.ABSENT_TYPES,
@@ -67,4 +98,5 @@ SDK = Sdk(
     usage_parts=("prompt_tokens", "completion_tokens"),
     file_params=FILE_PARAMS,
     per_item=PER_ITEM,
+    usage_split=usage_split,
 )

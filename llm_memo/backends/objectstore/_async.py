@@ -8,12 +8,13 @@ failure guard of :mod:`.errors`. Edit the async source, then run ``scripts/unasy
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Literal
 
 from ...entry import Entry
 from .. import MISSING, Missing
 from ._base import _ObjectStore
+from ._counters import counter_paths, counter_top, read_counter_files
 from ._io import AsyncIO, AsyncStoreIO, aiter_listed
 from .framing import _FRAME, _HEAD_READ, _expired, _frame, _unframe
 from .layout import _entries_in, _named, _scan_top
@@ -151,6 +152,31 @@ class AsyncObjectStoreBackend(_ObjectStore):
             doomed = _expired(paths, await io.read_heads(paths, _FRAME.size), self._clock())
             await io.remove_many(doomed)
         return len(doomed)
+
+    async def add_counters(self, batch: Mapping[tuple[str, str], Mapping[str, int]]) -> None:
+        """Add a batch of per-function counters: this process rewrites its own counter file of
+        each day touched (one PUT per day; see ``_counters.py``).
+
+        Raises:
+            BackendError: the store failed.
+        """
+        files = self._counter_files.add(batch)
+        with self._guard("add_counters"):
+            for path, data in files.items():
+                await self._io().write(path, data)
+
+    async def read_counters(self, since: str = "") -> dict[tuple[str, str], dict[str, int]]:
+        """Every process's counters for days ``since`` and later (a listing, then one GET per
+        writer and day).
+
+        Raises:
+            BackendError: the store failed.
+        """
+        with self._guard("read_counters"):
+            io = self._io()
+            paths = counter_paths(self.root, await io.find(counter_top(self.root)), since)
+            contents = [await io.read(path) for path in paths]
+        return read_counter_files(contents)
 
     async def close(self) -> None:
         """Release the filesystem: close the sessions this backend opened (for the async

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, TypeVar
 
 from ...errors import ConfigurationError
 from .._breaker import CircuitBreaker
+from ._counters import CounterFiles
 from ._io import AsyncStoreIO, StoreIO
 from .errors import _guarded
 from .layout import _join, _object_name
@@ -46,6 +47,7 @@ class _ObjectStore:
         self.breaker = breaker if breaker is not None else CircuitBreaker()
         self._clock = clock
         self._ios = self._io_type(self._target, timeout)
+        self._counter_files = CounterFiles(self.root)  # persist_stats (``_counters.py``)
 
     @classmethod
     def from_url(cls: type[_B], url: str, **options: Any) -> _B:

@@ -10,12 +10,13 @@ failure guard of :mod:`.errors`. Edit the async source, then run ``scripts/unasy
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 from ...entry import Entry
 from .. import MISSING, Missing
 from ._base import _ObjectStore
+from ._counters import counter_paths, counter_top, read_counter_files
 from ._io import SyncIO, StoreIO, iter_listed
 from .framing import _FRAME, _HEAD_READ, _expired, _frame, _unframe
 from .layout import _entries_in, _named, _scan_top
@@ -153,6 +154,31 @@ class ObjectStoreBackend(_ObjectStore):
             doomed = _expired(paths, io.read_heads(paths, _FRAME.size), self._clock())
             io.remove_many(doomed)
         return len(doomed)
+
+    def add_counters(self, batch: Mapping[tuple[str, str], Mapping[str, int]]) -> None:
+        """Add a batch of per-function counters: this process rewrites its own counter file of
+        each day touched (one PUT per day; see ``_counters.py``).
+
+        Raises:
+            BackendError: the store failed.
+        """
+        files = self._counter_files.add(batch)
+        with self._guard("add_counters"):
+            for path, data in files.items():
+                self._io().write(path, data)
+
+    def read_counters(self, since: str = "") -> dict[tuple[str, str], dict[str, int]]:
+        """Every process's counters for days ``since`` and later (a listing, then one GET per
+        writer and day).
+
+        Raises:
+            BackendError: the store failed.
+        """
+        with self._guard("read_counters"):
+            io = self._io()
+            paths = counter_paths(self.root, io.find(counter_top(self.root)), since)
+            contents = [io.read(path) for path in paths]
+        return read_counter_files(contents)
 
     def close(self) -> None:
         """Release the filesystem: close the sessions this backend opened (for the async

@@ -62,7 +62,9 @@ from ...entry import Entry
 from ...errors import BackendError, CodecError, ConfigurationError
 from .. import MISSING, Missing
 from .._breaker import BreakerGuard, CircuitBreaker
+from .._counters import COUNTER_ROOT
 from ._commands import (
+    _COUNTER_KEEP,
     _ERRORS,
     _LOCK_ROOT,
     _POLL_FIRST,
@@ -72,6 +74,8 @@ from ._commands import (
     _SCAN_COUNT,
     _UNLINK_BATCH,
     _check_client,
+    _counter_commands,
+    _counters_read,
     _glob_escape,
     _millis,
     _unreachable,
@@ -420,6 +424,50 @@ class AsyncRedisBackend:
             await self._owned.aclose(asyncio.get_running_loop())
         except _ERRORS as exc:
             raise BackendError(f"{self._label}: close failed: {exc}") from exc
+
+    # -- the Counting protocol (persist_stats) -----------------------------------------------
+
+    async def add_counters(self, batch: Mapping[tuple[str, str], Mapping[str, int]]) -> None:
+        """Add a batch of per-function counters: one ``HINCRBY`` per field into one hash per
+        day (kept 400 days), all in one pipeline, one round trip on a standalone server.
+
+        Raises:
+            BackendError: Redis failed or the breaker is open.
+        """
+        commands = _counter_commands(self.prefix, batch)
+        if not commands:
+            return
+        with self._guard():
+            try:
+                async with self._redis().pipeline(transaction=False) as pipe:
+                    for name, fields in commands.items():
+                        for field, amount in fields.items():
+                            pipe.hincrby(name, field, amount)
+                        pipe.expire(name, _COUNTER_KEEP)
+                    await pipe.execute()
+            except _ERRORS as exc:
+                raise self._failed("HINCRBY", exc) from exc
+
+    async def read_counters(self, since: str = "") -> dict[tuple[str, str], dict[str, int]]:
+        """Every process's counters for days ``since`` and later (``SCAN`` + ``HGETALL``).
+
+        Raises:
+            BackendError: Redis failed or the breaker is open.
+        """
+        root = self.prefix + COUNTER_ROOT
+        hashes: dict[str, Mapping[Any, Any]] = {}
+        with self._guard():
+            try:
+                client = self._redis()
+                async for name in client.scan_iter(
+                    match=_glob_escape(root) + "*", count=_SCAN_COUNT
+                ):
+                    text = name.decode("utf-8", "surrogateescape")
+                    if text[len(root) :] >= since and text not in hashes:
+                        hashes[text] = await client.hgetall(name)
+            except _ERRORS as exc:
+                raise self._failed("HGETALL", exc) from exc
+        return _counters_read(root, hashes)
 
     # -- the Locking protocol --------------------------------------------------------------
 

@@ -8,6 +8,9 @@ it exists once. Not here: URLs (``_url.py``), clients and the backend (``_async.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from redis.exceptions import (
     ClusterDownError,
     CrossSlotTransactionError,
@@ -23,6 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...errors import BackendError, ConfigurationError
 from ...keys import KEY_ROOT
+from .._counters import COUNTER_FIELDS, COUNTER_ROOT
 
 # Every key llm_memo writes starts with this: an empty prefix means "all of llm_memo's keys",
 # never the whole database.
@@ -48,6 +52,47 @@ return 0
 # (a connection another task just dropped: "'NoneType' object has no attribute 'writelines'");
 # such a driver bug fails one call open, as a refusal, and never reaches the caller.
 _ERRORS = (RedisError, RedisClusterException, OSError, AttributeError, IndexError, KeyError)
+# Counter hashes are kept this long after their last update (a day's hash, so ~13 months).
+_COUNTER_KEEP = 400 * 24 * 3600
+_FIELDS = frozenset(COUNTER_FIELDS)
+
+
+def _counter_commands(
+    prefix: str, batch: Mapping[tuple[str, str], Mapping[str, int]]
+) -> dict[str, dict[str, int]]:
+    """``{hash name: {"<function>:<field>": amount}}`` for a counter batch: one hash per day.
+    A function identity may hold ``:``; the field name, which never does, comes last."""
+    out: dict[str, dict[str, int]] = {}
+    for (day, function), counts in batch.items():
+        fields = out.setdefault(f"{prefix}{COUNTER_ROOT}{day}", {})
+        for name, amount in counts.items():
+            if amount:
+                fields[f"{function}:{name}"] = fields.get(f"{function}:{name}", 0) + amount
+    return {name: fields for name, fields in out.items() if fields}
+
+
+def _counters_read(
+    root: str, hashes: Mapping[str, Mapping[Any, Any]]
+) -> dict[tuple[str, str], dict[str, int]]:
+    """Counter hashes (as ``HGETALL`` returns them) back in the batch shape; fields that are
+    not counters or not integers are skipped."""
+    out: dict[tuple[str, str], dict[str, int]] = {}
+    for name, fields in hashes.items():
+        day = name[len(root) :]
+        for raw, value in fields.items():
+            if isinstance(raw, bytes):
+                raw = raw.decode("utf-8", "surrogateescape")
+            function, _, field = str(raw).rpartition(":")
+            try:
+                amount = int(value)
+            except (TypeError, ValueError):
+                continue
+            if field in _FIELDS and function:
+                row = out.setdefault((day, function), {})
+                row[field] = row.get(field, 0) + amount
+    return out
+
+
 _GLOB = str.maketrans({c: "\\" + c for c in "\\*?[]"})
 
 
