@@ -1,0 +1,494 @@
+"""``semantic+local:///path``: :class:`EmbeddedSemanticBackend`, the store and its ANN indexes.
+
+Every operation takes the backend's lock, opens the store on first use (failing open with a
+back-off, like ``disk://``) and turns a store failure into
+:class:`~llm_memo.errors.BackendError`. A search, in order:
+
+1. embeds the text (outside the lock; the vector is kept for the ``add`` of a miss);
+2. brings the partition's in-memory index up to date: loaded from its file on first use (or
+   rebuilt from the store when the file is missing, damaged, of another store or cleared since),
+   then every row with ``vid > seen`` is added (one indexed query; usually it returns nothing).
+   This is how a write in another process is seen: at the next search, no delay beyond it;
+3. asks the index for the ``k`` nearest vids (``k`` = ``candidates``, twice that with a guard);
+4. reads those rows from the store, drops from the index every vid whose row is gone, expired
+   or elsewhere, scores the rest exactly (float32 dot product of the stored vectors, so the
+   index's quantisation changes recall, never a score or a threshold decision) and answers with
+   the best one at or above the threshold that the guard accepts and whose entry decodes;
+5. if some vids were dead and nothing was accepted, searches again (dead vids are gone now).
+
+``add`` writes one row (entry, deadline, vector, features) in one transaction and leaves the
+indexing to the next search, in whichever process it runs. Index files are written when a
+partition has ``max(1000, 10%)`` vectors more than its file, by :meth:`save` and by
+:meth:`close`.
+
+Not here: the SQL (:mod:`._store`), the folder and index file format (:mod:`._layout`), URLs
+(:mod:`._url`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from asyncio.events import _get_running_loop
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .... import _fork
+from ....entry import Entry
+from ....errors import BackendError, CodecError, MissingDependencyError
+from ... import MISSING, Missing
+from ..._registry import Reopen
+from .._search import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_THRESHOLD,
+    SearchSettings,
+    partition_name,
+    resolve_threshold,
+)
+from ..guard import Guard, LexicalGuard
+from ..vectors import configured_embedder, embed_sync, numpy
+from . import _layout
+from ._store import Candidate, Store, StoreError, alive, deadline_of
+from ._url import SCHEME, check_settings, parse_url
+
+__all__ = [
+    "DEFAULT_ASYNC_TIMEOUT",
+    "DEFAULT_CONNECTIVITY",
+    "DEFAULT_DTYPE",
+    "DEFAULT_EXPANSION_ADD",
+    "DEFAULT_EXPANSION_SEARCH",
+    "DEFAULT_TIMEOUT",
+    "EmbeddedSemanticBackend",
+]
+
+logger = logging.getLogger("llm_memo")
+
+#: Vector storage inside the index ("f16": half the memory of f32, the same recall measured).
+DEFAULT_DTYPE = "f16"
+#: HNSW graph degree (usearch's default): more is better recall, more memory, slower adds.
+DEFAULT_CONNECTIVITY = 16
+#: Candidate list while inserting (usearch's default).
+DEFAULT_EXPANSION_ADD = 128
+#: Candidate list while searching (usearch's default): the latency / recall dial.
+DEFAULT_EXPANSION_SEARCH = 64
+#: Seconds a write waits for another process's lock before it counts as a backend failure.
+DEFAULT_TIMEOUT = 2.0
+#: The same on an event loop (async callers use the backend inline): short, never a stall.
+DEFAULT_ASYNC_TIMEOUT = 0.1
+
+# An index file is rewritten once its partition has this many vectors more (or 10% more).
+_SAVE_MIN = 1000
+# Searches again at most this many times when the nearest vids were dead.
+_ROUNDS = 4
+
+_GUARD = LexicalGuard()
+
+
+def _usearch() -> Any:
+    try:
+        from usearch import index
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the semantic+local:// backend needs usearch; fix: pip install 'llm-memo[ann]'"
+        ) from exc
+    return index
+
+
+@dataclass(slots=True)
+class _Partition:
+    """One partition's in-memory index and how far it has read the store."""
+
+    index: Any  # usearch.index.Index
+    ndim: int
+    seen: int  # every live row of the partition with vid <= seen is in the index
+    generation: int  # the store's clear count when last brought up to date
+    saved: int  # vectors in the index when its file was last written or read
+
+
+class EmbeddedSemanticBackend(SearchSettings):
+    """Semantic cache in a local folder: entries in SQLite, vectors in usearch HNSW indexes.
+
+    Args:
+        directory: the folder (created on first use).
+        embedder: an :class:`~llm_memo.backends.semantic.Embedder` (sync; async callers use
+            the backend inline, as they use ``disk://``).
+        threshold: default minimum cosine similarity of a hit (a call's ``threshold`` wins).
+        guard: checks a candidate beyond similarity (default :class:`LexicalGuard`); ``None``
+            turns it off.
+        candidates: nearest neighbours examined per search (twice as many asked with a guard).
+        dtype: vector storage in the index: ``"f16"`` (default), ``"f32"`` or ``"i8"``.
+        connectivity, expansion_add, expansion_search: the HNSW parameters (usearch's names;
+            ``expansion_search`` may change between runs, the others are part of the files).
+        timeout: seconds a write waits for another process's lock.
+        async_timeout: the same on an event loop.
+        clock: seconds clock for deadlines (tests pass a fake one).
+
+    Raises:
+        ConfigurationError: no usable embedder (or an async one), or a bad setting.
+
+    Example::
+
+        backend = EmbeddedSemanticBackend("/var/cache/llm-semantic", embedder=LocalEmbedder())
+
+    .. versionadded:: 0.4.0
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        embedder: Any,
+        threshold: float = DEFAULT_THRESHOLD,
+        guard: Guard | None = _GUARD,
+        candidates: int = DEFAULT_CANDIDATES,
+        dtype: str = DEFAULT_DTYPE,
+        connectivity: int = DEFAULT_CONNECTIVITY,
+        expansion_add: int = DEFAULT_EXPANSION_ADD,
+        expansion_search: int = DEFAULT_EXPANSION_SEARCH,
+        timeout: float = DEFAULT_TIMEOUT,
+        async_timeout: float = DEFAULT_ASYNC_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            embedder, threshold=threshold, guard=guard, candidates=candidates, asynchronous=False
+        )
+        waits = [("timeout", timeout), ("async_timeout", async_timeout)]
+        check_settings(dtype, connectivity, expansion_add, expansion_search, waits)
+        self.directory = os.fspath(directory)
+        self.dtype = dtype
+        self.connectivity = connectivity
+        self.expansion_add = expansion_add
+        self.expansion_search = expansion_search
+        self.timeout = float(timeout)
+        self.async_timeout = float(async_timeout)
+        self._clock = clock
+        self._db: Store | None = None
+        self._parts: dict[str, _Partition] = {}
+        self._generation = -1  # the store's clear count the partitions were checked against
+        self._lock = threading.RLock()
+        self._reopen = Reopen()
+        self._save_failed = False
+        _fork.register(self)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> EmbeddedSemanticBackend:
+        """Build from ``semantic+local:///path`` (``semantic+local://`` alone: the user cache
+        directory). Query parameters: ``threshold``, ``candidates``, ``dtype``,
+        ``connectivity``, ``expansion_add``, ``expansion_search``, ``timeout``,
+        ``async_timeout``. Opens nothing.
+
+        Args:
+            url: the URL.
+            **options: ``embedder`` (default: ``configure(embedder=...)``), ``guard``,
+                ``clock``, and the query parameters as keyword arguments.
+
+        Raises:
+            ConfigurationError: a malformed URL, an unknown parameter, or no embedder
+                configured (the message says how).
+
+        Example::
+
+            configure(embedder=LocalEmbedder())
+            backend = EmbeddedSemanticBackend.from_url("semantic+local:///var/cache/llm")
+        """
+        folder, kwargs = parse_url(url, options)
+        if kwargs.get("embedder") is None:
+            kwargs["embedder"] = configured_embedder(SCHEME)
+        return cls(folder, **kwargs)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.directory!r}, embedder={self.embedder.name!r}, "
+            f"threshold={self.threshold})"
+        )
+
+    def _after_fork(self) -> None:
+        # A SQLite connection must not cross fork(): the child opens its own. The indexes are
+        # plain memory (copied on write) and stay; the lock another thread held is made anew.
+        self._lock = threading.RLock()
+        self._db = None
+
+    # -- the protocol ----------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | Literal[Missing.MISSING]:
+        """The live entry under ``key`` (one indexed read), or :data:`MISSING`.
+
+        Raises:
+            BackendError: the store cannot be opened or read.
+        """
+        with self._operation("get") as db:
+            data = db.get(key, self._clock())
+        return MISSING if data is None else _decoded(data, MISSING)
+
+    def set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        """Store ``entry`` under ``key`` without a vector (found by key only)."""
+        with self._operation("set") as db:
+            if ttl is not None and ttl <= 0:
+                db.delete(key, self._clock())
+                return
+            db.put(key, entry.to_bytes(), deadline_of(ttl, self._clock()))
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key`` (its vector is dropped by the next search that meets it); return
+        whether a live entry was there."""
+        with self._operation("delete") as db:
+            return db.delete(key, self._clock())
+
+    def clear(self, prefix: str = "") -> int:
+        """Remove the entries whose key starts with ``prefix`` (all for ``""``) and the indexes
+        of their partitions; return how many live entries went."""
+        with self._operation("clear") as db:
+            removed = db.clear(prefix, self._clock())
+            self._forget(prefix, db.generation())
+            if not prefix:
+                self._remove_files()
+            return removed
+
+    def search(
+        self, context: str, text: str, threshold: float | None
+    ) -> tuple[str, Entry, float] | None:
+        """The most similar live entry added in ``context`` (by this embedder) with cosine
+        similarity >= ``threshold`` (the backend's when ``None``) that the guard accepts, as
+        ``(key, entry, similarity)``.
+
+        Raises:
+            BackendError: the store, the index or the embedder failed.
+        """
+        limit = resolve_threshold(threshold, self._threshold)
+        vector = embed_sync(self.embedder, text, False, self._vectors)
+        name = partition_name(context, self.embedder.name)
+        guard = self._guard
+        wanted = None if guard is None else guard.features(text)
+        with self._operation("search") as db:
+            now = self._clock()
+            part = self._current(db, name, len(vector), now)
+            if part is None:
+                return None
+            count = self._candidates * 2 if guard is not None else self._candidates
+            for _ in range(_ROUNDS):
+                size = len(part.index)
+                if size == 0:
+                    return None
+                vids = [int(v) for v in part.index.search(vector, min(count, size)).keys]
+                rows = db.candidates(vids)
+                live: list[Candidate] = []
+                for vid in vids:
+                    row = rows.get(vid)
+                    if row is None or row.partition != name or not alive(row.deadline, now):
+                        part.index.remove(vid)
+                    else:
+                        live.append(row)
+                found = self._best(live, vector, limit, wanted)
+                if found is not None or len(live) == len(vids):
+                    return found
+            return None
+
+    def add(self, key: str, entry: Entry, ttl: float | None, context: str, text: str) -> None:
+        """Store ``entry`` under ``key`` with the vector of ``text`` in ``context``'s partition
+        (the vector of a search just made for ``text`` is reused); indexed by the next search."""
+        if ttl is not None and ttl <= 0:
+            self.delete(key)
+            return
+        vector = embed_sync(self.embedder, text, False, self._vectors)
+        features = self._guard.features(text) if self._guard is not None else ""
+        name = partition_name(context, self.embedder.name)
+        blob = vector.astype("<f4").tobytes()
+        with self._operation("add") as db:
+            now = self._clock()
+            db.put(key, entry.to_bytes(), deadline_of(ttl, now), (name, blob, features))
+
+    def purge_expired(self) -> int:
+        """Delete every entry whose deadline has passed; return how many (searches and gets
+        already skip them; run this from a periodic job to reclaim the space)."""
+        with self._operation("purge_expired") as db:
+            return db.purge_expired(self._clock())
+
+    def save(self) -> None:
+        """Write the index file of every partition that has vectors its file lacks (a file
+        that cannot be written is logged once: the store still answers, slower to reopen).
+
+        Raises:
+            BackendError: the store cannot be opened.
+        """
+        with self._operation("save") as db:
+            for name, part in self._parts.items():
+                if len(part.index) != part.saved:
+                    self._write(db, name, part)
+
+    def close(self) -> None:
+        """Save the indexes that changed and close the store (it opens again if used)."""
+        with self._lock:
+            try:
+                if self._db is not None:
+                    self.save()
+            finally:
+                db, self._db = self._db, None
+                self._parts.clear()
+                self._generation = -1
+                if db is not None:
+                    db.close()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _operation(self, what: str) -> Iterator[Store]:
+        with self._lock:
+            try:
+                db = self._open()
+                db.busy_timeout(
+                    self.async_timeout if _get_running_loop() is not None else self.timeout
+                )
+                yield db
+            except StoreError as exc:
+                raise BackendError(
+                    f"{SCHEME} {self.directory}: {what} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+
+    def _open(self) -> Store:
+        db = self._db
+        if db is not None:
+            return db
+        reopen = self._reopen
+        if not reopen.due():
+            raise reopen.error() from reopen.cause
+        try:
+            db = Store(_layout.store_path(self.directory), self.timeout)
+        except StoreError as exc:
+            error = BackendError(f"cannot open {SCHEME} cache at {self.directory}: {exc}")
+            raise reopen.failed(error) from exc
+        reopen.succeeded()
+        self._db = db
+        return db
+
+    def _best(
+        self, live: list[Candidate], vector: Any, limit: float, wanted: str | None
+    ) -> tuple[str, Entry, float] | None:
+        """The best-scoring live candidate at or above ``limit`` that the guard accepts."""
+        if not live:
+            return None
+        np = numpy()
+        scores = np.stack([np.frombuffer(row.vector, dtype="<f4") for row in live]) @ vector
+        guard = self._guard
+        for position in np.argsort(-scores, kind="stable")[: self._candidates * 2]:
+            score = float(scores[position])
+            if score < limit:
+                break
+            row = live[int(position)]
+            if wanted is not None and guard is not None and not guard.allows(wanted, row.features):
+                continue
+            entry = _decoded(row.entry, None)
+            if entry is not None:
+                return row.key, entry, max(-1.0, min(1.0, score))
+        return None
+
+    # -- indexes ---------------------------------------------------------------------------
+
+    def _forget(self, prefix: str, generation: int) -> None:
+        """Drop the in-memory indexes of the partitions under ``prefix`` (rebuilt when next
+        searched, from the rows left)."""
+        for name in [n for n in self._parts if n.startswith(prefix)]:
+            del self._parts[name]
+        self._generation = generation
+
+    def _remove_files(self) -> None:
+        folder = os.path.dirname(_layout.index_path(self.directory, ""))
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return
+        for file in names:
+            if file.endswith(".usearch"):
+                with suppress(FileNotFoundError):
+                    os.unlink(os.path.join(folder, file))
+
+    def _current(self, db: Store, name: str, ndim: int, now: float) -> _Partition | None:
+        """``name``'s index with every live row of the store in it (built, loaded or caught
+        up now); ``None`` when its vectors have another dimension than ``ndim``."""
+        generation = db.generation()
+        if generation != self._generation:
+            for prefix in db.cleared_since(self._generation) if self._generation >= 0 else [""]:
+                self._forget(prefix, generation)
+            self._generation = generation
+        part = self._parts.get(name)
+        if part is None:
+            part = self._load(db, name, ndim, generation)
+            self._parts[name] = part
+        if part.ndim != ndim:
+            return None
+        rows = db.vectors_after(name, part.seen, now)
+        if rows:
+            np = numpy()
+            width = part.ndim * 4
+            fitting = [(vid, blob) for vid, blob in rows if len(blob) == width]
+            if fitting:
+                keys = np.fromiter((vid for vid, _ in fitting), dtype=np.uint64, count=len(fitting))
+                matrix = np.frombuffer(b"".join(blob for _, blob in fitting), dtype="<f4")
+                part.index.add(keys, matrix.reshape(len(fitting), part.ndim))
+            part.seen = rows[-1][0]
+            if len(part.index) - part.saved >= max(_SAVE_MIN, part.saved // 10):
+                self._write(db, name, part)
+        part.generation = generation
+        return part
+
+    def _new_index(self, ndim: int) -> Any:
+        return _usearch().Index(
+            ndim=ndim,
+            metric="cos",
+            dtype=self.dtype,
+            connectivity=self.connectivity,
+            expansion_add=self.expansion_add,
+            expansion_search=self.expansion_search,
+        )
+
+    def _load(self, db: Store, name: str, ndim: int, generation: int) -> _Partition:
+        """The partition's index from its file if the file is sound and current, else empty
+        (the caller's catch-up then rebuilds it from the store)."""
+        path = _layout.index_path(self.directory, name)
+        found = _layout.read_index(path)
+        if found is not None:
+            header, blob = found
+            settings = (self.dtype, self.connectivity, self.expansion_add)
+            if (
+                header.store_id == db.store_id
+                and header.partition == name
+                and (header.dtype, header.connectivity, header.expansion_add) == settings
+                and header.ndim == ndim
+                and header.generation <= generation
+                and header.seen <= db.last_vid()
+                and not any(name.startswith(p) for p in db.cleared_since(header.generation))
+            ):
+                index = self._new_index(ndim)
+                try:
+                    index.load(blob)
+                except (RuntimeError, ValueError) as exc:
+                    logger.warning("llm_memo: rebuilding damaged index %s (%s)", path, exc)
+                else:
+                    index.expansion_search = self.expansion_search
+                    return _Partition(index, ndim, header.seen, generation, len(index))
+        return _Partition(self._new_index(ndim), ndim, 0, generation, 0)
+
+    def _write(self, db: Store, name: str, part: _Partition) -> None:
+        header = _layout.Header(
+            store_id=db.store_id, partition=name, seen=part.seen, generation=part.generation,
+            ndim=part.ndim, dtype=self.dtype, connectivity=self.connectivity,
+            expansion_add=self.expansion_add,
+        )  # fmt: skip
+        try:
+            _layout.write_index(_layout.index_path(self.directory, name), header, part.index.save())
+        except OSError as exc:
+            # The file is a cache of the store: a search goes on without it (warned once).
+            if not self._save_failed:
+                self._save_failed = True
+                logger.warning("llm_memo: cannot save the index of %s: %s", self.directory, exc)
+        part.saved = len(part.index)
+
+
+def _decoded(data: bytes, default: Any) -> Any:
+    try:
+        return Entry.from_bytes(data)
+    except CodecError:
+        return default
