@@ -27,8 +27,10 @@ Not here: the SQL (:mod:`._store`), the folder and index file format (:mod:`._la
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import sys
 import threading
 import time
 from asyncio.events import _get_running_loop
@@ -89,6 +91,11 @@ _GUARD = LexicalGuard()
 
 
 def _usearch() -> Any:
+    # usearch 2.26 loaded before onnxruntime 1.32 makes onnxruntime's InferenceSession() crash
+    # the process (SIGSEGV; measured here, whichever comes first in the process decides), and
+    # the offline LocalEmbedder runs on onnxruntime: load it first when it is installed.
+    if "onnxruntime" not in sys.modules and importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime  # noqa: F401
     try:
         from usearch import index
     except ImportError as exc:

@@ -102,7 +102,7 @@ def read_index(path: str) -> tuple[Header, bytes] | None:
     try:
         with open(path, "rb") as source:
             data = source.read()
-    except FileNotFoundError:
+    except OSError:  # missing, or unreadable: rebuilt from the store either way
         return None
     start = len(MAGIC) + _LENGTH.size
     if len(data) < start or not data.startswith(MAGIC):
