@@ -378,7 +378,8 @@ class EmbeddedSemanticBackend(SearchSettings):
         if not live:
             return None
         np = numpy()
-        scores = np.stack([np.frombuffer(row.vector, dtype="<f4") for row in live]) @ vector
+        stored = np.frombuffer(b"".join(row.vector for row in live), dtype="<f4")
+        scores = stored.reshape(len(live), -1) @ vector
         guard = self._guard
         for position in np.argsort(-scores, kind="stable")[: self._candidates * 2]:
             score = float(scores[position])
