@@ -101,10 +101,12 @@ def backend(folder: Path, toy: ToyEmbedder, clock: FakeClock) -> Iterator[Embedd
 
 
 def reopened(folder: Path, clock: FakeClock | None = None, **options: Any) -> Any:
+    """Another backend on ``folder`` (as another process would open it)."""
+    if clock is not None:
+        options["clock"] = clock
     return EmbeddedSemanticBackend(
-        folder, embedder=ToyEmbedder(), threshold=0.8, guard=None,
-        **({"clock": clock} if clock else {}), **options,
-    )  # fmt: skip
+        folder, embedder=ToyEmbedder(), threshold=0.8, guard=None, **options
+    )
 
 
 class TestSearch:

@@ -280,7 +280,7 @@ class EmbeddedSemanticBackend(SearchSettings):
                 size = len(part.index)
                 if size == 0:
                     return None
-                vids = [int(v) for v in part.index.search(vector, min(count, size)).keys]
+                vids = [int(v) for v in part.index.search(vector, min(count, size), threads=1).keys]
                 rows = db.candidates(vids)
                 live: list[Candidate] = []
                 for vid in vids:
