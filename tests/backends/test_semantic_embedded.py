@@ -491,6 +491,21 @@ class TestProcesses:
         assert parent.get(KEY_A) is MISSING
         parent.close()
 
+    def test_a_forked_child_opens_its_own_connection(self, folder: Path) -> None:
+        """After fork (simulated through _fork's hook) the parent's SQLite connection is
+        dropped, never used; the child opens its own and keeps the indexes it inherited."""
+        backend = reopened(folder)
+        backend.add(KEY_A, make_entry(), 600, CTX, RESET)
+        assert backend.search(CTX, RESET, None) is not None
+        inherited = backend._db
+        backend._after_fork()
+        assert backend._db is None
+        assert backend.search(CTX, RESET2, None) is not None
+        assert backend._db is not inherited
+        assert inherited is not None
+        inherited.close()
+        backend.close()
+
     def test_kill_9_while_writing_leaves_a_store_that_reopens(self, folder: Path) -> None:
         """A child writing entries and saving its index in a loop is killed with SIGKILL:
         the SQLite file passes its integrity check, every entry the child reported is there,
