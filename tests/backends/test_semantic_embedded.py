@@ -305,6 +305,24 @@ class TestClear:
         assert len(backend._parts[partition_name(CTX, "toy-v1")].index) == 1
         other.close()
 
+    def test_a_clear_here_also_applies_the_clears_made_elsewhere(
+        self, backend: EmbeddedSemanticBackend, folder: Path
+    ) -> None:
+        """This backend clears one prefix after another backend cleared a different one: the
+        other clear is not skipped (its partitions are dropped here too)."""
+        for i in range(20):
+            backend.add(make_key("ns", "mod.ask", f"{i:032x}"), make_entry(), 60, CTX, RESET)
+        assert backend.search(CTX, RESET, None) is not None
+        other = reopened(folder)
+        other.clear("llm_memo:2:ns:")
+        backend.clear("llm_memo:2:elsewhere:")
+        other.add(KEY_B, make_entry(b'"new"'), 60, CTX, RESET2)
+        found = backend.search(CTX, RESET, 0.5)
+        assert found is not None
+        assert found[0] == KEY_B
+        assert len(backend._parts[partition_name(CTX, "toy-v1")].index) == 1
+        other.close()
+
     def test_clear_everything_removes_index_files(
         self, backend: EmbeddedSemanticBackend, folder: Path
     ) -> None:

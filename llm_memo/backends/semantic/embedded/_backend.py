@@ -250,7 +250,7 @@ class EmbeddedSemanticBackend(SearchSettings):
         of their partitions; return how many live entries went."""
         with self._operation("clear") as db:
             removed = db.clear(prefix, self._clock())
-            self._forget(prefix, db.generation())
+            self._refresh(db)  # forgets the partitions under prefix (and under other clears)
             if not prefix:
                 self._remove_files()
             return removed
@@ -395,12 +395,19 @@ class EmbeddedSemanticBackend(SearchSettings):
 
     # -- indexes ---------------------------------------------------------------------------
 
-    def _forget(self, prefix: str, generation: int) -> None:
-        """Drop the in-memory indexes of the partitions under ``prefix`` (rebuilt when next
-        searched, from the rows left)."""
-        for name in [n for n in self._parts if n.startswith(prefix)]:
-            del self._parts[name]
-        self._generation = generation
+    def _refresh(self, db: Store) -> int:
+        """Catch up with the clears made since the last look (by any process): drop the
+        in-memory indexes of the partitions under each cleared prefix (rebuilt when next
+        searched, from the rows left). Returns the store's generation."""
+        generation = db.generation()
+        if generation != self._generation:
+            known = self._generation
+            prefixes = db.cleared_since(known) if known >= 0 else [""]
+            for prefix in prefixes:
+                for name in [n for n in self._parts if n.startswith(prefix)]:
+                    del self._parts[name]
+            self._generation = generation
+        return generation
 
     def _remove_files(self) -> None:
         folder = os.path.dirname(_layout.index_path(self.directory, ""))
@@ -416,11 +423,7 @@ class EmbeddedSemanticBackend(SearchSettings):
     def _current(self, db: Store, name: str, ndim: int, now: float) -> _Partition | None:
         """``name``'s index with every live row of the store in it (built, loaded or caught
         up now); ``None`` when its vectors have another dimension than ``ndim``."""
-        generation = db.generation()
-        if generation != self._generation:
-            for prefix in db.cleared_since(self._generation) if self._generation >= 0 else [""]:
-                self._forget(prefix, generation)
-            self._generation = generation
+        generation = self._refresh(db)
         part = self._parts.get(name)
         if part is None:
             part = self._load(db, name, ndim, generation)
