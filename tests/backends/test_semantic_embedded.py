@@ -253,6 +253,55 @@ class TestSearch:
         assert found[0] == KEY_B
 
 
+class _Beams:
+    """A usearch index that records the beam (expansion_search) of each search."""
+
+    def __init__(self, index: Any) -> None:
+        object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "beams", [])
+
+    def search(self, *args: Any, **kwargs: Any) -> Any:
+        self.beams.append(self._index.expansion_search)
+        return self._index.search(*args, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._index, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._index, name, value)
+
+
+class TestWidening:
+    def test_a_miss_looks_again_with_a_wider_beam(self, folder: Path) -> None:
+        """Nothing accepted in a partition larger than the beam: one more search, with a beam
+        eight times as wide, then the beam is back; a hit (or a small partition) searches once."""
+        backend = reopened(folder, expansion_search=2)
+        for i, word in enumerate(["alpha", "bravo", "charlie", "delta", "echo"]):
+            backend.add(make_key("ns", "mod.ask", f"{i:032x}"), make_entry(), 60, CTX, word)
+        assert backend.search(CTX, "alpha", None) is not None
+        part = backend._parts[partition_name(CTX, "toy-v1")]
+        beams = _Beams(part.index)
+        part.index = beams
+        assert backend.search(CTX, "zulu yankee xray", None) is None
+        assert beams.beams == [2, 16]
+        assert part.index.expansion_search == 2
+        beams.beams.clear()
+        assert backend.search(CTX, "bravo", None) is not None
+        assert beams.beams == [2]
+        backend.close()
+        small = reopened(folder)  # beam 64 > 5 vectors: nothing wider to try
+        assert small.search(CTX, "alpha", None) is not None
+        part = small._parts[partition_name(CTX, "toy-v1")]
+        beams = _Beams(part.index)
+        part.index = beams
+        assert small.search(CTX, "zulu yankee xray", None) is None
+        assert beams.beams == [64]
+        small.close()
+
+
 class TestExpiry:
     def test_expired_entries_are_not_found(
         self, backend: EmbeddedSemanticBackend, clock: FakeClock
