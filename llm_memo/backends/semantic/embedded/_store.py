@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS clears (generation INTEGER PRIMARY KEY, prefix TEXT N
 #: The store's format; a file of another format is refused (BackendError, with the path).
 FORMAT = "1"
 
+# Bytes of the file SQLite may map (address space, not memory: pages load as they are read).
+_MMAP = 1 << 30
+# KiB of page cache per connection.
+_CACHE_KIB = 32 * 1024
 # SQLite binds at most 999 parameters per statement in old builds: batches stay below.
 _BATCH = 500
 
@@ -99,6 +103,10 @@ class Store:
         try:
             self._con.execute("PRAGMA journal_mode = WAL")
             self._con.execute("PRAGMA synchronous = NORMAL")
+            # A search reads its candidates' rows at random places in the file: through a
+            # memory map (no read() per page) and a larger page cache, not SQLite's 2 MB.
+            self._con.execute(f"PRAGMA mmap_size = {_MMAP}")
+            self._con.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
             with self._write():
                 # (one statement at a time: executescript() would commit the transaction)
                 for statement in _SCHEMA.split(";"):
