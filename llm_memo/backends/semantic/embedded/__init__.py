@@ -14,16 +14,16 @@ expired or cleared entry is never served, whatever the index still holds.
 ``_url.py``         ``semantic+local://`` URLs, parsed without importing the engine
 ==================  ================================================================================
 
-**Why usearch.** Measured on this project's 2-core machine (``/tmp`` probe quoted in
-``docs/backends/semantic.md``; 20,000 random 384-d unit vectors, HNSW M=16, ef_construction=128,
-ef_search=64, top-8, one query at a time): usearch f16 answers in 0.37 ms p50 (f32 0.67 ms, i8
-0.25 ms), hnswlib 0.32 ms, faiss ``IndexHNSWFlat`` 0.34 ms, all at the same recall; the engines
-are equally fast where it matters. usearch is chosen for what the others lack here: removal of
-single vectors and growth without a fixed capacity (faiss HNSW cannot remove; hnswlib only marks
-deleted within a ``max_elements`` fixed at creation), half-float and int8 storage (half the
-memory at the same recall; faiss has it only in other index types), serialisation to bytes
-(``save()`` / ``restore()``, so our file carries its own header and digest), and it is
-maintained (monthly releases; hnswlib's last release is from 2023).
+**Why usearch.** Measured on this project's 2-core machine (``python -m
+benchmarks.semantic_latency --only engines``: 20,000 random 384-d unit vectors, HNSW M=16,
+ef_construction=128, ef_search=64, top-8, one query at a time): usearch f16 answers in 0.47 ms
+p50 (f32 0.64 ms, i8 0.27 ms), hnswlib 0.38 ms, faiss ``IndexHNSWFlat`` 0.35 ms, all at recall@8
+0.59-0.62: the engines are equally fast where it matters. usearch is chosen for what the others
+lack here: removal of single vectors and growth without a fixed capacity (faiss HNSW cannot
+remove; hnswlib only marks deleted within a ``max_elements`` fixed at creation), half-float and
+int8 storage (half the memory at the same recall; faiss has it only in other index types),
+serialisation to bytes (``save()`` / ``restore()``, so our file carries its own header and
+digest), and it is maintained (monthly releases; hnswlib's last release is from 2023).
 
 **Partitions: one index per partition.** usearch's Python API has no filtered search, and a
 shared index filtered after the fact would let a large partition crowd a small one out of the
