@@ -735,7 +735,7 @@ class TestUrls:
             importlib.util, "find_spec", lambda name, *a: None if name == "usearch" else real(name)
         )
         with pytest.raises(MissingDependencyError, match=r"llm-memo\[ann"):
-            check_url("semantic+local:///x")
+            check_url("semantic+local:///a/folder/checked/without/usearch")
 
     def test_an_async_embedder_is_refused(self, tmp_path: Path) -> None:
         """The backend is sync (async callers use it inline): an async embedder cannot serve."""
