@@ -461,6 +461,25 @@ class TestIndexFiles:
         assert found[1] == make_entry(b'"fresh"')
         third.close()
 
+    def test_a_rebuild_reads_the_store_in_batches(
+        self, folder: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Catching up with more rows than one batch indexes all of them, in vid order."""
+        from llm_memo.backends.semantic.embedded import _backend
+
+        monkeypatch.setattr(_backend, "_CATCH_UP", 3)
+        backend = reopened(folder, clock)
+        texts = [
+            f"question {word}"
+            for word in ["alpha", "bravo", "charlie", "delta", "echo", "fox", "golf"]
+        ]
+        for i, text in enumerate(texts):
+            backend.add(make_key("ns", "mod.ask", f"{i:032x}"), make_entry(), 60, CTX, text)
+        assert backend.search(CTX, texts[-1], 0.99) is not None
+        part = backend._parts[partition_name(CTX, "toy-v1")]
+        assert (len(part.index), part.seen) == (7, 7)
+        backend.close()
+
     def test_other_engine_settings_rebuild(self, folder: Path, clock: FakeClock) -> None:
         """A file made with another dtype or connectivity is not loaded."""
         self._saved(folder, clock)

@@ -90,6 +90,8 @@ DEFAULT_ASYNC_TIMEOUT = 0.1
 _SAVE_MIN = 1000
 # Searches again at most this many times when the nearest vids were dead.
 _ROUNDS = 4
+# Rows read per query when an index catches up with the store (a rebuild reads many).
+_CATCH_UP = 20_000
 # A search that found nothing looks once more with expansion_search times this.
 _WIDEN = 8
 
@@ -461,8 +463,11 @@ class EmbeddedSemanticBackend(SearchSettings):
             self._parts[name] = part
         if part.ndim != ndim:
             return None
-        rows = db.vectors_after(name, part.seen, now)
-        if rows:
+        added = False
+        while True:  # in batches, so a rebuild never holds every vector twice in memory
+            rows = db.vectors_after(name, part.seen, now, _CATCH_UP)
+            if not rows:
+                break
             np = numpy()
             width = part.ndim * 4
             fitting = [(vid, blob) for vid, blob in rows if len(blob) == width]
@@ -471,9 +476,12 @@ class EmbeddedSemanticBackend(SearchSettings):
                 matrix = np.frombuffer(b"".join(blob for _, blob in fitting), dtype="<f4")
                 part.index.add(keys, matrix.reshape(len(fitting), part.ndim))
             part.seen = rows[-1][0]
-            if len(part.index) - part.saved >= max(_SAVE_MIN, part.saved // 10):
-                self._write(db, name, part)
+            added = True
+            if len(rows) < _CATCH_UP:
+                break
         part.generation = generation
+        if added and len(part.index) - part.saved >= max(_SAVE_MIN, part.saved // 10):
+            self._write(db, name, part)
         return part
 
     def _new_index(self, ndim: int) -> Any:

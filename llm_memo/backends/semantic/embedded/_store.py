@@ -241,14 +241,17 @@ class Store:
         ).fetchall()
         return [str(prefix) for (prefix,) in rows]
 
-    def vectors_after(self, partition: str, seen: int, now: float) -> list[tuple[int, bytes]]:
-        """(vid, vector) of the live rows of ``partition`` with ``vid > seen``, in vid order."""
+    def vectors_after(
+        self, partition: str, seen: int, now: float, limit: int
+    ) -> list[tuple[int, bytes]]:
+        """(vid, vector) of the first ``limit`` live rows of ``partition`` with ``vid > seen``,
+        in vid order."""
         return [
             (int(vid), bytes(vector))
             for vid, vector in self._con.execute(
                 "SELECT vid, vector FROM entries WHERE partition = ? AND vid > ?"
-                " AND (deadline IS NULL OR deadline > ?) ORDER BY vid",
-                (partition, seen, now),
+                " AND (deadline IS NULL OR deadline > ?) ORDER BY vid LIMIT ?",
+                (partition, seen, now, limit),
             )
         ]
 
