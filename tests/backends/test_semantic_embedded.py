@@ -465,9 +465,9 @@ class TestIndexFiles:
         self, folder: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Catching up with more rows than one batch indexes all of them, in vid order."""
-        from llm_memo.backends.semantic.embedded import _backend
+        from llm_memo.backends.semantic.embedded import _indexes
 
-        monkeypatch.setattr(_backend, "_CATCH_UP", 3)
+        monkeypatch.setattr(_indexes, "_CATCH_UP", 3)
         backend = reopened(folder, clock)
         texts = [
             f"question {word}"

@@ -8,7 +8,8 @@ or stale. Every candidate the index proposes is checked against the store, so a 
 expired or cleared entry is never served, whatever the index still holds.
 
 ==================  ================================================================================
-``_backend.py``     :class:`EmbeddedSemanticBackend`: the protocol, the search, the indexes
+``_backend.py``     :class:`EmbeddedSemanticBackend`: the protocol, the search, failing open
+``_indexes.py``     the in-memory HNSW index per partition: loaded, rebuilt, caught up, saved
 ``_store.py``       the SQLite entry store: schema, ids, clears (why SQLite: its docstring)
 ``_layout.py``      the folder and the index file format (header + usearch bytes, atomic writes)
 ``_url.py``         ``semantic+local://`` URLs, parsed without importing the engine

@@ -25,27 +25,23 @@ indexing to the next search, in whichever process it runs. Index files are writt
 partition has ``max(1000, 10%)`` vectors more than its file, by :meth:`save` and by
 :meth:`close`.
 
-Not here: the SQL (:mod:`._store`), the folder and index file format (:mod:`._layout`), URLs
-(:mod:`._url`).
+Not here: the SQL (:mod:`._store`), keeping the indexes in memory up to date and their files
+(:mod:`._indexes`), the folder and index file format (:mod:`._layout`), URLs (:mod:`._url`).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import os
-import sys
 import threading
 import time
 from asyncio.events import _get_running_loop
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from .... import _fork
 from ....entry import Entry
-from ....errors import BackendError, CodecError, MissingDependencyError
+from ....errors import BackendError, CodecError
 from ... import MISSING, Missing
 from ..._registry import Reopen
 from .._search import (
@@ -58,6 +54,7 @@ from .._search import (
 from ..guard import Guard, LexicalGuard
 from ..vectors import configured_embedder, embed_sync, numpy
 from . import _layout
+from ._indexes import Indexes, Partition
 from ._store import Candidate, Store, StoreError, alive, deadline_of
 from ._url import SCHEME, check_settings, parse_url
 
@@ -70,8 +67,6 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "EmbeddedSemanticBackend",
 ]
-
-logger = logging.getLogger("llm_memo")
 
 #: Vector storage inside the index ("f16": half the memory of f32, the same recall measured).
 DEFAULT_DTYPE = "f16"
@@ -86,42 +81,12 @@ DEFAULT_TIMEOUT = 2.0
 #: The same on an event loop (async callers use the backend inline): short, never a stall.
 DEFAULT_ASYNC_TIMEOUT = 0.1
 
-# An index file is rewritten once its partition has this many vectors more (or 10% more).
-_SAVE_MIN = 1000
 # Searches again at most this many times when the nearest vids were dead.
 _ROUNDS = 4
-# Rows read per query when an index catches up with the store (a rebuild reads many).
-_CATCH_UP = 20_000
 # A search that found nothing looks once more with expansion_search times this.
 _WIDEN = 8
 
 _GUARD = LexicalGuard()
-
-
-def _usearch() -> Any:
-    # usearch 2.26 loaded before onnxruntime 1.32 makes onnxruntime's InferenceSession() crash
-    # the process (SIGSEGV; measured here, whichever comes first in the process decides), and
-    # the offline LocalEmbedder runs on onnxruntime: load it first when it is installed.
-    if "onnxruntime" not in sys.modules and importlib.util.find_spec("onnxruntime") is not None:
-        import onnxruntime  # noqa: F401
-    try:
-        from usearch import index
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "the semantic+local:// backend needs usearch; fix: pip install 'llm-memo[ann]'"
-        ) from exc
-    return index
-
-
-@dataclass(slots=True)
-class _Partition:
-    """One partition's in-memory index and how far it has read the store."""
-
-    index: Any  # usearch.index.Index
-    ndim: int
-    seen: int  # every live row of the partition with vid <= seen is in the index
-    generation: int  # the store's clear count when last brought up to date
-    saved: int  # vectors in the index when its file was last written or read
 
 
 class EmbeddedSemanticBackend(SearchSettings):
@@ -182,11 +147,12 @@ class EmbeddedSemanticBackend(SearchSettings):
         self.async_timeout = float(async_timeout)
         self._clock = clock
         self._db: Store | None = None
-        self._parts: dict[str, _Partition] = {}
-        self._generation = -1  # the store's clear count the partitions were checked against
+        self._indexes = Indexes(
+            self.directory, dtype=dtype, connectivity=connectivity,
+            expansion_add=expansion_add, expansion_search=expansion_search,
+        )  # fmt: skip
         self._lock = threading.RLock()
         self._reopen = Reopen()
-        self._save_failed = False
         _fork.register(self)
 
     @classmethod
@@ -220,6 +186,11 @@ class EmbeddedSemanticBackend(SearchSettings):
             f"{type(self).__name__}({self.directory!r}, embedder={self.embedder.name!r}, "
             f"threshold={self.threshold})"
         )
+
+    @property
+    def _parts(self) -> dict[str, Partition]:
+        """The in-memory indexes by partition name (for tests and the benchmark)."""
+        return self._indexes.parts
 
     def _after_fork(self) -> None:
         # A SQLite connection must not cross fork(): the child opens its own. The indexes are
@@ -258,9 +229,9 @@ class EmbeddedSemanticBackend(SearchSettings):
         of their partitions; return how many live entries went."""
         with self._operation("clear") as db:
             removed = db.clear(prefix, self._clock())
-            self._refresh(db)  # forgets the partitions under prefix (and under other clears)
+            self._indexes.refresh(db)  # forgets the partitions under prefix (and other clears)
             if not prefix:
-                self._remove_files()
+                self._indexes.remove_files()
             return removed
 
     def search(
@@ -280,7 +251,7 @@ class EmbeddedSemanticBackend(SearchSettings):
         wanted = None if guard is None else guard.features(text)
         with self._operation("search") as db:
             now = self._clock()
-            part = self._current(db, name, len(vector), now)
+            part = self._indexes.current(db, name, len(vector), now)
             if part is None:
                 return None
             count = self._candidates * 2 if guard is not None else self._candidates
@@ -299,7 +270,7 @@ class EmbeddedSemanticBackend(SearchSettings):
     def _rounds(
         self,
         db: Store,
-        part: _Partition,
+        part: Partition,
         name: str,
         vector: Any,
         count: int,
@@ -355,9 +326,7 @@ class EmbeddedSemanticBackend(SearchSettings):
             BackendError: the store cannot be opened.
         """
         with self._operation("save") as db:
-            for name, part in self._parts.items():
-                if len(part.index) != part.saved:
-                    self._write(db, name, part)
+            self._indexes.save(db)
 
     def close(self) -> None:
         """Save the indexes that changed and close the store (it opens again if used)."""
@@ -367,8 +336,7 @@ class EmbeddedSemanticBackend(SearchSettings):
                     self.save()
             finally:
                 db, self._db = self._db, None
-                self._parts.clear()
-                self._generation = -1
+                self._indexes.reset()
                 if db is not None:
                     db.close()
 
@@ -425,116 +393,6 @@ class EmbeddedSemanticBackend(SearchSettings):
             if entry is not None:
                 return row.key, entry, max(-1.0, min(1.0, score))
         return None
-
-    # -- indexes ---------------------------------------------------------------------------
-
-    def _refresh(self, db: Store) -> int:
-        """Catch up with the clears made since the last look (by any process): drop the
-        in-memory indexes of the partitions under each cleared prefix (rebuilt when next
-        searched, from the rows left). Returns the store's generation."""
-        generation = db.generation()
-        if generation != self._generation:
-            known = self._generation
-            prefixes = db.cleared_since(known) if known >= 0 else [""]
-            for prefix in prefixes:
-                for name in [n for n in self._parts if n.startswith(prefix)]:
-                    del self._parts[name]
-            self._generation = generation
-        return generation
-
-    def _remove_files(self) -> None:
-        folder = os.path.dirname(_layout.index_path(self.directory, ""))
-        try:
-            names = os.listdir(folder)
-        except FileNotFoundError:
-            return
-        for file in names:
-            if file.endswith(".usearch"):
-                with suppress(FileNotFoundError):
-                    os.unlink(os.path.join(folder, file))
-
-    def _current(self, db: Store, name: str, ndim: int, now: float) -> _Partition | None:
-        """``name``'s index with every live row of the store in it (built, loaded or caught
-        up now); ``None`` when its vectors have another dimension than ``ndim``."""
-        generation = self._refresh(db)
-        part = self._parts.get(name)
-        if part is None:
-            part = self._load(db, name, ndim, generation)
-            self._parts[name] = part
-        if part.ndim != ndim:
-            return None
-        added = False
-        while True:  # in batches, so a rebuild never holds every vector twice in memory
-            rows = db.vectors_after(name, part.seen, now, _CATCH_UP)
-            if not rows:
-                break
-            np = numpy()
-            width = part.ndim * 4
-            fitting = [(vid, blob) for vid, blob in rows if len(blob) == width]
-            if fitting:
-                keys = np.fromiter((vid for vid, _ in fitting), dtype=np.uint64, count=len(fitting))
-                matrix = np.frombuffer(b"".join(blob for _, blob in fitting), dtype="<f4")
-                part.index.add(keys, matrix.reshape(len(fitting), part.ndim))
-            part.seen = rows[-1][0]
-            added = True
-            if len(rows) < _CATCH_UP:
-                break
-        part.generation = generation
-        if added and len(part.index) - part.saved >= max(_SAVE_MIN, part.saved // 10):
-            self._write(db, name, part)
-        return part
-
-    def _new_index(self, ndim: int) -> Any:
-        return _usearch().Index(
-            ndim=ndim,
-            metric="cos",
-            dtype=self.dtype,
-            connectivity=self.connectivity,
-            expansion_add=self.expansion_add,
-            expansion_search=self.expansion_search,
-        )
-
-    def _load(self, db: Store, name: str, ndim: int, generation: int) -> _Partition:
-        """The partition's index from its file if the file is sound and current, else empty
-        (the caller's catch-up then rebuilds it from the store)."""
-        path = _layout.index_path(self.directory, name)
-        found = _layout.read_index(path)
-        if found is not None:
-            header, blob = found
-            settings = (self.dtype, self.connectivity, self.expansion_add)
-            if (
-                header.store_id == db.store_id
-                and header.partition == name
-                and (header.dtype, header.connectivity, header.expansion_add) == settings
-                and header.ndim == ndim
-                and header.generation <= generation
-                and header.seen <= db.last_vid()
-                and not any(name.startswith(p) for p in db.cleared_since(header.generation))
-            ):
-                index = self._new_index(ndim)
-                try:
-                    index.load(blob)
-                except (RuntimeError, ValueError) as exc:
-                    logger.warning("llm_memo: rebuilding damaged index %s (%s)", path, exc)
-                else:
-                    index.expansion_search = self.expansion_search
-                    return _Partition(index, ndim, header.seen, generation, len(index))
-        return _Partition(self._new_index(ndim), ndim, 0, generation, 0)
-
-    def _write(self, db: Store, name: str, part: _Partition) -> None:
-        header = _layout.Header(
-            store_id=db.store_id, partition=name, seen=part.seen, generation=part.generation,
-            ndim=part.ndim, dtype=self.dtype, connectivity=self.connectivity,
-            expansion_add=self.expansion_add,
-        )  # fmt: skip
-        try:
-            _layout.write_index(_layout.index_path(self.directory, name), header, part.index.save())
-        except OSError as exc:
-            # The file is a cache of the store: a search goes on without it (warned once).
-            if not self._save_failed:
-                self._save_failed = True
-                logger.warning("llm_memo: cannot save the index of %s: %s", self.directory, exc)
-        part.saved = len(part.index)
 
 
 def _decoded(data: bytes, default: Any) -> Any:
