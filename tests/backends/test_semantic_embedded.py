@@ -542,17 +542,20 @@ sys.path.insert(0, {root!r})
 from llm_memo.backends.semantic.embedded import EmbeddedSemanticBackend
 from llm_memo.testing.conformance import make_entry, make_key
 from tests.backends.test_embedders import ToyEmbedder
-backend = EmbeddedSemanticBackend({folder!r}, embedder=ToyEmbedder(), threshold=0.8, guard=None)
+# (a long lock wait: a loaded machine must not turn the other writer's lock into a failure)
+backend = EmbeddedSemanticBackend(
+    {folder!r}, embedder=ToyEmbedder(), threshold=0.8, guard=None, timeout=30
+)
 CTX = {ctx!r}
 """
 
 
-def run_child(folder: Path, body: str, **popen: Any) -> subprocess.Popen[str]:
-    """A real Python process using the folder (the code after the shared head)."""
+def run_child(folder: Path, body: str, args_: str = "") -> subprocess.Popen[str]:
+    """A real Python process using the folder (the code after the shared head; ``args_`` is
+    its ``sys.argv[1]``)."""
     code = _CHILD_HEAD.format(root=str(ROOT), folder=str(folder), ctx=CTX) + textwrap.dedent(body)
-    return subprocess.Popen(
-        [sys.executable, "-c", code], text=True, stdout=subprocess.PIPE, **popen
-    )
+    argv = [sys.executable, "-c", code] + ([args_] if args_ else [])
+    return subprocess.Popen(argv, text=True, stdout=subprocess.PIPE)
 
 
 class TestProcesses:
@@ -576,6 +579,33 @@ class TestProcesses:
         assert parent.search(CTX, RESET, 0.5) is None
         assert parent.get(KEY_A) is MISSING
         parent.close()
+
+    def test_two_processes_writing_at_once(self, folder: Path) -> None:
+        """Two children add and search in one partition at the same time: every write of both
+        is stored, and each child's index ends up with the other's vectors too."""
+        body = """
+            import sys
+            name = sys.argv[1]
+            for i in range(30):
+                key = make_key("ns", "mod.ask", f"{name}{i:031x}")
+                backend.add(key, make_entry(), None, CTX, f"{name} question number {i}")
+                backend.search(CTX, f"{name} question number {i}", None)
+            backend.close()
+            print("done")
+        """
+        children = [run_child(folder, body, args_=name) for name in ("a", "b")]
+        for child in children:
+            out, _ = child.communicate(timeout=120)
+            assert (child.returncode, out.strip()) == (0, "done")
+        after = reopened(folder)
+        for name in ("a", "b"):
+            for i in range(30):
+                assert after.get(make_key("ns", "mod.ask", f"{name}{i:031x}")) is not MISSING
+        found = after.search(CTX, "b question number 7", 0.99)
+        assert found is not None
+        assert after.get(found[0]) is not MISSING
+        assert len(after._parts[partition_name(CTX, "toy-v1")].index) == 60
+        after.close()
 
     def test_a_forked_child_opens_its_own_connection(self, folder: Path) -> None:
         """After fork (simulated through _fork's hook) the parent's SQLite connection is
