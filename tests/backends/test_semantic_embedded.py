@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from llm_memo import BackendError, ConfigurationError, configure, llm_cached
-from llm_memo.backends import MISSING, Semantic, from_url
+from llm_memo.backends import MISSING, Listing, Semantic, from_url
 from llm_memo.backends._registry import check_url
 from llm_memo.backends.semantic import DEFAULT_THRESHOLD, LexicalGuard, partition_name
 from llm_memo.backends.semantic.embedded import EmbeddedSemanticBackend, _layout
@@ -323,6 +323,22 @@ class TestExpiry:
         assert backend.purge_expired() == 2
         assert backend.purge_expired() == 0
         assert backend.get(KEY_B) is not MISSING
+
+
+class TestListing:
+    def test_keys_lists_live_keys_by_prefix(
+        self, backend: EmbeddedSemanticBackend, clock: FakeClock
+    ) -> None:
+        """keys(prefix) is the Listing protocol: live keys under the prefix, in order."""
+        other = make_key("other", "mod.ask", "d" * 32)
+        backend.add(KEY_B, make_entry(), 60, CTX, RESET)
+        backend.set(KEY_A, make_entry(), None)
+        backend.set(other, make_entry(), 5)
+        assert isinstance(backend, Listing)
+        assert list(backend.keys("llm_memo:2:ns:")) == [KEY_A, KEY_B]
+        assert list(backend.keys()) == sorted([KEY_A, KEY_B, other])
+        clock.advance(6)
+        assert other not in list(backend.keys())
 
 
 class TestClear:

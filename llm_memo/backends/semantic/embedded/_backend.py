@@ -312,6 +312,12 @@ class EmbeddedSemanticBackend(SearchSettings):
             now = self._clock()
             db.put(key, entry.to_bytes(), deadline_of(ttl, now), (name, blob, features))
 
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """The live keys starting with ``prefix``, in key order (the
+        :class:`~llm_memo.backends.Listing` protocol: ``llm-memo ls`` / ``purge`` use it)."""
+        with self._operation("keys") as db:
+            return iter(db.keys(prefix, self._clock()))
+
     def purge_expired(self) -> int:
         """Delete every entry whose deadline has passed; return how many (searches and gets
         already skip them; run this from a periodic job to reclaim the space)."""

@@ -214,6 +214,15 @@ class Store:
             )
         return sum(1 for (deadline,) in rows if deadline is None or deadline > now)
 
+    def keys(self, prefix: str, now: float) -> list[str]:
+        """The live keys starting with ``prefix``, in key order."""
+        rows = self._con.execute(
+            "SELECT key FROM entries WHERE key >= ? AND key < ?"
+            " AND (deadline IS NULL OR deadline > ?) ORDER BY key",
+            (prefix, upper_bound(prefix), now),
+        ).fetchall()
+        return [str(key) for (key,) in rows]
+
     def purge_expired(self, now: float) -> int:
         """Delete the rows whose deadline has passed; how many."""
         with self._write() as con:
