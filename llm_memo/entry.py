@@ -113,7 +113,7 @@ class Entry:
         signature: HMAC over :meth:`signed_view`, empty when signing is off.
         key_digest: :func:`key_digest` of the key the entry was written for (empty: unknown,
             which no reader accepts); ``codec.seal`` sets it.
-        input_tokens / output_tokens / cached_input_tokens: ``tokens`` by kind, when the
+        input_tokens, output_tokens, cached_input_tokens: ``tokens`` by kind, when the
             response reported them apart (all 0: only the total is known).
         model: the model the response names (at most 255 bytes of UTF-8), "" when unknown.
 

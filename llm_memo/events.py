@@ -62,7 +62,7 @@ class Event:
         tokens: tokens the answer cost when it was first produced (from ``usage``), if known.
         error: the backend error behind an ``error`` outcome.
         model: the model the served answer names, "" when unknown.
-        input_tokens / output_tokens / cached_input_tokens: ``tokens`` by kind, when the
+        input_tokens, output_tokens, cached_input_tokens: ``tokens`` by kind, when the
             response reported them apart (else 0).
         cost_saved: US dollars the served answer did not spend again (``hit`` and ``stale``),
             priced by ``llm_memo.prices``; ``None`` when nothing was served or no price is known.

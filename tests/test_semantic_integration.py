@@ -2,13 +2,16 @@
 context (model, parameters, system prompt, function, namespace); events carry similarity.
 
 Uses a toy in-process semantic backend (bag-of-words cosine) to test our own sequencing; the
-real Qdrant and Redis backends are tested in tests/backends/."""
+tests that need only the Semantic protocol also run on the embedded backend (semantic+local://,
+with the toy embedder). The real backends' own tests are in tests/backends/."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,7 +56,29 @@ class ToySemantic(MemoryBackend):
         self.index.append((context, text, key))
 
 
-def make(backend: ToySemantic) -> tuple[Any, list[str]]:
+@pytest.fixture(params=["toy", "embedded"])
+def semantic(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """A factory of semantic backends: ``new(threshold)``, the toy one or the embedded one."""
+    made: list[Any] = []
+
+    def new(threshold: float = 0.7) -> Any:
+        if request.param == "toy":
+            return ToySemantic(threshold)
+        from llm_memo.backends.semantic.embedded import EmbeddedSemanticBackend
+        from tests.backends.test_embedders import ToyEmbedder
+
+        backend = EmbeddedSemanticBackend(
+            tmp_path / f"sem{len(made)}", embedder=ToyEmbedder(), threshold=threshold, guard=None
+        )
+        made.append(backend)
+        return backend
+
+    yield new
+    for backend in made:
+        backend.close()
+
+
+def make(backend: Any) -> tuple[Any, list[str]]:
     calls: list[str] = []
 
     @llm_cached(backend=backend)
@@ -76,8 +101,8 @@ def test_toy_backend_is_semantic() -> None:
     assert isinstance(ToySemantic(), Semantic)
 
 
-def test_similar_question_hits_with_similarity() -> None:
-    backend = ToySemantic()
+def test_similar_question_hits_with_similarity(semantic: Callable[..., Any]) -> None:
+    backend = semantic()
     ask, calls = make(backend)
     ask("m", msgs(Q1))
     with cache_controls() as scope:
@@ -107,17 +132,19 @@ def test_identical_request_is_answered_without_a_search() -> None:
         {"messages": msgs(Q2, system="be verbose")},
     ],
 )
-def test_similarity_never_crosses_the_exact_context(change: dict[str, Any]) -> None:
+def test_similarity_never_crosses_the_exact_context(
+    change: dict[str, Any], semantic: Callable[..., Any]
+) -> None:
     """Different model, parameters or system prompt: no semantic hit even for similar text."""
-    backend = ToySemantic()
+    backend = semantic()
     ask, calls = make(backend)
     ask("m", msgs(Q1))
     ask(**{"model": "m", "messages": msgs(Q2), **change})
     assert len(calls) == 2
 
 
-def test_similarity_never_crosses_namespaces_or_functions() -> None:
-    backend = ToySemantic()
+def test_similarity_never_crosses_namespaces_or_functions(semantic: Callable[..., Any]) -> None:
+    backend = semantic()
     ask, calls = make(backend)
     other, other_calls = make(backend)
     with cache_controls(namespace="tenant:a"):
@@ -129,8 +156,8 @@ def test_similarity_never_crosses_namespaces_or_functions() -> None:
     assert len(other_calls) == 1
 
 
-def test_threshold_directive() -> None:
-    backend = ToySemantic(threshold=0.5)
+def test_threshold_directive(semantic: Callable[..., Any]) -> None:
+    backend = semantic(threshold=0.5)
     ask, calls = make(backend)
     ask("m", msgs(Q1))
     with cache_controls(threshold=0.99):
@@ -138,8 +165,8 @@ def test_threshold_directive() -> None:
     assert len(calls) == 2
 
 
-def test_only_if_cached_accepts_a_similar_entry() -> None:
-    backend = ToySemantic()
+def test_only_if_cached_accepts_a_similar_entry(semantic: Callable[..., Any]) -> None:
+    backend = semantic()
     ask, _calls = make(backend)
     ask("m", msgs(Q1))
     with cache_controls(only_if_cached=True):
@@ -154,8 +181,8 @@ def test_no_store_does_not_index() -> None:
     assert backend.index == []
 
 
-def test_async_function_on_semantic_backend() -> None:
-    backend = ToySemantic()
+def test_async_function_on_semantic_backend(semantic: Callable[..., Any]) -> None:
+    backend = semantic()
     calls = []
 
     @llm_cached(backend=backend)
@@ -171,8 +198,8 @@ def test_async_function_on_semantic_backend() -> None:
     assert calls == [1]
 
 
-def test_custom_semantic_text() -> None:
-    backend = ToySemantic()
+def test_custom_semantic_text(semantic: Callable[..., Any]) -> None:
+    backend = semantic()
     calls = []
 
     @llm_cached(backend=backend, semantic_text=lambda model, messages: messages[-1]["content"][:20])

@@ -165,6 +165,14 @@ for _scheme, _sync, _async, _extra, _requires, _check in [
         None,
     ),
     (
+        "semantic+local",
+        "llm_memo.backends.semantic.embedded:EmbeddedSemanticBackend",
+        "llm_memo.backends.semantic.embedded:EmbeddedSemanticBackend",
+        "ann,semantic-local",
+        ("usearch", "numpy"),
+        "llm_memo.backends.semantic.embedded._url:check_url",
+    ),
+    (
         "recordings",
         "llm_memo.recording:RecordingBackend",
         "llm_memo.recording:RecordingBackend",

@@ -13,8 +13,10 @@ The map of this package:
 ``embedders.py``    adapters: OpenAI-compatible clients, litellm, functions, an offline local model
 ``guard.py``        :class:`Guard` and :class:`LexicalGuard` (word lists in ``guard_words.json``)
 ``_search.py``      what every search shares: defaults, thresholds, partitions, key prefixes
-``redis/``          ``redis+semantic://``: Redis 7 hash indexes or Redis 8 vector sets
-``qdrant/``         ``qdrant://`` and ``qdrant+local://``
+``embedded/``       ``semantic+local://``: usearch HNSW indexes over SQLite, one machine (sync)
+``redis/``          ``redis+semantic://``: Redis 7 hash indexes scored by a server-side script,
+                    or Redis 8 vector sets
+``qdrant/``         ``qdrant://`` and ``qdrant+local://`` (local mode: development only)
 ==================  ================================================================================
 
 Each backend is written once, in async (``redis/_async.py``, ``qdrant/_async.py``); its sync

@@ -1,0 +1,408 @@
+"""``semantic+local:///path``: :class:`EmbeddedSemanticBackend`, the store and its ANN indexes.
+
+Every operation takes the backend's lock, opens the store on first use (failing open with a
+back-off, like ``disk://``) and turns a store failure into
+:class:`~llm_memo.errors.BackendError`. A search, in order:
+
+1. embeds the text (outside the lock; the vector is kept for the ``add`` of a miss);
+2. brings the partition's in-memory index up to date: loaded from its file on first use (or
+   rebuilt from the store when the file is missing, damaged, of another store or cleared since),
+   then every row with ``vid > seen`` is added (one indexed query; usually it returns nothing).
+   This is how a write in another process is seen: at the next search, no delay beyond it;
+3. asks the index for the ``k`` nearest vids (``k`` = ``candidates``, twice that with a guard);
+4. reads those rows from the store, drops from the index every vid whose row is gone, expired
+   or elsewhere, scores the rest exactly (float32 dot product of the stored vectors, so the
+   index's quantisation changes recall, never a score or a threshold decision) and answers with
+   the best one at or above the threshold that the guard accepts and whose entry decodes;
+5. if some vids were dead and nothing was accepted, searches again (dead vids are gone now);
+6. if still nothing was accepted and the partition is larger than the search beam, searches
+   once more with a beam eight times as wide (``expansion_search`` x 8): a miss is followed by
+   a model call, so a few milliseconds more on a miss buy back the isolated near-duplicates
+   HNSW's greedy walk misses with the default beam (16 % of them at 100,000 random vectors).
+
+``add`` writes one row (entry, deadline, vector, features) in one transaction and leaves the
+indexing to the next search, in whichever process it runs. Index files are written when a
+partition has ``max(1000, 10%)`` vectors more than its file, by :meth:`save` and by
+:meth:`close`.
+
+Not here: the SQL (:mod:`._store`), keeping the indexes in memory up to date and their files
+(:mod:`._indexes`), the folder and index file format (:mod:`._layout`), URLs (:mod:`._url`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from asyncio.events import _get_running_loop
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from .... import _fork
+from ....entry import Entry
+from ....errors import BackendError, CodecError
+from ... import MISSING, Missing
+from ..._registry import Reopen
+from .._search import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_THRESHOLD,
+    SearchSettings,
+    partition_name,
+    resolve_threshold,
+)
+from ..guard import Guard, LexicalGuard
+from ..vectors import configured_embedder, embed_sync, numpy
+from . import _layout
+from ._indexes import Indexes, Partition
+from ._store import Candidate, Store, StoreError, alive, deadline_of
+from ._url import SCHEME, check_settings, parse_url
+
+__all__ = [
+    "DEFAULT_ASYNC_TIMEOUT",
+    "DEFAULT_CONNECTIVITY",
+    "DEFAULT_DTYPE",
+    "DEFAULT_EXPANSION_ADD",
+    "DEFAULT_EXPANSION_SEARCH",
+    "DEFAULT_TIMEOUT",
+    "EmbeddedSemanticBackend",
+]
+
+#: Vector storage inside the index ("f16": half the memory of f32, the same recall measured).
+DEFAULT_DTYPE = "f16"
+#: HNSW graph degree (usearch's default): more is better recall, more memory, slower adds.
+DEFAULT_CONNECTIVITY = 16
+#: Candidate list while inserting (usearch's default).
+DEFAULT_EXPANSION_ADD = 128
+#: Candidate list while searching (usearch's default): the latency / recall dial.
+DEFAULT_EXPANSION_SEARCH = 64
+#: Seconds a write waits for another process's lock before it counts as a backend failure.
+DEFAULT_TIMEOUT = 2.0
+#: The same on an event loop (async callers use the backend inline): short, never a stall.
+DEFAULT_ASYNC_TIMEOUT = 0.1
+
+# Searches again at most this many times when the nearest vids were dead.
+_ROUNDS = 4
+# A search that found nothing looks once more with expansion_search times this.
+_WIDEN = 8
+
+_GUARD = LexicalGuard()
+
+
+class EmbeddedSemanticBackend(SearchSettings):
+    """Semantic cache in a local folder: entries in SQLite, vectors in usearch HNSW indexes.
+
+    Args:
+        directory: the folder (created on first use).
+        embedder: an :class:`~llm_memo.backends.semantic.Embedder` (sync; async callers use
+            the backend inline, as they use ``disk://``).
+        threshold: default minimum cosine similarity of a hit (a call's ``threshold`` wins).
+        guard: checks a candidate beyond similarity (default :class:`LexicalGuard`); ``None``
+            turns it off.
+        candidates: nearest neighbours examined per search (twice as many asked with a guard).
+        dtype: vector storage in the index: ``"f16"`` (default), ``"f32"`` or ``"i8"``.
+        connectivity, expansion_add, expansion_search: the HNSW parameters (usearch's names;
+            ``expansion_search`` may change between runs, the others are part of the files).
+        timeout: seconds a write waits for another process's lock.
+        async_timeout: the same on an event loop.
+        clock: seconds clock for deadlines (tests pass a fake one).
+
+    Raises:
+        ConfigurationError: no usable embedder (or an async one), or a bad setting.
+
+    Example::
+
+        backend = EmbeddedSemanticBackend("/var/cache/llm-semantic", embedder=LocalEmbedder())
+
+    .. versionadded:: 0.4.0
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        embedder: Any,
+        threshold: float = DEFAULT_THRESHOLD,
+        guard: Guard | None = _GUARD,
+        candidates: int = DEFAULT_CANDIDATES,
+        dtype: str = DEFAULT_DTYPE,
+        connectivity: int = DEFAULT_CONNECTIVITY,
+        expansion_add: int = DEFAULT_EXPANSION_ADD,
+        expansion_search: int = DEFAULT_EXPANSION_SEARCH,
+        timeout: float = DEFAULT_TIMEOUT,
+        async_timeout: float = DEFAULT_ASYNC_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            embedder, threshold=threshold, guard=guard, candidates=candidates, asynchronous=False
+        )
+        waits = [("timeout", timeout), ("async_timeout", async_timeout)]
+        check_settings(dtype, connectivity, expansion_add, expansion_search, waits)
+        self.directory = os.fspath(directory)
+        self.dtype = dtype
+        self.connectivity = connectivity
+        self.expansion_add = expansion_add
+        self.expansion_search = expansion_search
+        self.timeout = float(timeout)
+        self.async_timeout = float(async_timeout)
+        self._clock = clock
+        self._db: Store | None = None
+        self._indexes = Indexes(
+            self.directory, dtype=dtype, connectivity=connectivity,
+            expansion_add=expansion_add, expansion_search=expansion_search,
+        )  # fmt: skip
+        self._lock = threading.RLock()
+        self._reopen = Reopen()
+        _fork.register(self)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> EmbeddedSemanticBackend:
+        """Build from ``semantic+local:///path`` (``semantic+local://`` alone: the user cache
+        directory). Query parameters: ``threshold``, ``candidates``, ``dtype``,
+        ``connectivity``, ``expansion_add``, ``expansion_search``, ``timeout``,
+        ``async_timeout``. Opens nothing.
+
+        Args:
+            url: the URL.
+            **options: ``embedder`` (default: ``configure(embedder=...)``), ``guard``,
+                ``clock``, and the query parameters as keyword arguments.
+
+        Raises:
+            ConfigurationError: a malformed URL, an unknown parameter, or no embedder
+                configured (the message says how).
+
+        Example::
+
+            configure(embedder=LocalEmbedder())
+            backend = EmbeddedSemanticBackend.from_url("semantic+local:///var/cache/llm")
+        """
+        folder, kwargs = parse_url(url, options)
+        if kwargs.get("embedder") is None:
+            kwargs["embedder"] = configured_embedder(SCHEME)
+        return cls(folder, **kwargs)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.directory!r}, embedder={self.embedder.name!r}, "
+            f"threshold={self.threshold})"
+        )
+
+    @property
+    def _parts(self) -> dict[str, Partition]:
+        """The in-memory indexes by partition name (for tests and the benchmark)."""
+        return self._indexes.parts
+
+    def _after_fork(self) -> None:
+        # A SQLite connection must not cross fork(): the child opens its own. The indexes are
+        # plain memory (copied on write) and stay; the lock another thread held is made anew.
+        self._lock = threading.RLock()
+        self._db = None
+
+    # -- the protocol ----------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | Literal[Missing.MISSING]:
+        """The live entry under ``key`` (one indexed read), or :data:`MISSING`.
+
+        Raises:
+            BackendError: the store cannot be opened or read.
+        """
+        with self._operation("get") as db:
+            data = db.get(key, self._clock())
+        return MISSING if data is None else _decoded(data, MISSING)
+
+    def set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        """Store ``entry`` under ``key`` without a vector (found by key only)."""
+        with self._operation("set") as db:
+            if ttl is not None and ttl <= 0:
+                db.delete(key, self._clock())
+                return
+            db.put(key, entry.to_bytes(), deadline_of(ttl, self._clock()))
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key`` (its vector is dropped by the next search that meets it); return
+        whether a live entry was there."""
+        with self._operation("delete") as db:
+            return db.delete(key, self._clock())
+
+    def clear(self, prefix: str = "") -> int:
+        """Remove the entries whose key starts with ``prefix`` (all for ``""``) and the indexes
+        of their partitions; return how many live entries went."""
+        with self._operation("clear") as db:
+            removed = db.clear(prefix, self._clock())
+            self._indexes.refresh(db)  # forgets the partitions under prefix (and other clears)
+            if not prefix:
+                self._indexes.remove_files()
+            return removed
+
+    def search(
+        self, context: str, text: str, threshold: float | None
+    ) -> tuple[str, Entry, float] | None:
+        """The most similar live entry added in ``context`` (by this embedder) with cosine
+        similarity >= ``threshold`` (the backend's when ``None``) that the guard accepts, as
+        ``(key, entry, similarity)``.
+
+        Raises:
+            BackendError: the store, the index or the embedder failed.
+        """
+        limit = resolve_threshold(threshold, self._threshold)
+        vector = embed_sync(self.embedder, text, False, self._vectors)
+        name = partition_name(context, self.embedder.name)
+        guard = self._guard
+        wanted = None if guard is None else guard.features(text)
+        with self._operation("search") as db:
+            now = self._clock()
+            part = self._indexes.current(db, name, len(vector), now)
+            if part is None:
+                return None
+            count = self._candidates * 2 if guard is not None else self._candidates
+            found = self._rounds(db, part, name, vector, count, limit, wanted, now)
+            if found is None and len(part.index) > self.expansion_search:
+                # A miss costs a model call anyway: look once more with a beam WIDEN times as
+                # wide before giving up (HNSW's greedy walk can miss an isolated near-duplicate
+                # with the default beam; benchmarks/semantic_latency.py measures both).
+                part.index.expansion_search = self.expansion_search * _WIDEN
+                try:
+                    found = self._rounds(db, part, name, vector, count, limit, wanted, now)
+                finally:
+                    part.index.expansion_search = self.expansion_search
+            return found
+
+    def _rounds(
+        self,
+        db: Store,
+        part: Partition,
+        name: str,
+        vector: Any,
+        count: int,
+        limit: float,
+        wanted: str | None,
+        now: float,
+    ) -> tuple[str, Entry, float] | None:
+        """Ask the index for ``count`` vids, check them in the store (dropping dead ones from
+        the index), answer with the best acceptable one; again while dead vids were met."""
+        for _ in range(_ROUNDS):
+            size = len(part.index)
+            if size == 0:
+                return None
+            vids = [int(v) for v in part.index.search(vector, min(count, size), threads=1).keys]
+            rows = db.candidates(vids)
+            live: list[Candidate] = []
+            for vid in vids:
+                row = rows.get(vid)
+                if row is None or row.partition != name or not alive(row.deadline, now):
+                    part.index.remove(vid)
+                else:
+                    live.append(row)
+            found = self._best(live, vector, limit, wanted)
+            if found is not None or len(live) == len(vids):
+                return found
+        return None
+
+    def add(self, key: str, entry: Entry, ttl: float | None, context: str, text: str) -> None:
+        """Store ``entry`` under ``key`` with the vector of ``text`` in ``context``'s partition
+        (the vector of a search just made for ``text`` is reused); indexed by the next search."""
+        if ttl is not None and ttl <= 0:
+            self.delete(key)
+            return
+        vector = embed_sync(self.embedder, text, False, self._vectors)
+        features = self._guard.features(text) if self._guard is not None else ""
+        name = partition_name(context, self.embedder.name)
+        blob = vector.astype("<f4").tobytes()
+        with self._operation("add") as db:
+            now = self._clock()
+            db.put(key, entry.to_bytes(), deadline_of(ttl, now), (name, blob, features))
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """The live keys starting with ``prefix``, in key order (the
+        :class:`~llm_memo.backends.Listing` protocol: ``llm-memo ls`` / ``purge`` use it)."""
+        with self._operation("keys") as db:
+            return iter(db.keys(prefix, self._clock()))
+
+    def purge_expired(self) -> int:
+        """Delete every entry whose deadline has passed; return how many (searches and gets
+        already skip them; run this from a periodic job to reclaim the space)."""
+        with self._operation("purge_expired") as db:
+            return db.purge_expired(self._clock())
+
+    def save(self) -> None:
+        """Write the index file of every partition that has vectors its file lacks (a file
+        that cannot be written is logged once: the store still answers, slower to reopen).
+
+        Raises:
+            BackendError: the store cannot be opened.
+        """
+        with self._operation("save") as db:
+            self._indexes.save(db)
+
+    def close(self) -> None:
+        """Save the indexes that changed and close the store (it opens again if used)."""
+        with self._lock:
+            try:
+                if self._db is not None:
+                    self.save()
+            finally:
+                db, self._db = self._db, None
+                self._indexes.reset()
+                if db is not None:
+                    db.close()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _operation(self, what: str) -> Iterator[Store]:
+        with self._lock:
+            try:
+                db = self._open()
+                db.busy_timeout(
+                    self.async_timeout if _get_running_loop() is not None else self.timeout
+                )
+                yield db
+            except StoreError as exc:
+                raise BackendError(
+                    f"{SCHEME} {self.directory}: {what} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+
+    def _open(self) -> Store:
+        db = self._db
+        if db is not None:
+            return db
+        reopen = self._reopen
+        if not reopen.due():
+            raise reopen.error() from reopen.cause
+        try:
+            db = Store(_layout.store_path(self.directory), self.timeout)
+        except StoreError as exc:
+            error = BackendError(f"cannot open {SCHEME} cache at {self.directory}: {exc}")
+            raise reopen.failed(error) from exc
+        reopen.succeeded()
+        self._db = db
+        return db
+
+    def _best(
+        self, live: list[Candidate], vector: Any, limit: float, wanted: str | None
+    ) -> tuple[str, Entry, float] | None:
+        """The best-scoring live candidate at or above ``limit`` that the guard accepts."""
+        if not live:
+            return None
+        np = numpy()
+        stored = np.frombuffer(b"".join(row.vector for row in live), dtype="<f4")
+        scores = stored.reshape(len(live), -1) @ vector
+        guard = self._guard
+        for position in np.argsort(-scores, kind="stable")[: self._candidates * 2]:
+            score = float(scores[position])
+            if score < limit:
+                break
+            row = live[int(position)]
+            if wanted is not None and guard is not None and not guard.allows(wanted, row.features):
+                continue
+            entry = _decoded(row.entry, None)
+            if entry is not None:
+                return row.key, entry, max(-1.0, min(1.0, score))
+        return None
+
+
+def _decoded(data: bytes, default: Any) -> Any:
+    try:
+        return Entry.from_bytes(data)
+    except CodecError:
+        return default
