@@ -164,7 +164,7 @@ def flush() -> int:
     Runs by itself every ``persist_stats`` seconds and at exit; call it to flush sooner (at the
     end of a batch job, or in a test).
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
     return sum(_write(backend, sums) for backend, sums in _recorder.take(False))
 
@@ -182,7 +182,7 @@ async def aflush() -> int:
     """Write the pending counters of every async backend now, from this event loop; return
     how many batches went. Await it before an event loop that used async backends ends.
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
     written = 0
     for backend, sums in _recorder.take(True):

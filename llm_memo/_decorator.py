@@ -165,7 +165,7 @@ class CacheHandle:
             fresh = ask.cache.controls(no_cache=True)("gpt-4o-mini", messages)
             draft = ask.cache.controls(no_store=True)
 
-        .. versionadded:: 0.2.0
+        .. versionadded:: 0.1.0
         """
         scope = cache_controls(**directives)
         fn = self._fn

@@ -491,7 +491,7 @@ class Unopened:
     raises :class:`~llm_memo.errors.BackendUnavailableError`. Once :meth:`due`, the backend is
     built again (back-off: 1 s doubling to 60 s).
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
 
     __slots__ = ("reopen", "spec")

@@ -211,7 +211,6 @@ class CacheScope:
     counter, as ``fn.cache.stats()`` does for a function.
 
     .. versionadded:: 0.1.0
-    .. versionchanged:: 0.3.0 ``tokens_saved``, ``cost_saved`` and :meth:`stats`.
     """
 
     __slots__ = ("_stats", "directives", "events")

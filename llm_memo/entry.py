@@ -89,7 +89,7 @@ _xxh3_64 = xxhash.xxh3_64_digest
 def key_digest(key: str) -> bytes:
     """The 8-byte digest of ``key`` that an entry carries (xxh3-64 of its UTF-8 bytes).
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     try:
         return _xxh3_64(key.encode())  # the hit path: keys are ASCII (their parts are escaped)
@@ -118,8 +118,6 @@ class Entry:
         model: the model the response names (at most 255 bytes of UTF-8), "" when unknown.
 
     .. versionadded:: 0.1.0
-    .. versionchanged:: 0.2.0 ``key_digest`` (entry format 2).
-    .. versionchanged:: 0.3.0 the usage split and ``model`` (the :data:`FLAG_USAGE` block).
     """
 
     value: bytes

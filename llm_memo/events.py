@@ -72,7 +72,6 @@ class Event:
             whatever the call's outcome. Both 0 for other calls.
 
     .. versionadded:: 0.1.0
-    .. versionchanged:: 0.3.0 ``model``, the token split and ``cost_saved``.
     """
 
     outcome: Outcome
@@ -111,7 +110,6 @@ class CacheStats:
             known price add nothing).
 
     .. versionadded:: 0.1.0
-    .. versionchanged:: 0.3.0 the token split and ``cost_saved``.
     """
 
     hits: int = 0
@@ -183,7 +181,6 @@ class Stats:
         """Count one call with ``outcome``; ``tokens_saved`` for hits and stale answers, and
         (keywords) those tokens by kind and their price in USD.
 
-        .. versionchanged:: 0.3.0 the token split and ``cost_saved``.
         """
         field = _FIELD_BY_ID[id(outcome)]  # an Enum's own __hash__ is Python code: avoid it
         with self._lock:

@@ -329,7 +329,7 @@ def flush_stats() -> int:
         run_batch_job()
         llm_memo.metrics.flush_stats()
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
     return _counters.flush()
 
@@ -339,6 +339,6 @@ async def aflush_stats() -> int:
     loop; return how many batches were written. Await it before a loop that used async backends
     ends (their counts still pending when the loop closes are lost).
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
     return await _counters.aflush()

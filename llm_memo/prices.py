@@ -63,7 +63,7 @@ class Price:
 
         Price(input=0.15, output=0.6, cached_input=0.075).cost(Usage(1000, 200, 500))
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
 
     input: float
@@ -115,7 +115,7 @@ def _shipped() -> tuple[str, dict[str, Price]]:
 def shipped_prices() -> dict[str, Price]:
     """The price table shipped with llm_memo (list prices on :data:`AS_OF`), by model name.
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
     return dict(_shipped()[1])
 
@@ -197,7 +197,7 @@ class PriceTable:
 
         configure(prices=PriceTable({"app.llm.*": {"input": 0.15, "output": 0.6}}))
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
 
     __slots__ = ("_cache", "_lock", "_models", "_prices", "_shipped")
@@ -260,7 +260,7 @@ def default_table() -> PriceTable:
     """The table used when ``configure(prices=)`` gives none: the shipped list prices and
     litellm's cost map (when litellm is imported).
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
     global _default
     if _default is None:

@@ -238,7 +238,7 @@ class Counting(Protocol):
     returns every process's sums in the same shape, for days from ``since`` on (``""``: all).
     Failures raise :class:`~llm_memo.errors.BackendError` (that batch is dropped, logged).
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
 
     def add_counters(self, batch: Mapping[tuple[str, str], Mapping[str, int]]) -> None:
@@ -254,7 +254,7 @@ class Counting(Protocol):
 class AsyncCounting(Protocol):
     """The async twin of :class:`Counting`.
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
 
     async def add_counters(self, batch: Mapping[tuple[str, str], Mapping[str, int]]) -> None:

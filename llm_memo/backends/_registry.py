@@ -278,7 +278,7 @@ def check_url(url: str | os.PathLike[str], **options: Any) -> None:
 
         check_url("disk:///var/cache/llm?size_limit=1000000000")
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     text = os.fspath(url)
     if not isinstance(text, str):
@@ -367,7 +367,7 @@ class Reopen:
     attempts :meth:`due` is false and the backend raises its last error again, so an outage
     costs a clock read per call, not an ``open()`` or a connect.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
 
     __slots__ = ("_clock", "_delay", "_error", "_retry_at")

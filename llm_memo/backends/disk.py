@@ -204,10 +204,6 @@ class DiskBackend:
         def ask(prompt: str) -> str: ...
 
     .. versionadded:: 0.1.0
-    .. versionchanged:: 0.2.0
-       Opens on first use (failing open), refuses unknown settings, ``async_timeout``.
-    .. versionchanged:: 0.3.0
-       ``grace`` (``purge_expired`` used to read ``configure(grace=...)`` itself).
     """
 
     def __init__(

@@ -128,7 +128,7 @@ def expected_types(annotation: Any, depth: int = 0) -> tuple[type, ...] | None:
     ``Annotated[X, ...]`` is ``X``. Used to refuse a stored value that contradicts the return
     annotation (SPEC §5).
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     if depth > 8:
         return None

@@ -64,7 +64,7 @@ def check_key(key: str, entry: Entry) -> None:
     Raises:
         CodecError: the entry's key digest is not ``key``'s.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     if not entry.belongs_to(key):
         raise CodecError("entry belongs to another key (copied or swapped), not to this one")
@@ -83,7 +83,7 @@ def inflate(data: bytes, limit: int = DEFAULT_MAX_ENTRY_SIZE) -> bytes:
         CodecError: the data is corrupt, incomplete, followed by junk, or inflates past
             ``limit``.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     inflater = zlib.decompressobj()
     parts: list[bytes] = []
@@ -125,7 +125,6 @@ def unseal(
             compressed data.
 
     .. versionadded:: 0.1.0
-    .. versionchanged:: 0.2.0 bounded decompression (``limit``).
     """
     if signing_keys:
         if not entry.signature:

@@ -312,6 +312,6 @@ class Codec:
 def join_chunks(parts: Sequence[bytes]) -> bytes:
     """The stream payload made of items from :meth:`Codec.encode_chunk`, in order.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     return b"[" + b",".join(parts) + b"]"

@@ -154,7 +154,7 @@ class LlmMemoCache:
         configure_cache("redis://localhost:6379/0", ttl=7 * 86400)
         dspy.configure(lm=dspy.LM("openai/gpt-4o-mini"))
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
 
     def __init__(
@@ -192,7 +192,7 @@ class LlmMemoCache:
     ) -> dict[str, Any]:
         """What a request's key is made of (see the module docstring).
 
-        .. versionadded:: 0.3.0
+        .. versionadded:: 0.1.0
         """
         ignored = set(DSPY_IGNORED if ignored_args_for_cache_key is None else ())
         ignored.update(ignored_args_for_cache_key or ())
@@ -376,7 +376,7 @@ def configure_cache(backend: Any = UNSET, **options: Any) -> LlmMemoCache:
         program(question="...")
         print(cache.stats())
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
     cache = LlmMemoCache(backend, **options)
     # The lock DSPy's lazy default and its configure_cache hold, so a concurrent first read

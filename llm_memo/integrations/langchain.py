@@ -237,7 +237,7 @@ def request_view(prompt: str, llm_string: str) -> dict[str, Any]:
         >>> request_view("hello", "[('_type', 'fake-list'), ('api_key', 'sk-1'), ('stop', None)]")
         {'prompt': 'hello', 'params': {'_type': 'fake-list', 'stop': None}}
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
     view: dict[str, Any] = {}
     messages = _messages(prompt)
@@ -346,7 +346,7 @@ class LlmMemoCache(BaseCache):
 
         set_llm_cache(LlmMemoCache("redis://localhost:6379/0", ttl=86400))
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
 
     def __init__(

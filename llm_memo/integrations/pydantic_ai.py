@@ -84,7 +84,7 @@ _TIMESTAMP: pydantic.TypeAdapter[datetime] = pydantic.TypeAdapter(datetime)
 def dump_response(response: ModelResponse) -> dict[str, Any]:
     """A response as JSON-native data (what is stored), through ``ModelMessagesTypeAdapter``.
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
     data: dict[str, Any] = ModelMessagesTypeAdapter.dump_python([response], mode="json")[0]
     return data
@@ -96,7 +96,7 @@ def load_response(data: Any) -> ModelResponse:
     Raises:
         pydantic.ValidationError: the data is not a response.
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
     (message,) = ModelMessagesTypeAdapter.validate_python([data])
     if not isinstance(message, ModelResponse):
@@ -135,7 +135,7 @@ class ReplayedStream(StreamedResponse):
     the final response (the last chunk), whose usage, finish reason and provider details
     :meth:`get` returns.
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
 
     def __init__(
@@ -238,7 +238,7 @@ class CachedModel(WrapperModel):
 
         agent = Agent(CachedModel("openai:gpt-4o-mini", backend="redis://localhost/0", ttl=3600))
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
 
     def __init__(
@@ -301,7 +301,7 @@ class CachedModel(WrapperModel):
     ) -> dict[str, Any]:
         """What a request's key is made of (see the module docstring); never the run context.
 
-        .. versionadded:: 0.3.0
+        .. versionadded:: 0.1.0
         """
         parameters = _PARAMETERS.dump_python(model_request_parameters, mode="json")
         parameters = {k: v for k, v in parameters.items() if not k.startswith("_")}

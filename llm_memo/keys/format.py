@@ -91,7 +91,7 @@ class KeyParts(NamedTuple):
     ``namespace`` and ``function`` are decoded (as the user wrote them); :attr:`escaped` gives
     the four parts as they appear in the key (safe as path segments and glob patterns).
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
 
     format: str
@@ -112,7 +112,7 @@ def parse_key(key: str) -> KeyParts | None:
     This is the only parser of the key format: object-store layout, recordings and the CLI
     all read keys through it, so a future format changes one place.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     match = _KEY_RE.fullmatch(key)
     if match is None:

@@ -211,7 +211,7 @@ def file_params_for(fn: Callable[..., Any]) -> frozenset[str]:
     methods) an SDK's own function that uploads one (``client.audio.transcriptions.create``:
     ``file``); empty otherwise. A path passed there keys by the file's content.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     for name in _code_names(fn):
         params = _FILE_PARAMS.get(name)
@@ -225,7 +225,7 @@ def per_item_for(fn: Callable[..., Any]) -> ItemBatch | None:
     bound methods) an SDK's own embedding function (``client.embeddings.create``,
     ``litellm.embedding``); ``None`` otherwise.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     for name in _code_names(fn):
         batch = _PER_ITEM.get(name)
@@ -360,7 +360,7 @@ def unstorable_hint(cls: type) -> str | None:
     context manager, such as anthropic's ``MessageStreamManager``), or ``None`` for any other
     class. Such a result is returned uncached (SPEC §5); the hint goes in the one log line.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     return _UNSTORABLE.get(f"{cls.__module__}:{cls.__qualname__}")
 
@@ -386,7 +386,7 @@ class StreamUsage:
     A recorder feeds each chunk to :meth:`add` when it is yielded, so the count does not need
     the chunks kept around (or a consumer's later edits of them).
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
 
     __slots__ = (
@@ -443,7 +443,7 @@ class StreamUsage:
         no known shape: the last usage reported, with the start's input (and cache reads) when
         that last usage has only output tokens.
 
-        .. versionadded:: 0.3.0
+        .. versionadded:: 0.1.0
         """
         last = self._last_split
         has_input = self._last_has_input if self._last else self._first_has_input
@@ -500,7 +500,7 @@ def usage_split(value: Any) -> Usage | None:
     has a registered SDK's shape, else ``None`` (then only :func:`usage_tokens` is known). For
     a list of stream chunks, as :attr:`StreamUsage.split` counts them.
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
     if isinstance(value, list):
         counter = StreamUsage()
@@ -534,7 +534,7 @@ def response_model(value: Any) -> str:
     Responses stream event, Gemini's ``model_version``), "" when it names none. For a list of
     stream chunks: the first chunk that names one.
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
     if isinstance(value, list):
         for chunk in value:

@@ -55,7 +55,7 @@ class Usage:
         cached_input: the part of ``input`` read from the provider's prompt cache, which is
             priced lower.
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.1.0
     """
 
     input: int = 0
@@ -86,7 +86,7 @@ class ItemBatch:
             type: every item in request order, ``index`` renumbered, the usage of the call
             made (zero tokens when none was).
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
 
     param: str

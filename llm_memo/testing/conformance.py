@@ -69,7 +69,7 @@ the hypothesis strategies the fuzz test draws from are in :mod:`llm_memo.testing
 (A little over 500 lines, on purpose: one class of tests of one contract, read top to bottom,
 a fifth of it this documentation.)
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class BackendConformance:
     what each group of tests checks. The tests take ``backend`` as a sync object; wrap an async
     backend in :class:`SyncOverAsync`.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
 
     @pytest.fixture

@@ -8,7 +8,7 @@ bomb); :func:`entry_bytes_strategy` gives raw bytes (real entries mutated: trunc
 replaced or inserted, absurd tag lengths, other formats, noise). Needs hypothesis
 (``pip install 'llm-memo[testing]'``).
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
