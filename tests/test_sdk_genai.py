@@ -45,13 +45,18 @@ class Stub:
 
     base_url: str
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    embedded: list[list[str]] = field(default_factory=list)  # the texts of each embed request
+
+
+def embedding_of(text: str) -> list[float]:
+    return [float(len(text)), float(sum(map(ord, text)) % 97)]
 
 
 class _Gemini(BaseHTTPRequestHandler):
     stub: Stub
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length", "0")))
+        raw = self.rfile.read(int(self.headers.get("content-length", "0")))
         self.stub.requests.append((self.path, dict(self.headers)))
         if ":streamGenerateContent" in self.path:
             # SSE, as the Gemini API answers ?alt=sse: usage grows to its total on the last chunk.
@@ -59,7 +64,12 @@ class _Gemini(BaseHTTPRequestHandler):
             body = b"".join(f"data: {json.dumps(c)}\r\n\r\n".encode() for c in chunks)
             kind = "text/event-stream"
         elif "mbedContent" in self.path:  # :embedContent / :batchEmbedContents
-            vectors = [{"values": [0.5, 0.25]}, {"values": [0.125, 1.0]}]
+            # one embedding per content sent, derived from its text (the log says what was sent)
+            request = json.loads(raw)
+            contents = [r["content"] for r in request.get("requests", [])] or [request["content"]]
+            texts = ["".join(p.get("text", "") for p in c["parts"]) for c in contents]
+            self.stub.embedded.append(texts)
+            vectors = [{"values": embedding_of(t)} for t in texts]
             body, kind = json.dumps({"embeddings": vectors}).encode(), "application/json"
         else:
             body, kind = json.dumps(_response("Hello", USAGE)).encode(), "application/json"
@@ -174,16 +184,40 @@ class TestRoundTrip:
         assert len(stub.requests) == 1
         assert stream.cache.stats().tokens_saved == 7
 
-    def test_embed_content_caches_the_batch(self, stub: Stub) -> None:
-        """embed_content: the batch is one entry, restored as an EmbedContentResponse."""
+    def test_embed_content_caches_each_string_and_sends_only_new_ones(self, stub: Stub) -> None:
+        """embed_content(contents=[...]) caches each string on its own: a batch with some new
+        strings sends only those (each once), and the answer is one EmbedContentResponse with
+        every embedding in request order; an all-cached batch sends nothing."""
         client = client_for(stub.base_url)
         embed = llm_cached(backend="memory://")(client.models.embed_content)
-        first = embed(model="text-embedding-x", contents=["a", "b"])
-        second = embed(model="text-embedding-x", contents=["a", "b"])
+        first = embed(model="text-embedding-x", contents=["a", "bb"])
+        assert type(first) is types.EmbedContentResponse
+        second = embed(model="text-embedding-x", contents=["ccc", "a", "ccc", "bb"])
         assert type(second) is types.EmbedContentResponse
-        assert second == first
-        assert [e.values for e in second.embeddings or []] == [[0.5, 0.25], [0.125, 1.0]]
-        assert len(stub.requests) == 1
+        assert [e.values for e in second.embeddings or []] == [
+            embedding_of(t) for t in ["ccc", "a", "ccc", "bb"]
+        ]
+        third = embed(model="text-embedding-x", contents=["bb", "a"])
+        assert [e.values for e in third.embeddings or []] == [embedding_of("bb"), embedding_of("a")]
+        assert stub.embedded == [["a", "bb"], ["ccc"]]
+        stats = embed.cache.stats()
+        assert (stats.hits, stats.misses) == (2 + 1 + 2, 2 + 1)
+
+    def test_embed_content_of_one_string_or_content_objects_is_cached_whole(
+        self, stub: Stub
+    ) -> None:
+        """A single string, or Content objects (whose grouping the SDK decides), are one entry."""
+        client = client_for(stub.base_url)
+        embed = llm_cached(backend="memory://")(client.models.embed_content)
+        embed(model="text-embedding-x", contents="a")
+        embed(model="text-embedding-x", contents="a")
+        parts = [
+            types.Content(parts=[types.Part(text="x")]),
+            types.Content(parts=[types.Part(text="y")]),
+        ]
+        embed(model="text-embedding-x", contents=parts)
+        embed(model="text-embedding-x", contents=parts)
+        assert stub.embedded == [["a"], ["x", "y"]]
 
     def test_a_function_of_yours_returning_the_type_is_allow_listed(self, stub: Stub) -> None:
         """Without a return annotation naming it, a GenerateContentResponse is still stored

@@ -19,13 +19,30 @@ Not here: which parameters are keyed in general (``keys``); the registry (``__in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from ._base import ClientFamily, Sdk, Usage, get_field, int_or_zero, without_credentials
+from ._base import (
+    ClientFamily,
+    ItemBatch,
+    Sdk,
+    Usage,
+    get_field,
+    int_or_zero,
+    without_credentials,
+)
 
-__all__ = ["CLIENTS", "SDK", "USAGE_PATHS", "USAGE_TOTAL", "split_contents", "usage_split"]
+__all__ = [
+    "CLIENTS",
+    "EMBED_CONTENT",
+    "PER_ITEM",
+    "SDK",
+    "USAGE_PATHS",
+    "USAGE_TOTAL",
+    "split_contents",
+    "usage_split",
+]
 
 #: The SDK's top-level package: ``google`` alone is a namespace shared by many packages.
 NAME = "google.genai"
@@ -194,6 +211,64 @@ def usage_split(value: Any) -> Usage | None:
     )
 
 
+# -- embeddings, item by item -------------------------------------------------------------------
+
+
+def _embed_items(value: Any) -> list[Any] | None:
+    """``contents=["a", "b"]`` of ``embed_content`` is a batch (one embedding per string);
+    anything else (one string, ``Content`` objects or parts, whose grouping the SDK decides) is
+    one input, cached whole."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def _embed_usage(usage: Any, tokens: int) -> Any:
+    if usage is None or not hasattr(usage, "model_copy"):
+        return None if tokens == 0 else usage
+    return usage.model_copy(update={"prompt_token_count": tokens, "total_token_count": tokens})
+
+
+def _embed_split(response: Any, shares: Sequence[int]) -> list[Any] | None:
+    """One one-item ``EmbedContentResponse`` per string sent (embeddings come in request
+    order: they carry no index), each with its share of the usage, if any was reported."""
+    embeddings = get_field(response, "embeddings")
+    if not hasattr(response, "model_copy") or not isinstance(embeddings, list):
+        return None
+    if len(embeddings) != len(shares):
+        return None
+    usage = get_field(response, "usage_metadata")
+    return [
+        response.model_copy(
+            update={"embeddings": [e], "usage_metadata": _embed_usage(usage, share)}
+        )
+        for e, share in zip(embeddings, shares, strict=True)
+    ]
+
+
+def _embed_merge(parts: Sequence[Any], sent: Any) -> Any:
+    """One ``EmbedContentResponse`` with every part's embedding in request order and the
+    usage (and metadata) of the call made, or no usage when every string was cached."""
+    embeddings = [get_field(part, "embeddings")[0] for part in parts]
+    if sent is None:
+        template = parts[0]
+        usage = _embed_usage(get_field(template, "usage_metadata"), 0)
+    else:
+        template, usage = sent, get_field(sent, "usage_metadata")
+    return template.model_copy(update={"embeddings": embeddings, "usage_metadata": usage})
+
+
+#: ``contents=[...]`` of ``models.embed_content``.
+EMBED_CONTENT = ItemBatch(
+    param="contents", items=_embed_items, split=_embed_split, merge=_embed_merge
+)
+
+#: The embedding endpoints, sync and async: each string of ``contents=[...]`` is cached alone.
+PER_ITEM: dict[str, ItemBatch] = {
+    f"google.genai.models:{cls}.embed_content": EMBED_CONTENT for cls in ("Models", "AsyncModels")
+}
+
+
 SDK = Sdk(
     name=NAME,
     ignore=frozenset(
@@ -212,4 +287,5 @@ SDK = Sdk(
     # either spelling): headers there may carry credentials, and an httpx client has no key
     nested_ignore={"config": frozenset({"http_options", "httpOptions"})},
     usage_split=usage_split,
+    per_item=PER_ITEM,
 )
