@@ -169,3 +169,42 @@ def test_features_stay_short_and_hide_the_words(guard: LexicalGuard) -> None:
     for word in ("neighbour", "asked", "factor", "laptop"):
         assert word not in features
     assert len(features) < 2 * len(text) + 120
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (
+            "How much does the visa cost for two years?",
+            "How much does the visa cost for two months?",
+        ),
+        ("What did I spend last week?", "What did I spend last month?"),
+        ("Should I water the plant every week?", "Should I water the plant every other week?"),
+    ],
+)
+def test_number_words_carry_their_units(guard: LexicalGuard, a: str, b: str) -> None:
+    """A number word is compared with its unit as a number is ("two years" is not "two months"),
+    and "every other" is a number of its own."""
+    assert not allows(guard, a, b)
+
+
+def test_a_number_word_and_its_digits_with_one_unit_agree(guard: LexicalGuard) -> None:
+    assert allows(guard, "Is a warranty of five years normal?", "Is a 5 years warranty normal?")
+    assert allows(guard, "Water it every other day.", "Water it every other day, please.")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("What time is checkout at the hotel?", "What time is check-in at the hotel?"),
+        ("Make the function recursive.", "Make the function iterative."),
+        ("How do I get the current date in Python?", "How do I get the current time in Python?"),
+    ],
+)
+def test_more_opposites_and_hyphenated_compounds(guard: LexicalGuard, a: str, b: str) -> None:
+    """A hyphenated compound is also read as the joined word (check-in / checkout)."""
+    assert not allows(guard, a, b)
+
+
+def test_a_hyphenated_compound_matches_its_joined_spelling(guard: LexicalGuard) -> None:
+    assert allows(guard, "When is check-in at the hotel?", "What time is checkin at the hotel?")

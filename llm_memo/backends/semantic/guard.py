@@ -167,15 +167,17 @@ class LexicalGuard:
 
     * **negation**: one text is negated (not, never, without, n't...) and the other is not;
     * **numbers**: the multiset of numbers, number words and ordinals differs (5 vs 50 miles,
-      three vs ten ideas; "3" and "three" are the same);
+      three vs ten ideas; "3" and "three" are the same; "every other week" is not "every week");
     * **dates and times**: weekdays, months, seasons, today/tomorrow...;
     * **antonyms**: one text has one side of a common pair (enable/disable, upload/download,
-      maximum/minimum...) and the other has the opposite side only;
+      maximum/minimum, check-in/checkout...) and the other has the opposite side only (a
+      hyphenated compound is also read as the joined word);
     * **named entities**: capitalised words that do not start a sentence, acronyms and
       alphanumeric names differ as sets (Australia vs Austria); and when both texts say
       "from/to/than", their order differs (Celsius to Fahrenheit vs Fahrenheit to Celsius);
     * **language**: both texts are recognisably in different languages;
-    * **units**: a number is compared with its unit (5 km vs 5 miles, 9am vs 9pm; kg and
+    * **units**: a number is compared with its unit (5 km vs 5 miles, 9am vs 9pm, two years
+      vs two months, last week vs last month; kg and
       kilograms, °C and degrees Celsius are one unit), and the units named must be the same
       (grams in a pound vs grams in an ounce);
     * **code symbols and options**: operators, brackets and regex signs that prose does not use
@@ -191,9 +193,9 @@ class LexicalGuard:
     word-order rule three short digests, never the words.
 
     It is a heuristic: it misses role swaps with other words ("Who taught Aristotle?" vs "Who
-    did Aristotle teach?"), number words with units ("two years" vs "two months"), and meaning
-    that no word list captures; and it refuses some true paraphrases (an entity named in one
-    text only, a unit written on one side only). The benchmark in
+    did Aristotle teach?"), a new detail in a short follow-up turn ("And vertically?" vs "And
+    with grid?"), and meaning that no word list captures; and it refuses some true
+    paraphrases (an entity named in one text only, a unit written on one side only). The benchmark in
     ``benchmarks/semantic_quality.py`` reports both effects.
 
     Stored features of the first ``lex1`` release (seven fields, without units, symbols and
@@ -274,10 +276,15 @@ class LexicalGuard:
             if lower in words.negations or lower.endswith("n't"):
                 negated = True
             if lower in words.number_words:
-                numbers.append(words.number_words[lower])
+                value = words.number_words[lower]
+                numbers.append(f"{value} {attached[i]}" if i in attached else value)
+            elif lower == "other" and i and tokens[i - 1].group().lower() == "every":
+                numbers.append("every other")  # "every other week" is not "every week"
             if base in words.time_words:
                 times.append(words.time_classes.get(base, base))
             antonyms.update(self._antonyms.get(lower, ()))
+            if gap == "-" and i:  # a hyphenated compound is also the joined word: check-in
+                antonyms.update(self._antonyms.get(tokens[i - 1].group().lower() + lower, ()))
             if lower in words.directional:
                 directional = True
             unit = words.units.get(base)
@@ -428,13 +435,13 @@ def _same_names(a: _Features, b: _Features) -> bool:
 
 
 def _attached_units(text: str, tokens: Sequence[re.Match[str]], words: _Words) -> dict[int, str]:
-    """Token index -> canonical unit, for each number followed by a unit ("5 kg", "9am",
-    "25 °C", "30-second"; "degrees" or "square" may stand between; the number's index and the
-    unit's both map to it), and for a unit after a degree sign ("°F")."""
+    """Token index -> canonical unit, for each number or number word followed by a unit ("5 kg",
+    "9am", "25 °C", "30-second", "two years"; "degrees" or "square" may stand between; the
+    number's index and the unit's both map to it), and for a unit after a degree sign ("°F")."""
     out: dict[int, str] = {}
     degrees = "°" in text
     for i, match in enumerate(tokens):
-        if not match.group()[0].isdigit():
+        if not match.group()[0].isdigit() and match.group().lower() not in words.number_words:
             if not degrees:
                 continue
             if (
