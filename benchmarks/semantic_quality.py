@@ -13,7 +13,8 @@ against the first: a *hit* means cosine similarity >= threshold (and, with the g
 then the false-hit rate per kind of near-miss at the recommended threshold, and the same for the
 other offline candidate models that are installed (for the embedder choice).
 
-Run:  python -m benchmarks.semantic_quality [--split test|tune|all] [--threshold T] [--others]
+Run:  python -m benchmarks.semantic_quality [--split test|tune|all] [--threshold T]
+      [--correct-typos] [--others]
       (from the repository root; prints tables, exits 0; default: the frozen test split)
 
 Each pair has a stored ``split``: ``test`` (frozen before the guard and the threshold were last
@@ -260,6 +261,11 @@ def main(argv: list[str] | None = None) -> None:
         help="the threshold of the per-kind report (default: DEFAULT_THRESHOLD)",
     )
     parser.add_argument(
+        "--correct-typos",
+        action="store_true",
+        help="embed with LocalEmbedder(correct_typos=True) (casual forms and typos rewritten)",
+    )
+    parser.add_argument(
         "--others",
         action="store_true",
         help="also measure the other installed offline candidate models",
@@ -269,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     pairs = load(args.split)
     should = np.array([p["hit"] for p in pairs])
     kinds = Counter(p["kind"] for p in pairs)
-    embedder = LocalEmbedder()
+    embedder = LocalEmbedder(correct_typos=args.correct_typos)
     started = time.perf_counter()
     sims = similarities(embedder, pairs)
     took = time.perf_counter() - started

@@ -40,6 +40,7 @@ from llm_memo.backends.semantic import (
     unit_vectors,
 )
 from llm_memo.backends.semantic import embedders as embedders_module
+from llm_memo.backends.semantic import normalise as normalise_module
 from llm_memo.backends.semantic.embedders import (
     AsyncLiteLLMEmbedder,
     AsyncOpenAIEmbedder,
@@ -48,6 +49,7 @@ from llm_memo.backends.semantic.embedders import (
     LocalEmbedder,
     OpenAIEmbedder,
 )
+from llm_memo.backends.semantic.normalise import TypoCorrector
 from llm_memo.backends.semantic.vectors import embed_async, embed_sync
 from llm_memo.errors import MissingDependencyError
 
@@ -279,6 +281,56 @@ def _embedding_server(seen: list[dict[str, Any]], status: int = 200) -> Any:
         )  # fmt: skip
 
     return handler
+
+
+class TestTypoCorrector:
+    """Casual forms and one-edit typos are rewritten before embedding; names, code and known
+    words are not (the dictionaries are symspellpy's, read from the installed wheel)."""
+
+    def test_one_edit_typos_are_corrected(self) -> None:
+        correct = TypoCorrector()
+        assert correct("how do i resett my pasword") == "how do i reset my password"
+        assert correct("why does my phone batery drian so fast") == (
+            "why does my phone battery drain so fast"
+        )
+
+    def test_the_neighbours_choose_between_candidates(self) -> None:
+        """ "mony" is one edit from "many" and from "money": "save money" is the common pair."""
+        assert TypoCorrector()("the best way to save mony") == "the best way to save money"
+
+    def test_casual_forms_are_spelt_out(self) -> None:
+        correct = TypoCorrector()
+        assert correct("whats the best way to start, lol") == "what's the best way to start, "
+        assert correct("how do u cook rice pls") == "how do you cook rice please"
+
+    def test_names_code_and_known_words_are_left_alone(self) -> None:
+        correct = TypoCorrector(known=["flexbox"])
+        text = "Use os.path.joim, my_fucntion() and iPhon with flexbox in Python 3.12?"
+        assert correct(text) == text
+        assert correct("How do I reset my password?") == "How do I reset my password?"
+
+    def test_capitalisation_is_kept(self) -> None:
+        assert TypoCorrector()("Waht is it?") == "What is it?"
+
+    def test_without_symspellpy_the_fix_is_named(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(normalise_module, "_loaded", None)
+        monkeypatch.setattr(normalise_module.importlib.util, "find_spec", lambda name: None)
+        with pytest.raises(MissingDependencyError, match=r"llm-memo\[semantic-spelling\]"):
+            TypoCorrector()("hello")
+
+    def test_local_embedder_embeds_the_corrected_text(self) -> None:
+        """With ``correct_typos`` the misspelt question embeds as the corrected one, under a name
+        of its own (its vectors never share a partition with uncorrected ones)."""
+        local_embedder()  # the shared onnxruntime session, loaded once
+        spelling = LocalEmbedder(correct_typos=True)
+        assert spelling.name == local_embedder().name + "+spell1"
+        typo, fixed = np.asarray(
+            spelling(["how do i resett my pasword", "how do i reset my password"])
+        )
+        assert float(typo @ fixed) > 0.999
+        plain = np.asarray(local_embedder()(["how do i resett my pasword", Q]))
+        corrected = np.asarray(spelling(["how do i resett my pasword", Q]))
+        assert float(corrected[0] @ corrected[1]) > float(plain[0] @ plain[1])
 
 
 class TestOpenAIEmbedder:

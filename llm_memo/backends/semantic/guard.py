@@ -195,8 +195,8 @@ class LexicalGuard:
     It is a heuristic: it misses role swaps with other words ("Who taught Aristotle?" vs "Who
     did Aristotle teach?"), a new detail in a short follow-up turn ("And vertically?" vs "And
     with grid?"), and meaning that no word list captures; and it refuses some true
-    paraphrases (an entity named in one text only, a unit written on one side only). The benchmark in
-    ``benchmarks/semantic_quality.py`` reports both effects.
+    paraphrases (an entity named in one text only, a unit written on one side only). The
+    benchmark in ``benchmarks/semantic_quality.py`` reports both effects.
 
     Stored features of the first ``lex1`` release (seven fields, without units, symbols and
     word order) are still read: the earlier rules apply to them, and a number in them, having
