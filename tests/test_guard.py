@@ -208,3 +208,46 @@ def test_more_opposites_and_hyphenated_compounds(guard: LexicalGuard, a: str, b:
 
 def test_a_hyphenated_compound_matches_its_joined_spelling(guard: LexicalGuard) -> None:
     assert allows(guard, "When is check-in at the hotel?", "What time is checkin at the hotel?")
+
+
+@pytest.mark.parametrize(
+    ("earlier", "a", "b"),
+    [
+        ("How do I center a div with flexbox?", "And vertically?", "And with grid?"),
+        ("What are the side effects of ibuprofen?", "And for children?", "And for pregnant women?"),
+    ],
+)
+def test_another_follow_up_in_the_same_conversation_is_refused(
+    guard: LexicalGuard, earlier: str, a: str, b: str
+) -> None:
+    """After the same earlier turns, last turns that share no word but fillers ask for other
+    things."""
+    assert not allows(guard, f"{earlier}\n{a}", f"{earlier}\n{b}")
+
+
+@pytest.mark.parametrize(
+    ("earlier", "a", "b"),
+    [
+        ("What's the capital of Australia?", "And of Canada?", "What about Canada?"),
+        (
+            "How do I center a div with flexbox?",
+            "And vertically?",
+            "How do I center it vertically?",
+        ),
+        ("Explain recursion.", "Give me an example in Python.", "Can you show a Python example?"),
+    ],
+)
+def test_the_same_follow_up_in_other_words_is_allowed(
+    guard: LexicalGuard, earlier: str, a: str, b: str
+) -> None:
+    assert allows(guard, f"{earlier}\n{a}", f"{earlier}\n{b}")
+
+
+def test_records_without_the_follow_up_field_skip_that_rule(guard: LexicalGuard) -> None:
+    """A record of the 11-field format (before the follow-up rule) is read with the rules it
+    has."""
+    a = guard.features("How do I center a div with flexbox?\nAnd vertically?")
+    b = guard.features("How do I center a div with flexbox?\nAnd with grid?")
+    eleven = "lex1:" + orjson.dumps(orjson.loads(b.partition(":")[2])[:11]).decode()
+    assert not guard.allows(a, b)
+    assert guard.allows(a, eleven)

@@ -95,6 +95,7 @@ class _Words:
     unit_fillers: frozenset[str]
     articles: frozenset[str]
     connectives: frozenset[str]
+    follow_up_fillers: frozenset[str]
     self: frozenset[str]
     # Insertion order matters: it breaks ties between languages (see _language).
     languages: dict[str, frozenset[str]]
@@ -121,6 +122,7 @@ def _words() -> _Words:
         unit_fillers=frozenset(raw["unit_fillers"]),
         articles=frozenset(raw["articles"]),
         connectives=frozenset(raw["connectives"]),
+        follow_up_fillers=frozenset(raw["follow_up_fillers"]),
         self=frozenset(raw["self"]),
         languages={code: frozenset(words) for code, words in raw["languages"].items()},
         language_marks=dict(raw["language_marks"]),
@@ -156,6 +158,9 @@ class _Features:
     symbols: tuple[str, ...] | None = None
     order: tuple[str, str, str, str] | None = None
     words: frozenset[str] | None = None
+    # Added later still: (digest of the earlier lines, hashes of the last line's words) of a
+    # multi-line text (a conversation's user turns), else None.
+    turn: tuple[str, frozenset[str]] | None = None
 
 
 class LexicalGuard:
@@ -176,6 +181,9 @@ class LexicalGuard:
       alphanumeric names differ as sets (Australia vs Austria); and when both texts say
       "from/to/than", their order differs (Celsius to Fahrenheit vs Fahrenheit to Celsius);
     * **language**: both texts are recognisably in different languages;
+    * **follow-ups**: after the same earlier lines (a conversation's user turns), the last
+      lines share no word but fillers ("And vertically?" vs "And with grid?", "And for
+      children?" vs "And for pregnant women?");
     * **units**: a number is compared with its unit (5 km vs 5 miles, 9am vs 9pm, two years
       vs two months, last week vs last month; kg and
       kilograms, °C and degrees Celsius are one unit), and the units named must be the same
@@ -193,8 +201,9 @@ class LexicalGuard:
     word-order rule three short digests, never the words.
 
     It is a heuristic: it misses role swaps with other words ("Who taught Aristotle?" vs "Who
-    did Aristotle teach?"), a new detail in a short follow-up turn ("And vertically?" vs "And
-    with grid?"), and meaning that no word list captures; and it refuses some true
+    did Aristotle teach?"), a follow-up that changes a detail with a shared word ("And in
+    Python 2?" vs "And in Python 3?" is caught by numbers, "Python docs" vs "Python tests" is
+    not), and meaning that no word list captures; and it refuses some true
     paraphrases (an entity named in one text only, a unit written on one side only). The
     benchmark in ``benchmarks/semantic_quality.py`` reports both effects.
 
@@ -316,6 +325,7 @@ class LexicalGuard:
                 _digest(sorted(_phrases(content, words.connectives))),
             ),
             words=frozenset(_word_hash(w) for w in content),
+            turn=_last_turn(text, words),
         )
 
     def features(self, text: str) -> str:
@@ -324,6 +334,7 @@ class LexicalGuard:
         body = orjson.dumps([
             f.language, f.negated, f.numbers, f.times, f.antonyms, f.entities, f.directional,
             f.units, f.symbols, f.order, sorted(f.words or ()),
+            None if f.turn is None else [f.turn[0], sorted(f.turn[1])],
         ])  # fmt: skip
         return f"{self.name}:{body.decode()}"
 
@@ -341,12 +352,15 @@ class LexicalGuard:
                     str(lang), bool(neg), tuple(nums), tuple(times), tuple(ants), tuple(ents),
                     bool(direction),
                 )  # fmt: skip
-                if len(fields) == 11:  # the rules added later (units, symbols, order)
-                    units, symbols, order, hashes = fields[7:]
+                if len(fields) >= 11:  # the rules added later (units, symbols, order)
+                    units, symbols, order, hashes = fields[7:11]
                     parsed = dataclasses.replace(
                         parsed, units=tuple(units), symbols=tuple(symbols),
                         order=_order(order), words=frozenset(hashes),
                     )  # fmt: skip
+                if len(fields) >= 12 and fields[11] is not None:  # the follow-up rule
+                    earlier, last = fields[11]
+                    parsed = dataclasses.replace(parsed, turn=(str(earlier), frozenset(last)))
             except (orjson.JSONDecodeError, TypeError, ValueError):
                 parsed = None
         self._parsed.put(data, parsed or False)
@@ -381,6 +395,11 @@ class LexicalGuard:
                 return False
         if not _same_names(a, b) or not _same_names(b, a):
             return False
+        if (
+            a.turn and b.turn and a.turn[0] == b.turn[0] and a.turn[1] and b.turn[1]
+            and not a.turn[1] & b.turn[1]
+        ):  # fmt: skip
+            return False  # the same conversation, another follow-up
         return not (
             a.directional and b.directional and len(a.entities) > 1 and a.entities != b.entities
         )
@@ -418,6 +437,20 @@ def _core(content: Sequence[str], connectives: frozenset[str]) -> list[str]:
         else:
             core.append(word)
     return core
+
+
+def _last_turn(text: str, words: _Words) -> tuple[str, frozenset[str]] | None:
+    """(digest of the earlier lines' words, hashes of the last line's words but fillers) when
+    ``text`` has more than one line: "How do I center a div?" + "And vertically?" gives
+    {vertically}, which "And with grid?" after the same line does not share."""
+    lines = text.strip().split("\n")
+    if len(lines) < 2:
+        return None
+    skip = words.articles | words.connectives | words.follow_up_fillers | words.self
+    earlier = [m.group().lower() for line in lines[:-1] for m in _WORD.finditer(line)]
+    last = {m.group().lower().replace("\u2019", "'") for m in _WORD.finditer(lines[-1])}
+    last = {w[:-2] if w.endswith("'s") else w for w in last} - skip
+    return _digest(earlier), frozenset(_word_hash(w) for w in last)
 
 
 def _order(raw: Any) -> tuple[str, str, str, str]:
