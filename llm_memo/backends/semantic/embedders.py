@@ -346,7 +346,7 @@ class LocalEmbedder:
             (:class:`~llm_memo.backends.semantic.normalise.TypoCorrector`; needs
             ``llm-memo[semantic-spelling]``); the name gains ``+spell1``. Off by default: on
             the benchmark's tune split it answers a few more misspelt questions at no cost in
-            wrong answers, but it loads 40 MB of dictionaries (docs/backends/semantic.md).
+            wrong answers, but it loads 60 MB of dictionaries (docs/backends/semantic.md).
 
     Raises:
         MissingDependencyError: a package is missing (on first use); the message says which.

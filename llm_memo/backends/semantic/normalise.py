@@ -17,8 +17,8 @@ It leaves alone words of one or two letters, words with a capital after the firs
 (``iPhone``, ``NaN``), words touching digits, dots, underscores or slashes (code, paths, file
 names), and every word the dictionary or the embedder's own vocabulary knows. The dictionaries
 are those shipped in the ``symspellpy`` wheel (82,765 words and 242,342 word pairs, MIT
-licensed; ``pip install 'llm-memo[semantic-spelling]'``), read once on first use (about 0.3 s
-and 40 MB); symspellpy itself is not imported.
+licensed; ``pip install 'llm-memo[semantic-spelling]'``), read once on first use (about 0.4 s
+and 60 MB); symspellpy itself is not imported.
 
 :class:`~llm_memo.backends.semantic.embedders.LocalEmbedder` applies it when built with
 ``correct_typos=True`` (its ``name`` then ends in ``+spell1``, so these vectors never share a
