@@ -58,6 +58,10 @@ _HIT = Outcome.HIT
 _STALE = Outcome.STALE
 
 
+#: A compression threshold no value reaches.
+_NEVER = 2**63
+
+
 def function_identity(fn: Any) -> str:
     """``module.qualname`` of the underlying function (through classmethod/staticmethod)."""
     target = getattr(fn, "__func__", fn)
@@ -470,11 +474,17 @@ class Memo:
         *,
         usage: Usage | None = None,
         model: str = "",
+        backend: Any = None,
     ) -> Entry:
         """The sealed entry for an encoded result (``tokens``, ``usage``, ``model``: its usage
-        and model when already counted, as for streams; otherwise read from ``value``)."""
+        and model when already counted, as for streams; otherwise read from ``value``), to be
+        written to ``backend``: compressed past the threshold unless that backend's class says
+        ``compress_values = False`` (the memory backend)."""
         tag, payload = encoded
         s = self._settings
+        threshold = s.compress_threshold
+        if backend is not None and not getattr(unwrap(backend), "compress_values", True):
+            threshold = _NEVER
         if tokens is None:
             tokens = usage_tokens(value)
             usage = usage_split(value)
@@ -487,7 +497,7 @@ class Memo:
             expires_at=plan.expires_at,
             stale_window=plan.stale_window,
             tokens=tokens,
-            compress_threshold=s.compress_threshold,
+            compress_threshold=threshold,
         )
         if len(model.encode("utf-8", "surrogatepass")) > 0xFF:
             model = ""  # the entry layout's bound; no table names such a model

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from llm_memo import CodecError, register_type
+from llm_memo import CodecError, llm_cached, register_type
+from llm_memo.backends.memory import MemoryBackend
 from llm_memo.codec import (
     AllowList,
     Codec,
@@ -26,6 +27,7 @@ from llm_memo.codec import (
 from llm_memo.entry import FLAG_COMPRESSED, Entry
 
 from .samples import chat_chunks, chat_completion, completion_dict
+from .third_party.dict_backend import DictBackend
 
 
 class Answer(BaseModel):
@@ -350,3 +352,41 @@ class TestChunkEncoding:
         codec = Codec(AllowList(unannotated))
         with pytest.raises(CodecError):
             codec.decode_chunks(payload, allow_pickle=True)
+
+
+class TestCompressionByBackend:
+    """The memory backend keeps values uncompressed (inflating on every hit costs more than the
+    memory saved); other stores compress past the threshold. Plain calls, streams and per-item
+    batches all write through the same rule."""
+
+    BIG = "x" * 40_000
+
+    def _entries(self, backend: Any) -> list[Entry]:
+        if isinstance(backend, MemoryBackend):
+            return [entry for entry, _, _ in backend._data.values()]
+        return [Entry.from_bytes(raw) for raw, _ in backend.data.values()]
+
+    @pytest.mark.parametrize("kind", ["memory", "dict"])
+    def test_each_write_path_follows_its_backend(self, kind: str) -> None:
+        backend: Any = MemoryBackend() if kind == "memory" else DictBackend()
+
+        @llm_cached(backend=backend)
+        def plain(q: str) -> str:
+            return self.BIG + q
+
+        @llm_cached(backend=backend)
+        def stream(q: str) -> Iterator[str]:
+            yield self.BIG
+            yield q
+
+        @llm_cached(backend=backend, per_item="texts")
+        def batch(texts: list[str]) -> list[str]:
+            return [self.BIG + t for t in texts]
+
+        assert plain("a") == plain("a") == self.BIG + "a"
+        assert list(stream("b")) == list(stream("b")) == [self.BIG, "b"]
+        assert batch(["c", "d"]) == batch(["d", "c"])[::-1]
+        entries = self._entries(backend)
+        assert len(entries) == 4
+        compressed = [bool(e.flags & FLAG_COMPRESSED) for e in entries]
+        assert compressed == [kind == "dict"] * 4, compressed

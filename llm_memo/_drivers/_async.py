@@ -247,7 +247,7 @@ async def _call(
     if plan is not None and memo.should_store(result):
         encoded = memo.encode(result, backend)
         if encoded is not None:
-            entry = memo.entry_for(key, encoded, plan, now, result)
+            entry = memo.entry_for(key, encoded, plan, now, result, backend=backend)
             try:
                 if similar is not None:
                     await backend.add(key, entry, plan.retention, *similar)

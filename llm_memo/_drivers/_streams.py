@@ -170,6 +170,7 @@ class Recording:
             tokens=usage.total,
             usage=usage.split,
             model=usage.model,
+            backend=self._backend,
         )
         return entry, plan.retention
 

@@ -152,7 +152,9 @@ async def run_async_items(
             encoded = memo.encode(part, backend)
             if encoded is None:
                 continue
-            entry = memo.entry_for(key, encoded, plan, now, part, tokens=share, model=model)
+            entry = memo.entry_for(
+                key, encoded, plan, now, part, tokens=share, model=model, backend=backend
+            )
             try:
                 await backend.set(key, entry, plan.retention)
             except BackendError as exc:

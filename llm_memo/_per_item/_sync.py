@@ -154,7 +154,9 @@ def run_items(
             encoded = memo.encode(part, backend)
             if encoded is None:
                 continue
-            entry = memo.entry_for(key, encoded, plan, now, part, tokens=share, model=model)
+            entry = memo.entry_for(
+                key, encoded, plan, now, part, tokens=share, model=model, backend=backend
+            )
             try:
                 backend.set(key, entry, plan.retention)
             except BackendError as exc:

@@ -47,6 +47,17 @@ def _with_index(item: Any, index: int) -> Any:
     return item.model_copy(update={"index": index})
 
 
+def _renumbered(item: Any, index: int) -> Any:
+    """``item`` with ``index``, set in place: the parts merge receives are its own (decoded for
+    this call, or split from this call's response), and a pydantic ``model_copy`` per item
+    cost more than the rest of an item's hit."""
+    if isinstance(item, dict):
+        item["index"] = index
+    elif item.index != index:
+        item.index = index
+    return item
+
+
 def _usage(usage: Any, tokens: int) -> Any:
     """``usage`` reporting ``tokens`` as its prompt and total tokens (and no output tokens)."""
     if usage is None:
@@ -78,10 +89,10 @@ def split(response: Any, shares: Sequence[int]) -> list[Any] | None:
 
 
 def merge(parts: Sequence[Any], sent: Any) -> Any:
-    """One response holding every part's item in order, ``index`` renumbered, with the usage
-    of ``sent`` (the call made; its model and other fields too), or zero tokens when every
-    item was cached."""
-    data = [_with_index(get_field(part, "data")[0], i) for i, part in enumerate(parts)]
+    """One response holding every part's item in order, ``index`` renumbered (in place: the
+    parts are the caller's own), with the usage of ``sent`` (the call made; its model and other
+    fields too), or zero tokens when every item was cached."""
+    data = [_renumbered(get_field(part, "data")[0], i) for i, part in enumerate(parts)]
     if sent is None:
         template = parts[0]
         usage = _usage(get_field(template, "usage"), 0)
