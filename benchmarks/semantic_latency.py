@@ -366,8 +366,8 @@ def _bulk_load(folder: Path, vectors: np.ndarray, features: str) -> None:
     con.close()
 
 
-def _embedded(folder: Path, embedder: Vectors) -> EmbeddedSemanticBackend:
-    return EmbeddedSemanticBackend(folder, embedder=embedder, guard=LexicalGuard())
+def _embedded(folder: Path, embedder: Vectors, dtype: str) -> EmbeddedSemanticBackend:
+    return EmbeddedSemanticBackend(folder, embedder=embedder, guard=LexicalGuard(), dtype=dtype)
 
 
 def _lookup(backend: EmbeddedSemanticBackend, vector: np.ndarray) -> Any:
@@ -414,13 +414,27 @@ def _found(index: Any, near: np.ndarray, targets: Any) -> float:
     return hits / len(near)
 
 
-def _embedded_size(n: int, cache: Path, queries_per_size: int, guard: LexicalGuard) -> list[str]:
+def _score_error(index: Any, vectors: np.ndarray, queries: np.ndarray) -> float:
+    """The largest gap between the index's similarity (1 - its cosine distance, computed on its
+    f16 / i8 copy) and the exact float32 one, over the top-K of ``queries``: what the backend's
+    read margin below the threshold must exceed."""
+    worst = 0.0
+    for q in queries:
+        found = index.search(q, K, threads=1)
+        rows = found.keys.astype(np.int64) - 1
+        exact = vectors[rows] @ q
+        worst = max(worst, float(np.max(np.abs((1.0 - found.distances) - exact))))
+    return worst
+
+
+def _embedded_size(
+    n: int, cache: Path, queries_per_size: int, guard: LexicalGuard, dtype: str
+) -> list[str]:
     """Build (or reuse) the folder of ``n`` entries, print its row; its parameter rows."""
     vectors = random_unit_chunked(n, n)
     centres = with_clusters(vectors, n)
     folder = cache / (
-        f"embedded-{n}-{DIM}-clustered-{DEFAULT_DTYPE}-c{DEFAULT_CONNECTIVITY}"
-        f"-e{DEFAULT_EXPANSION_ADD}"
+        f"embedded-{n}-{DIM}-clustered-{dtype}-c{DEFAULT_CONNECTIVITY}-e{DEFAULT_EXPANSION_ADD}"
     )
     embedder = Vectors()
     complete = folder / "COMPLETE"
@@ -429,14 +443,14 @@ def _embedded_size(n: int, cache: Path, queries_per_size: int, guard: LexicalGua
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         _bulk_load(folder, vectors, guard.features(BASE))
-        backend = _embedded(folder, embedder)
+        backend = _embedded(folder, embedder, dtype)
         started = time.perf_counter()
         _lookup(backend, vectors[0])  # the catch-up builds the whole index
         build = time.perf_counter() - started
         backend.close()  # saves the index file
         complete.write_text(f"{build:.1f}\n")
     build_note = complete.read_text().strip() + ("*" if reused else "")
-    backend = _embedded(folder, embedder)
+    backend = _embedded(folder, embedder, dtype)
     started = time.perf_counter()
     _lookup(backend, vectors[0])  # loads the saved file
     reopen = time.perf_counter() - started
@@ -456,6 +470,17 @@ def _embedded_size(n: int, cache: Path, queries_per_size: int, guard: LexicalGua
         found[hit is not None and hit[0] == key_of(int(targets[i]))] += 1
 
     look = timed(lookup, len(near))
+    first_pass = Counter[bool]()
+
+    def one_pass() -> None:  # the same near queries without the miss pass
+        i = next(position) % len(near)
+        hit = _lookup(backend, near[i])
+        first_pass[hit is not None] += 1
+
+    with _widen(1):
+        look1 = timed(one_pass, len(near))
+    miss = timed(lambda: _lookup(backend, rand[next(position) % len(rand)]), min(len(rand), 50))
+    error = _score_error(part.index, vectors, np.concatenate([near[:100], grouped[:100]]))
     ann = timed(lambda: part.index.search(near[next(position) % len(near)], K), len(near))
     brute = timed(
         lambda: int(np.argmax(np.einsum("ij,j->i", vectors, near[next(position) % len(near)]))),
@@ -469,11 +494,13 @@ def _embedded_size(n: int, cache: Path, queries_per_size: int, guard: LexicalGua
     memory = part.index.memory_usage / n
     store = sum(f.stat().st_size for f in folder.glob("entries.sqlite3*")) / n
     rate = found[True] / max(1, sum(found.values()))
+    rate1 = first_pass[True] / max(1, sum(first_pass.values()))
     print(
-        f"{n:>9,} {build_note:>8} {look[0]:>6.3f} / {look[1]:>6.3f} {ann[0]:>6.3f} / "
+        f"{n:>9,} {build_note:>8} {look[0]:>6.3f} / {look[1]:>6.3f} {look1[0]:>6.3f} / "
+        f"{look1[1]:>6.3f} {miss[0]:>6.2f} / {miss[1]:>6.2f} {ann[0]:>6.3f} / "
         f"{ann[1]:>6.3f} {brute[0]:>6.3f} / {brute[1]:>6.3f} {get[0]:>7.3f} {rate:>6.0%} "
-        f"{recall_group:>6.3f} / {recall_rand:>6.3f} {nearest_rand:>6.3f} {memory:>8.0f}"
-        f" {store:>8.0f}"
+        f"{rate1:>6.0%} {recall_group:>6.3f} / {recall_rand:>6.3f} {nearest_rand:>6.3f}"
+        f" {memory:>8.0f} {store:>8.0f} {error:>8.1e}"
         f"   (reopen + load {reopen:.2f} s)"
     )
     rows = []
@@ -490,30 +517,47 @@ def _embedded_size(n: int, cache: Path, queries_per_size: int, guard: LexicalGua
     part.index.expansion_search = DEFAULT_EXPANSION_SEARCH
     if n == 10_000:
         rows += _connectivity_rows(
-            vectors, near, targets, grouped, rand, exact_group, exact_rand, position
+            vectors, near, targets, grouped, rand, exact_group, exact_rand, position, dtype
         )
     backend.close()
     return rows
 
 
-def embedded_scale(max_entries: int, cache: Path, queries_per_size: int) -> None:
-    sizes = [n for n in (10_000, 100_000, 1_000_000) if n <= max_entries]
+@contextlib.contextmanager
+def _widen(factor: int) -> Iterator[None]:
+    """Run with the backend's miss pass at ``factor`` x the beam (1: no wider pass)."""
+    from llm_memo.backends.semantic.embedded import _backend
+
+    saved = _backend._WIDEN
+    _backend._WIDEN = factor
+    try:
+        yield
+    finally:
+        _backend._WIDEN = saved
+
+
+def embedded_scale(
+    max_entries: int, cache: Path, queries_per_size: int, dtype: str, sizes_from: int
+) -> None:
+    sizes = [n for n in (10_000, 100_000, 1_000_000) if sizes_from <= n <= max_entries]
     print(
-        f"\n## Embedded backend (semantic+local://, usearch {DEFAULT_DTYPE}, connectivity "
+        f"\n## Embedded backend (semantic+local://, usearch {dtype}, connectivity "
         f"{DEFAULT_CONNECTIVITY}, expansion_add {DEFAULT_EXPANSION_ADD}, expansion_search "
         f"{DEFAULT_EXPANSION_SEARCH}; {DIM}-d random unit vectors, one partition, guard on)\n"
     )
     print(
-        f"{'entries':>9} {'build s':>8} {'lookup ms':>15} {'ANN ms':>15} {'brute ms':>15}"
-        f" {'get ms':>7} {'found':>6} {'recall@8':>15} {'1-r@8':>6} {'index B':>8} {'store B':>8}"
+        f"{'entries':>9} {'build s':>8} {'lookup ms':>15} {'1 pass ms':>15} {'miss ms':>15}"
+        f" {'ANN ms':>15} {'brute ms':>15} {'get ms':>7} {'found':>6} {'found1':>6}"
+        f" {'recall@8':>15} {'1-r@8':>6} {'index B':>8} {'store B':>8} {'sim err':>8}"
     )
     print(
         f"{'':>9} {'':>8} {'median / p90':>15} {'median / p90':>15} {'median / p90':>15}"
-        f" {'median':>7} {'':>6} {'group / random':>15} {'random':>6} {'/entry':>8} {'/entry':>8}"
+        f" {'median / p90':>15} {'median / p90':>15} {'median':>7} {'':>6} {'':>6}"
+        f" {'group / random':>15} {'random':>6} {'/entry':>8} {'/entry':>8} {'max':>8}"
     )
-    print("-" * 118)
+    print("-" * 175)
     guard = LexicalGuard()
-    tables = [_embedded_size(n, cache, queries_per_size, guard) for n in sizes]
+    tables = [_embedded_size(n, cache, queries_per_size, guard, dtype) for n in sizes]
     print(LEGEND.format(groups=CLUSTERS, members=MEMBERS, cache=cache))
     print("### Index parameters: ANN latency (ms, median / p90) and recall@8\n")
     print(
@@ -535,6 +579,7 @@ def _connectivity_rows(
     exact_group: list[tuple[int, set[int]]],
     exact_rand: list[tuple[int, set[int]]],
     position: Iterator[int],
+    dtype: str,
 ) -> list[str]:
     from usearch.index import Index
 
@@ -543,7 +588,7 @@ def _connectivity_rows(
         index = Index(
             ndim=DIM,
             metric="cos",
-            dtype=DEFAULT_DTYPE,
+            dtype=dtype,
             connectivity=connectivity,
             expansion_add=DEFAULT_EXPANSION_ADD,
             expansion_search=DEFAULT_EXPANSION_SEARCH,
@@ -657,6 +702,12 @@ def main() -> None:
         help="where built embedded indexes are kept between runs",
     )  # fmt: skip
     parser.add_argument("--queries", type=int, default=200, help="embedded: queries per size")
+    parser.add_argument(
+        "--dtype", default=DEFAULT_DTYPE, help="embedded: the index's vector type (f16, f32, i8)"
+    )
+    parser.add_argument(
+        "--min", type=int, default=0, help="embedded: smallest partition (skips the smaller)"
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     if "embedding" in only:
@@ -664,7 +715,7 @@ def main() -> None:
     if "engines" in only:
         engines(min(args.max, 20_000))
     if "embedded" in only:
-        embedded_scale(args.max, args.cache, args.queries)
+        embedded_scale(args.max, args.cache, args.queries, args.dtype, args.min)
     if not only & {"qdrant", "redis7", "redis8", "redis8-hash"}:
         return
     workdir = Path(tempfile.mkdtemp(prefix="llm-memo-semantic-bench-"))

@@ -61,6 +61,9 @@ class Partition:
     seen: int  # every live row of the partition with vid <= seen is in the index
     generation: int  # the store's clear count when last brought up to date
     saved: int  # vectors in the index when its file was last written or read
+    #: The store's version() when last brought up to date (``None``: never): while it has not
+    #: changed, a search skips the catch-up queries.
+    version: tuple[int, int] | None = None
 
 
 class Indexes:
@@ -84,12 +87,15 @@ class Indexes:
         self.parts: dict[str, Partition] = {}
         #: The store's clear count the partitions were checked against (-1: never).
         self.generation = -1
+        #: The store's version() when that check was made.
+        self.version: tuple[int, int] | None = None
         self._save_failed = False
 
     def reset(self) -> None:
         """Forget every index (the store was closed)."""
         self.parts.clear()
         self.generation = -1
+        self.version = None
 
     def save(self, db: Store) -> None:
         """Write the file of every partition that has vectors its file lacks."""
@@ -126,7 +132,12 @@ class Indexes:
     def current(self, db: Store, name: str, ndim: int, now: float) -> Partition | None:
         """``name``'s index with every live row of the store in it (built, loaded or caught
         up now); ``None`` when its vectors have another dimension than ``ndim``."""
+        version = db.version()
+        part = self.parts.get(name)
+        if part is not None and part.version == version and self.version == version:
+            return part if part.ndim == ndim else None  # nothing written since: up to date
         generation = self.refresh(db)
+        self.version = version
         part = self.parts.get(name)
         if part is None:
             part = self._load(db, name, ndim, generation)
@@ -150,6 +161,7 @@ class Indexes:
             if len(rows) < _CATCH_UP:
                 break
         part.generation = generation
+        part.version = version
         if added and len(part.index) - part.saved >= max(_SAVE_MIN, part.saved // 10):
             self.write(db, name, part)
         return part
