@@ -4,9 +4,11 @@ date with the store, loaded from and saved to the files :mod:`._layout` describe
 :class:`Indexes` answers one question for a search: "the index of this partition, with every
 live row of the store in it". It loads the partition's file when it is sound and current (same
 store, same engine settings, no clear of the partition since), else starts empty; then it adds
-the rows written since (``vid > seen``, in batches), so a rebuild and another process's write are
-the same code path. It forgets the partitions under each prefix cleared since its last look
-(by any process), and rewrites a file once its partition has ``max(1000, 10%)`` vectors more.
+the rows written since (``vid > seen``, in batches), so a rebuild and another process's write
+are the same code path; while nothing was written since its last look (:meth:`Store.version`,
+one pragma) it skips those queries. It forgets the partitions under each prefix cleared since
+its last look (by any process), and rewrites a file once its partition has ``max(1000, 10%)``
+vectors more.
 
 Not thread-safe: the backend holds its lock around every call. Not here: what a search does
 with the vids it gets (:mod:`._backend`).
