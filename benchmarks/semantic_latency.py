@@ -318,7 +318,8 @@ LEGEND = """
 lookup = backend.search(): ANN top-8, reading from SQLite the candidates the index scores near
   the threshold, exact float32 rescoring, the guard, decoding the entry (a miss looks again
   with a beam 8x wider); 1 pass = the same without that second pass; miss = a uniformly random
-  query (nothing near: both passes, no row read);
+  query (nothing near: both passes, no row read); group lookup = a query near a planted
+  group's centre at threshold 0.85 (the cache's case: similar questions stored);
 found = near queries (cosine ~0.95 to one stored vector) answered with that vector's entry;
   found1 = the same in one pass;
 brute = the numpy floor, argmax(X @ q) over the partition, one thread (einsum: BLAS threads only
@@ -395,9 +396,9 @@ def _embedded(folder: Path, embedder: Vectors, dtype: str) -> EmbeddedSemanticBa
     )
 
 
-def _lookup(backend: EmbeddedSemanticBackend, vector: np.ndarray) -> Any:
+def _lookup(backend: EmbeddedSemanticBackend, vector: np.ndarray, threshold: float = 0.9) -> Any:
     backend._vectors.put(BASE, vector.astype(np.float32))
-    return backend.search(CTX, BASE, 0.9)
+    return backend.search(CTX, BASE, threshold)
 
 
 def _near(rng: np.random.Generator, vectors: np.ndarray, count: int) -> tuple[np.ndarray, Any]:
@@ -506,6 +507,13 @@ def _embedded_size(
     with _widen(1):
         look1 = timed(one_pass, len(near))
     miss = timed(lambda: _lookup(backend, rand[next(position) % len(rand)]), min(len(rand), 50))
+    group_hits = Counter[bool]()
+
+    def group_lookup() -> None:  # a question near a group: its members are above 0.85
+        hit = _lookup(backend, grouped[next(position) % len(grouped)], 0.85)
+        group_hits[hit is not None] += 1
+
+    group = timed(group_lookup, len(grouped))
     error = _score_error(part.index, vectors, np.concatenate([near[:100], grouped[:100]]))
     ann = timed(lambda: part.index.search(near[next(position) % len(near)], K), len(near))
     brute = timed(
@@ -527,7 +535,8 @@ def _embedded_size(
         f"{ann[1]:>6.3f} {brute[0]:>6.3f} / {brute[1]:>6.3f} {get[0]:>7.3f} {rate:>6.0%} "
         f"{rate1:>6.0%} {recall_group:>6.3f} / {recall_rand:>6.3f} {nearest_rand:>6.3f}"
         f" {memory:>8.0f} {store:>8.0f} {error:>8.1e}"
-        f"   (reopen + load {reopen:.2f} s)"
+        f"   (reopen + load {reopen:.2f} s; group lookup {group[0]:.3f} / {group[1]:.3f} ms,"
+        f" answered {group_hits[True] / max(1, sum(group_hits.values())):.0%})"
     )
     rows = []
     for expansion in (16, 32, 64, 128, 256):
