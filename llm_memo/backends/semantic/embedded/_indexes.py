@@ -4,9 +4,11 @@ date with the store, loaded from and saved to the files :mod:`._layout` describe
 :class:`Indexes` answers one question for a search: "the index of this partition, with every
 live row of the store in it". It loads the partition's file when it is sound and current (same
 store, same engine settings, no clear of the partition since), else starts empty; then it adds
-the rows written since (``vid > seen``, in batches), so a rebuild and another process's write are
-the same code path. It forgets the partitions under each prefix cleared since its last look
-(by any process), and rewrites a file once its partition has ``max(1000, 10%)`` vectors more.
+the rows written since (``vid > seen``, in batches), so a rebuild and another process's write
+are the same code path; while nothing was written since its last look (:meth:`Store.version`,
+one pragma) it skips those queries. It forgets the partitions under each prefix cleared since
+its last look (by any process), and rewrites a file once its partition has ``max(1000, 10%)``
+vectors more.
 
 Not thread-safe: the backend holds its lock around every call. Not here: what a search does
 with the vids it gets (:mod:`._backend`).
@@ -61,6 +63,9 @@ class Partition:
     seen: int  # every live row of the partition with vid <= seen is in the index
     generation: int  # the store's clear count when last brought up to date
     saved: int  # vectors in the index when its file was last written or read
+    #: The store's version() when last brought up to date (``None``: never): while it has not
+    #: changed, a search skips the catch-up queries.
+    version: tuple[int, int] | None = None
 
 
 class Indexes:
@@ -84,12 +89,15 @@ class Indexes:
         self.parts: dict[str, Partition] = {}
         #: The store's clear count the partitions were checked against (-1: never).
         self.generation = -1
+        #: The store's version() when that check was made.
+        self.version: tuple[int, int] | None = None
         self._save_failed = False
 
     def reset(self) -> None:
         """Forget every index (the store was closed)."""
         self.parts.clear()
         self.generation = -1
+        self.version = None
 
     def save(self, db: Store) -> None:
         """Write the file of every partition that has vectors its file lacks."""
@@ -126,7 +134,12 @@ class Indexes:
     def current(self, db: Store, name: str, ndim: int, now: float) -> Partition | None:
         """``name``'s index with every live row of the store in it (built, loaded or caught
         up now); ``None`` when its vectors have another dimension than ``ndim``."""
+        version = db.version()
+        part = self.parts.get(name)
+        if part is not None and part.version == version and self.version == version:
+            return part if part.ndim == ndim else None  # nothing written since: up to date
         generation = self.refresh(db)
+        self.version = version
         part = self.parts.get(name)
         if part is None:
             part = self._load(db, name, ndim, generation)
@@ -150,6 +163,7 @@ class Indexes:
             if len(rows) < _CATCH_UP:
                 break
         part.generation = generation
+        part.version = version
         if added and len(part.index) - part.saved >= max(_SAVE_MIN, part.saved // 10):
             self.write(db, name, part)
         return part

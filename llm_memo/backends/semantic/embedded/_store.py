@@ -31,7 +31,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Candidate", "Store", "StoreError", "alive", "deadline_of", "upper_bound"]
 
@@ -71,9 +71,9 @@ def upper_bound(prefix: str) -> str:
     return prefix + "\U0010ffff"
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A row an index search pointed at: everything a search decides on."""
+class Candidate(NamedTuple):
+    """A row an index search pointed at: everything a search decides on (a named tuple: a
+    search builds one per row it reads, in the SELECT's column order)."""
 
     vid: int
     key: str
@@ -99,6 +99,7 @@ class Store:
             path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
         self._busy = -1.0
+        self._writes = 0  # write transactions through this connection (see version())
         self.busy_timeout(timeout)
         try:
             self._con.execute("PRAGMA journal_mode = WAL")
@@ -140,18 +141,27 @@ class Store:
         self._con.close()
 
     class _Transaction:
-        def __init__(self, con: sqlite3.Connection) -> None:
-            self._con = con
+        def __init__(self, store: Store) -> None:
+            self._store = store
 
         def __enter__(self) -> sqlite3.Connection:
-            self._con.execute("BEGIN IMMEDIATE")
-            return self._con
+            self._store._con.execute("BEGIN IMMEDIATE")
+            return self._store._con
 
         def __exit__(self, kind: object, exc: object, tb: object) -> None:
-            self._con.execute("COMMIT" if kind is None else "ROLLBACK")
+            self._store._writes += 1
+            self._store._con.execute("COMMIT" if kind is None else "ROLLBACK")
 
     def _write(self) -> Store._Transaction:
-        return Store._Transaction(self._con)
+        return Store._Transaction(self)
+
+    def version(self) -> tuple[int, int]:
+        """A value that changes whenever the store's rows may have changed: SQLite's
+        ``data_version`` (changes on every commit by another connection, in any process) and
+        this connection's own write count. Equal values: nothing was written in between, so an
+        index that was up to date still is (one pragma instead of two queries per search)."""
+        (value,) = self._con.execute("PRAGMA data_version").fetchone()
+        return int(value), self._writes
 
     # -- exact entries -----------------------------------------------------------------------
 
@@ -273,18 +283,22 @@ class Store:
         """The rows behind ``vids`` that still exist (expired ones included: the caller
         decides), by vid."""
         out: dict[int, Candidate] = {}
+        make = Candidate._make
         for start in range(0, len(vids), _BATCH):
             batch = list(vids[start : start + _BATCH])
-            marks = ",".join("?" * len(batch))
-            for row in self._con.execute(
-                "SELECT vid, key, entry, deadline, partition, vector, features FROM entries"
-                f" WHERE vid IN ({marks})",
-                batch,
-            ):
-                vid = int(row[0])
-                out[vid] = Candidate(vid, str(row[1]), bytes(row[2]), row[3], str(row[4]),
-                                     bytes(row[5]), str(row[6] or ""))  # fmt: skip
+            # One statement per batch size: sqlite3 keeps it prepared in its statement cache
+            # (a search asks for 1 to 8 rows, so at most eight texts).
+            for row in self._con.execute(_candidates_sql(len(batch)), batch):
+                out[row[0]] = make(row)
         return out
+
+
+def _candidates_sql(count: int) -> str:
+    marks = ",".join("?" * count)
+    return (
+        "SELECT vid, key, entry, deadline, partition, vector, coalesce(features, '')"
+        f" FROM entries WHERE vid IN ({marks})"
+    )
 
 
 def alive(deadline: float | None, now: float) -> bool:
