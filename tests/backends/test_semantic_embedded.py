@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from llm_memo.backends import MISSING, Listing, Semantic, from_url
 from llm_memo.backends._registry import check_url
 from llm_memo.backends.semantic import DEFAULT_THRESHOLD, LexicalGuard, partition_name
 from llm_memo.backends.semantic.embedded import EmbeddedSemanticBackend, _layout
+from llm_memo.backends.semantic.embedded._store import Store
 from llm_memo.errors import MissingDependencyError
 from llm_memo.testing import FakeClock
 
@@ -697,6 +699,31 @@ class TestProcesses:
         assert parent.search(CTX, RESET, 0.5) is None
         assert parent.get(KEY_A) is MISSING
         parent.close()
+
+    def test_opening_waits_for_another_connections_lock(self, tmp_path: Path) -> None:
+        """A store opened (and switched to WAL) while another connection holds the file's lock
+        waits for it, then opens; held past the timeout, opening fails with the error, which
+        the backend turns into fail-open."""
+        path = str(tmp_path / "store.sqlite3")
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("CREATE TABLE t (x)")
+        other.execute("BEGIN EXCLUSIVE")
+        release = threading.Timer(0.3, other.execute, ("COMMIT",))
+        release.start()
+        try:
+            store = Store(path, 30.0)
+            assert store._con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            store.close()
+        finally:
+            release.join()
+        blocker = sqlite3.connect(str(tmp_path / "b.sqlite3"), isolation_level=None)
+        blocker.execute("CREATE TABLE t (x)")
+        blocker.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            Store(str(tmp_path / "b.sqlite3"), 0.2)
+        blocker.execute("COMMIT")
+        other.close()
+        blocker.close()
 
     def test_two_processes_writing_at_once(self, folder: Path) -> None:
         """Two children add and search in one partition at the same time: every write of both

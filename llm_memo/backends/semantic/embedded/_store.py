@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -102,7 +103,7 @@ class Store:
         self._writes = 0  # write transactions through this connection (see version())
         self.busy_timeout(timeout)
         try:
-            self._con.execute("PRAGMA journal_mode = WAL")
+            self._use_wal(timeout)
             self._con.execute("PRAGMA synchronous = NORMAL")
             # A search reads its candidates' rows at random places in the file: through a
             # memory map (no read() per page) and a larger page cache, not SQLite's 2 MB.
@@ -130,6 +131,25 @@ class Store:
         except BaseException:
             self._con.close()
             raise
+
+    def _use_wal(self, timeout: float) -> None:
+        """Put the file in WAL mode, which then persists: a process opening it later finds it
+        so and changes nothing. Two processes opening a new store at once race to switch it,
+        and SQLite answers the loser "database is locked" at once, without its busy timeout:
+        the switch is retried until ``timeout``, then the error stands (fail-open above)."""
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            try:
+                (mode,) = self._con.execute("PRAGMA journal_mode").fetchone()
+                if str(mode).lower() != "wal":
+                    self._con.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def busy_timeout(self, seconds: float) -> None:
         """How long a write waits for another process's lock before failing."""
