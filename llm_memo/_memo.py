@@ -23,7 +23,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -48,6 +48,9 @@ from .events import Event, Outcome, Stats
 from .keys import KeyBuilder, digest, function_prefix
 from .prices import PriceTable, default_table
 from .sdks import Usage, response_model, split_for_similarity, usage_split, usage_tokens
+
+if TYPE_CHECKING:
+    from ._per_item._batch import Request
 
 __all__ = ["Memo", "Route", "logger"]
 
@@ -226,6 +229,16 @@ class Memo:
         if instance is None:  # the common case: a plain function
             return self.keys.key(args, kwargs, ns)
         return self.keys.key(self._key_args(instance, args), kwargs, ns)
+
+    def item_keys(self, instance: Any, request: Request, ns: str) -> list[str]:
+        """The key of each item of a per-item batch: the key of the same call with the list
+        replaced by ``[item]`` (one canonical pass for the batch when the items are strings)."""
+        items = request.items
+        args, kwargs = request.with_items(items[:1])
+        keys = self.keys.item_keys(self._key_args(instance, args), kwargs, ns, request.param, items)
+        if keys is not None:
+            return keys
+        return [self.key(instance, *request.with_items([item]), ns) for item in items]
 
     def request_view(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The canonical request a call's key hashes (what recordings show to humans)."""

@@ -55,7 +55,7 @@ PLAIN_LIST = plain_list("input")
 class Request:
     """One batch call: its items and how to rebuild the call with other items."""
 
-    __slots__ = ("_args", "_kwargs", "_param", "_where", "items")
+    __slots__ = ("_args", "_kwargs", "_where", "items", "param")
 
     def __init__(
         self,
@@ -66,7 +66,8 @@ class Request:
         kwargs: dict[str, Any],
     ) -> None:
         self.items = items
-        self._param = param
+        #: The name of the list parameter.
+        self.param = param
         self._where = where  # index in args, or None when passed by keyword
         self._args = args
         self._kwargs = kwargs
@@ -75,7 +76,7 @@ class Request:
         """The call's arguments with the list replaced by ``items``."""
         where = self._where
         if where is None:
-            return self._args, {**self._kwargs, self._param: items}
+            return self._args, {**self._kwargs, self.param: items}
         return (*self._args[:where], items, *self._args[where + 1 :]), self._kwargs
 
 

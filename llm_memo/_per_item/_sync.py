@@ -68,7 +68,7 @@ def run_items(
     backend = route.backend
     shape = batching.shape
     items = request.items
-    keys = [memo.key(instance, *request.with_items([item]), policy.namespace) for item in items]
+    keys = memo.item_keys(instance, request, policy.namespace)
     first: dict[str, int] = {}  # each distinct key -> where it first occurs
     for i, key in enumerate(keys):
         first.setdefault(key, i)

@@ -429,11 +429,45 @@ class KeyBuilder:
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any], namespace: str) -> str:
         """The full key string of a call in ``namespace``."""
         data = orjson.dumps(self.canonical_view(args, kwargs), option=_DUMP_OPTIONS)
+        return self._prefix_of(namespace) + xxhash.xxh3_128_hexdigest(data)
+
+    def _prefix_of(self, namespace: str) -> str:
         prefix = self._prefix
         if prefix is None or prefix[0] != namespace:
             # One function is nearly always keyed in one namespace: its prefix is kept here.
             prefix = self._prefix = (namespace, function_prefix(namespace, self.function_id))
-        return prefix[1] + xxhash.xxh3_128_hexdigest(data)
+        return prefix[1]
+
+    def item_keys(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        namespace: str,
+        param: str,
+        items: list[Any],
+    ) -> list[str] | None:
+        """The keys of one-item calls, one per item of ``items``, in one canonical pass.
+
+        ``args`` / ``kwargs`` are the call with ``param`` already set to ``[items[0]]``; each
+        key is what :meth:`key` gives for the call with ``[item]`` there (the per-item key
+        contract), computed from one canonical view of the rest of the call instead of one per
+        item. ``None`` when that shortcut does not apply (an item is not a plain string, a
+        ``key=`` function decides, or the list is not an argument of the canonical view as
+        given): the caller then keys each item with :meth:`key`.
+        """
+        if self._key_fn is not None or any(type(item) is not str for item in items):
+            return None
+        view = self.canonical_view(args, kwargs)
+        if not isinstance(view, dict) or view.get(param) != [items[0]]:
+            return None
+        prefix = self._prefix_of(namespace)
+        keys = []
+        for item in items:
+            view[param] = [item]
+            keys.append(
+                prefix + xxhash.xxh3_128_hexdigest(orjson.dumps(view, option=_DUMP_OPTIONS))
+            )
+        return keys
 
 
 def _without_parts(value: Any, names: frozenset[str]) -> Any:
