@@ -6,7 +6,8 @@ with :func:`async_view`. The view's methods are coroutines that call the backend
 memory and disk answer in microseconds, so there is no thread hop, exactly as before the view
 existed. The view has the backend's optional abilities and no others (a ``lock`` only over a
 :class:`~llm_memo.backends.Locking` backend, ``search``/``add`` only over a semantic one,
-``describe`` only over a describing one), so the protocol checks the runners make answer as
+``describe`` only over a describing one, ``get_many`` only over a
+:class:`~llm_memo.backends.BulkReading` one), so the protocol checks the runners make answer as
 they would for the backend itself.
 
 The other direction exists once, for one case: a coroutine function that *returns a sync
@@ -19,13 +20,13 @@ Pure adapters: no decisions, no settings. Not here: choosing the backend (``_mem
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _fork
 from ._lru import LRU
-from .backends import Locking, is_describing_backend, is_semantic_backend
+from .backends import BulkReading, Locking, is_describing_backend, is_semantic_backend
 from .errors import BackendError
 
 if TYPE_CHECKING:
@@ -105,6 +106,14 @@ class _Similar:
         self.backend.add(key, entry, ttl, context, text)
 
 
+class _Bulk:
+    __slots__ = ()
+    backend: Any
+
+    async def get_many(self, keys: Sequence[str]) -> list[Any]:
+        return list(self.backend.get_many(keys))
+
+
 class _Describes:
     __slots__ = ()
     backend: Any
@@ -114,20 +123,19 @@ class _Describes:
 
 
 # One view class per combination of abilities, built on first use.
-_classes: dict[tuple[bool, bool, bool], type[AsyncView]] = {}
+_classes: dict[tuple[bool, bool, bool, bool], type[AsyncView]] = {}
 # Views already made, by backend identity (the backend itself is kept to check identity).
 _views: LRU[int, tuple[Any, AsyncView]] = LRU(64)
 # LRU has no __weakref__ slot (so not _fork.register): a module-level one resets by callback.
 _fork.register(_views)
 
 
-def _view_class(locks: bool, similar: bool, describes: bool) -> type[AsyncView]:
-    abilities = (locks, similar, describes)
+def _view_class(locks: bool, similar: bool, describes: bool, bulk: bool) -> type[AsyncView]:
+    abilities = (locks, similar, describes, bulk)
     cls = _classes.get(abilities)
     if cls is None:
-        mixins = [
-            m for m, has in zip((_Locks, _Similar, _Describes), abilities, strict=True) if has
-        ]
+        kinds = (_Locks, _Similar, _Describes, _Bulk)
+        mixins = [m for m, has in zip(kinds, abilities, strict=True) if has]
         cls = type("AsyncView", (*mixins, AsyncView), {"__slots__": ()})
         _classes[abilities] = cls
     return cls
@@ -143,7 +151,10 @@ def async_view(backend: Any, *, remember: bool = True) -> AsyncView:
         if known is not None and known[0] is backend:
             return known[1]
     cls = _view_class(
-        isinstance(backend, Locking), is_semantic_backend(backend), is_describing_backend(backend)
+        isinstance(backend, Locking),
+        is_semantic_backend(backend),
+        is_describing_backend(backend),
+        isinstance(backend, BulkReading),
     )
     view = cls(backend)
     if remember:

@@ -32,8 +32,10 @@ from ._async_view import async_view, unwrap
 from ._error_log import ErrorLog
 from ._policy import Policy, WritePlan, resolve, write_plan
 from .backends import (
+    AsyncBulkReading,
     AsyncCounting,
     AsyncLocking,
+    BulkReading,
     Counting,
     Locking,
     is_async_backend,
@@ -79,7 +81,7 @@ class Route:
     """The backend a policy resolves to, and what a runner asks of it on every call (decided
     once per resolution, not per call)."""
 
-    __slots__ = ("backend", "counting", "describing", "semantic")
+    __slots__ = ("backend", "bulk", "counting", "describing", "semantic")
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
@@ -91,6 +93,8 @@ class Route:
         self.describing = is_describing_backend(backend)
         #: It answers similar requests: the runner asks it on an exact miss.
         self.semantic = is_semantic_backend(backend)
+        #: It reads many keys in one round trip (``get_many``): a per-item batch uses it.
+        self.bulk = isinstance(backend, (BulkReading, AsyncBulkReading))
 
 
 class Memo:

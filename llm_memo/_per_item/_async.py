@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .._drivers import run_async
 from .._drivers._judge import cache_miss, judge, read_failed, serve_stale
 from .._policy import call_outcome
-from ..backends import MISSING
+from ..backends import MISSING, Missing
 from ..errors import BackendError
 from ..events import Outcome
 from ..sdks import response_model, usage_tokens
@@ -80,13 +80,12 @@ async def run_async_items(
     failure: BackendError | None = None
     model = ""  # the embedding model the answers name, for pricing what the hits saved
     if policy.reads:
-        for key in first:
-            try:
-                entry = await backend.get(key)
-            except BackendError as exc:
-                read_failed(memo, backend, key, policy, exc, start, scopes)
-                failure = exc
-                break  # the store is failing: the rest are sent, not looked up one by one
+        distinct = list(first)
+        entries, failure = await _read(backend, route.bulk, distinct)
+        if failure is not None:
+            # the store is failing: the rest are sent, not looked up one by one
+            read_failed(memo, backend, distinct[len(entries)], policy, failure, start, scopes)
+        for key, entry in zip(distinct, entries, strict=False):  # fewer after a failure
             if entry is MISSING:
                 continue
             value, old = judge(memo, key, entry, policy, backend)
@@ -177,6 +176,25 @@ async def run_async_items(
         items=counted,
     )
     return shape.merge(_answers(values, keys), result)
+
+
+async def _read(
+    backend: Any, bulk: bool, keys: list[str]
+) -> tuple[list[Entry | Missing], BackendError | None]:
+    """The entries under ``keys`` (in order), with one bulk read when the backend has one, and
+    the store's failure: the entries read before it (none for a bulk read) come with it."""
+    if bulk:
+        try:
+            return await backend.get_many(keys), None
+        except BackendError as exc:
+            return [], exc
+    found: list[Entry | Missing] = []
+    for key in keys:
+        try:
+            found.append(await backend.get(key))
+        except BackendError as exc:
+            return found, exc
+    return found, None
 
 
 def _answers(values: dict[str, Any], keys: list[str]) -> list[Any]:

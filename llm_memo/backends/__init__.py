@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
@@ -32,10 +32,12 @@ if TYPE_CHECKING:
 __all__ = [
     "MISSING",
     "AsyncBackend",
+    "AsyncBulkReading",
     "AsyncCounting",
     "AsyncListing",
     "AsyncLocking",
     "Backend",
+    "BulkReading",
     "Counting",
     "Listing",
     "Locking",
@@ -155,6 +157,35 @@ class AsyncBackend(Protocol):
 
 
 # -- optional abilities, each its own protocol ---------------------------------------------------
+
+
+@runtime_checkable
+class BulkReading(Protocol):
+    """A backend that reads many keys in fewer round trips than one ``get`` each (Redis
+    ``MGET``); the per-item runner reads a batch's items with it.
+
+    ``get_many(keys)`` returns one result per key, in order, each what :meth:`Backend.get`
+    would return for it (a bad or foreign entry reads as :data:`MISSING`); a store failure
+    raises :class:`~llm_memo.errors.BackendError` for the whole read.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def get_many(self, keys: Sequence[str]) -> list[Entry | Literal[Missing.MISSING]]:
+        """The entries under ``keys``, in order (:data:`MISSING` where there is none)."""
+        ...
+
+
+@runtime_checkable
+class AsyncBulkReading(Protocol):
+    """The async twin of :class:`BulkReading`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    async def get_many(self, keys: Sequence[str]) -> list[Entry | Literal[Missing.MISSING]]:
+        """The entries under ``keys``, in order (:data:`MISSING` where there is none)."""
+        ...
 
 
 @runtime_checkable

@@ -47,7 +47,8 @@ What it checks, one test per behaviour (each test's docstring states it):
 
 * storage: a missing key is ``MISSING`` (never ``None``, never an error); an entry comes back
   with every field; a write replaces; ``delete`` reports whether the key was there; 1 MiB
-  values; keys with escaped separators, globs and unicode;
+  values; keys with escaped separators, globs and unicode; a bulk read (``get_many``, where
+  the backend has one) answers each key as ``get`` does;
 * clearing: ``clear(prefix)`` removes exactly a namespace's or a function's keys and counts
   them; ``clear()`` empties the backend;
 * expiry: ``ttl`` expires, ``ttl=None`` keeps, ``ttl=0`` stores nothing usable;
@@ -77,7 +78,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
 from ..errors import MissingDependencyError
@@ -93,7 +94,7 @@ except ImportError as exc:  # pragma: no cover - the testing extra is installed 
     ) from exc
 
 from .. import CodecError, cache_controls, llm_cached
-from ..backends import MISSING
+from ..backends import MISSING, AsyncBulkReading, BulkReading
 from ..entry import FLAG_COMPRESSED, Entry
 from ..keys import function_prefix, key_string, namespace_prefix
 from .strategies import compressed_bomb, entry_bytes_strategy, hostile_entries
@@ -146,6 +147,10 @@ class SyncOverAsync:
 
     def get(self, key: str) -> Any:
         return self._run(self.inner.get(key))
+
+    def get_many(self, keys: Sequence[str]) -> Any:
+        """The inner backend's bulk read (an AttributeError when it has none)."""
+        return self._run(self.inner.get_many(keys))
 
     def set(self, key: str, entry: Entry, ttl: float | None) -> None:
         self._run(self.inner.set(key, entry, ttl))
@@ -296,6 +301,41 @@ class BackendConformance:
         key = make_key()
         backend.set(key, make_entry(), 0)
         assert backend.get(key) is MISSING
+
+    def test_bulk_read_answers_each_key_as_get_does(
+        self, backend: Any, request: pytest.FixtureRequest
+    ) -> None:
+        """A backend with ``get_many`` (:class:`~llm_memo.backends.BulkReading`) returns, in
+        the order asked, what ``get`` returns for each key: entries, MISSING for absent keys
+        and (where raw bytes can be planted) for garbage; repeated keys; more keys than one
+        round trip carries (450); no keys."""
+        inner = getattr(backend, "inner", backend)
+        if not isinstance(inner, (BulkReading, AsyncBulkReading)):
+            pytest.skip("this backend reads one key at a time (no get_many)")
+        keys = [make_key(digest=f"{i:032x}") for i in range(450)]
+        for i, key in enumerate(keys[:300]):
+            backend.set(key, make_entry(f"v{i}".encode(), tokens=i), 600 if i % 2 else None)
+        asked = [keys[5], keys[400], keys[0], keys[5], *keys]
+        try:
+            plant = request.getfixturevalue("plant")
+        except pytest.FixtureLookupError:
+            pass
+        else:
+            bad = make_key(digest="f" * 32)
+            plant(bad, b"\x80\x04\x95garbage")
+            asked.append(bad)
+        got = backend.get_many(asked)
+        assert len(got) == len(asked), f"{len(asked)} keys asked, {len(got)} answers"
+        wanted = [backend.get(key) for key in asked]
+        assert got == wanted
+        first = got[0]
+        assert first is not MISSING
+        assert (first.value, first.tokens) == (b"v5", 5)
+        assert got[1] is MISSING
+        assert [e is MISSING for e in got[4:]] == [i >= 300 for i in range(450)] + (
+            [True] * (len(asked) - 454)
+        )
+        assert backend.get_many([]) == []
 
     # -- damage ---------------------------------------------------------------------------
 

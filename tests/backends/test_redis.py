@@ -29,8 +29,10 @@ from redis.connection import SSLConnection, UnixDomainSocketConnection
 from llm_memo import BackendError, ConfigurationError, cache_controls, llm_cached
 from llm_memo.backends import (
     MISSING,
+    AsyncBulkReading,
     AsyncListing,
     AsyncLocking,
+    BulkReading,
     Listing,
     Locking,
     from_url,
@@ -335,6 +337,47 @@ class TestRoundTrips:
         assert miss == Counter({"get": 1, "set": 1})
         assert hit == Counter({"get": 1})
 
+    def test_a_per_item_batch_is_read_with_mget(self, url: str, redis_server: RedisServer) -> None:
+        """A per-item batch of 450 texts: the miss is 3 MGETs (200 keys each at most) and one
+        SET per item, the hit 3 MGETs and nothing else (not 450 GETs); sync and async."""
+        texts = [f"text {i}" for i in range(450)]
+
+        def counts(fn: Callable[[list[str]], Any]) -> tuple[Counter[str], Counter[str]]:
+            with _counting(redis_server) as miss:
+                assert fn(texts) == [len(t) for t in texts]
+            with _counting(redis_server) as hit:
+                assert fn(texts) == [len(t) for t in texts]
+            return miss, hit
+
+        backend = RedisBackend.from_url(url)
+        backend.get("warm-up")
+
+        @llm_cached(backend=backend, per_item="texts", name=f"pi-{uuid.uuid4().hex}")
+        def embed(texts: list[str]) -> list[int]:
+            return [len(t) for t in texts]
+
+        assert counts(embed) == (Counter({"mget": 3, "set": 450}), Counter({"mget": 3}))
+        backend.close()
+
+        async def run() -> tuple[Counter[str], Counter[str]]:
+            backend = AsyncRedisBackend.from_url(url)
+            await backend.get("warm-up")
+
+            @llm_cached(backend=backend, per_item="texts", name=f"api-{uuid.uuid4().hex}")
+            async def embed(texts: list[str]) -> list[int]:
+                return [len(t) for t in texts]
+
+            try:
+                with _counting(redis_server) as miss:
+                    assert await embed(texts) == [len(t) for t in texts]
+                with _counting(redis_server) as hit:
+                    assert await embed(texts) == [len(t) for t in texts]
+            finally:
+                await backend.close()
+            return miss, hit
+
+        assert asyncio.run(run()) == (Counter({"mget": 3, "set": 450}), Counter({"mget": 3}))
+
     def test_wrong_type_reads_as_miss(self, url: str) -> None:
         """A key holding a list (someone else's data) is a miss, not an error."""
         backend = RedisBackend.from_url(url)
@@ -354,13 +397,15 @@ class TestRoundTrips:
         backend.close()
 
     def test_protocols(self) -> None:
-        """Both classes offer listing and locking."""
+        """Both classes offer listing, locking and bulk reads."""
         sync = RedisBackend.from_url("redis://127.0.0.1:1/0")
         aio = AsyncRedisBackend.from_url("redis://127.0.0.1:1/0")
         assert isinstance(sync, Listing)
         assert isinstance(sync, Locking)
         assert isinstance(aio, AsyncListing)
         assert isinstance(aio, AsyncLocking)
+        assert isinstance(sync, BulkReading)
+        assert isinstance(aio, AsyncBulkReading)
 
 
 # -- failures ------------------------------------------------------------------------------------
@@ -385,10 +430,12 @@ class TestFailures:
             backend.set(make_key(), make_entry(), 10)
 
     def test_every_operation_wraps_driver_errors(self) -> None:
-        """get, set, delete, clear, keys and lock all raise BackendError, never redis errors."""
+        """get, get_many, set, delete, clear, keys and lock all raise BackendError, never redis
+        errors."""
         backend = RedisBackend.from_url(f"redis://127.0.0.1:{free_port()}/0")
         operations: list[Callable[[], object]] = [
             lambda: backend.get("k"),
+            lambda: backend.get_many(["k", "l"]),
             lambda: backend.set("k", make_entry(), 5),
             lambda: backend.delete("k"),
             lambda: backend.clear(),

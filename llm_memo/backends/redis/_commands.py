@@ -1,6 +1,7 @@
 """What the Redis backends send and how they read the answers, with no I/O: the key roots,
-SCAN glob escaping, ``PX`` milliseconds, the lock-release script, the driver errors caught at
-the BackendError boundary and which of them mean "the server is unreachable".
+SCAN glob escaping, ``PX`` milliseconds, entries from ``GET`` replies, the lock-release script,
+the driver errors caught at the BackendError boundary and which of them mean "the server is
+unreachable".
 
 Pure code shared by the generated pair (``_async.py`` / ``_sync.py``), kept out of it so that
 it exists once. Not here: URLs (``_url.py``), clients and the backend (``_async.py``).
@@ -9,7 +10,7 @@ it exists once. Not here: URLs (``_url.py``), clients and the backend (``_async.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from redis.exceptions import (
     ClusterDownError,
@@ -24,8 +25,10 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ...errors import BackendError, ConfigurationError
+from ...entry import Entry
+from ...errors import BackendError, CodecError, ConfigurationError
 from ...keys import KEY_ROOT
+from .. import MISSING, Missing
 from .._counters import COUNTER_FIELDS, COUNTER_ROOT
 
 # Every key llm_memo writes starts with this: an empty prefix means "all of llm_memo's keys",
@@ -36,6 +39,8 @@ _ROOT = KEY_ROOT
 _LOCK_ROOT = _ROOT + "lock:"
 _SCAN_COUNT = 1000
 _UNLINK_BATCH = 500
+# Keys per MGET of a bulk read (an entry can be tens of KB: a reply stays a few MB).
+_MGET_KEYS = 200
 _POLL_FIRST = 0.005
 _POLL_MAX = 0.1
 # Compare-and-delete: release the lock only if it still holds our token.
@@ -99,6 +104,16 @@ _GLOB = str.maketrans({c: "\\" + c for c in "\\*?[]"})
 def _glob_escape(text: str) -> str:
     """``text`` as a literal inside a SCAN MATCH pattern."""
     return text.translate(_GLOB)
+
+
+def _entry_of(data: Any) -> Entry | Literal[Missing.MISSING]:
+    """The entry in a ``GET`` reply: bytes that are not an entry (or nothing) read as a miss."""
+    if not isinstance(data, bytes):
+        return MISSING
+    try:
+        return Entry.from_bytes(data)
+    except CodecError:
+        return MISSING
 
 
 def _millis(seconds: float) -> int:

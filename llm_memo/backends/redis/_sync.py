@@ -47,7 +47,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Callable, Mapping
+from collections.abc import Iterator, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -61,7 +61,7 @@ from redis.exceptions import ResponseError
 
 from ... import _fork
 from ...entry import Entry
-from ...errors import BackendError, CodecError, ConfigurationError
+from ...errors import BackendError, ConfigurationError
 from .. import MISSING, Missing
 from .._breaker import BreakerGuard, CircuitBreaker
 from .._counters import COUNTER_ROOT
@@ -69,6 +69,7 @@ from ._commands import (
     _COUNTER_KEEP,
     _ERRORS,
     _LOCK_ROOT,
+    _MGET_KEYS,
     _POLL_FIRST,
     _POLL_MAX,
     _RELEASE,
@@ -78,6 +79,7 @@ from ._commands import (
     _check_client,
     _counter_commands,
     _counters_read,
+    _entry_of,
     _glob_escape,
     _millis,
     _unreachable,
@@ -332,12 +334,30 @@ class RedisBackend:
                 if isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE"):
                     return MISSING
                 raise self._failed("GET", exc) from exc
-        if not isinstance(data, bytes):
-            return MISSING
-        try:
-            return Entry.from_bytes(data)
-        except CodecError:
-            return MISSING
+        return _entry_of(data)
+
+    def get_many(self, keys: Sequence[str]) -> list[Entry | Literal[Missing.MISSING]]:
+        """The entries under ``keys``, in order: one ``MGET`` per :data:`_MGET_KEYS` keys (on
+        a cluster, redis-py's ``mget_nonatomic`` groups them by hash slot). What :meth:`get`
+        reads as a miss reads as one here.
+
+        Raises:
+            BackendError: Redis failed or the breaker is open.
+        """
+        names = [self.prefix + key for key in keys]
+        found: list[Any] = []
+        with self._guard():
+            try:
+                client = self._redis()
+                for at in range(0, len(names), _MGET_KEYS):
+                    part = names[at : at + _MGET_KEYS]
+                    if isinstance(client, RedisCluster):
+                        found += client.mget_nonatomic(part)
+                    else:
+                        found += client.mget(part)
+            except _ERRORS as exc:
+                raise self._failed("MGET", exc) from exc
+        return [_entry_of(data) for data in found]
 
     def set(self, key: str, entry: Entry, ttl: float | None) -> None:
         """Store ``entry`` with one ``SET`` (``PX`` from ``ttl``; no expiry for ``None``).

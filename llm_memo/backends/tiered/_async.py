@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Literal
 
 from ...entry import Entry
 from ...errors import ConfigurationError
-from .. import MISSING, AsyncBackend, AsyncListing, AsyncLocking, Backend, Missing
+from .. import (
+    MISSING,
+    AsyncBackend,
+    AsyncBulkReading,
+    AsyncListing,
+    AsyncLocking,
+    Backend,
+    Missing,
+)
 from ._tiers import _Tiers
 
 
@@ -75,6 +83,28 @@ class AsyncTieredBackend(_Tiers):
         if entry is not MISSING:
             self._fill(key, entry)
         return entry
+
+    async def get_many(self, keys: Sequence[str]) -> list[Entry | Literal[Missing.MISSING]]:
+        """L1 for each key, then the rest from L2 in one bulk read when L2 has one (else one
+        ``get`` each), filling L1 with what L2 had.
+
+        Raises:
+            BackendError: L2 failed for a key L1 did not have.
+        """
+        found = [self._l1_get(key) for key in keys]
+        wanted = [i for i, entry in enumerate(found) if entry is MISSING]
+        if not wanted:
+            return found
+        names = [keys[i] for i in wanted]
+        if isinstance(self.l2, AsyncBulkReading):
+            entries = await self.l2.get_many(names)
+        else:
+            entries = [await self.l2.get(name) for name in names]
+        for i, name, entry in zip(wanted, names, entries, strict=True):
+            if entry is not MISSING:
+                self._fill(name, entry)
+            found[i] = entry
+        return found
 
     async def set(self, key: str, entry: Entry, ttl: float | None) -> None:
         """Write L2, then L1 (L1 is written even if L2 failed; the failure is raised after)."""

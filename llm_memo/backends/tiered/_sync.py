@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Callable
+from collections.abc import Iterator, Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Literal
 
 from ...entry import Entry
 from ...errors import ConfigurationError
-from .. import MISSING, Backend, Listing, Locking, Backend, Missing
+from .. import (
+    MISSING,
+    Backend,
+    BulkReading,
+    Listing,
+    Locking,
+    Backend,
+    Missing,
+)
 from ._tiers import _Tiers
 
 
@@ -77,6 +85,28 @@ class TieredBackend(_Tiers):
         if entry is not MISSING:
             self._fill(key, entry)
         return entry
+
+    def get_many(self, keys: Sequence[str]) -> list[Entry | Literal[Missing.MISSING]]:
+        """L1 for each key, then the rest from L2 in one bulk read when L2 has one (else one
+        ``get`` each), filling L1 with what L2 had.
+
+        Raises:
+            BackendError: L2 failed for a key L1 did not have.
+        """
+        found = [self._l1_get(key) for key in keys]
+        wanted = [i for i, entry in enumerate(found) if entry is MISSING]
+        if not wanted:
+            return found
+        names = [keys[i] for i in wanted]
+        if isinstance(self.l2, BulkReading):
+            entries = self.l2.get_many(names)
+        else:
+            entries = [self.l2.get(name) for name in names]
+        for i, name, entry in zip(wanted, names, entries, strict=True):
+            if entry is not MISSING:
+                self._fill(name, entry)
+            found[i] = entry
+        return found
 
     def set(self, key: str, entry: Entry, ttl: float | None) -> None:
         """Write L2, then L1 (L1 is written even if L2 failed; the failure is raised after)."""
