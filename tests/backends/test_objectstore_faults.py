@@ -438,6 +438,30 @@ class TestPerRequestRefusals:
         assert server.requests, "the endpoint was never asked"
         assert breaker.is_open is (status >= 500), f"{status} from {driver}"
 
+    @pytest.mark.parametrize("status", [403, 404, 503])
+    @pytest.mark.parametrize("driver", sorted(DRIVERS))
+    def test_bulk_read_error_replies(self, driver: str, status: int) -> None:
+        """A bulk read (``get_many``, 8 keys, concurrent on a remote store) of an endpoint
+        that answers every request with an error: a missing object is a miss for each key, a
+        refusal or an outage fails the whole read as one BackendError."""
+        keys = [make_key(digest=f"{i:032x}") for i in range(8)]
+        # A prompt reply gets a deadline far above its time however loaded the machine (this
+        # checks how replies are read); an outage, which the drivers retry, the usual one.
+        options: dict[str, Any] = {"timeout": 60} if status < 500 else {}
+        with ErrorServer(status) as server:
+            breaker = CircuitBreaker(failures=50)
+            backend = _backend(driver, server.url, "sync", breaker=breaker, **options)
+            try:
+                if status == 404:
+                    assert backend.get_many(keys) == [MISSING] * len(keys)
+                else:
+                    with pytest.raises(BackendError) as info:
+                        backend.get_many(keys)
+                    assert not isinstance(info.value, BackendUnavailableError), info.value
+            finally:
+                backend.close()
+        assert server.requests, "the endpoint was never asked"
+
     def test_driver_errors_never_escape_as_other_exceptions(
         self, file_backend: ObjectStoreBackend, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -617,6 +641,25 @@ def _drain(result: Any) -> Any:
 
 class TestBreakerGuard:
     """The breaker counts only "the store is unreachable"; every exit resolves it."""
+
+    @pytest.mark.parametrize("driver", sorted(DRIVERS))
+    def test_a_bulk_read_of_a_hanging_store_ends_at_its_first_deadline(
+        self, hang_server: HangServer, driver: str
+    ) -> None:
+        """get_many of 40 keys on a store that never answers: one BackendError, and the keys
+        past the first wave of requests are never asked (the first deadline cancels the rest,
+        instead of one deadline per wave)."""
+        backend = _backend(driver, hang_server.url, "sync", breaker=CircuitBreaker(failures=50))
+
+        def read() -> None:
+            with pytest.raises(BackendError):
+                backend.get_many([make_key(digest=f"{i:032x}") for i in range(40)])
+
+        try:
+            within(OUTER, read)
+        finally:
+            backend.close()
+        assert 0 < hang_server.accepted < 40, f"{hang_server.accepted} connections for 40 keys"
 
     def test_cancellation_is_not_a_store_failure(self, hang_server: HangServer) -> None:
         """A get cancelled by the caller (asyncio.wait_for) counts for nothing: the breaker

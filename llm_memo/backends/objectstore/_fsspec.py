@@ -23,6 +23,7 @@ from typing import Any, Final, TypeVar
 from .target import _DELETE_REPORTS_MISSING, _FLAT, LISTING_TIMEOUT, _protocols
 
 _BATCH: Final = 1000  # paths per bulk delete (S3's DeleteObjects limit)
+_READS: Final = 16  # requests in flight in a bulk read (aiohttp's pools allow 100 per host)
 
 
 def _read_options(fs: Any) -> dict[str, Any]:
@@ -52,6 +53,9 @@ class _FsspecIO:
             return bytes(self.fs.cat_file(path))
         except FileNotFoundError:
             return None
+
+    def read_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        return [self.read(path) for path in paths]
 
     def read_heads(self, paths: Sequence[str], size: int) -> list[bytes | None]:
         if not paths:
@@ -115,6 +119,9 @@ class _LoopIO:
 
     def read(self, path: str) -> bytes | None:
         return self._run(self._aio.read, path)
+
+    def read_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        return self._run(self._aio.read_many, paths)
 
     def read_heads(self, paths: Sequence[str], size: int) -> list[bytes | None]:
         return self._run(self._aio.read_heads, paths, size)
@@ -203,6 +210,33 @@ class _AsyncFsspecIO:
         except FileNotFoundError:
             return None
         return bytes(data)
+
+    async def read_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        """Whole objects, :data:`_READS` requests in flight at a time, each under the read
+        deadline; ``None`` where there is none. The first other failure fails the whole read
+        at once: the requests still running are cancelled and none is started after it, so a
+        failing store costs one deadline, not one per wave of requests."""
+        await self._connect()
+        gate = asyncio.Semaphore(_READS)
+
+        async def one(path: str) -> bytes | None:
+            async with gate:
+                return await _bounded(self._get(path), self._timeout)
+
+        tasks = [asyncio.ensure_future(one(path)) for path in paths]
+        if not tasks:
+            return []
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:  # a failure, or cancelled from outside: nothing is left running
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+                task.add_done_callback(_consume)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return [task.result() for task in tasks]
 
     async def read_heads(self, paths: Sequence[str], size: int) -> list[bytes | None]:
         await self._connect()

@@ -28,6 +28,9 @@ class _LocalIO:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
+    def read_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        return [self.read(path) for path in paths]
+
     def read_heads(self, paths: Sequence[str], size: int) -> list[bytes | None]:
         heads: list[bytes | None] = []
         for path in paths:
@@ -73,6 +76,9 @@ class _InlineIO:
 
     async def read(self, path: str) -> bytes | None:
         return self._io.read(path)
+
+    async def read_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        return self._io.read_many(paths)
 
     async def read_heads(self, paths: Sequence[str], size: int) -> list[bytes | None]:
         return self._io.read_heads(paths, size)
