@@ -1,6 +1,7 @@
 """Redis benchmarks: a hit through @llm_cached vs a raw redis-py GET of the same bytes, the miss
-overhead vs a raw SET + encode, a memory-L1 + Redis-L2 tiered hit, and the commands each
-operation sends (BENCHMARKS.md: Redis hit <= 1.2x a raw GET, exactly one round trip).
+overhead vs a raw SET + encode, a memory-L1 + Redis-L2 tiered hit, a per-item batch of 1,000
+texts read with MGET, and the commands each operation sends (BENCHMARKS.md: Redis hit <= 1.2x
+a raw GET, exactly one round trip).
 
 Starts its own redis-server on a random loopback port (tests/servers/) and stops it at the end.
 
@@ -37,6 +38,7 @@ from tests.samples import chat_completion, chat_request, completion_dict
 from tests.servers import RedisServer, start_redis_server
 
 N = 4000  # calls per measurement (benchmarks._timing.paired's default)
+BATCH = 1000  # items in the per-item batch
 
 
 def _commandstats(server: RedisServer) -> Counter[str]:
@@ -286,6 +288,34 @@ def tiered(server: RedisServer) -> None:
     raw.close()
 
 
+def per_item(server: RedisServer) -> None:
+    header(f"per-item batch of {BATCH} texts, all cached (one bulk read)")
+    backend = RedisBackend.from_url(server.url)
+    raw = redis.Redis(host=server.host, port=server.port)
+    texts = [f"chunk {i}: " + "lorem ipsum dolor sit amet " * 4 for i in range(BATCH)]
+    vector = [0.125] * 384
+
+    @llm_cached(backend=backend, per_item="texts", name="bench.per_item")
+    def embed(texts: list[str], model: str = "local-minilm") -> list[list[float]]:
+        return [vector for _ in texts]
+
+    embed(texts)
+    keys = [embed.cache.key([t]) for t in texts]
+    one_by_one = lambda: [raw.get(k) for k in keys]  # noqa: E731
+    bulk = lambda: [raw.mget(keys[i : i + 200]) for i in range(0, BATCH, 200)]  # noqa: E731
+    hit = lambda: embed(texts)  # noqa: E731
+    for name, fn in (
+        (f"raw redis-py: {BATCH} GETs, one per item", one_by_one),
+        (f"raw redis-py: {BATCH // 200} MGETs of 200", bulk),
+        (f"@llm_cached per-item batch hit ({BATCH} items)", hit),
+    ):
+        t = measure(name, fn, number=20, batch=1)
+        print(t.row())
+    print(f"\ncommands per batch hit: {_commands(server, hit)}")
+    backend.close()
+    raw.close()
+
+
 def main() -> None:
     binary = shutil.which("redis-server")
     if binary is None:
@@ -301,6 +331,7 @@ def main() -> None:
         hits(server)
         misses(server)
         tiered(server)
+        per_item(server)
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
