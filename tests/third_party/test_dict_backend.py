@@ -102,8 +102,9 @@ def test_a_backend_in_another_project_runs_the_suite(
 ) -> None:
     """In a fresh folder (no conftest of ours) and a pytest that loads no plugin but llm_memo's
     (autoload off, ``-p llm_memo.pytest_plugin``), subclassing the shipped suite runs every test:
-    the third-party backend passes them all (the bulk-read test skips: it has no get_many), and a backend that stores nothing fails with the
-    compared values shown, because the plugin registered the suite for assertion rewriting."""
+    the third-party backend passes them all (the bulk-read test skips: it has no get_many), and
+    a backend that stores nothing fails with the compared values shown, because the plugin
+    registered the suite for assertion rewriting."""
     shutil.copy(Path(__file__).with_name("dict_backend.py"), pytester.path / "dict_backend.py")
     pytester.makepyfile(test_outside=textwrap.dedent(_OUTSIDE))
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
