@@ -86,8 +86,10 @@ class Route:
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         #: Where persistent counters go (``persist_stats``): the backend itself (under an
-        #: async view) when it keeps counters, else ``None``.
+        #: async view) when it keeps counters, a tiered backend's shared tier (L2), else
+        #: ``None``.
         inner = unwrap(backend)
+        inner = getattr(inner, "shared_tier", inner)
         self.counting = inner if isinstance(inner, (Counting, AsyncCounting)) else None
         #: It keeps each call's request (test recordings): offer it with ``Memo.describe``.
         self.describing = is_describing_backend(backend)

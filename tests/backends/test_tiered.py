@@ -460,3 +460,27 @@ class TestOverRealRedis:
             redis_server.ensure_running()
             tiered.close()
         assert calls == [1, 2]
+
+
+class TestPersistentCounters:
+    def test_counters_go_to_the_shared_tier(self, tmp_path: Path) -> None:
+        """With persist_stats on, a tiered backend's hits and misses are flushed to L2 (a disk
+        store every process shares), where a second process's tiered backend reads them;
+        L1 (this process's memory) keeps none."""
+        from llm_memo import configure
+        from llm_memo.metrics import flush_stats
+
+        configure(persist_stats=3600)
+        first = TieredBackend(MemoryBackend(), DiskBackend(str(tmp_path / "shared")))
+
+        @llm_cached(backend=first, name="app.tiered")
+        def ask(q: str) -> str:
+            return q.upper()
+
+        ask("a"), ask("a"), ask("a")
+        assert flush_stats() == 1
+        second = TieredBackend(MemoryBackend(), DiskBackend(str(tmp_path / "shared")))
+        (counted,) = second.l2.read_counters().values()  # type: ignore[union-attr]
+        assert (counted["hits"], counted["misses"]) == (2, 1), counted
+        first.close()
+        second.close()

@@ -74,6 +74,12 @@ class _Tiers:
             "llm_memo: L1 %r %s failed, using L2 only: %s%s", self.l1, operation, exc, more
         )
 
+    @property
+    def shared_tier(self) -> Backend | AsyncBackend:
+        """The tier every process shares (L2): where persistent counters are kept, since L1's
+        are this process's alone."""
+        return self.l2
+
     def _l1_get(self, key: str) -> Entry | Literal[Missing.MISSING]:
         try:
             return self.l1.get(key)
