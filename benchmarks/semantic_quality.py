@@ -15,7 +15,8 @@ other offline candidate models that are installed (for the embedder choice).
 
 Run:  python -m benchmarks.semantic_quality [--split test|tune|all] [--threshold T]
       [--correct-typos] [--others]
-      (from the repository root; prints tables, exits 0; default: the frozen test split)
+      (from the repository root; prints tables, exits 0; default: the frozen test split;
+      the per-pair lists are printed for the tune split only)
 
 Each pair has a stored ``split``: ``test`` (frozen before the guard and the threshold were last
 changed; report on it) or ``tune`` (change the guard's rules or the threshold only by looking at
@@ -301,6 +302,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     kind_thresholds(pairs, sims, allowed)
 
+    if args.split == "tune":
+        pair_lists(pairs, sims, allowed, threshold)
+    else:
+        print("\n(per-pair lists are printed for --split tune only: the test split is reported")
+        print(" as aggregates, so that nobody tunes on its pairs)")
+
+    if args.others:
+        other_candidates(pairs, should, allowed)
+
+
+def pair_lists(
+    pairs: list[dict[str, Any]], sims: np.ndarray, allowed: np.ndarray, threshold: float
+) -> None:
+    """The near-misses served and the should-hit pairs the guard refuses (tune split only)."""
     wrong = [(float(s), p) for s, p, ok in zip(sims, pairs, allowed, strict=True)
              if s >= threshold and ok and not p["hit"]]  # fmt: skip
     print(f"\nnear-misses still answered from the cache at {threshold:.2f} with the guard:")
@@ -311,9 +326,6 @@ def main(argv: list[str] | None = None) -> None:
     print("pairs that should hit but the guard refuses (at any threshold):")
     for s, p in refused:
         print(f"  {s:.3f} [{p['kind']}] {text_a(p)!r} -> {text_b(p)!r}")
-
-    if args.others:
-        other_candidates(pairs, should, allowed)
 
 
 if __name__ == "__main__":
