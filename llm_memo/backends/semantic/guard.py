@@ -97,6 +97,20 @@ class _Words:
     connectives: frozenset[str]
     follow_up_fillers: frozenset[str]
     self: frozenset[str]
+    one: str
+    indefinite_articles: frozenset[str]
+    # Longest spelling first: (pattern of every spelling, spelling -> the key it reads as).
+    aliases: tuple[re.Pattern[str], dict[str, str]]
+    verb_times: frozenset[str]
+    verb_before: frozenset[str]
+    verb_after: frozenset[str]
+    symmetric_triggers: frozenset[str]
+    symmetric_joiners: frozenset[str]
+    do_support: frozenset[str]
+    subject_questions: frozenset[str]
+    # Unit words of six letters or more, and each with one letter left out -> the unit word
+    # (a unit misspelt by one letter left out or added: "calries").
+    unit_slips: dict[str, str]
     # Insertion order matters: it breaks ties between languages (see _language).
     languages: dict[str, frozenset[str]]
     language_marks: dict[str, str]
@@ -124,9 +138,67 @@ def _words() -> _Words:
         connectives=frozenset(raw["connectives"]),
         follow_up_fillers=frozenset(raw["follow_up_fillers"]),
         self=frozenset(raw["self"]),
+        one=str(raw["one"]),
+        indefinite_articles=frozenset(raw["indefinite_articles"]),
+        aliases=_aliases(raw["aliases"]),
+        verb_times=frozenset(raw["verb_times"]),
+        verb_before=frozenset(raw["verb_before"]),
+        verb_after=frozenset(raw["verb_after"]),
+        symmetric_triggers=frozenset(raw["symmetric_triggers"]),
+        symmetric_joiners=frozenset(raw["symmetric_joiners"]),
+        do_support=frozenset(raw["do_support"]),
+        subject_questions=frozenset(raw["subject_questions"]),
+        unit_slips=_unit_slips(raw["units"]),
         languages={code: frozenset(words) for code, words in raw["languages"].items()},
         language_marks=dict(raw["language_marks"]),
     )
+
+
+def _aliases(raw: dict[str, list[str]]) -> tuple[re.Pattern[str], dict[str, str]]:
+    """One pattern for every spelling in ``aliases``, longest first; multi-word and dotted
+    spellings match in any case, single words only as written ("US", not "us")."""
+    key_of = {spelling: key for key, spellings in raw.items() for spelling in spellings}
+    parts = []
+    for spelling in sorted(key_of, key=len, reverse=True):
+        body = re.escape(spelling).replace(r"\ ", r"\s+")
+        parts.append(f"(?i:{body})" if " " in spelling or "." in spelling else body)
+    pattern = re.compile(r"(?<![\w.])(?:" + "|".join(parts) + r")(?![\w])")
+    folded = {" ".join(k.lower().split()): v for k, v in key_of.items()}
+    return pattern, folded
+
+
+def _unit_slips(units: dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for word in units:
+        if len(word) >= 6:
+            out.setdefault(word, word)
+            for i in range(1, len(word)):  # the first letter is never the slip
+                out.setdefault(word[:i] + word[i + 1 :], word)
+    return out
+
+
+def _unit_slip(word: str, words: _Words) -> str | None:
+    """The unit word ``word`` misspells by one letter left out or added ("calries",
+    "kilogramms"), if any: the first letter must be right, and the unit six letters or more."""
+    if len(word) < 5 or word in words.units:
+        return None
+    found = words.unit_slips.get(word)  # a letter left out
+    if found is not None and len(found) == len(word) + 1:
+        return found
+    for i in range(1, len(word)):  # a letter added
+        shorter = word[:i] + word[i + 1 :]
+        if len(shorter) >= 6 and shorter in words.units:
+            return shorter
+    return None
+
+
+def _unit_of(word: str, words: _Words) -> tuple[str, str] | None:
+    """(the unit word ``word`` is or misspells, its canonical unit), if any."""
+    unit = words.units.get(word)
+    if unit is not None:
+        return word, unit
+    slip = _unit_slip(word, words)
+    return None if slip is None else (slip, words.units[slip])
 
 
 _WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
@@ -156,11 +228,16 @@ class _Features:
     # as None here, and the rules that need them are skipped for it.
     units: tuple[str, ...] | None = None
     symbols: tuple[str, ...] | None = None
-    order: tuple[str, str, str, str] | None = None
+    # (bag, order, core, phrases, *symmetric): digests of the words, and (added later) one for
+    # each reading of a symmetric relation with its sides sorted (see _symmetric).
+    order: tuple[str, ...] | None = None
     words: frozenset[str] | None = None
     # Added later still: (digest of the earlier lines, hashes of the last line's words) of a
     # multi-line text (a conversation's user turns), else None.
     turn: tuple[str, frozenset[str]] | None = None
+    # Added later still: "who" for a question about the subject ("Who taught Aristotle?"),
+    # "who+do" for one about the object ("Who did Aristotle teach?"), else "".
+    asks: str | None = None
 
 
 class LexicalGuard:
@@ -247,8 +324,8 @@ class LexicalGuard:
 
     def analyse(self, text: str) -> _Features:
         """The features of ``text`` (what :meth:`features` serialises)."""
-        text = unicodedata.normalize("NFC", text)
         words = self._words
+        text = _read_aliases(unicodedata.normalize("NFC", text), words)
         counts = dict.fromkeys(words.languages, 0)
         negated = False
         numbers: list[str] = []
@@ -257,6 +334,7 @@ class LexicalGuard:
         entities: list[str] = []
         units: set[str] = set()
         content: list[str] = []  # the words, articles left out (for the word-order rule)
+        clauses: set[int] = set()  # content indices a clause starts at
         directional = False
         initial = True
         tokens = list(_WORD.finditer(text))
@@ -267,13 +345,16 @@ class LexicalGuard:
             last_end = match.end()
             if _SENTENCE_END.search(gap):
                 initial = True
+            if "," in gap or initial:
+                clauses.add(len(content))  # a side of a symmetric relation ends here
             token = match.group().replace("\u2019", "'")
             lower = token.lower()
             first = initial
             initial = False
             if token[0].isdigit():
                 value = _number(token)
-                numbers.append(f"{value} {attached[i]}" if i in attached else value)
+                if not _one_unit(value, i, attached):
+                    numbers.append(f"{value} {attached[i]}" if i in attached else value)
                 content.append(value)
                 continue
             base = lower[:-2] if lower.endswith("'s") else lower
@@ -287,18 +368,22 @@ class LexicalGuard:
             if lower in words.number_words:
                 value = words.number_words[lower]
                 numbers.append(f"{value} {attached[i]}" if i in attached else value)
+            elif lower == words.one and i in attached and not _one_unit("1", i, attached):
+                numbers.append(f"1 {attached[i]}")  # "one pm"
             elif lower == "other" and i and tokens[i - 1].group().lower() == "every":
                 numbers.append("every other")  # "every other week" is not "every week"
-            if base in words.time_words:
+            if base in words.time_words and not _verb_use(base, i, tokens, words):
                 times.append(words.time_classes.get(base, base))
             antonyms.update(self._antonyms.get(lower, ()))
             if gap == "-" and i:  # a hyphenated compound is also the joined word: check-in
                 antonyms.update(self._antonyms.get(tokens[i - 1].group().lower() + lower, ()))
             if lower in words.directional:
                 directional = True
-            unit = words.units.get(base)
-            if unit is not None and (i in attached or base not in words.units_after_number_only):
-                units.add(unit)
+            known = _unit_of(base, words)
+            if known is not None and (
+                i in attached or known[0] not in words.units_after_number_only
+            ):
+                units.add(known[1])
                 continue  # a unit is not a name ("GB", "Celsius")
             if lower.endswith("'s"):
                 token = token[:-2]
@@ -323,19 +408,26 @@ class LexicalGuard:
                 _digest(content),
                 _digest(_core(content, words.connectives)),
                 _digest(sorted(_phrases(content, words.connectives))),
+                *_symmetric(content, clauses, words),
             ),
             words=frozenset(_word_hash(w) for w in content),
             turn=_last_turn(text, words),
+            asks=_asks(tokens, words),
         )
 
     def features(self, text: str) -> str:
         """``text``'s features as a short string (stored with the entry)."""
         f = self.analyse(text)
-        body = orjson.dumps([
+        # The question form is written only when there is one: most records stay as short as
+        # before (and the order field has symmetric digests only for texts with "or"...).
+        fields = [
             f.language, f.negated, f.numbers, f.times, f.antonyms, f.entities, f.directional,
             f.units, f.symbols, f.order, sorted(f.words or ()),
             None if f.turn is None else [f.turn[0], sorted(f.turn[1])],
-        ])  # fmt: skip
+        ]  # fmt: skip
+        if f.asks:
+            fields.append(f.asks)
+        body = orjson.dumps(fields)
         return f"{self.name}:{body.decode()}"
 
     def _load(self, data: str) -> _Features | None:
@@ -361,6 +453,8 @@ class LexicalGuard:
                 if len(fields) >= 12 and fields[11] is not None:  # the follow-up rule
                     earlier, last = fields[11]
                     parsed = dataclasses.replace(parsed, turn=(str(earlier), frozenset(last)))
+                if len(fields) >= 13:  # the subject / object question rule
+                    parsed = dataclasses.replace(parsed, asks=str(fields[12]))
             except (orjson.JSONDecodeError, TypeError, ValueError):
                 parsed = None
         self._parsed.put(data, parsed or False)
@@ -400,20 +494,94 @@ class LexicalGuard:
             and not a.turn[1] & b.turn[1]
         ):  # fmt: skip
             return False  # the same conversation, another follow-up
+        if a.asks and b.asks and a.asks != b.asks:
+            return False  # "Who taught Aristotle?" / "Who did Aristotle teach?"
         return not (
             a.directional and b.directional and len(a.entities) > 1 and a.entities != b.entities
         )
 
 
-def _swapped(a: tuple[str, str, str, str], b: tuple[str, str, str, str]) -> bool:
+def _swapped(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     """The same words in another order, and not because a phrase moved with its preposition
     ("on the Moon in 1969" / "in 1969 on the Moon"): roles swapped ("Can a tenant sue a
     landlord" / "Can a landlord sue a tenant", "from X to Y" / "from Y to X", "a list of tuples
-    to a dict" / "a dict to a list of tuples")."""
-    (bag_a, order_a, core_a, phrases_a), (bag_b, order_b, core_b, phrases_b) = a, b
+    to a dict" / "a dict to a list of tuples"). Not a swap either: the two sides of a symmetric
+    relation exchanged ("rice or pasta", "the difference between X and Y", "mix X with Y"), when
+    both records have that digest."""
+    (bag_a, order_a, core_a, phrases_a), (bag_b, order_b, core_b, phrases_b) = a[:4], b[:4]
     if bag_a != bag_b or order_a == order_b:
         return False
+    if set(a[4:]) & set(b[4:]):  # the sides of a symmetric relation exchanged
+        return False
     return core_a != core_b or phrases_a != phrases_b
+
+
+#: The longest side of a symmetric relation, in words ("the United States" is two).
+_SIDE = 3
+
+
+def _symmetric(content: Sequence[str], clauses: set[int], words: _Words) -> list[str]:
+    """Digests of ``content`` with the two sides of a symmetric relation in sorted order, for
+    every way of reading the sides (one to three words each, not crossing a connective, a
+    symmetric word or a comma): "X or Y" always, "X and Y", "X with Y", "X vs Y" in a text with
+    a symmetric word (between, difference, compare, mix, similar...). Two texts that share a
+    digest are the same words with the sides of one relation exchanged. Empty when the text has
+    no such relation (most texts)."""
+    stops = words.connectives | words.symmetric_triggers
+    if not any(w in words.symmetric_joiners for w in content):
+        return []
+    triggered = any(w in words.symmetric_triggers for w in content)
+    found: set[str] = set()
+    for i, word in enumerate(content):
+        if word not in words.symmetric_joiners or (word != "or" and not triggered):
+            continue
+        for left, right in itertools.product(range(1, _SIDE + 1), repeat=2):
+            start, end = i - left, i + 1 + right
+            if start < 0 or end > len(content):
+                continue
+            first, second = list(content[start:i]), list(content[i + 1 : end])
+            if any(w in stops for w in (*first, *second)):
+                continue
+            if any(start < k <= i for k in clauses) or any(i < k < end for k in clauses):
+                continue
+            first, second = sorted((first, second))
+            found.add(_digest([*content[:start], *first, word, *second, *content[end:]])[:8])
+    return sorted(found)
+
+
+def _asks(tokens: Sequence[re.Match[str]], words: _Words) -> str:
+    """ "who" when the text opens with a question about the subject ("Who taught Aristotle?"),
+    "who+do" when about the object ("Who did Aristotle teach?", "Whom does she admire?"),
+    else ""."""
+    if not tokens or tokens[0].group().lower() not in words.subject_questions:
+        return ""
+    if (
+        len(tokens) > 2
+        and tokens[1].group().lower() in words.do_support
+        and tokens[2].group().lower() not in words.articles  # "Who did the Mona Lisa?"
+    ):
+        return "who+do"
+    return "who"
+
+
+def _read_aliases(text: str, words: _Words) -> str:
+    """``text`` with each spelling of an alias written as its key ("World War II" -> WWII)."""
+    pattern, key_of = words.aliases
+    return pattern.sub(lambda m: key_of[" ".join(m.group().lower().split())], text)
+
+
+def _one_unit(value: str, i: int, attached: dict[int, str]) -> bool:
+    """Whether a number is "one" of a unit ("1 GB" is "a gigabyte"); a clock time is not."""
+    return value == "1" and i in attached and attached[i] not in ("am", "pm")
+
+
+def _verb_use(word: str, i: int, tokens: Sequence[re.Match[str]], words: _Words) -> bool:
+    """Whether a time word that is also a verb is used as one ("When does it fall on?")."""
+    if word not in words.verb_times:
+        return False
+    before = tokens[i - 1].group().lower() if i else ""
+    after = tokens[i + 1].group().lower() if i + 1 < len(tokens) else ""
+    return before in words.verb_before or after in words.verb_after
 
 
 def _phrases(content: Sequence[str], connectives: frozenset[str]) -> list[str]:
@@ -453,9 +621,10 @@ def _last_turn(text: str, words: _Words) -> tuple[str, frozenset[str]] | None:
     return _digest(earlier), frozenset(_word_hash(w) for w in last)
 
 
-def _order(raw: Any) -> tuple[str, str, str, str]:
-    bag, order, skeleton, phrases = raw
-    return str(bag), str(order), str(skeleton), str(phrases)
+def _order(raw: Any) -> tuple[str, ...]:
+    if len(raw) < 4:
+        raise ValueError("an order field has at least four digests")
+    return tuple(str(digest) for digest in raw)
 
 
 def _same_names(a: _Features, b: _Features) -> bool:
@@ -470,11 +639,17 @@ def _same_names(a: _Features, b: _Features) -> bool:
 def _attached_units(text: str, tokens: Sequence[re.Match[str]], words: _Words) -> dict[int, str]:
     """Token index -> canonical unit, for each number or number word followed by a unit ("5 kg",
     "9am", "25 °C", "30-second", "two years"; "degrees" or "square" may stand between; the
-    number's index and the unit's both map to it), and for a unit after a degree sign ("°F")."""
+    number's index and the unit's both map to it), for "one" or an article before a unit
+    written out ("one gigabyte", "a day", "an hour": one of the unit), and for a unit after a
+    degree sign ("°F")."""
     out: dict[int, str] = {}
     degrees = "°" in text
     for i, match in enumerate(tokens):
-        if not match.group()[0].isdigit() and match.group().lower() not in words.number_words:
+        word = match.group().lower()
+        article = word in words.indefinite_articles
+        if not match.group()[0].isdigit() and not (
+            article or word in words.number_words or word == words.one
+        ):
             if not degrees:
                 continue
             if (
@@ -490,9 +665,9 @@ def _attached_units(text: str, tokens: Sequence[re.Match[str]], words: _Words) -
                 prefix = "" if lower.startswith("degree") else lower + " "
                 end, j = tokens[j].end(), j + 1
                 continue
-            unit = words.units.get(lower)
-            if unit is not None:
-                out[i] = out[j] = prefix + unit
+            known = _unit_of(lower, words)
+            if known is not None and not (article and (prefix or len(known[0]) < 3)):
+                out[i] = out[j] = prefix + known[1]  # not "a m", "a square"
             break
     return out
 
