@@ -31,6 +31,13 @@ def digest(selected: list[dict[str, Any]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def text(pair: dict[str, Any]) -> tuple[str, str]:
+    """What the benchmark compares: the earlier turns and the question, on each side."""
+    a = "\n".join([*pair.get("history", ()), pair["a"]])
+    b = "\n".join([*pair.get("history_b", pair.get("history", ())), pair["b"]])
+    return a, b
+
+
 def test_the_test_split_is_frozen() -> None:
     test = [p for p in pairs() if p["split"] == "test"]
     assert len(test) == 208
@@ -47,8 +54,8 @@ def test_every_pair_is_labelled() -> None:
 
 def test_no_tune_pair_repeats_a_test_pair() -> None:
     """A tune pair that copies a test pair would leak the test split into tuning."""
-    test = {(p["a"], p["b"]) for p in pairs() if p["split"] == "test"}
+    test = {text(p) for p in pairs() if p["split"] == "test"}
     test |= {(b, a) for a, b in test}
-    tune = Counter((p["a"], p["b"]) for p in pairs() if p["split"] == "tune")
+    tune = Counter(text(p) for p in pairs() if p["split"] == "tune")
     assert not test & tune.keys()
     assert all(n == 1 for n in tune.values())
