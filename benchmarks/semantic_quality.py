@@ -47,7 +47,7 @@ from llm_memo.backends.semantic import DEFAULT_THRESHOLD, LexicalGuard
 from llm_memo.backends.semantic.embedders import LocalEmbedder
 
 PAIRS = Path(__file__).with_name("semantic_pairs.json")
-THRESHOLDS = (0.75, 0.80, 0.82, 0.85, 0.88, 0.90, 0.92, 0.95, 0.97)
+THRESHOLDS = (0.75, 0.78, 0.80, 0.82, 0.85, 0.88, 0.90, 0.92, 0.95, 0.97)
 
 
 def load(split: str = "all") -> list[dict[str, Any]]:

@@ -613,8 +613,9 @@ class TestLexicalGuard:
     def test_extra_antonyms(self) -> None:
         """Domain pairs can be added."""
         guard = LexicalGuard(extra_antonyms=[("bullish", "bearish")])
-        assert not self.check(guard, "Is the outlook bullish?", "Is the outlook bearish?")
-        assert self.check(LexicalGuard(), "Is the outlook bullish?", "Is the outlook bearish?")
+        a, b = "Is the outlook bullish?", "Is the market outlook bearish?"
+        assert not self.check(guard, a, b)
+        assert self.check(LexicalGuard(), a, b)  # reworded in two places: not a substitution
 
 
 class TestLayers:

@@ -108,6 +108,9 @@ class _Words:
     symmetric_joiners: frozenset[str]
     do_support: frozenset[str]
     subject_questions: frozenset[str]
+    synonyms: dict[str, str]
+    # Hashes of the words the one-substitution rule does not count (see _substituted).
+    function_hashes: frozenset[str]
     # Unit words of six letters or more, and each with one letter left out -> the unit word
     # (a unit misspelt by one letter left out or added: "calries").
     unit_slips: dict[str, str]
@@ -149,6 +152,12 @@ def _words() -> _Words:
         do_support=frozenset(raw["do_support"]),
         subject_questions=frozenset(raw["subject_questions"]),
         unit_slips=_unit_slips(raw["units"]),
+        synonyms={v: key for key, variants in raw["synonyms"].items() for v in variants},
+        function_hashes=frozenset(
+            _word_hash(w)
+            for key in ("function_words", "articles", "connectives", "follow_up_fillers", "self")
+            for w in raw[key]
+        ),
         languages={code: frozenset(words) for code, words in raw["languages"].items()},
         language_marks=dict(raw["language_marks"]),
     )
@@ -238,6 +247,11 @@ class _Features:
     # Added later still: "who" for a question about the subject ("Who taught Aristotle?"),
     # "who+do" for one about the object ("Who did Aristotle teach?"), else "".
     asks: str | None = None
+    # Added with it: a digest of the words' consonant skeletons ("kitchin" and "kitchen" are
+    # one), which tells a typo from another word in the one-substitution rule.
+    skeleton: str | None = None
+    # And an 8-bit hash of each word in order (two hex digits per word, articles left out).
+    sequence: str | None = None
 
 
 class LexicalGuard:
@@ -359,7 +373,7 @@ class LexicalGuard:
                 continue
             base = lower[:-2] if lower.endswith("'s") else lower
             if base not in words.articles:
-                content.append(base)
+                content.append(words.synonyms.get(base, base))
             for language, common in words.languages.items():
                 if lower in common:
                     counts[language] += 1
@@ -375,7 +389,7 @@ class LexicalGuard:
             if base in words.time_words and not _verb_use(base, i, tokens, words):
                 times.append(words.time_classes.get(base, base))
             antonyms.update(self._antonyms.get(lower, ()))
-            if gap == "-" and i:  # a hyphenated compound is also the joined word: check-in
+            if i and (gap == "-" or gap.isspace()):  # also the joined word: check-in, turn on
                 antonyms.update(self._antonyms.get(tokens[i - 1].group().lower() + lower, ()))
             if lower in words.directional:
                 directional = True
@@ -391,7 +405,7 @@ class LexicalGuard:
                 continue
             acronym = len(token) >= 2 and token.isupper()
             if acronym or (token[0].isupper() and not first):
-                entities.append(base)
+                entities.append(words.synonyms.get(base, base))
         language = _language(text, counts, words.language_marks)
         return _Features(
             language=language,
@@ -413,20 +427,24 @@ class LexicalGuard:
             words=frozenset(_word_hash(w) for w in content),
             turn=_last_turn(text, words),
             asks=_asks(tokens, words),
+            skeleton=_digest(
+                sorted(
+                    {_skeleton(w) for w in content if _word_hash(w) not in words.function_hashes}
+                )
+            )[:8],
+            sequence="".join(_position_hash(w) for w in content),
         )
 
     def features(self, text: str) -> str:
         """``text``'s features as a short string (stored with the entry)."""
         f = self.analyse(text)
-        # The question form is written only when there is one: most records stay as short as
-        # before (and the order field has symmetric digests only for texts with "or"...).
+        # The order field has symmetric digests only for texts with "or", "and"...
         fields = [
             f.language, f.negated, f.numbers, f.times, f.antonyms, f.entities, f.directional,
             f.units, f.symbols, f.order, sorted(f.words or ()),
             None if f.turn is None else [f.turn[0], sorted(f.turn[1])],
         ]  # fmt: skip
-        if f.asks:
-            fields.append(f.asks)
+        fields += [f.asks, f.skeleton, f.sequence]
         body = orjson.dumps(fields)
         return f"{self.name}:{body.decode()}"
 
@@ -453,8 +471,11 @@ class LexicalGuard:
                 if len(fields) >= 12 and fields[11] is not None:  # the follow-up rule
                     earlier, last = fields[11]
                     parsed = dataclasses.replace(parsed, turn=(str(earlier), frozenset(last)))
-                if len(fields) >= 13:  # the subject / object question rule
-                    parsed = dataclasses.replace(parsed, asks=str(fields[12]))
+                if len(fields) >= 15:  # the question form and one-substitution rules
+                    asks, skeleton, sequence = fields[12:15]
+                    parsed = dataclasses.replace(
+                        parsed, asks=str(asks), skeleton=str(skeleton), sequence=str(sequence)
+                    )
             except (orjson.JSONDecodeError, TypeError, ValueError):
                 parsed = None
         self._parsed.put(data, parsed or False)
@@ -496,6 +517,8 @@ class LexicalGuard:
             return False  # the same conversation, another follow-up
         if a.asks and b.asks and a.asks != b.asks:
             return False  # "Who taught Aristotle?" / "Who did Aristotle teach?"
+        if _substituted(a, b):
+            return False  # "How do I bake bread?" / "How do I bake cookies?"
         return not (
             a.directional and b.directional and len(a.entities) > 1 and a.entities != b.entities
         )
@@ -562,6 +585,51 @@ def _asks(tokens: Sequence[re.Match[str]], words: _Words) -> str:
     ):
         return "who+do"
     return "who"
+
+
+def _substituted(a: _Features, b: _Features) -> bool:
+    """The same words in the same order but one, replaced by another word that is not a
+    misspelling or another form of it: "How do I clean my oven?" / "How do I clean my
+    fridge?", "sort by value" / "sort by key", "drive from Boston" / "fly from Boston" (a slot
+    of the same question filled with something else). A paraphrase rewords more than one place
+    ("How do I reverse a list" / "How can I reverse an array") and is not refused. Not counted:
+    a function word (how, do, can, I, in...) as the one replaced, words the synonym table joins,
+    and articles; the texts need another word in common. Both records need the fields."""
+    if (
+        a.sequence is None or b.sequence is None or a.words is None or b.words is None
+        or len(a.sequence) != len(b.sequence) or a.skeleton == b.skeleton
+    ):  # fmt: skip
+        return False  # a typo or another form has the same skeleton: "kitchin", "plants"
+    places = [
+        i for i in range(0, len(a.sequence), 2) if a.sequence[i : i + 2] != b.sequence[i : i + 2]
+    ]
+    if len(places) != 1:
+        return False
+    function = _words().function_hashes
+    mine, theirs = a.words - function, b.words - function
+    return len(mine - theirs) == 1 and len(theirs - mine) == 1 and bool(mine & theirs)
+
+
+def _position_hash(word: str) -> str:
+    """An 8-bit hash of a word, for the one-substitution rule's sequence."""
+    return f"{xxhash.xxh32_intdigest(word.encode(), seed=1) & 0xFF:02x}"
+
+
+_VOWELS = frozenset("aeiouy")
+
+
+def _skeleton(word: str) -> str:
+    """``word`` without its ending (plural, -ed, -ing) and vowels, doubled letters once:
+    "vegetables" and "vegtables" -> "vgtbl", "drain" and "drian" -> "drn"."""
+    for ending in ("ing", "ies", "es", "ed", "s"):
+        if len(word) > len(ending) + 2 and word.endswith(ending):
+            word = word[: -len(ending)]
+            break
+    out: list[str] = []
+    for c in word:
+        if c not in _VOWELS and (not out or out[-1] != c):
+            out.append(c)
+    return "".join(out) or word
 
 
 def _read_aliases(text: str, words: _Words) -> str:
