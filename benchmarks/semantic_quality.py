@@ -14,7 +14,7 @@ then the false-hit rate per kind of near-miss at the recommended threshold, and 
 other offline candidate models that are installed (for the embedder choice).
 
 Run:  python -m benchmarks.semantic_quality [--split test|tune|all] [--threshold T]
-      [--correct-typos] [--others]
+      [--no-correct-typos] [--others]
       (from the repository root; prints tables, exits 0; default: the frozen test split;
       the per-pair lists are printed for the tune split only)
 
@@ -263,8 +263,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--correct-typos",
-        action="store_true",
-        help="embed with LocalEmbedder(correct_typos=True) (casual forms and typos rewritten)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="embed with LocalEmbedder's typo correction (its default; --no-correct-typos: the "
+        "text as written)",
     )
     parser.add_argument(
         "--others",
