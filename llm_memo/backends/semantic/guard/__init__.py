@@ -7,7 +7,7 @@ hit when the two texts differ in negation, numbers and units, dates, named entit
 code symbols, word order or language.
 
 The word lists it reads (negations, number words, time words, antonym pairs, the most frequent
-words per language) are data, not code: ``guard_words.json`` next to this module, shipped in the
+words per language) are data, not code: ``guard_words.json`` next to this package, shipped in the
 wheel (hatch includes every file under ``llm_memo/``) and loaded once, on the first
 :class:`LexicalGuard`. Parsed feature strings are memoised in an :class:`~llm_memo._lru.LRU`.
 
@@ -30,8 +30,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import orjson
 import xxhash
 
-from ... import _fork
-from ..._lru import LRU
+from .... import _fork
+from ...._lru import LRU
 
 __all__ = ["Guard", "LexicalGuard"]
 
