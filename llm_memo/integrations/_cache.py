@@ -122,7 +122,8 @@ class Call:
         encoded = memo.encode(data, self.backend)
         if encoded is None:
             return None
-        return memo.entry_for(self.key, encoded, plan, now, data, tokens), plan.retention
+        entry = memo.entry_for(self.key, encoded, plan, now, data, tokens, backend=self.backend)
+        return entry, plan.retention
 
     @contextmanager
     def writing(self) -> Iterator[None]:
