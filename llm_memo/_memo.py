@@ -44,7 +44,7 @@ from .backends import (
 )
 from .codec import AllowList, Codec, UnencodableValueError, seal, unseal
 from .controls import UNSET, CacheScope, Directives, Unset
-from .entry import DEFAULT_MAX_ENTRY_SIZE, Entry, key_digest
+from .entry import DEFAULT_MAX_ENTRY_SIZE, FLAG_COMPRESSED, Entry, PackedEntry, key_digest
 from .errors import BackendError, CodecError, ConfigurationError
 from .events import Event, Outcome, Stats
 from .keys import KeyBuilder, digest, function_prefix
@@ -75,6 +75,24 @@ def function_identity(fn: Any) -> str:
     if qualname is None:
         qualname = type(target).__qualname__
     return f"{module}.{qualname}"
+
+
+def _compressing(backend: Any) -> tuple[bool, bool]:
+    """Whether ``backend`` wants values compressed in its local tier and in its shared one: a
+    tiered backend answers for its L1 and its L2; any other store for both at once. A store
+    says no with the class attribute ``compress_values = False`` (the memory backend: inflating
+    on every hit costs more than the memory saved)."""
+    from .backends.tiered import AsyncTieredBackend, TieredBackend  # on first write, not import
+
+    inner = unwrap(backend)
+    if isinstance(inner, (TieredBackend, AsyncTieredBackend)):
+        return _compresses(inner.l1), _compresses(inner.l2)
+    wanted = _compresses(inner)
+    return wanted, wanted
+
+
+def _compresses(backend: Any) -> bool:
+    return backend is None or bool(getattr(unwrap(backend), "compress_values", True))
 
 
 class Route:
@@ -497,17 +515,45 @@ class Memo:
     ) -> Entry:
         """The sealed entry for an encoded result (``tokens``, ``usage``, ``model``: its usage
         and model when already counted, as for streams; otherwise read from ``value``), to be
-        written to ``backend``: compressed past the threshold unless that backend's class says
-        ``compress_values = False`` (the memory backend)."""
+        written to ``backend``, compressed past the threshold as each tier of that backend
+        wants (:func:`_compressing`): a store whose class says ``compress_values = False``
+        (the memory backend) gets it uncompressed; a tiered backend whose L1 says so and whose
+        L2 does not gets a :class:`~llm_memo.entry.PackedEntry`, compressed for L2 and holding
+        the uncompressed twin L1 keeps."""
         tag, payload = encoded
-        s = self._settings
-        threshold = s.compress_threshold
-        if backend is not None and not getattr(unwrap(backend), "compress_values", True):
-            threshold = _NEVER
         if tokens is None:
             tokens = usage_tokens(value)
             usage = usage_split(value)
             model = response_model(value)
+        if len(model.encode("utf-8", "surrogatepass")) > 0xFF:
+            model = ""  # the entry layout's bound; no table names such a model
+        local, shared = _compressing(backend)
+        threshold = self._settings.compress_threshold
+        seal_for = functools.partial(
+            self._seal, key, tag, payload, plan, now, tokens=tokens, usage=usage, model=model
+        )
+        if local or not shared or len(payload) <= threshold:
+            return seal_for(threshold if shared else _NEVER)
+        packed = seal_for(threshold)
+        if not packed.flags & FLAG_COMPRESSED:
+            return packed  # compression did not pay: one entry serves both tiers
+        fields = {f.name: getattr(packed, f.name) for f in dataclasses.fields(Entry)}
+        return PackedEntry(**fields, unpacked=seal_for(_NEVER))
+
+    def _seal(
+        self,
+        key: str,
+        tag: str,
+        payload: bytes,
+        plan: WritePlan,
+        now: float,
+        threshold: int,
+        *,
+        tokens: int,
+        usage: Usage | None,
+        model: str,
+    ) -> Entry:
+        s = self._settings
         entry = seal(
             key,
             tag,
@@ -518,8 +564,6 @@ class Memo:
             tokens=tokens,
             compress_threshold=threshold,
         )
-        if len(model.encode("utf-8", "surrogatepass")) > 0xFF:
-            model = ""  # the entry layout's bound; no table names such a model
         if usage or model:
             entry = dataclasses.replace(
                 entry,

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import xxhash
 
@@ -292,3 +292,19 @@ class Entry:
             cached_input_tokens=split[2],
             model=model,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PackedEntry(Entry):
+    """A compressed entry holding its uncompressed twin, for a store with two tiers that want
+    different forms: a tiered backend whose L1 keeps values uncompressed (the memory backend,
+    where inflating on every hit costs more than the memory saved) in front of an L2 that
+    compresses them (Redis, disk, object stores). L2 stores the entry itself (its bytes are
+    the compressed entry's; the twin is never serialised), L1 stores :attr:`unpacked`.
+
+    Both are sealed, and signed, for the same key with the same metadata; only ``value`` and
+    ``flags`` differ. Internal (not in ``__all__``): the decorator writes one to a tiered
+    backend, which splits it; nothing reads one back.
+    """
+
+    unpacked: Entry | None = field(default=None, compare=False, repr=False)

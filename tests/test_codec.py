@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import pickle
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -12,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from llm_memo import CodecError, llm_cached, register_type
+from llm_memo import CodecError, cache_controls, configure, llm_cached, register_type
 from llm_memo.backends.memory import MemoryBackend
+from llm_memo.backends.tiered import TieredBackend
 from llm_memo.codec import (
     AllowList,
     Codec,
@@ -25,6 +27,7 @@ from llm_memo.codec import (
     usage_tokens,
 )
 from llm_memo.entry import FLAG_COMPRESSED, Entry
+from llm_memo.events import Outcome
 
 from .samples import chat_chunks, chat_completion, completion_dict
 from .third_party.dict_backend import DictBackend
@@ -356,20 +359,26 @@ class TestChunkEncoding:
 
 class TestCompressionByBackend:
     """The memory backend keeps values uncompressed (inflating on every hit costs more than the
-    memory saved); other stores compress past the threshold. Plain calls, streams and per-item
-    batches all write through the same rule."""
+    memory saved); other stores compress past the threshold; a tiered backend decides per tier
+    (a memory L1 keeps them uncompressed, its L2 compressed). Plain calls, streams and
+    per-item batches, sync and async, and the framework caches all write through the same
+    rule."""
 
     BIG = "x" * 40_000
 
-    def _entries(self, backend: Any) -> list[Entry]:
+    def _entries(self, backend: Any) -> dict[str, Entry]:
+        if isinstance(backend, TieredBackend):
+            raise AssertionError("ask each tier")
         if isinstance(backend, MemoryBackend):
-            return [entry for entry, _, _ in backend._data.values()]
-        return [Entry.from_bytes(raw) for raw, _ in backend.data.values()]
+            return {key: entry for key, (entry, _, _) in backend._data.items()}
+        return {key: Entry.from_bytes(raw) for key, (raw, _) in backend.data.items()}
 
-    @pytest.mark.parametrize("kind", ["memory", "dict"])
-    def test_each_write_path_follows_its_backend(self, kind: str) -> None:
-        backend: Any = MemoryBackend() if kind == "memory" else DictBackend()
+    def _backend(self, kind: str) -> Any:
+        if kind == "tiered":
+            return TieredBackend(MemoryBackend(), DictBackend())
+        return MemoryBackend() if kind == "memory" else DictBackend()
 
+    def _write_every_path(self, backend: Any) -> None:
         @llm_cached(backend=backend)
         def plain(q: str) -> str:
             return self.BIG + q
@@ -383,10 +392,99 @@ class TestCompressionByBackend:
         def batch(texts: list[str]) -> list[str]:
             return [self.BIG + t for t in texts]
 
+        @llm_cached(backend=backend)
+        async def aplain(q: str) -> str:
+            return self.BIG + q
+
+        @llm_cached(backend=backend)
+        async def astream(q: str) -> AsyncIterator[str]:
+            yield self.BIG
+            yield q
+
+        async def collect(q: str) -> list[str]:
+            return [chunk async for chunk in astream(q)]
+
         assert plain("a") == plain("a") == self.BIG + "a"
         assert list(stream("b")) == list(stream("b")) == [self.BIG, "b"]
         assert batch(["c", "d"]) == batch(["d", "c"])[::-1]
+        assert asyncio.run(aplain("e")) == asyncio.run(aplain("e")) == self.BIG + "e"
+        assert asyncio.run(collect("f")) == asyncio.run(collect("f")) == [self.BIG, "f"]
+
+    @pytest.mark.parametrize("kind", ["memory", "dict"])
+    def test_each_write_path_follows_its_backend(self, kind: str) -> None:
+        backend = self._backend(kind)
+        self._write_every_path(backend)
         entries = self._entries(backend)
-        assert len(entries) == 4
-        compressed = [bool(e.flags & FLAG_COMPRESSED) for e in entries]
-        assert compressed == [kind == "dict"] * 4, compressed
+        assert len(entries) == 6
+        compressed = [bool(e.flags & FLAG_COMPRESSED) for e in entries.values()]
+        assert compressed == [kind == "dict"] * 6, compressed
+        assert all(type(e) is Entry for e in entries.values())  # never a PackedEntry
+
+    def test_each_write_path_follows_each_tier(self) -> None:
+        """Through a tiered backend, every write path stores the uncompressed entry in the
+        memory L1 and the compressed one in L2: the same key, metadata and signature scheme,
+        only the value's form differs."""
+        backend = self._backend("tiered")
+        self._write_every_path(backend)
+        l1, l2 = self._entries(backend.l1), self._entries(backend.l2)
+        assert len(l1) == 6
+        assert l1.keys() == l2.keys()
+        for key in l1:
+            assert type(l1[key]) is Entry, "L1 keeps the twin, never the pair"
+            assert not l1[key].flags & FLAG_COMPRESSED, key
+            assert l2[key].flags & FLAG_COMPRESSED, key
+            assert unseal(key, l1[key]) == unseal(key, l2[key])
+            same = ("type_tag", "created_at", "expires_at", "tokens", "key_digest", "model")
+            assert [getattr(l1[key], f) for f in same] == [getattr(l2[key], f) for f in same]
+
+    def test_signed_entries_verify_in_each_tier(self) -> None:
+        """With signing on, each tier's form carries its own valid signature: a hit from L1
+        (uncompressed) and, with L1 emptied, a hit from L2 (compressed) are both served."""
+        configure(signing_keys=[b"k" * 32])
+        backend = self._backend("tiered")
+        calls: list[str] = []
+
+        @llm_cached(backend=backend)
+        def ask(q: str) -> str:
+            calls.append(q)
+            return self.BIG + q
+
+        assert ask("a") == self.BIG + "a"
+        with cache_controls() as scope:
+            assert ask("a") == self.BIG + "a"  # from L1
+            backend.l1.clear()
+            assert ask("a") == self.BIG + "a"  # from L2
+        assert [e.outcome for e in scope.events] == [Outcome.HIT, Outcome.HIT]
+        assert calls == ["a"]
+        (key,) = self._entries(backend.l1)  # filled again from L2
+        assert self._entries(backend.l2)[key].signature
+
+    def test_a_small_value_is_one_entry_for_both_tiers(self) -> None:
+        """Below the threshold both tiers get the same uncompressed entry."""
+        backend = self._backend("tiered")
+
+        @llm_cached(backend=backend)
+        def ask(q: str) -> str:
+            return q
+
+        ask("small")
+        ((key, entry),) = self._entries(backend.l1).items()
+        assert not entry.flags & FLAG_COMPRESSED
+        assert self._entries(backend.l2)[key] == entry
+
+    def test_a_framework_cache_writes_through_the_same_rule(self) -> None:
+        """LangChain's cache (the integrations' shared write path) follows each tier too."""
+        outputs = pytest.importorskip("langchain_core.outputs")
+        langchain = pytest.importorskip("llm_memo.integrations.langchain")
+        for kind in ("memory", "dict", "tiered"):
+            backend = self._backend(kind)
+            cache = langchain.LlmMemoCache(backend)
+            cache.update("prompt", "[('_type', 'fake')]", [outputs.Generation(text=self.BIG)])
+            assert cache.lookup("prompt", "[('_type', 'fake')]")[0].text == self.BIG
+            if kind == "tiered":
+                (l1,) = self._entries(backend.l1).values()
+                (l2,) = self._entries(backend.l2).values()
+                assert (bool(l1.flags & FLAG_COMPRESSED), bool(l2.flags)) == (False, True)
+            else:
+                (entry,) = self._entries(backend).values()
+                assert bool(entry.flags & FLAG_COMPRESSED) is (kind == "dict"), kind

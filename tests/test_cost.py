@@ -4,16 +4,13 @@ the real openai, anthropic and litellm packages against a loopback stub."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import struct
 import subprocess
 import sys
-import threading
 import types
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +28,7 @@ from llm_memo.errors import CodecError, ConfigurationError
 from llm_memo.events import Outcome, Stats
 from llm_memo.prices import AS_OF, Price, PriceTable, shipped_prices
 from llm_memo.sdks import Usage, response_model, usage_split
+from tests.stubs import StubHandler, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 litellm_warnings = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
@@ -111,38 +109,23 @@ MESSAGE: dict[str, Any] = {
 BODIES = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSE, "/v1/messages": MESSAGE}
 
 
-class _Stub(BaseHTTPRequestHandler):
+class _Stub(StubHandler):
     """OpenAI's chat completions and responses and Anthropic's messages, logging each path."""
 
     log: list[str]
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.read_body()
         self.log.append(self.path)
-        body = json.dumps(BODIES[self.path]).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.reply_json(BODIES[self.path])
 
 
 @pytest.fixture
 def stub() -> Iterator[tuple[str, list[str]]]:
     """The stub's base URL (without /v1) and its request log."""
     log: list[str] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Stub,), {"log": log}))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", log
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(_Stub, log=log) as url:
+        yield url, log
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ S3 server), read back across processes."""
 from __future__ import annotations
 
 import asyncio
-import io
-import json
 import os
 import subprocess
 import sys
@@ -25,31 +23,16 @@ from llm_memo.backends.disk import DiskBackend
 from llm_memo.backends.memory import MemoryBackend
 from llm_memo.backends.objectstore import AsyncObjectStoreBackend, ObjectStoreBackend
 from llm_memo.backends.redis import AsyncRedisBackend, RedisBackend
-from llm_memo.cli import main
 from llm_memo.errors import ConfigurationError
 from llm_memo.metrics import aflush_stats, flush_stats
 from llm_memo.testing import FakeClock
 from tests.backends.test_redis import _counting
 from tests.servers import RedisCluster, RedisServer, S3Server
+from tests.test_cli import cli
 
 NOW = 1_764_633_600.0  # 2025-12-02 00:00 UTC
 DAY = "2025-12-02"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class Run:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-def cli(*argv: str) -> Run:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err)
-    return Run(code, out.getvalue(), err.getvalue())
 
 
 def answer(q: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from llm_memo.entry import Entry
 from llm_memo.events import Outcome
 from llm_memo.testing import FakeClock
 from tests.backends.conformance import BackendConformance, make_entry
+from tests.drill import Drill, adrill, drill
 from tests.faults import FaultProxy, within
 from tests.servers import RedisServer
 
@@ -138,8 +139,7 @@ class TestRedisRecovers:
             return _value(n)
 
         def body() -> None:
-            outcomes = _exercise(proxy, fault, clock, ask)
-            _check(outcomes, calls, fault)
+            _check(drill(proxy, _FAULTS[fault], clock, ask, _value), calls, fault)
 
         within(_OUTER, body)
         backend.close()
@@ -157,9 +157,9 @@ class TestRedisRecovers:
             return _value(n)
 
         def body() -> None:
-            async def run() -> list[tuple[str, Outcome]]:
+            async def run() -> Drill:
                 try:
-                    return await _aexercise(proxy, fault, clock, ask)
+                    return await adrill(proxy, _FAULTS[fault], clock, ask, _value)
                 finally:
                     await backend.close()
 
@@ -168,67 +168,8 @@ class TestRedisRecovers:
         within(_OUTER, body)
 
 
-def _exercise(
-    proxy: FaultProxy, fault: str, clock: FakeClock, ask: Callable[[int], Any]
-) -> list[tuple[str, Outcome]]:
-    outcomes: list[tuple[str, Outcome]] = []
-
-    def call(phase: str, n: int) -> None:
-        with cache_controls() as scope:
-            assert ask(n) == _value(n), (phase, n)
-        outcomes.append((phase, scope.events[-1].outcome))
-
-    for n in (1, 2, 1, 2):
-        call("before", n)
-    _FAULTS[fault](proxy)
-    for n in (1, 2, 3) * 3:
-        call("during", n)
-    proxy.pass_through()
-    for _ in range(20):  # a few cool-downs at most: the probe closes the breaker
-        clock.advance(6)
-        call("after", 1)
-        if outcomes[-1][1] is Outcome.HIT:
-            break
-    call("after", 2)
-    return outcomes
-
-
-async def _aexercise(
-    proxy: FaultProxy, fault: str, clock: FakeClock, ask: Callable[[int], Any]
-) -> list[tuple[str, Outcome]]:
-    outcomes: list[tuple[str, Outcome]] = []
-
-    async def call(phase: str, n: int) -> None:
-        with cache_controls() as scope:
-            assert await ask(n) == _value(n), (phase, n)
-        outcomes.append((phase, scope.events[-1].outcome))
-
-    for n in (1, 2, 1, 2):
-        await call("before", n)
-    _FAULTS[fault](proxy)
-    for n in (1, 2, 3) * 3:
-        await call("during", n)
-    proxy.pass_through()
-    for _ in range(20):
-        clock.advance(6)
-        await call("after", 1)
-        if outcomes[-1][1] is Outcome.HIT:
-            break
-    await call("after", 2)
-    return outcomes
-
-
-def _check(outcomes: list[tuple[str, Outcome]], calls: Counter[int], fault: str) -> None:
-    report = f"{fault}: {outcomes}; calls {dict(calls)}"
-    by_phase: dict[str, list[Outcome]] = {}
-    for phase, outcome in outcomes:
-        by_phase.setdefault(phase, []).append(outcome)
-    assert by_phase["before"] == [Outcome.MISS, Outcome.MISS, Outcome.HIT, Outcome.HIT], report
-    # During the fault nothing is served from the cache, and every call is answered.
-    assert set(by_phase["during"]) == {Outcome.ERROR}, report
-    # After it, hits again, from the entries written before the fault.
-    assert by_phase["after"][-2:] == [Outcome.HIT, Outcome.HIT], report
-    assert calls[1] == 1 + 3, report  # once before, three times during the fault
+def _check(run: Drill, calls: Counter[int], fault: str) -> None:
+    run.check(calls, f"{fault}: {run.outcomes}; calls {dict(calls)}")
 
 
 class TestErrorReplies:

@@ -15,18 +15,18 @@ import asyncio
 import random
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from llm_memo import cache_controls, llm_cached
+from llm_memo import llm_cached
 from llm_memo.backends._breaker import CircuitBreaker
 from llm_memo.backends.objectstore import AsyncObjectStoreBackend, ObjectStoreBackend
-from llm_memo.events import Outcome
 from llm_memo.testing import FakeClock
+from tests.drill import Drill, adrill, drill
 from tests.faults import FaultProxy, within
 from tests.servers import AzureServer, GCSServer, S3Server
 
@@ -155,7 +155,7 @@ class TestObjectStoresRecover:
 
         def body() -> None:
             try:
-                run = _exercise(proxy, fault, clock, ask)
+                run = drill(proxy, _FAULTS[fault], clock, ask, _value)
             finally:
                 backend.close()
             _check(run, calls, f"{store.name} sync {fault}", proxy)
@@ -182,9 +182,9 @@ class TestObjectStoresRecover:
             return _value(n)
 
         def body() -> None:
-            async def run() -> _Run:
+            async def run() -> Drill:
                 try:
-                    return await _aexercise(proxy, fault, clock, ask)
+                    return await adrill(proxy, _FAULTS[fault], clock, ask, _value)
                 finally:
                     await backend.close()
 
@@ -193,70 +193,8 @@ class TestObjectStoresRecover:
         within(_OUTER, body)
 
 
-@dataclass
-class _Run:
-    outcomes: list[tuple[str, Outcome]]
-    # Reply bytes the proxy counted while the fault was on, for the failure message only: the
-    # proxy counts a chunk after sending it, so the last reply before the switch may land here.
-    during_bytes: int
-
-
-def _exercise(proxy: FaultProxy, fault: str, clock: FakeClock, ask: Callable[[int], Any]) -> _Run:
-    outcomes: list[tuple[str, Outcome]] = []
-
-    def call(phase: str, n: int) -> None:
-        with cache_controls() as scope:
-            assert ask(n) == _value(n), (phase, n)
-        outcomes.append((phase, scope.events[-1].outcome))
-
-    for n in (1, 2, 1, 2):
-        call("before", n)
-    down = proxy.bytes_down
-    _FAULTS[fault](proxy)
-    for n in (1, 2, 3) * 3:
-        call("during", n)
-    during_bytes = proxy.bytes_down - down
-    proxy.pass_through()
-    for _ in range(20):  # a few cool-downs at most: a probe that gets through closes the breaker
-        clock.advance(6)
-        call("after", 1)
-        if outcomes[-1][1] is Outcome.HIT:
-            break
-    call("after", 2)
-    return _Run(outcomes, during_bytes)
-
-
-async def _aexercise(
-    proxy: FaultProxy, fault: str, clock: FakeClock, ask: Callable[[int], Awaitable[Any]]
-) -> _Run:
-    outcomes: list[tuple[str, Outcome]] = []
-
-    async def call(phase: str, n: int) -> None:
-        with cache_controls() as scope:
-            assert await ask(n) == _value(n), (phase, n)
-        outcomes.append((phase, scope.events[-1].outcome))
-
-    for n in (1, 2, 1, 2):
-        await call("before", n)
-    down = proxy.bytes_down
-    _FAULTS[fault](proxy)
-    for n in (1, 2, 3) * 3:
-        await call("during", n)
-    during_bytes = proxy.bytes_down - down
-    proxy.pass_through()
-    for _ in range(20):
-        clock.advance(6)
-        await call("after", 1)
-        if outcomes[-1][1] is Outcome.HIT:
-            break
-    await call("after", 2)
-    return _Run(outcomes, during_bytes)
-
-
-def _check(run: _Run, calls: Counter[int], what: str, proxy: FaultProxy) -> None:
-    by_phase: dict[str, list[str]] = {}
-    for phase, outcome in run.outcomes:
-        by_phase.setdefault(phase, []).append(outcome.value)
+def _check(run: Drill, calls: Counter[int], what: str, proxy: FaultProxy) -> None:
+    by_phase = {phase: [o.value for o in got] for phase, got in run.by_phase().items()}
     report = (
         f"{what}: outcomes {by_phase}; function calls {dict(calls)}; "
         f"proxy accepted {proxy.accepted} connections, forwarded {run.during_bytes} reply "
@@ -264,10 +202,5 @@ def _check(run: _Run, calls: Counter[int], what: str, proxy: FaultProxy) -> None
     )
     # The emulator is reached through the proxy (not around it, e.g. through an env variable).
     assert proxy.accepted > 0, report
-    assert by_phase["before"] == ["miss", "miss", "hit", "hit"], report
-    # During the fault nothing is served from the store, and every call is answered.
-    assert set(by_phase["during"]) == {"error"}, report
-    # After it, hits again, from the entries written before the fault.
-    assert by_phase["after"][-2:] == ["hit", "hit"], report
-    assert calls[1] == 1 + 3, report  # once before, three times during the fault
+    run.check(calls, report)
     assert calls[3] == 3, report

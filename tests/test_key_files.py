@@ -7,12 +7,9 @@ Real openai / litellm functions; the one real call goes to a loopback stub serve
 from __future__ import annotations
 
 import io
-import json
 import os
-import threading
 import tracemalloc
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ from llm_memo import UnkeyableArgumentError, llm_cached
 from llm_memo.keys import KeyBuilder, canonical
 from llm_memo.keys.file_content import CHUNK_SIZE
 from llm_memo.sdks import file_params_for
+from tests.stubs import StubHandler, serve
 
 A = "http://127.0.0.1:9/v1"
 
@@ -299,36 +297,19 @@ class TestTuples:
 # -- a real call against a loopback stub ---------------------------------------------------------
 
 
-class _Stub(BaseHTTPRequestHandler):
+class _Stub(StubHandler):
     bodies: list[bytes]
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("content-length", "0"))
-        self.bodies.append(self.rfile.read(length))
-        payload = json.dumps({"text": "hello there"}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.bodies.append(self.read_body())
+        self.reply_json({"text": "hello there"})
 
 
 @pytest.fixture
 def stub() -> Iterator[tuple[str, list[bytes]]]:
     bodies: list[bytes] = []
-    handler = type("Handler", (_Stub,), {"bodies": bodies})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", bodies
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(_Stub, bodies=bodies) as url:
+        yield f"{url}/v1", bodies
 
 
 def test_a_real_transcription_hits_the_second_time(

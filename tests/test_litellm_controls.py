@@ -9,10 +9,7 @@ what they were passed (the shim keeps litellm's identity, so it gets litellm's p
 from __future__ import annotations
 
 import functools
-import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import litellm
@@ -24,6 +21,7 @@ from llm_memo.sdks import profile_for
 from llm_memo.sdks.litellm import SDK as LITELLM
 from llm_memo.sdks.litellm import per_call
 from llm_memo.testing import FakeClock
+from tests.stubs import StubHandler, serve
 
 # litellm's first call imports modules that warn (pydantic on its TypedDicts), as in
 # tests/test_key_ignore.py::TestLitellmProfile.
@@ -77,39 +75,23 @@ def completion(clock: FakeClock, calls: list[dict[str, Any]]) -> Any:
     return llm_cached(backend=MemoryBackend(clock=clock))(counted(litellm.completion, calls))
 
 
-class _Transcriptions(BaseHTTPRequestHandler):
+class _Transcriptions(StubHandler):
     """A loopback stand-in for OpenAI's ``POST /v1/audio/transcriptions``, logging each path."""
 
     log: list[str]
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.read_body()
         self.log.append(self.path)
-        body = json.dumps({"text": "hello"}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.reply_json({"text": "hello"})
 
 
 @pytest.fixture
 def transcriptions() -> Iterator[tuple[str, list[str]]]:
     """The stub's base URL and its request log."""
     log: list[str] = []
-    handler = type("Handler", (_Transcriptions,), {"log": log})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", log
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(_Transcriptions, log=log) as url:
+        yield f"{url}/v1", log
 
 
 @litellm_warnings

@@ -14,9 +14,7 @@ import base64
 import json
 import os
 import struct
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from llm_memo.errors import BackendError
 from llm_memo.events import Event
 from llm_memo.sdks import per_item_for
 from llm_memo.testing import FakeClock
+from tests.stubs import StubHandler, serve
 from tests.test_semantic_integration import ToySemantic
 
 # litellm's first call imports modules that warn (pydantic on its TypedDicts).
@@ -60,17 +59,17 @@ def tokens(text: Any) -> int:
     return len(text)
 
 
-class _Embeddings(BaseHTTPRequestHandler):
+class _Embeddings(StubHandler):
     log: list[dict[str, Any]]
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
+        body = json.loads(self.read_body())
         self.log.append(body)
         inputs = body["input"]
         if isinstance(inputs, str) or (inputs and isinstance(inputs[0], int)):
             inputs = [inputs]
         if any(isinstance(t, str) and "FAIL" in t for t in inputs):
-            self._reply(500, {"error": {"message": "boom", "type": "server_error"}})
+            self.reply_json({"error": {"message": "boom", "type": "server_error"}}, 500)
             return
         data = []
         for i, text in enumerate(inputs):
@@ -79,41 +78,21 @@ class _Embeddings(BaseHTTPRequestHandler):
                 vec = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
             data.append({"object": "embedding", "index": i, "embedding": vec})
         used = sum(tokens(t) for t in inputs)
-        self._reply(
-            200,
+        self.reply_json(
             {
                 "object": "list",
                 "data": data,
                 "model": body["model"],
                 "usage": {"prompt_tokens": used, "total_tokens": used},
-            },
+            }
         )
-
-    def _reply(self, status: int, payload: dict[str, Any]) -> None:
-        out = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     log: list[dict[str, Any]] = []
-    handler = type("Handler", (_Embeddings,), {"log": log})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", log
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serve(_Embeddings, log=log) as url:
+        yield f"{url}/v1", log
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anthropic
@@ -28,6 +26,7 @@ from anthropic.types import (
 )
 
 from llm_memo import llm_cached, sdks
+from tests.stubs import StubHandler, serve
 
 EVENTS: list[dict[str, Any]] = [
     {
@@ -70,34 +69,20 @@ REQUEST: dict[str, Any] = {
 }
 
 
-class _Messages(BaseHTTPRequestHandler):
+class _Messages(StubHandler):
     bodies: list[bytes]
 
     def do_POST(self) -> None:
-        self.bodies.append(self.rfile.read(int(self.headers.get("content-length", "0"))))
+        self.bodies.append(self.read_body())
         body = b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in EVENTS)
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.reply(body, "text/event-stream")
 
 
 @pytest.fixture
 def stub() -> Iterator[tuple[str, list[bytes]]]:
     bodies: list[bytes] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Messages,), {"bodies": bodies}))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", bodies
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(_Messages, bodies=bodies) as url:
+        yield url, bodies
 
 
 def _hints(caplog: pytest.LogCaptureFixture) -> list[str]:

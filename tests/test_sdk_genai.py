@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -22,6 +20,7 @@ from google.genai import types
 from llm_memo import configure, llm_cached, sdks
 from llm_memo.keys import KeyBuilder
 from llm_memo.sdks import google_genai
+from tests.stubs import StubHandler, serve
 from tests.third_party.dict_backend import DictBackend
 
 SECRET = "gk-live-secret-123"
@@ -52,11 +51,11 @@ def embedding_of(text: str) -> list[float]:
     return [float(len(text)), float(sum(map(ord, text)) % 97)]
 
 
-class _Gemini(BaseHTTPRequestHandler):
+class _Gemini(StubHandler):
     stub: Stub
 
     def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("content-length", "0")))
+        raw = self.read_body()
         self.stub.requests.append((self.path, dict(self.headers)))
         if ":streamGenerateContent" in self.path:
             # SSE, as the Gemini API answers ?alt=sse: usage grows to its total on the last chunk.
@@ -73,29 +72,15 @@ class _Gemini(BaseHTTPRequestHandler):
             body, kind = json.dumps({"embeddings": vectors}).encode(), "application/json"
         else:
             body, kind = json.dumps(_response("Hello", USAGE)).encode(), "application/json"
-        self.send_response(200)
-        self.send_header("content-type", kind)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.reply(body, kind)
 
 
 @pytest.fixture
 def stub() -> Iterator[Stub]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gemini)
-    state = Stub(base_url=f"http://127.0.0.1:{server.server_address[1]}")
-    server.RequestHandlerClass = type("Handler", (_Gemini,), {"stub": state})
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    state = Stub(base_url="")
+    with serve(_Gemini, stub=state) as url:
+        state.base_url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def client_for(base_url: str, api_key: str = SECRET) -> genai.Client:

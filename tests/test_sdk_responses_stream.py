@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import openai
@@ -29,6 +27,7 @@ from openai.types.responses import (
 )
 
 from llm_memo import configure, llm_cached, sdks
+from tests.stubs import StubHandler, serve
 
 _RESPONSE: dict[str, Any] = {
     "id": "resp_1",
@@ -85,37 +84,23 @@ CLASSES = [
 REQUEST: dict[str, Any] = {"model": "gpt-4o", "input": "hi", "stream": True}
 
 
-class _Responses(BaseHTTPRequestHandler):
+class _Responses(StubHandler):
     bodies: list[bytes]
 
     def do_POST(self) -> None:
-        self.bodies.append(self.rfile.read(int(self.headers.get("content-length", "0"))))
+        self.bodies.append(self.read_body())
         body = b"".join(
             f"event: {e['type']}\ndata: {json.dumps({**e, 'sequence_number': n})}\n\n".encode()
             for n, e in enumerate(EVENTS)
         )
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.reply(body, "text/event-stream")
 
 
 @pytest.fixture
 def stub() -> Iterator[tuple[str, list[bytes]]]:
     bodies: list[bytes] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Responses,), {"bodies": bodies}))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", bodies
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(_Responses, bodies=bodies) as url:
+        yield f"{url}/v1", bodies
 
 
 def text_of(events: list[Any]) -> str:

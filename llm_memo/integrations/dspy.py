@@ -40,28 +40,25 @@ import this module.
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib
 import inspect
 import re
 import sys
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import dspy  # type: ignore[import-untyped]  # DSPy ships no type information
 import pydantic
 
 from .._drivers import clear_function
-from .._drivers._judge import cache_miss, judge, read_failed
-from .._memo import Memo, logger
-from .._policy import Policy, call_outcome
+from .._drivers._judge import judge
+from .._memo import logger
 from ..backends import MISSING
-from ..controls import UNSET, CacheScope, Directives, Unset
+from ..controls import UNSET, Unset
 from ..errors import BackendError, UnkeyableArgumentError
-from ..events import CacheStats, Outcome
+from ..events import CacheStats
 from ..keys import DEFAULT_IGNORE, MAX_DEPTH
+from ._cache import CacheCore, Call
 
 __all__ = ["DSPY_IGNORED", "LlmMemoCache", "configure_cache"]
 
@@ -106,17 +103,6 @@ def _keyable(value: Any, depth: int = 0) -> Any:
         except (TypeError, OSError):
             return {"$callable": getattr(value, "__qualname__", type(value).__qualname__)}
     return value
-
-
-@dataclass(slots=True)
-class _Call:
-    """One get or put: the policy, key and backend it resolved."""
-
-    start: float
-    policy: Policy
-    scopes: tuple[CacheScope, ...]
-    key: str
-    backend: Any
 
 
 class LlmMemoCache:
@@ -167,18 +153,8 @@ class LlmMemoCache:
         strict: bool | Unset = UNSET,
         **policy: Any,
     ) -> None:
-        directives = Directives.build(backend=backend, ttl=ttl, namespace=namespace, **policy)
-        self._memo = Memo(
-            _dspy,
-            directives=directives,
-            name=name,
-            ignore=(),
-            key=None,
-            cache_if=None,
-            strict=strict,
-            lock=False,
-            allow_pickle=False,
-        )
+        self._core = CacheCore(_dspy, backend, ttl, namespace, name, strict, policy)
+        self._memo = self._core.memo
         self._warned_unkeyable = False
 
     def __repr__(self) -> str:
@@ -212,29 +188,21 @@ class LlmMemoCache:
 
     def _begin(
         self, request: dict[str, Any], ignored: Iterable[str] | None, lookup: bool
-    ) -> _Call | None:
+    ) -> Call | None:
         """Resolve a get's or put's policy, key and backend; ``None`` when nothing is to be
         keyed: the cache is disabled for the call (a get counts a bypass) or the request has
         no canonical form."""
-        memo = self._memo
-        start = time.perf_counter()
-        policy, scopes = memo.policy()
-        if not policy.enabled:
-            if lookup:
-                memo.emit(Outcome.BYPASS, "", start, policy, scopes)
-            return None
-        view = (self.request_view(request, ignored),)
         try:
-            key = memo.key(None, view, {}, policy.namespace)
+            return self._core.begin(
+                lambda: ((self.request_view(request, ignored),), {}),
+                asynchronous=False,
+                lookup=lookup,
+            )
         except UnkeyableArgumentError as exc:
             if not self._warned_unkeyable:
                 self._warned_unkeyable = True
-                logger.warning("not caching a DSPy request of %s: %s", memo.function_id, exc)
+                logger.warning("not caching a DSPy request of %s: %s", self._memo.function_id, exc)
             return None
-        route = memo.route(policy, asynchronous=False)
-        if route.describing and lookup:  # a recordings store shows the request it keyed
-            route.backend.describe(key, functools.partial(memo.request_view, None, view, {}))
-        return _Call(start, policy, scopes, key, route.backend)
 
     # -- what DSPy calls ---------------------------------------------------------------------
 
@@ -250,27 +218,12 @@ class LlmMemoCache:
         call = self._begin(request, ignored_args_for_cache_key, lookup=True)
         if call is None:
             return None
-        memo, key, policy = self._memo, call.key, call.policy
-        failure: BackendError | None = None
-        if policy.reads:
-            try:
-                entry = call.backend.get(key)
-            except BackendError as exc:  # fail-open unless only_if_cached / strict
-                read_failed(memo, call.backend, key, policy, exc, call.start, call.scopes)
-                failure = exc
-            else:
-                if entry is not MISSING:
-                    _import_litellm_for(entry.type_tag)
-                    value, _ = judge(memo, key, entry, policy, call.backend)
-                    if value is not MISSING:
-                        memo.emit(Outcome.HIT, key, call.start, policy, call.scopes, entry=entry)
-                        return _as_hit(value)
-        if policy.only_if_cached:
-            memo.emit(Outcome.MISS, key, call.start, policy, call.scopes)
-            raise cache_miss(memo, key)
-        outcome = call_outcome(policy, failure is not None)
-        memo.emit(outcome, key, call.start, policy, call.scopes, error=failure)
-        return None
+        if call.policy.reads:
+            with call.reading():  # fail-open unless only_if_cached / strict
+                call.entry = call.backend.get(call.key)
+            if call.entry is not MISSING:
+                _import_litellm_for(call.entry.type_tag)
+        return call.answer(_as_hit)
 
     def put(
         self,
@@ -288,21 +241,10 @@ class LlmMemoCache:
         changes nothing.
         """
         call = self._begin(request, ignored_args_for_cache_key, lookup=False)
-        if call is None:
-            return
-        memo = self._memo
-        now = memo.now()
-        plan = memo.plan(call.policy, now)
-        if plan is None:
-            return
-        encoded = memo.encode(value, call.backend)
-        if encoded is None:
-            return
-        entry = memo.entry_for(call.key, encoded, plan, now, value)
-        try:
-            call.backend.set(call.key, entry, plan.retention)
-        except BackendError as exc:
-            memo.write_failed(call.backend, exc)
+        sealed = None if call is None else call.seal(lambda: value)
+        if call is not None and sealed is not None:
+            with call.writing():
+                call.backend.set(call.key, *sealed)
 
     def __contains__(self, key: object) -> bool:
         """Whether a fresh, readable entry is stored under ``key`` (a :meth:`cache_key`)."""
@@ -348,7 +290,7 @@ def _import_litellm_for(type_tag: str) -> None:
             importlib.import_module("litellm")
 
 
-def _as_hit(value: Any) -> Any:
+def _as_hit(key: str, value: Any) -> Any:
     # As DSPy's own cache does for a response object (a litellm response on the compatibility
     # path): a hit made no LM call, so it reports no usage, and says it was a hit. The value
     # is freshly decoded, never shared with the store or another caller.

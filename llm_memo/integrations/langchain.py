@@ -34,9 +34,10 @@ docs/integrations/langchain.md says so, with LangChain's per-call-option gap and
 
 ``BaseCache`` wants its sync and async methods on one class, so each pair is written out;
 each member is only its one backend call (``get`` / ``set``, awaited or not), and everything
-else is shared: :meth:`LlmMemoCache._begin` (policy, key, backend), ``_answer`` (judging the
-entry with the drivers' ``_judge`` and ``_policy``, the event) and ``_entry`` (the write plan
-and the sealed entry). ``clear`` / ``aclear`` are the drivers' own ``clear_function`` twins.
+else is shared with the DSPy cache (:mod:`llm_memo.integrations._cache`: policy, key and
+backend, judging the entry with the drivers' ``_judge`` and ``_policy``, the event, the sealed
+entry); this module adds the request view and the value form (``_revive``, ``_stored``).
+``clear`` / ``aclear`` are the drivers' own ``clear_function`` twins.
 
 Importing this module imports ``langchain_core``; importing ``llm_memo`` does not. It is a
 little past 500 lines on purpose: one module per framework (``llm_memo.integrations``), in
@@ -46,27 +47,23 @@ two sections, the request view (pure parsing) and the cache.
 from __future__ import annotations
 
 import ast
-import functools
 import inspect
 import json
 import re
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from .._drivers import aclear_function, clear_function
-from .._drivers._judge import cache_miss, judge, read_failed
-from .._memo import Memo, logger
-from .._policy import Policy, call_outcome
-from ..backends import MISSING
-from ..controls import UNSET, CacheScope, Directives, Unset
+from .._memo import logger
+from ..backends import MISSING, Missing
+from ..controls import UNSET, Unset
 from ..entry import Entry
-from ..errors import BackendError, CodecError, MissingDependencyError
-from ..events import CacheStats, Outcome
+from ..errors import CodecError, MissingDependencyError
+from ..events import CacheStats
 from ..keys import DEFAULT_IGNORE, IGNORE_GROUPS
+from ._cache import CacheCore, Call
 
 _INSTALL = "pip install 'llm-memo[langchain]' (langchain-core 1.2.5 or later, or 0.3.81+)"
 try:
@@ -304,17 +301,6 @@ def _drop_run_id(generation: Any) -> None:
         del fields["id"]
 
 
-@dataclass(slots=True)
-class _Call:
-    """One lookup or update: the policy, key and backend it resolved."""
-
-    start: float
-    policy: Policy
-    scopes: tuple[CacheScope, ...]
-    key: str
-    backend: Any
-
-
 class LlmMemoCache(BaseCache):
     """LangChain's LLM cache, answered by llm_memo: ``set_llm_cache(LlmMemoCache(...))``, or
     one model's ``ChatX(..., cache=LlmMemoCache(...))``.
@@ -359,18 +345,8 @@ class LlmMemoCache(BaseCache):
         strict: bool | Unset = UNSET,
         **policy: Any,
     ) -> None:
-        directives = Directives.build(backend=backend, ttl=ttl, namespace=namespace, **policy)
-        self._memo = Memo(
-            _langchain,
-            directives=directives,
-            name=name,
-            ignore=(),
-            key=None,
-            cache_if=None,
-            strict=strict,
-            lock=False,
-            allow_pickle=False,
-        )
+        self._core = CacheCore(_langchain, backend, ttl, namespace, name, strict, policy)
+        self._memo = self._core.memo
         self._warned_unserializable = False
 
     def __repr__(self) -> str:
@@ -383,67 +359,39 @@ class LlmMemoCache(BaseCache):
         policy, _ = self._memo.policy()
         return self._memo.key(None, (), request_view(prompt, llm_string), policy.namespace)
 
-    def _begin(
-        self, prompt: str, llm_string: str, asynchronous: bool, lookup: bool
-    ) -> _Call | None:
+    def _begin(self, prompt: str, llm_string: str, asynchronous: bool, lookup: bool) -> Call | None:
         """Resolve a lookup's or update's policy, key and backend; ``None`` when the cache is
         disabled for it (``enabled=False``: a lookup counts a bypass)."""
-        memo = self._memo
-        start = time.perf_counter()
-        policy, scopes = memo.policy()
-        if not policy.enabled:
-            if lookup:
-                memo.emit(Outcome.BYPASS, "", start, policy, scopes)
-            return None
         # The view's parts are the keyword arguments of one call of _langchain (so a recording
         # shows {"messages": ..., "params": ...} as its request).
-        view = request_view(prompt, llm_string)
-        key = memo.key(None, (), view, policy.namespace)
-        route = memo.route(policy, asynchronous)
-        if route.describing and lookup:  # a recordings store shows the request it keyed
-            route.backend.describe(key, functools.partial(memo.request_view, None, (), view))
-        return _Call(start, policy, scopes, key, route.backend)
+        return self._core.begin(
+            lambda: ((), request_view(prompt, llm_string)),
+            asynchronous=asynchronous,
+            lookup=lookup,
+        )
 
-    def _answer(
-        self, call: _Call, entry: Entry | Any, failure: BackendError | None
-    ) -> list[Generation] | None:
-        """What a lookup returns for the entry it read (or MISSING), with its event."""
-        memo, key, policy = self._memo, call.key, call.policy
-        if entry is not MISSING:
-            value, _ = judge(memo, key, entry, policy, call.backend)
-            if value is not MISSING:
-                generations = self._revive(key, value)
-                if generations is not None:
-                    memo.emit(Outcome.HIT, key, call.start, policy, call.scopes, entry=entry)
-                    return generations
-        if policy.only_if_cached:
-            memo.emit(Outcome.MISS, key, call.start, policy, call.scopes)
-            raise cache_miss(memo, key)
-        outcome = call_outcome(policy, failure is not None)
-        memo.emit(outcome, key, call.start, policy, call.scopes, error=failure)
-        return None
-
-    def _revive(self, key: str, value: Any) -> list[Generation] | None:
+    def _revive(self, key: str, value: Any) -> list[Generation] | Literal[Missing.MISSING]:
+        """The generations of a decoded value, or MISSING when they do not revive (logged)."""
         try:
             generations = _load(value, allowed_objects=VALUE_CLASSES)
         except (ValueError, TypeError, KeyError, NotImplementedError, RecursionError) as exc:
             self._memo.unusable(key, CodecError(f"not revivable as LangChain generations: {exc}"))
-            return None
+            return MISSING
         if not isinstance(generations, list) or not all(
             isinstance(g, Generation) for g in generations
         ):
             self._memo.unusable(key, CodecError("a stored value that is not generations"))
-            return None
+            return MISSING
         return generations
 
-    def _entry(self, call: _Call, generations: Sequence[Generation]) -> tuple[Entry, Any] | None:
+    def _seal(self, call: Call, generations: Sequence[Generation]) -> tuple[Entry, Any] | None:
         """The entry to store for ``generations`` and its retention, or ``None`` (the policy
         stores nothing, or the value cannot be stored: logged once)."""
-        memo = self._memo
-        now = memo.now()
-        plan = memo.plan(call.policy, now)
-        if plan is None:
-            return None
+        return call.seal(lambda: self._stored(generations), _tokens(generations))
+
+    def _stored(self, generations: Sequence[Generation]) -> Any:
+        """``generations`` as stored (LangChain's ``dumpd``, plain JSON), or MISSING when
+        LangChain cannot serialize part of them (logged once)."""
         # dumpd leaves str subclasses (a generation's text accessor) in place: one orjson
         # round trip makes the value plain JSON.
         data = orjson.loads(orjson.dumps([dumpd(g) for g in generations]))
@@ -455,14 +403,10 @@ class LlmMemoCache(BaseCache):
                 logger.warning(
                     "not caching a result of %s: LangChain cannot serialize part of it "
                     "(dumpd wrote 'not_implemented'), so it could not be revived",
-                    memo.function_id,
+                    self._memo.function_id,
                 )
-            return None
-        encoded = memo.encode(data, call.backend)
-        if encoded is None:
-            return None
-        entry = memo.entry_for(call.key, encoded, plan, now, data, tokens=_tokens(generations))
-        return entry, plan.retention
+            return MISSING
+        return data
 
     # -- BaseCache ------------------------------------------------------------------------------
 
@@ -474,59 +418,35 @@ class LlmMemoCache(BaseCache):
             BackendUnavailableError: ``strict=True`` and the read failed.
         """
         call = self._begin(prompt, llm_string, asynchronous=False, lookup=True)
-        if call is None:
-            return None
-        entry: Any = MISSING
-        failure: BackendError | None = None
-        if call.policy.reads:
-            try:
-                entry = call.backend.get(call.key)
-            except BackendError as exc:  # fail-open unless only_if_cached / strict
-                read_failed(
-                    self._memo, call.backend, call.key, call.policy, exc, call.start, call.scopes
-                )
-                failure = exc
-        return self._answer(call, entry, failure)
+        if call is not None and call.policy.reads:
+            with call.reading():  # fail-open unless only_if_cached / strict
+                call.entry = call.backend.get(call.key)
+        return None if call is None else call.answer(self._revive)
 
     async def alookup(self, prompt: str, llm_string: str) -> list[Generation] | None:
         """Async :meth:`lookup` (an async backend is awaited; a sync one is called inline)."""
         call = self._begin(prompt, llm_string, asynchronous=True, lookup=True)
-        if call is None:
-            return None
-        entry: Any = MISSING
-        failure: BackendError | None = None
-        if call.policy.reads:
-            try:
-                entry = await call.backend.get(call.key)
-            except BackendError as exc:
-                read_failed(
-                    self._memo, call.backend, call.key, call.policy, exc, call.start, call.scopes
-                )
-                failure = exc
-        return self._answer(call, entry, failure)
+        if call is not None and call.policy.reads:
+            with call.reading():
+                call.entry = await call.backend.get(call.key)
+        return None if call is None else call.answer(self._revive)
 
     def update(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
         """Store the model's generations for this request (unless ``no_store`` or disabled).
         A failed write is logged and counted; LangChain's result is returned as it is."""
         call = self._begin(prompt, llm_string, asynchronous=False, lookup=False)
-        built = None if call is None else self._entry(call, return_val)
-        if call is None or built is None:
-            return
-        try:
-            call.backend.set(call.key, *built)
-        except BackendError as exc:
-            self._memo.write_failed(call.backend, exc)
+        sealed = None if call is None else self._seal(call, return_val)
+        if call is not None and sealed is not None:
+            with call.writing():
+                call.backend.set(call.key, *sealed)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
         """Async :meth:`update`."""
         call = self._begin(prompt, llm_string, asynchronous=True, lookup=False)
-        built = None if call is None else self._entry(call, return_val)
-        if call is None or built is None:
-            return
-        try:
-            await call.backend.set(call.key, *built)
-        except BackendError as exc:
-            self._memo.write_failed(call.backend, exc)
+        sealed = None if call is None else self._seal(call, return_val)
+        if call is not None and sealed is not None:
+            with call.writing():
+                await call.backend.set(call.key, *sealed)
 
     def clear(self, **kwargs: Any) -> None:
         """Remove this cache's entries (its ``name``) in the current namespace.

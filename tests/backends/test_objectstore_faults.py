@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import http.server
 import json
 import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from llm_memo.backends.objectstore.layout import _object_name
 from llm_memo.errors import BackendError, BackendUnavailableError
 from llm_memo.keys import function_prefix, namespace_prefix
 from tests.faults import within
+from tests.stubs import StubHandler, serve
 
 from ..servers import HOST
 from .conformance import make_entry, make_key
@@ -56,59 +57,41 @@ ODD_NAMES = {
 # -- local endpoints that misbehave ---------------------------------------------------------------
 
 
-class ErrorServer:
+class _ErrorReplies(StubHandler):
     """Answers every HTTP request with one error status, in the body format of each store
     (JSON for GCS's paths, the XML of S3 and Azure otherwise)."""
 
-    def __init__(self, status: int) -> None:
-        owner = self
-        self.requests: list[str] = []
+    protocol_version = "HTTP/1.1"
+    error_status: int
+    requests: list[str]
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def _answer(self) -> None:
+        self.requests.append(f"{self.command} {self.path}")
+        self.read_body()
+        status = self.error_status
+        code = {400: "InvalidArgument", 403: "AccessDenied", 404: "NoSuchKey"}.get(
+            status, "InternalError"
+        )
+        if self.path.startswith(("/storage/", "/download/", "/upload/", "/b/")):
+            body = json.dumps({"error": {"code": status, "message": code}}).encode()
+            kind = "application/json"
+        else:
+            body = (
+                f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+                f"<Message>{code}</Message></Error>"
+            ).encode()
+            kind = "application/xml"
+        self.reply(body, kind, status, headers={"x-ms-error-code": code})
 
-            def _answer(self) -> None:
-                owner.requests.append(f"{self.command} {self.path}")
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                code = {400: "InvalidArgument", 403: "AccessDenied", 404: "NoSuchKey"}.get(
-                    status, "InternalError"
-                )
-                if self.path.startswith(("/storage/", "/download/", "/upload/", "/b/")):
-                    body = json.dumps({"error": {"code": status, "message": code}}).encode()
-                    kind = "application/json"
-                else:
-                    body = (
-                        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
-                        f"<Message>{code}</Message></Error>"
-                    ).encode()
-                    kind = "application/xml"
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("x-ms-error-code", code)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _answer
 
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _answer
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://{HOST}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> ErrorServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+@contextmanager
+def error_server(status: int) -> Iterator[tuple[str, list[str]]]:
+    """An endpoint answering ``status`` to everything: its URL and its request log."""
+    requests: list[str] = []
+    with serve(_ErrorReplies, error_status=status, requests=requests) as url:
+        yield url, requests
 
 
 class HangServer:
@@ -420,9 +403,9 @@ class TestPerRequestRefusals:
         """An endpoint that answers every request with an error: 4xx replies (a bad request,
         a forbidden object) are per-request refusals that never open the breaker; a missing
         object is a miss; 5xx (after the driver's retries) means the store is down."""
-        with ErrorServer(status) as server:
+        with error_server(status) as (url, requests):
             breaker = CircuitBreaker(failures=2)
-            backend = _backend(driver, server.url, "sync", breaker=breaker)
+            backend = _backend(driver, url, "sync", breaker=breaker)
             try:
                 for _ in range(4):
                     if breaker.is_open:
@@ -435,7 +418,7 @@ class TestPerRequestRefusals:
                     assert not isinstance(info.value, BackendUnavailableError), info.value
             finally:
                 backend.close()
-        assert server.requests, "the endpoint was never asked"
+        assert requests, "the endpoint was never asked"
         assert breaker.is_open is (status >= 500), f"{status} from {driver}"
 
     @pytest.mark.parametrize("status", [403, 404, 503])

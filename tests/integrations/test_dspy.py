@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,54 +20,42 @@ from llm_memo.codec import inflate
 from llm_memo.entry import FLAG_COMPRESSED
 from llm_memo.integrations.dspy import LlmMemoCache, configure_cache
 from llm_memo.recording import use_recordings
+from tests.stubs import StubHandler, serve
 
 ANSWER = "[[ ## answer ## ]]\nParis\n\n[[ ## completed ## ]]"
 
 
+class _Chat(StubHandler):
+    """An OpenAI-compatible chat completions endpoint, logging each request's body."""
+
+    bodies: list[dict[str, Any]]
+
+    def do_POST(self) -> None:
+        body = json.loads(self.read_body())
+        self.bodies.append(body)
+        choice = {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": ANSWER},
+        }
+        self.reply_json(
+            {
+                "id": f"chatcmpl-{len(self.bodies)}",
+                "object": "chat.completion",
+                "created": 1,
+                "model": body.get("model"),
+                "choices": [choice],
+                "usage": {"prompt_tokens": 30, "completion_tokens": 5, "total_tokens": 35},
+            }
+        )
+
+
+@dataclass
 class Stub:
-    """An OpenAI-compatible chat completions endpoint on a loopback port."""
+    """The loopback endpoint's base URL and the bodies it was sent."""
 
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.bodies.append(body)
-                reply = {
-                    "id": f"chatcmpl-{len(stub.bodies)}",
-                    "object": "chat.completion",
-                    "created": 1,
-                    "model": body.get("model"),
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": ANSWER},
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 30, "completion_tokens": 5, "total_tokens": 35},
-                }
-                data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+    url: str
+    bodies: list[dict[str, Any]]
 
 
 class SpyBackend(MemoryBackend):
@@ -103,9 +91,9 @@ def _dspy_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def stub() -> Iterator[Stub]:
-    server = Stub()
-    yield server
-    server.close()
+    bodies: list[dict[str, Any]] = []
+    with serve(_Chat, bodies=bodies) as url:
+        yield Stub(f"{url}/v1", bodies)
 
 
 def lm(stub: Stub, **kwargs: Any) -> Any:

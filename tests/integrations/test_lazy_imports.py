@@ -61,8 +61,17 @@ def _imported_after(*statements: str) -> set[str]:
     return set(json.loads(out.splitlines()[-1]))
 
 
-def _integrations() -> list[str]:
+def _modules() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(llm_memo.integrations.__path__))
+
+
+def _integrations() -> list[str]:
+    """The integration modules; a private module (``_cache``) is a helper they share."""
+    return [name for name in _modules() if not name.startswith("_")]
+
+
+def _helpers() -> list[str]:
+    return [name for name in _modules() if name.startswith("_")]
 
 
 def test_import_llm_memo_imports_no_sdk_or_framework() -> None:
@@ -75,6 +84,13 @@ def test_every_integration_module_names_its_framework() -> None:
     assert _integrations(), "no integration module found"
     unknown = set(_integrations()) - set(FRAMEWORKS)
     assert not unknown, f"add {sorted(unknown)} to FRAMEWORKS in {__file__}"
+
+
+@pytest.mark.parametrize("module", _helpers())
+def test_a_shared_helper_imports_no_framework(module: str) -> None:
+    """A private module the integrations share (llm_memo.integrations._cache) imports none of
+    the frameworks: each integration brings its own."""
+    assert _imported_after("import llm_memo", f"import llm_memo.integrations.{module}") == set()
 
 
 @pytest.mark.parametrize("module", _integrations())

@@ -1,8 +1,9 @@
 """What both tiered backends share: L1, its lifetimes and its failure policy.
 
-Pure code around the sync L1 (called inline from both flavours): which ``ttl`` L1 gets, how an
-L2 hit fills it, and how an L1 failure reads (a miss, logged once per burst). The backend bodies
-(``_async.py`` and the generated ``_sync.py``) only sequence L1 and L2.
+Pure code around the sync L1 (called inline from both flavours): which ``ttl`` L1 gets, which
+form of an entry it keeps (the uncompressed twin of a :class:`~llm_memo.entry.PackedEntry`),
+how an L2 hit fills it, and how an L1 failure reads (a miss, logged once per burst). The
+backend bodies (``_async.py`` and the generated ``_sync.py``) only sequence L1 and L2.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import ClassVar, Literal
 
-from ...entry import Entry
+from ...entry import Entry, PackedEntry
 from ...errors import BackendError, ConfigurationError
 from .. import MISSING, AsyncBackend, Backend, Missing, is_async_backend
 
@@ -88,6 +89,8 @@ class _Tiers:
             return MISSING
 
     def _l1_set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        if isinstance(entry, PackedEntry) and entry.unpacked is not None:
+            entry = entry.unpacked  # L1 keeps the uncompressed twin (see PackedEntry)
         try:
             self.l1.set(key, entry, ttl)
         except BackendError as exc:
