@@ -431,9 +431,9 @@ class TestPerRequestRefusals:
         # A prompt reply gets a deadline far above its time however loaded the machine (this
         # checks how replies are read); an outage, which the drivers retry, the usual one.
         options: dict[str, Any] = {"timeout": 60} if status < 500 else {}
-        with ErrorServer(status) as server:
+        with error_server(status) as (url, requests):
             breaker = CircuitBreaker(failures=50)
-            backend = _backend(driver, server.url, "sync", breaker=breaker, **options)
+            backend = _backend(driver, url, "sync", breaker=breaker, **options)
             try:
                 if status == 404:
                     assert backend.get_many(keys) == [MISSING] * len(keys)
@@ -443,7 +443,7 @@ class TestPerRequestRefusals:
                     assert not isinstance(info.value, BackendUnavailableError), info.value
             finally:
                 backend.close()
-        assert server.requests, "the endpoint was never asked"
+        assert requests, "the endpoint was never asked"
 
     def test_driver_errors_never_escape_as_other_exceptions(
         self, file_backend: ObjectStoreBackend, monkeypatch: pytest.MonkeyPatch
