@@ -56,6 +56,7 @@ from ._backend import (
     DEFAULT_EXPANSION_ADD,
     DEFAULT_EXPANSION_SEARCH,
     DEFAULT_TIMEOUT,
+    DEFAULT_WIDEN,
     EmbeddedSemanticBackend,
 )
 
@@ -69,5 +70,6 @@ __all__ = [
     "DEFAULT_EXPANSION_ADD",
     "DEFAULT_EXPANSION_SEARCH",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_WIDEN",
     "EmbeddedSemanticBackend",
 ]
