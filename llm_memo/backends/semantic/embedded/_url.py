@@ -118,7 +118,7 @@ def check_url(url: str, **options: Any) -> None:
     """
     _, kwargs = parse_url(url, options)
     check_settings(
-        kwargs.get("dtype", "i8"),
+        kwargs.get("dtype", "f16"),
         kwargs.get("connectivity", 16),
         kwargs.get("expansion_add", 128),
         kwargs.get("expansion_search", 64),
