@@ -411,13 +411,13 @@ class TestWidening:
         assert backend.search(CTX, "bravo", None) is not None
         assert beams.beams == [2]
         backend.close()
-        small = reopened(folder, widen=8)  # beam 32 > 5 vectors: nothing wider to try
+        small = reopened(folder, widen=8)  # beam 64 > 5 vectors: nothing wider to try
         assert small.search(CTX, "alpha", None) is not None
         part = small._parts[partition_name(CTX, "toy-v1")]
         beams = _Beams(part.index)
         part.index = beams
         assert small.search(CTX, "zulu yankee xray", None) is None
-        assert beams.beams == [32]
+        assert beams.beams == [64]
         small.close()
 
 

@@ -121,7 +121,7 @@ def check_url(url: str, **options: Any) -> None:
         kwargs.get("dtype", "f16"),
         kwargs.get("connectivity", 32),
         kwargs.get("expansion_add", 128),
-        kwargs.get("expansion_search", 32),
+        kwargs.get("expansion_search", 64),
         [(n, kwargs[n]) for n in ("timeout", "async_timeout") if n in kwargs],
         kwargs.get("widen", 1),
     )
