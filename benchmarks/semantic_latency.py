@@ -31,6 +31,9 @@ Run:  python -m benchmarks.semantic_latency [--max 100000]   (repository root; e
       nice -n 10 python -m benchmarks.semantic_latency --only embedded --max 100000
       python -m benchmarks.semantic_latency --only engines   (20k; the probe behind usearch)
       python -m benchmarks.semantic_latency --only mixcheck   (real vs mixed questions, 20k)
+      python -m benchmarks.semantic_latency --only interleaved   (before / after, 100k questions;
+          needs the cached folders of SETTINGS: --only embedded --data questions --dtype i8
+          --connectivity 16 builds round 2's)
       nice -n 19 python -m benchmarks.semantic_latency --only embedded --min 1000000 \
           --max 1000000 --queries 100 --data random   (the 1M cell alone; --dtype, --connectivity,
           --expansion-add: other folders)
@@ -791,6 +794,67 @@ def _connectivity_rows(
     return rows
 
 
+#: --only interleaved: (label, dtype, connectivity, expansion_search, widen) per backend.
+SETTINGS = (
+    ("round 2 defaults (i8, c16, ef64, 8x pass)", "i8", 16, 64, 8),
+    ("defaults (f16, c32, ef64)", DEFAULT_DTYPE, DEFAULT_CONNECTIVITY, DEFAULT_EXPANSION_SEARCH, 1),
+    ("defaults, expansion_search 32", DEFAULT_DTYPE, DEFAULT_CONNECTIVITY, 32, 1),
+)
+
+
+def interleaved(n: int, cache: Path) -> None:
+    """Before / after on the embedded questions cell of ``n`` entries: the backends of SETTINGS
+    on their cached folders (run --only embedded with --dtype / --connectivity first), asked the
+    same query in turn, so that a loaded machine slows them alike."""
+    global CONNECTIVITY
+    guard = LexicalGuard()
+    cell = questions_cell(n, cache, guard)
+    backends = {}
+    saved = CONNECTIVITY
+    for label, dtype, connectivity, expansion, widen in SETTINGS:
+        CONNECTIVITY = connectivity
+        folder = cell.folder(cache, dtype)
+        CONNECTIVITY = saved
+        if not (folder / "COMPLETE").exists():
+            print(f"(no {folder.name}: {label} skipped)")
+            continue
+        _warm(folder)
+        backend = EmbeddedSemanticBackend(
+            folder, embedder=Vectors(), guard=LexicalGuard(), dtype=dtype,
+            connectivity=connectivity, expansion_search=expansion, widen=widen,
+        )  # fmt: skip
+        _lookup(backend, cell.vectors[0])
+        backends[label] = backend
+    samples: dict[str, dict[str, list[float]]] = {
+        label: {"reworded": [], "held-out": [], "ANN": []} for label in backends
+    }
+    for _ in range(2):
+        for i in range(len(cell.near)):
+            for label, backend in backends.items():
+                part = backend._parts[partition_name(CTX, Vectors.name)]
+                started = time.perf_counter()
+                _lookup(backend, cell.near[i], cell.threshold, (cell.near_texts or [BASE] * 600)[i])
+                middle = time.perf_counter()
+                part.index.search(cell.near[i], K, threads=1)
+                samples[label]["reworded"].append(middle - started)
+                samples[label]["ANN"].append(time.perf_counter() - middle)
+        for i in range(len(cell.misses)):
+            for label, backend in backends.items():
+                started = time.perf_counter()
+                _lookup(
+                    backend, cell.misses[i], cell.threshold, (cell.miss_texts or [BASE] * 200)[i]
+                )
+                samples[label]["held-out"].append(time.perf_counter() - started)
+    print(f"\n## Interleaved, {n:,} embedded questions (ms, median / p90)\n")
+    print("| defaults | lookup, reworded | lookup, held-out | ANN alone |")
+    print("|---|---:|---:|---:|")
+    for label, kinds in samples.items():
+        cells = " | ".join("{:.2f} / {:.2f}".format(*stats(kinds[k])) for k in kinds)
+        print(f"| {label} | {cells} |")
+    for backend in backends.values():
+        backend.close()
+
+
 def mixcheck(cache: Path, dtype: str) -> None:
     """HNSW on 20,000 embedded questions against 10,000 of them + 10,000 mixtures of the other
     10,000 (mixtures()): if the two agree, the 100k cell's mixtures measure what 100,000
@@ -975,6 +1039,8 @@ def main() -> None:
         )
     if "mixcheck" in only:
         mixcheck(args.cache, args.dtype)
+    if "interleaved" in only:
+        interleaved(args.max, args.cache)
     if not only & {"qdrant", "redis7", "redis8", "redis8-hash"}:
         return
     workdir = Path(tempfile.mkdtemp(prefix="llm-memo-semantic-bench-"))
