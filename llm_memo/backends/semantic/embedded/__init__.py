@@ -39,8 +39,8 @@ last search (one indexed query) at the start of every search, so a write in one 
 by the others at their next search. ``kill -9`` in the middle of a write leaves the SQLite file
 consistent (the transaction rolls back) and the previous index file (written to a temporary
 name, then renamed). What each process pays: the memory of the indexes it searches, and a
-rebuild of a partition it opens without a current file (100,000 vectors: about 90 s on 2 idle
-cores, 8 minutes on a busy machine; built once, the file is reused).
+rebuild of a partition it opens without a current file (100,000 vectors at the defaults: 170 s
+of embedded questions to 7 minutes on a busy 2-core machine; built once, the file is reused).
 
 **Sync only**, like ``disk://``: the store answers in microseconds and the index in a
 millisecond, so async callers use it inline (the decorator's async view), with a short SQLite
