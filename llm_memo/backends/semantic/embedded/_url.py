@@ -25,6 +25,7 @@ _QUERY: dict[str, Callable[[str], Any]] = {
     "connectivity": int,
     "expansion_add": int,
     "expansion_search": int,
+    "widen": int,
     "timeout": float,
     "async_timeout": float,
 }
@@ -76,7 +77,12 @@ def parse_url(url: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]
 
 
 def check_settings(
-    dtype: Any, connectivity: Any, expansion_add: Any, expansion_search: Any, waits: Any
+    dtype: Any,
+    connectivity: Any,
+    expansion_add: Any,
+    expansion_search: Any,
+    waits: Any,
+    widen: Any = 1,
 ) -> None:
     """The engine and lock settings, checked before anything is opened.
 
@@ -85,8 +91,13 @@ def check_settings(
     """
     if dtype not in DTYPES:
         raise ConfigurationError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
-    for name, value, low in (("connectivity", connectivity, 2), ("expansion_add", expansion_add, 1),
-                             ("expansion_search", expansion_search, 1)):  # fmt: skip
+    ranges = [
+        ("connectivity", connectivity, 2),
+        ("expansion_add", expansion_add, 1),
+        ("expansion_search", expansion_search, 1),
+        ("widen", widen, 1),
+    ]
+    for name, value, low in ranges:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigurationError(f"{name} must be an int of at least {low}, not {value!r}")
     for name, value in waits:
@@ -107,9 +118,10 @@ def check_url(url: str, **options: Any) -> None:
     """
     _, kwargs = parse_url(url, options)
     check_settings(
-        kwargs.get("dtype", "i8"),
-        kwargs.get("connectivity", 16),
+        kwargs.get("dtype", "f16"),
+        kwargs.get("connectivity", 32),
         kwargs.get("expansion_add", 128),
         kwargs.get("expansion_search", 64),
         [(n, kwargs[n]) for n in ("timeout", "async_timeout") if n in kwargs],
+        kwargs.get("widen", 1),
     )
