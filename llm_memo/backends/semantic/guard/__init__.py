@@ -27,7 +27,6 @@ Not here: embedding and vectors (:mod:`..vectors`), the backends that store the 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -192,24 +191,23 @@ class LexicalGuard:
             try:
                 fields = orjson.loads(body)
                 lang, neg, nums, times, ants, ents, direction = fields[:7]
-                parsed = _Features(
-                    str(lang), bool(neg), tuple(nums), tuple(times), tuple(ants), tuple(ents),
-                    bool(direction),
-                )  # fmt: skip
-                if len(fields) >= 11:  # the rules added later (units, symbols, order)
+                later: dict[str, Any] = {}  # the fields of rules added later, when present
+                if len(fields) >= 11:  # units, symbols, order
                     units, symbols, order, hashes = fields[7:11]
-                    parsed = dataclasses.replace(
-                        parsed, units=tuple(units), symbols=tuple(symbols),
-                        order=_order(order), words=frozenset(hashes),
+                    later.update(
+                        units=tuple(units), symbols=tuple(symbols), order=_order(order),
+                        words=frozenset(hashes),
                     )  # fmt: skip
                 if len(fields) >= 12 and fields[11] is not None:  # the follow-up rule
                     earlier, last = fields[11]
-                    parsed = dataclasses.replace(parsed, turn=(str(earlier), frozenset(last)))
+                    later["turn"] = (str(earlier), frozenset(last))
                 if len(fields) >= 15:  # the question form and one-substitution rules
                     asks, skeleton, sequence = fields[12:15]
-                    parsed = dataclasses.replace(
-                        parsed, asks=str(asks), skeleton=str(skeleton), sequence=str(sequence)
-                    )
+                    later.update(asks=str(asks), skeleton=str(skeleton), sequence=str(sequence))
+                parsed = _Features(
+                    str(lang), bool(neg), tuple(nums), tuple(times), tuple(ants), tuple(ents),
+                    bool(direction), **later,
+                )  # fmt: skip
             except (orjson.JSONDecodeError, TypeError, ValueError):
                 parsed = None
         self._parsed.put(data, parsed or False)

@@ -5,6 +5,7 @@ hashes), with one helper per feature."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
@@ -169,12 +170,21 @@ def _unit_slip(word: str, words: _Words) -> str | None:
 
 
 def _unit_of(word: str, words: _Words) -> tuple[str, str] | None:
-    """(the unit word ``word`` is or misspells, its canonical unit), if any."""
+    """(the unit word ``word`` is or misspells, its canonical unit), if any (remembered per
+    word form: the misspelling search builds a string per letter)."""
+    memo = words.unit_memo
+    if word in memo:
+        return memo[word]
     unit = words.units.get(word)
     if unit is not None:
-        return word, unit
-    slip = _unit_slip(word, words)
-    return None if slip is None else (slip, words.units[slip])
+        found: tuple[str, str] | None = (word, unit)
+    else:
+        slip = _unit_slip(word, words)
+        found = None if slip is None else (slip, words.units[slip])
+    if len(memo) >= _MEMO_WORDS:
+        memo.clear()
+    memo[word] = found
+    return found
 
 
 def _attached_units(text: str, tokens: Sequence[re.Match[str]], words: _Words) -> dict[int, str]:
@@ -363,8 +373,11 @@ def _verb_use(word: str, i: int, tokens: Sequence[re.Match[str]], words: _Words)
 
 
 _VOWELS = frozenset("aeiouy")
+# Word forms remembered by the per-word caches (a text has tens of words; a vocabulary, more).
+_MEMO_WORDS = 1 << 16
 
 
+@functools.lru_cache(maxsize=_MEMO_WORDS)
 def _skeleton(word: str) -> str:
     """``word`` without its ending (plural, -ed, -ing) and vowels, doubled letters once:
     "vegetables" and "vegtables" -> "vgtbl", "drain" and "drian" -> "drn"."""

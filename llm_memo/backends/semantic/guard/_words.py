@@ -7,7 +7,7 @@ import functools
 import importlib.resources
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 import xxhash
@@ -65,6 +65,8 @@ class _Words:
     # Insertion order matters: it breaks ties between languages (see _language).
     languages: dict[str, frozenset[str]]
     language_marks: dict[str, str]
+    # What _unit_of found for each word form met so far (a cache, filled as texts are read).
+    unit_memo: dict[str, tuple[str, str] | None] = field(default_factory=dict, compare=False)
 
 
 @functools.cache
@@ -138,12 +140,14 @@ def _digest(words: Sequence[str]) -> str:
     return xxhash.xxh3_64_hexdigest("\x1f".join(words).encode())[:12]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _word_hash(word: str) -> str:
     """A 16-bit hash of a word: enough to tell whether a name occurs among a text's words,
     without storing the words (many words share each value)."""
     return f"{xxhash.xxh32_intdigest(word.encode()) & 0xFFFF:04x}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _position_hash(word: str) -> str:
     """An 8-bit hash of a word, for the one-substitution rule's sequence."""
     return f"{xxhash.xxh32_intdigest(word.encode(), seed=1) & 0xFF:02x}"
