@@ -335,7 +335,7 @@ data = questions: real LocalEmbedder vectors of generated questions (benchmarks/
   10k: 10,000 of them; 100k: 20,000 + 80,000 mixtures of them, see mixtures() and --only
   mixcheck); each row has its question's own guard features and each lookup is the asked
   question's text, so the guard does its real work; near queries = the embeddings of reworded
-  stored questions (a typo, a synonym, a reordered clause), threshold 0.85 (the default);
+  stored questions (a typo, a synonym, a reordered clause), at DEFAULT_THRESHOLD;
   misses = held-out questions never stored;
   random: uniformly random unit vectors with {groups} planted groups of {members} (the worst case
   for HNSW); near = a stored vector + noise (cosine ~0.95), threshold 0.9; misses = random
