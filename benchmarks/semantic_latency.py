@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import os
 import shutil
 import statistics
@@ -60,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import redis
+import xxhash
 from qdrant_client import QdrantClient, models
 
 from llm_memo.backends.semantic import LexicalGuard, partition_name
@@ -418,7 +420,18 @@ class Cell:
     def folder(self, cache: Path, dtype: str) -> Path:
         shape = "clustered" if self.data == "random" else f"questions-v1-mix{MIX_PARENTS}"
         n = len(self.vectors)
-        return cache / f"embedded-{n}-{DIM}-{shape}-{dtype}-c{CONNECTIVITY}-e{EXPANSION_ADD}"
+        return cache / (
+            f"embedded-{n}-{DIM}-{shape}-{dtype}-c{CONNECTIVITY}-e{EXPANSION_ADD}-g{_guard_tag()}"
+        )
+
+
+@functools.cache
+def _guard_tag() -> str:
+    """A digest of what the guard stores for a text that exercises its rules: a built folder's
+    rows carry the guard features of the code that built it, so another guard builds anew (a
+    folder of older features would be judged by fewer rules than a fresh lookup)."""
+    sample = "Who taught Aristotle 1 GB vs a gigabyte on Monday, rice or pasta, turn off?"
+    return xxhash.xxh3_64_hexdigest(LexicalGuard().features(sample).encode())[:8]
 
 
 def random_cell(n: int, queries: int) -> Cell:
