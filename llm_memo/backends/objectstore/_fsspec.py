@@ -218,10 +218,18 @@ class _AsyncFsspecIO:
         failing store costs one deadline, not one per wave of requests."""
         await self._connect()
         gate = asyncio.Semaphore(_READS)
+        failed = False
 
         async def one(path: str) -> bytes | None:
+            nonlocal failed
             async with gate:
-                return await _bounded(self._get(path), self._timeout)
+                if failed:  # a slot freed by the failure: ask nothing more (never returned)
+                    return None
+                try:
+                    return await _bounded(self._get(path), self._timeout)
+                except BaseException:
+                    failed = True
+                    raise
 
         tasks = [asyncio.ensure_future(one(path)) for path in paths]
         if not tasks:
